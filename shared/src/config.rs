@@ -1,0 +1,250 @@
+//! Typed configuration, read once at cold start. A missing or malformed setting is a
+//! [`ConfigError`] naming it, which stops the start; it never becomes a per-request 500.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use secrecy::SecretString;
+
+use crate::domain::{AccountSid, ApiKeySid, PushCredentialSid, ServiceSid, Sid, SidKind, TtlPolicy};
+use crate::http::CorsPolicy;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("configuration {name}: {problem}")]
+pub struct ConfigError {
+    pub name: String,
+    pub problem: String,
+}
+
+impl ConfigError {
+    pub fn new(name: impl Into<String>, problem: impl Into<String>) -> Self {
+        Self { name: name.into(), problem: problem.into() }
+    }
+}
+
+/// The raw settings: the process environment, or a map in tests and the local server.
+#[derive(Clone, Default)]
+pub struct Settings(HashMap<String, String>);
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Values may be secrets: show only which names are set.
+        let mut names: Vec<&String> = self.0.keys().collect();
+        names.sort();
+        f.debug_tuple("Settings").field(&names).finish()
+    }
+}
+
+impl Settings {
+    pub fn from_env() -> Self {
+        Self(std::env::vars().collect())
+    }
+
+    pub fn from_pairs<K: Into<String>, V: Into<String>>(pairs: impl IntoIterator<Item = (K, V)>) -> Self {
+        Self(pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect())
+    }
+
+    /// Sets `name` unless it is already set (the local server's embedded defaults).
+    pub fn set_default(&mut self, name: &str, value: impl Into<String>) {
+        if self.get(name).is_none() {
+            self.0.insert(name.to_owned(), value.into());
+        }
+    }
+
+    /// A setting's value; empty counts as unset.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(|v| v.trim()).filter(|v| !v.is_empty())
+    }
+
+    pub fn required(&self, name: &str) -> Result<&str, ConfigError> {
+        self.get(name).ok_or_else(|| ConfigError::new(name, "is not set"))
+    }
+
+    pub fn secret(&self, name: &str) -> Option<SecretString> {
+        self.get(name).map(|v| SecretString::from(v.to_owned()))
+    }
+
+    pub fn sid<K: SidKind>(&self, name: &str) -> Result<Sid<K>, ConfigError> {
+        Sid::try_from(self.required(name)?).map_err(|e| ConfigError::new(name, e.to_string()))
+    }
+
+    pub fn optional_sid<K: SidKind>(&self, name: &str) -> Result<Option<Sid<K>>, ConfigError> {
+        self.get(name).map(|v| Sid::try_from(v).map_err(|e| ConfigError::new(name, e.to_string()))).transpose()
+    }
+
+    pub fn seconds(&self, name: &str, default: u32) -> Result<u32, ConfigError> {
+        self.get(name).map_or(Ok(default), |v| {
+            v.parse().map_err(|_| ConfigError::new(name, format!("expected whole seconds, got `{v}`")))
+        })
+    }
+}
+
+/// What the token route needs to mint access tokens (the API key secret comes from
+/// [`TwilioSecrets`]).
+#[derive(Debug, Clone)]
+pub struct TokenConfig {
+    pub account_sid: AccountSid,
+    pub api_key_sid: ApiKeySid,
+    pub service_sid: ServiceSid,
+    pub push_credential_sid: Option<PushCredentialSid>,
+    pub ttl: TtlPolicy,
+}
+
+impl TokenConfig {
+    pub fn from_settings(settings: &Settings) -> Result<Self, ConfigError> {
+        let max = settings.seconds("TOKEN_MAX_TTL_SECONDS", 86_400)?;
+        let default = settings.seconds("TOKEN_TTL_SECONDS", 3_600.min(max))?;
+        let ttl = TtlPolicy::new(default, max).map_err(|e| {
+            let name = if TtlPolicy::new(max, max).is_err() { "TOKEN_MAX_TTL_SECONDS" } else { "TOKEN_TTL_SECONDS" };
+            ConfigError::new(name, format!("must be between {} and {}", e.min, e.max))
+        })?;
+        Ok(Self {
+            account_sid: settings.sid("TWILIO_ACCOUNT_SID")?,
+            api_key_sid: settings.sid("TWILIO_API_KEY_SID")?,
+            service_sid: settings.sid("TWILIO_CONVERSATIONS_SERVICE_SID")?,
+            push_credential_sid: settings.optional_sid("TWILIO_PUSH_CREDENTIAL_SID")?,
+            ttl,
+        })
+    }
+}
+
+/// `ALLOWED_ORIGINS`, when set.
+pub fn cors_policy(settings: &Settings) -> Result<Option<CorsPolicy>, ConfigError> {
+    settings
+        .get("ALLOWED_ORIGINS")
+        .map(|v| CorsPolicy::parse(v).map_err(|p| ConfigError::new("ALLOWED_ORIGINS", p)))
+        .transpose()
+}
+
+/// Twilio's two secrets: from Secrets Manager (`TWILIO_SECRET_ARN`) in AWS, else from the
+/// environment. Each function asks only for the one it uses.
+#[derive(Debug, Clone, Default)]
+pub struct TwilioSecrets {
+    api_key_secret: Option<SecretString>,
+    auth_token: Option<SecretString>,
+    from_secret_arn: bool,
+}
+
+#[derive(serde::Deserialize)]
+struct SecretDocument {
+    api_key_secret: Option<String>,
+    auth_token: Option<String>,
+}
+
+impl TwilioSecrets {
+    /// Reads the secrets once, at cold start.
+    pub async fn load(settings: &Settings) -> Result<Self, ConfigError> {
+        let Some(arn) = settings.get("TWILIO_SECRET_ARN") else {
+            return Ok(Self {
+                api_key_secret: settings.secret("TWILIO_API_KEY_SECRET"),
+                auth_token: settings.secret("TWILIO_AUTH_TOKEN"),
+                from_secret_arn: false,
+            });
+        };
+        let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let output = aws_sdk_secretsmanager::Client::new(&aws)
+            .get_secret_value()
+            .secret_id(arn)
+            .send()
+            .await
+            .map_err(|e| {
+                let reason = aws_sdk_secretsmanager::error::DisplayErrorContext(e);
+                ConfigError::new("TWILIO_SECRET_ARN", format!("could not be read: {reason}"))
+            })?;
+        Self::from_secret_string(output.secret_string().unwrap_or_default())
+    }
+
+    /// Parses the secret's JSON document (`{"api_key_secret": ..., "auth_token": ...}`).
+    pub fn from_secret_string(document: &str) -> Result<Self, ConfigError> {
+        let doc: SecretDocument = serde_json::from_str(document).map_err(|_| {
+            ConfigError::new("TWILIO_SECRET_ARN", "the secret is not a JSON object with api_key_secret and auth_token")
+        })?;
+        let secret = |v: Option<String>| v.filter(|s| !s.is_empty()).map(SecretString::from);
+        Ok(Self { api_key_secret: secret(doc.api_key_secret), auth_token: secret(doc.auth_token), from_secret_arn: true })
+    }
+
+    fn missing(&self, env_name: &str, field: &str) -> ConfigError {
+        if self.from_secret_arn {
+            ConfigError::new("TWILIO_SECRET_ARN", format!("the secret has no `{field}`"))
+        } else {
+            ConfigError::new(env_name, "is not set (nor TWILIO_SECRET_ARN)")
+        }
+    }
+
+    pub fn api_key_secret(&self) -> Result<&SecretString, ConfigError> {
+        self.api_key_secret.as_ref().ok_or_else(|| self.missing("TWILIO_API_KEY_SECRET", "api_key_secret"))
+    }
+
+    pub fn auth_token(&self) -> Result<&SecretString, ConfigError> {
+        self.auth_token.as_ref().ok_or_else(|| self.missing("TWILIO_AUTH_TOKEN", "auth_token"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const AC: &str = "AC0123456789abcdef0123456789abcdef";
+    const SK: &str = "SK0123456789abcdef0123456789abcdef";
+    const IS: &str = "IS0123456789abcdef0123456789abcdef";
+
+    fn token_settings(extra: &[(&str, &str)]) -> Settings {
+        let mut pairs = vec![("TWILIO_ACCOUNT_SID", AC), ("TWILIO_API_KEY_SID", SK), ("TWILIO_CONVERSATIONS_SERVICE_SID", IS)];
+        pairs.extend_from_slice(extra);
+        Settings::from_pairs(pairs)
+    }
+
+    fn error_name(settings: &Settings) -> String {
+        TokenConfig::from_settings(settings).expect_err("must fail").name
+    }
+
+    #[test]
+    fn token_config_has_twilio_defaults() {
+        let config = TokenConfig::from_settings(&token_settings(&[])).expect("valid");
+        assert_eq!(config.ttl.default_ttl().seconds(), 3600);
+        assert_eq!(config.ttl.max_seconds(), 86_400);
+        assert!(config.push_credential_sid.is_none());
+    }
+
+    #[test]
+    fn each_bad_setting_is_named() {
+        assert_eq!(error_name(&Settings::from_pairs([("TWILIO_API_KEY_SID", SK)])), "TWILIO_ACCOUNT_SID");
+        assert_eq!(error_name(&token_settings(&[("TWILIO_API_KEY_SID", AC)])), "TWILIO_API_KEY_SID");
+        assert_eq!(error_name(&token_settings(&[("TWILIO_PUSH_CREDENTIAL_SID", "CR1")])), "TWILIO_PUSH_CREDENTIAL_SID");
+        assert_eq!(error_name(&token_settings(&[("TOKEN_TTL_SECONDS", "1h")])), "TOKEN_TTL_SECONDS");
+        assert_eq!(error_name(&token_settings(&[("TOKEN_TTL_SECONDS", "100")])), "TOKEN_TTL_SECONDS");
+        assert_eq!(error_name(&token_settings(&[("TOKEN_MAX_TTL_SECONDS", "90000")])), "TOKEN_MAX_TTL_SECONDS");
+        assert_eq!(error_name(&token_settings(&[("TOKEN_MAX_TTL_SECONDS", "600"), ("TOKEN_TTL_SECONDS", "3600")])), "TOKEN_TTL_SECONDS");
+    }
+
+    #[test]
+    fn a_lower_maximum_lowers_the_default() {
+        let config = TokenConfig::from_settings(&token_settings(&[("TOKEN_MAX_TTL_SECONDS", "600")])).expect("valid");
+        assert_eq!(config.ttl.default_ttl().seconds(), 600);
+    }
+
+    #[test]
+    fn settings_debug_shows_no_values() {
+        let settings = Settings::from_pairs([("TWILIO_API_KEY_SECRET", "hunter2")]);
+        let printed = format!("{settings:?}");
+        assert!(printed.contains("TWILIO_API_KEY_SECRET") && !printed.contains("hunter2"), "{printed}");
+    }
+
+    #[test]
+    fn secret_document_is_parsed_and_missing_fields_named() {
+        let secrets = TwilioSecrets::from_secret_string(r#"{"api_key_secret":"k"}"#).expect("valid");
+        assert!(secrets.api_key_secret().is_ok());
+        let err = secrets.auth_token().expect_err("absent");
+        assert_eq!(err.name, "TWILIO_SECRET_ARN");
+        assert!(err.problem.contains("auth_token"));
+        assert!(!format!("{secrets:?}").contains("\"k\""));
+        assert!(TwilioSecrets::from_secret_string("k").is_err());
+    }
+
+    #[tokio::test]
+    async fn secrets_come_from_the_environment_without_an_arn() {
+        let secrets = TwilioSecrets::load(&Settings::from_pairs([("TWILIO_API_KEY_SECRET", "k")])).await.expect("loads");
+        assert!(secrets.api_key_secret().is_ok());
+        assert_eq!(secrets.auth_token().expect_err("absent").name, "TWILIO_AUTH_TOKEN");
+    }
+}

@@ -1,0 +1,325 @@
+//! HTTP plumbing shared by every route: the one error type callers see, its single mapping to
+//! RFC 9457 problem+json, JSON bodies in and out, and CORS.
+
+use std::error::Error as StdError;
+use std::future::Future;
+use std::fmt;
+
+use lambda_http::http::{HeaderValue, Method, StatusCode, header};
+use lambda_http::{Body, Request, Response};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// Largest JSON body any route reads; API Gateway would pass up to 10 MB.
+pub const MAX_JSON_BODY_BYTES: usize = 64 * 1024;
+
+type Source = Box<dyn StdError + Send + Sync>;
+
+/// Every way a request can fail, as the caller sees it. The detail of a 4xx is written for the
+/// caller; a 5xx keeps its cause for the log and shows the caller only an opaque title.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("method not allowed")]
+    MethodNotAllowed { allow: &'static str },
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("payload too large: {0}")]
+    PayloadTooLarge(String),
+    #[error("unsupported media type: {0}")]
+    UnsupportedMediaType(String),
+    #[error("rate limited")]
+    RateLimited { retry_after: Option<u32> },
+    /// An upstream (Twilio, DynamoDB, the identity provider) failed after retries.
+    #[error("upstream unavailable: {what}")]
+    Upstream { what: &'static str, status: StatusCode, retry_after: Option<u32>, #[source] source: Option<Source> },
+    #[error("internal error")]
+    Internal(#[source] Source),
+}
+
+impl ApiError {
+    pub fn internal(source: impl Into<Source>) -> Self {
+        Self::Internal(source.into())
+    }
+
+    fn parts(&self) -> (StatusCode, &'static str) {
+        match self {
+            Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            Self::MethodNotAllowed { .. } => (StatusCode::METHOD_NOT_ALLOWED, "bad_request"),
+            Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            Self::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            Self::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+            Self::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            Self::Upstream { status, .. } => (*status, "upstream_unavailable"),
+            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+
+    /// What the caller may read: a 4xx says what was wrong, a 5xx says nothing internal.
+    fn detail(&self) -> Option<String> {
+        match self {
+            Self::BadRequest(d)
+            | Self::Unauthorized(d)
+            | Self::Forbidden(d)
+            | Self::NotFound(d)
+            | Self::Conflict(d)
+            | Self::PayloadTooLarge(d)
+            | Self::UnsupportedMediaType(d) => Some(d.clone()),
+            Self::MethodNotAllowed { allow } => Some(format!("this route accepts {allow}")),
+            Self::RateLimited { .. } => Some("too many requests; retry later".into()),
+            Self::Upstream { what, .. } => Some(format!("{what} is unavailable; retry later")),
+            Self::Internal(_) => None,
+        }
+    }
+
+    /// The problem+json response: the one mapping from errors to HTTP.
+    pub fn into_response(self) -> Response<Body> {
+        let (status, code) = self.parts();
+        if status.is_server_error() {
+            tracing::error!(status = status.as_u16(), code, error = %ErrorChain(&self), "request failed");
+        } else {
+            tracing::info!(status = status.as_u16(), code, "request refused");
+        }
+        let problem = Problem {
+            kind: "about:blank",
+            title: status.canonical_reason().unwrap_or("Error"),
+            status: status.as_u16(),
+            detail: self.detail(),
+            code,
+        };
+        let mut response = json_response(status, &problem);
+        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        let headers = response.headers_mut();
+        match &self {
+            Self::Unauthorized(_) => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(r#"Bearer error="invalid_token""#));
+            }
+            Self::MethodNotAllowed { allow } => {
+                headers.insert(header::ALLOW, HeaderValue::from_static(allow));
+            }
+            Self::RateLimited { retry_after: Some(s) } | Self::Upstream { retry_after: Some(s), .. } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*s));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+/// RFC 9457 problem details, plus chatgate's stable `code`.
+#[derive(Debug, Serialize)]
+struct Problem {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    title: &'static str,
+    status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<String>,
+    code: &'static str,
+}
+
+/// An error and its causes on one line, for the log.
+#[derive(Debug)]
+pub struct ErrorChain<'a>(pub &'a (dyn StdError + 'static));
+
+impl fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(cause) = source {
+            write!(f, ": {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
+    }
+}
+
+/// A JSON response that no cache keeps (every body chatgate sends is per-user).
+pub fn json_response(status: StatusCode, body: &impl Serialize) -> Response<Body> {
+    // Serializing plain data structs into a Vec cannot fail.
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    let mut response = Response::new(Body::Binary(bytes));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// The request body as `T`; an empty body is `None`. Non-JSON content types are 415, oversized
+/// bodies 413, and malformed JSON or unknown fields 400 naming the problem.
+pub fn optional_json_body<T: DeserializeOwned>(req: &Request) -> Result<Option<T>, ApiError> {
+    let bytes: &[u8] = req.body().as_ref();
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    if bytes.len() > MAX_JSON_BODY_BYTES {
+        return Err(ApiError::PayloadTooLarge(format!("the body is larger than {MAX_JSON_BODY_BYTES} bytes")));
+    }
+    let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    if !essence.eq_ignore_ascii_case("application/json") {
+        return Err(ApiError::UnsupportedMediaType("send the body as application/json".into()));
+    }
+    serde_json::from_slice(bytes).map(Some).map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
+}
+
+/// Runs one route: answers CORS preflights, maps every [`ApiError`] to problem+json, and adds
+/// the CORS headers. A route returns `Err` only for expected failures; this never fails.
+pub async fn respond<F, Fut>(cors: Option<&CorsPolicy>, req: Request, route: F) -> Response<Body>
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Result<Response<Body>, ApiError>>,
+{
+    if let Some(preflight) = cors.and_then(|c| c.preflight(&req)) {
+        return preflight;
+    }
+    let origin = req.headers().get(header::ORIGIN).cloned();
+    let mut response = route(req).await.unwrap_or_else(ApiError::into_response);
+    if let Some(cors) = cors {
+        cors.decorate(origin.as_ref(), &mut response);
+    }
+    response
+}
+
+/// `Err(405)` unless the request uses `method`.
+pub fn require_method(req: &Request, method: Method, allow: &'static str) -> Result<(), ApiError> {
+    if req.method() == method { Ok(()) } else { Err(ApiError::MethodNotAllowed { allow }) }
+}
+
+/// Which browser origins may call the API (`ALLOWED_ORIGINS`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CorsPolicy {
+    /// Exactly these origins.
+    Origins(Vec<String>),
+    /// Any `http://localhost:<port>` or `http://127.0.0.1:<port>`: the local server's default.
+    Loopback,
+}
+
+const ALLOW_HEADERS: &str = "authorization, content-type";
+const ALLOW_METHODS: &str = "GET, POST, PUT, DELETE, OPTIONS";
+
+impl CorsPolicy {
+    /// Parses `ALLOWED_ORIGINS`: comma-separated `scheme://host[:port]`, no wildcard.
+    pub fn parse(value: &str) -> Result<Self, String> {
+        let mut origins = Vec::new();
+        for origin in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            if origin.contains('*') {
+                return Err("a wildcard origin is not allowed; list the SPA's origins".into());
+            }
+            let Some((scheme, rest)) = origin.split_once("://") else {
+                return Err(format!("`{origin}` is not an origin (scheme://host[:port])"));
+            };
+            if !matches!(scheme, "http" | "https") || rest.is_empty() || rest.contains('/') {
+                return Err(format!("`{origin}` is not an origin (scheme://host[:port])"));
+            }
+            origins.push(origin.to_ascii_lowercase());
+        }
+        Ok(Self::Origins(origins))
+    }
+
+    fn allows(&self, origin: &str) -> bool {
+        match self {
+            Self::Origins(list) => list.iter().any(|o| o.eq_ignore_ascii_case(origin)),
+            Self::Loopback => ["http://localhost:", "http://127.0.0.1:"].iter().any(|prefix| {
+                origin.strip_prefix(prefix).is_some_and(|port| !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()))
+            }),
+        }
+    }
+
+    /// The answer to a CORS preflight, if `req` is one.
+    pub fn preflight(&self, req: &Request) -> Option<Response<Body>> {
+        if req.method() != Method::OPTIONS || !req.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD) {
+            return None;
+        }
+        let mut response = Response::new(Body::Empty);
+        *response.status_mut() = StatusCode::NO_CONTENT;
+        if self.decorate(req.headers().get(header::ORIGIN), &mut response) {
+            let headers = response.headers_mut();
+            headers.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static(ALLOW_METHODS));
+            headers.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static(ALLOW_HEADERS));
+            headers.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+        }
+        Some(response)
+    }
+
+    /// Adds the CORS headers to `response` when the request's origin is allowed; says whether it was.
+    pub fn decorate(&self, origin: Option<&HeaderValue>, response: &mut Response<Body>) -> bool {
+        let headers = response.headers_mut();
+        headers.append(header::VARY, HeaderValue::from_static("origin"));
+        let Some(origin) = origin else { return false };
+        if !origin.to_str().is_ok_and(|o| self.allows(o)) {
+            return false;
+        }
+        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body_json(response: &Response<Body>) -> serde_json::Value {
+        serde_json::from_slice(response.body().as_ref()).expect("json body")
+    }
+
+    #[test]
+    fn server_errors_hide_their_cause() {
+        let response = ApiError::internal(std::io::Error::other("dynamodb said: secret table name")).into_response();
+        assert_eq!(response.status(), 500);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "application/problem+json");
+        let body = body_json(&response);
+        assert_eq!(body, serde_json::json!({"type": "about:blank", "title": "Internal Server Error", "status": 500, "code": "internal"}));
+    }
+
+    #[test]
+    fn client_errors_say_what_was_wrong() {
+        let response = ApiError::BadRequest("ttl_seconds must be between 180 and 86400".into()).into_response();
+        assert_eq!(response.status(), 400);
+        let body = body_json(&response);
+        assert_eq!(body["detail"], "ttl_seconds must be between 180 and 86400");
+        assert_eq!(body["code"], "bad_request");
+        assert_eq!(body["title"], "Bad Request");
+    }
+
+    #[test]
+    fn retry_after_is_sent_when_known() {
+        let response = ApiError::Upstream { what: "twilio", status: StatusCode::SERVICE_UNAVAILABLE, retry_after: Some(2), source: None }.into_response();
+        assert_eq!(response.status(), 503);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "2");
+        assert_eq!(body_json(&response)["code"], "upstream_unavailable");
+    }
+
+    #[test]
+    fn allowed_origins_refuse_wildcards_and_paths() {
+        assert!(CorsPolicy::parse("*").is_err());
+        assert!(CorsPolicy::parse("https://*.example.com").is_err());
+        assert!(CorsPolicy::parse("https://app.example.com/path").is_err());
+        assert!(CorsPolicy::parse("app.example.com").is_err());
+        assert_eq!(
+            CorsPolicy::parse(" https://App.example.com, http://localhost:5173 ,"),
+            Ok(CorsPolicy::Origins(vec!["https://app.example.com".into(), "http://localhost:5173".into()]))
+        );
+    }
+
+    #[test]
+    fn loopback_policy_admits_only_loopback_origins() {
+        let policy = CorsPolicy::Loopback;
+        assert!(policy.allows("http://localhost:5173"));
+        assert!(policy.allows("http://127.0.0.1:8080"));
+        assert!(!policy.allows("http://localhost.evil.com:80"));
+        assert!(!policy.allows("http://localhost:"));
+        assert!(!policy.allows("https://example.com"));
+    }
+}

@@ -1,0 +1,10 @@
+//! chatgate's shared library: the domain, session verification, Twilio access tokens,
+//! problem+json errors and typed configuration that every Lambda function and the CLI compose.
+
+pub mod auth;
+pub mod clock;
+pub mod config;
+pub mod domain;
+pub mod http;
+pub mod telemetry;
+pub mod twilio;

@@ -1,0 +1,6 @@
+//! Everything chatgate speaks with Twilio: access tokens now; webhook signatures and the
+//! Conversations REST client as they are built.
+
+mod access_token;
+
+pub use access_token::{AccessTokenMinter, MintedToken, TokenSigningKey};

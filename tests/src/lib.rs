@@ -1,0 +1,1 @@
+//! Shared harness for chatgate black-box tests.
