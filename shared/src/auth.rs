@@ -161,13 +161,14 @@ fn unauthorized(detail: impl Into<String>) -> ApiError {
 }
 
 fn authorizer_claim(req: &Request, claim: &str) -> Result<String, ApiError> {
-    let RequestContext::ApiGatewayV2(context) = req.request_context() else {
+    let Some(RequestContext::ApiGatewayV2(context)) = req.request_context_ref() else {
         return Err(unauthorized("no verified session (not an API Gateway HTTP API request)"));
     };
     context
         .authorizer
-        .and_then(|a| a.jwt)
-        .and_then(|mut jwt| jwt.claims.remove(claim))
+        .as_ref()
+        .and_then(|a| a.jwt.as_ref())
+        .and_then(|jwt| jwt.claims.get(claim).cloned())
         .ok_or_else(|| unauthorized(format!("no verified session carrying a `{claim}` claim")))
 }
 
@@ -226,6 +227,7 @@ struct KeySet {
     by_kid: HashMap<String, DecodingKey>,
     /// Used for a token without `kid` when the set holds exactly one key.
     only: Option<DecodingKey>,
+    loaded: bool,
 }
 
 impl JwksCache {
@@ -247,9 +249,13 @@ impl JwksCache {
             if let Some(key) = self.keys.read().await.find(kid) {
                 return Ok(key);
             }
-            if last.is_none_or(|at| at.elapsed() >= JWKS_REFETCH_COOLDOWN) {
+            // The first load always happens; refetches for unknown kids are rate-limited.
+            let first_load = !self.keys.read().await.loaded;
+            if first_load || last.is_none_or(|at| at.elapsed() >= JWKS_REFETCH_COOLDOWN) {
                 let fetched = self.fetch().await;
-                *last = Some(Instant::now());
+                if !first_load {
+                    *last = Some(Instant::now());
+                }
                 *self.keys.write().await = fetched?;
             }
         }
@@ -273,7 +279,7 @@ impl JwksCache {
             .json()
             .await
             .map_err(upstream)?;
-        let mut keys = KeySet::default();
+        let mut keys = KeySet { loaded: true, ..KeySet::default() };
         let usable: Vec<_> = set.keys.iter().filter(|jwk| self.fits(jwk)).collect();
         for jwk in &usable {
             let Ok(key) = DecodingKey::from_jwk(jwk) else { continue };
