@@ -1,0 +1,163 @@
+//! `chatgate dev`: every route on one port, with the same handlers and configuration names as
+//! the Lambda functions. Unconfigured, it runs on embedded defaults: a generated session secret,
+//! dummy Twilio credentials, and CORS for any loopback origin.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chatgate::config::{ConfigError, Settings};
+use chatgate::http::{ApiError, CorsPolicy};
+use http_body_util::{BodyExt as _, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper_util::rt::TokioIo;
+use lambda_http::{Body, Request, Response};
+use rand::RngCore as _;
+use token::handler::TokenState;
+use tokio::net::TcpListener;
+
+/// The local server reads bodies up to API Gateway's own limit would be 10 MB; 1 MiB is plenty.
+const MAX_BODY_BYTES: usize = 1024 * 1024;
+const DEV_USER: &str = "dev-user";
+
+#[derive(Debug, clap::Args)]
+pub struct DevArgs {
+    /// Port to listen on (0 picks a free one).
+    #[arg(long, default_value_t = 3000)]
+    port: u16,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+}
+
+/// Every route the local server serves, each with the state its Lambda function would build.
+#[derive(Debug)]
+struct Routes {
+    token: TokenState,
+}
+
+impl Routes {
+    async fn serve(&self, req: Request) -> Response<Body> {
+        match req.uri().path() {
+            "/token" => token::handler::handle(&self.token, req).await,
+            _ => {
+                let cors = self.token.cors.as_ref();
+                chatgate::http::respond(cors, req, |_| async { Err(ApiError::NotFound("no such route".into())) }).await
+            }
+        }
+    }
+}
+
+/// Fills in the embedded defaults for whatever is not configured; returns the names it set.
+fn apply_defaults(settings: &mut Settings) -> Result<Vec<&'static str>, ConfigError> {
+    match settings.get("AUTH_MODE") {
+        None | Some("jwt") => settings.set_default("AUTH_MODE", "jwt"),
+        Some(other) => return Err(ConfigError::new("AUTH_MODE", format!("the local server verifies sessions itself: use jwt, not `{other}`"))),
+    }
+    let mut defaulted = Vec::new();
+    let mut default = |settings: &mut Settings, name: &'static str, value: String| {
+        if settings.get(name).is_none() {
+            settings.set_default(name, value);
+            defaulted.push(name);
+        }
+    };
+    if settings.get("JWT_JWKS_URL").is_none() {
+        default(settings, "JWT_HS256_SECRET", random_secret());
+    }
+    default(settings, "JWT_ISSUER", "chatgate-dev".into());
+    default(settings, "JWT_AUDIENCE", "chatgate".into());
+    default(settings, "TWILIO_ACCOUNT_SID", format!("AC{}", "0".repeat(32)));
+    default(settings, "TWILIO_API_KEY_SID", format!("SK{}", "0".repeat(32)));
+    default(settings, "TWILIO_API_KEY_SECRET", random_secret());
+    default(settings, "TWILIO_CONVERSATIONS_SERVICE_SID", format!("IS{}", "0".repeat(32)));
+    Ok(defaulted)
+}
+
+fn random_secret() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+pub async fn run(args: DevArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let mut settings = Settings::from_env();
+    let defaulted = apply_defaults(&mut settings)?;
+    let mut token = TokenState::from_settings(&settings).await?;
+    if token.cors.is_none() {
+        token.cors = Some(CorsPolicy::Loopback);
+    }
+    let routes = Arc::new(Routes { token });
+
+    let listener = TcpListener::bind((args.host.as_str(), args.port)).await?;
+    let addr = listener.local_addr()?;
+    print_banner(&settings, addr, &defaulted)?;
+
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => accepted?,
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+        };
+        let routes = routes.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let routes = routes.clone();
+                async move { Ok::<_, Infallible>(to_hyper(handle(&routes, req).await)) }
+            });
+            if let Err(e) = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await {
+                tracing::debug!(error = %e, "connection closed");
+            }
+        });
+    }
+}
+
+async fn handle(routes: &Routes, req: hyper::Request<Incoming>) -> Response<Body> {
+    let (parts, body) = req.into_parts();
+    let bytes = match Limited::new(body, MAX_BODY_BYTES).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => return ApiError::PayloadTooLarge(format!("the body is larger than {MAX_BODY_BYTES} bytes")).into_response(),
+    };
+    let body = if bytes.is_empty() { Body::Empty } else { Body::Binary(bytes.to_vec()) };
+    let started = std::time::Instant::now();
+    let (method, path) = (parts.method.clone(), parts.uri.path().to_owned());
+    let response = routes.serve(Request::from_parts(parts, body)).await;
+    tracing::info!(%method, path, status = response.status().as_u16(), ms = started.elapsed().as_secs_f64() * 1e3, "request");
+    response
+}
+
+fn to_hyper(response: Response<Body>) -> hyper::Response<Full<Bytes>> {
+    let (parts, body) = response.into_parts();
+    let bytes = match body {
+        Body::Empty => Bytes::new(),
+        Body::Text(text) => Bytes::from(text),
+        Body::Binary(bytes) => Bytes::from(bytes),
+        _ => Bytes::new(),
+    };
+    hyper::Response::from_parts(parts, Full::new(bytes))
+}
+
+fn print_banner(settings: &Settings, addr: SocketAddr, defaulted: &[&str]) -> Result<(), ConfigError> {
+    let base = format!("http://{addr}");
+    println!("chatgate dev listening on {base}");
+    if !defaulted.is_empty() {
+        println!("embedded defaults for: {}", defaulted.join(", "));
+    }
+    match settings.get("JWT_HS256_SECRET") {
+        Some(secret) => {
+            let (issuer, audience) = (settings.required("JWT_ISSUER")?, settings.required("JWT_AUDIENCE")?);
+            let session = crate::session::sign(secret, issuer, audience, DEV_USER, 86_400)?;
+            let generated = defaulted.contains(&"JWT_HS256_SECRET");
+            if generated {
+                println!("development session secret (JWT_HS256_SECRET): {secret}");
+            }
+            println!("session token for `{DEV_USER}` (24 h): {session}");
+            println!("try: curl -sS -X POST {base}/token -H 'Authorization: Bearer {session}'");
+            // A secret the developer configured is theirs: never echo it.
+            let env = if generated { format!("JWT_HS256_SECRET={secret} JWT_ISSUER={issuer} JWT_AUDIENCE={audience} ") } else { String::new() };
+            println!("another user: {env}chatgate session --sub u-2");
+        }
+        None => println!("sessions are verified against JWT_JWKS_URL: use a token from your identity provider"),
+    }
+    Ok(())
+}

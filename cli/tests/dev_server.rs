@@ -1,0 +1,127 @@
+//! `chatgate dev` as a new user meets it: started with no configuration, its printed curl line
+//! works, and it serves the same routes and rules as the Lambda functions.
+
+use std::io::{BufRead as _, BufReader};
+use std::process::{Child, Command, Stdio};
+
+struct DevServer {
+    child: Child,
+    lines: Vec<String>,
+    base: String,
+}
+
+impl Drop for DevServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl DevServer {
+    /// Starts the binary with only `env` set (no inherited chatgate settings) and reads its banner.
+    fn start(env: &[(&str, &str)]) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_chatgate"));
+        command.args(["dev", "--port", "0"]).env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("spawn chatgate dev");
+        let mut reader = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut lines = Vec::new();
+        loop {
+            let mut line = String::new();
+            assert!(reader.read_line(&mut line).expect("banner") > 0, "chatgate dev exited early: {lines:?}");
+            let done = line.starts_with("another user:") || line.starts_with("sessions are verified");
+            lines.push(line.trim_end().to_owned());
+            if done {
+                break;
+            }
+        }
+        let base = lines[0].strip_prefix("chatgate dev listening on ").expect("listening line").to_owned();
+        Self { child, lines, base }
+    }
+
+    fn line(&self, prefix: &str) -> &str {
+        self.lines.iter().find_map(|l| l.strip_prefix(prefix)).unwrap_or_else(|| panic!("no `{prefix}` in {:?}", self.lines))
+    }
+}
+
+fn sh(command: &str) -> String {
+    let out = Command::new("sh").args(["-c", command]).output().expect("sh");
+    assert!(out.status.success(), "{command}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+#[test]
+fn the_printed_curl_line_gets_a_token_on_embedded_defaults() {
+    let server = DevServer::start(&[]);
+    let output = sh(server.line("try: "));
+    let body: serde_json::Value = serde_json::from_str(&output).expect("JSON from curl");
+    assert_eq!(body["identity"], "dev-user");
+    assert_eq!(body["ttl_seconds"], 3600);
+    assert_eq!(body["token"].as_str().expect("token").split('.').count(), 3);
+}
+
+#[test]
+fn the_printed_command_signs_sessions_for_other_users() {
+    let server = DevServer::start(&[]);
+    let command = server.line("another user: ").replace("chatgate session", &format!("{} session", env!("CARGO_BIN_EXE_chatgate")));
+    let session = sh(&command).trim().to_owned();
+    let out = sh(&format!("curl -sS -X POST {}/token -H 'Authorization: Bearer {session}' -H 'content-type: application/json' -d '{{\"ttl_seconds\": 600}}'", server.base));
+    let body: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(body["identity"], "u-2");
+    assert_eq!(body["ttl_seconds"], 600);
+}
+
+fn curl(args: &str) -> (u16, String, String) {
+    let out = sh(&format!("curl -sS -D - {args}"));
+    let (head, body) = out.split_once("\r\n\r\n").expect("headers and body");
+    let status = head.split_whitespace().nth(1).expect("status").parse().expect("numeric status");
+    (status, head.to_ascii_lowercase(), body.to_owned())
+}
+
+#[test]
+fn a_configured_secret_is_used_and_never_printed() {
+    let secret = "my-own-dev-secret-0123456789abcdefghij";
+    let env = [("JWT_HS256_SECRET", secret), ("JWT_ISSUER", "https://idp.example/"), ("JWT_AUDIENCE", "spa")];
+    let server = DevServer::start(&env);
+    assert!(server.lines.iter().all(|l| !l.contains(secret)), "{:?}", server.lines);
+    let exe = env!("CARGO_BIN_EXE_chatgate");
+    let session = sh(&format!("JWT_HS256_SECRET={secret} JWT_ISSUER=https://idp.example/ JWT_AUDIENCE=spa {exe} session --sub ana")).trim().to_owned();
+    let (status, _, body) = curl(&format!("-X POST {}/token -H 'Authorization: Bearer {session}'", server.base));
+    assert_eq!(status, 200, "{body}");
+    let wrong_audience = sh(&format!("JWT_HS256_SECRET={secret} JWT_ISSUER=https://idp.example/ JWT_AUDIENCE=other {exe} session --sub ana")).trim().to_owned();
+    let (status, _, body) = curl(&format!("-X POST {}/token -H 'Authorization: Bearer {wrong_audience}'", server.base));
+    assert_eq!(status, 401, "{body}");
+}
+
+#[test]
+fn unknown_routes_are_404_problems_and_loopback_origins_pass_preflight() {
+    let server = DevServer::start(&[]);
+    let (status, head, body) = curl(&format!("{}/nope", server.base));
+    assert_eq!(status, 404);
+    assert!(head.contains("content-type: application/problem+json"), "{head}");
+    assert!(body.contains(r#""code":"not_found""#), "{body}");
+
+    let preflight = |origin: &str| curl(&format!("-X OPTIONS {}/token -H 'Origin: {origin}' -H 'Access-Control-Request-Method: POST' -H 'Access-Control-Request-Headers: authorization'", server.base));
+    let (status, head, _) = preflight("http://localhost:5173");
+    assert_eq!(status, 204);
+    assert!(head.contains("access-control-allow-origin: http://localhost:5173"), "{head}");
+    let (_, head, _) = preflight("https://evil.example.com");
+    assert!(!head.contains("access-control-allow-origin"), "{head}");
+}
+
+#[test]
+fn a_malformed_setting_stops_start_up_naming_it() {
+    for (name, value) in [("TWILIO_API_KEY_SID", "SK123"), ("AUTH_MODE", "authorizer"), ("TOKEN_TTL_SECONDS", "forever")] {
+        let out = Command::new(env!("CARGO_BIN_EXE_chatgate"))
+            .args(["dev", "--port", "0"])
+            .env_clear()
+            .env(name, value)
+            .output()
+            .expect("run");
+        assert!(!out.status.success(), "{name}={value} must stop start-up");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(name), "{name}: {stderr}");
+    }
+}
