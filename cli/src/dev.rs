@@ -54,7 +54,12 @@ impl Routes {
 fn apply_defaults(settings: &mut Settings) -> Result<Vec<&'static str>, ConfigError> {
     match settings.get("AUTH_MODE") {
         None | Some("jwt") => settings.set_default("AUTH_MODE", "jwt"),
-        Some(other) => return Err(ConfigError::new("AUTH_MODE", format!("the local server verifies sessions itself: use jwt, not `{other}`"))),
+        Some(other) => {
+            return Err(ConfigError::new(
+                "AUTH_MODE",
+                format!("the local server verifies sessions itself: use jwt, not `{other}`"),
+            ));
+        }
     }
     let mut defaulted = Vec::new();
     let mut default = |settings: &mut Settings, name: &'static str, value: String| {
@@ -105,7 +110,9 @@ pub async fn run(args: DevArgs) -> Result<(), Box<dyn std::error::Error>> {
                 let routes = routes.clone();
                 async move { Ok::<_, Infallible>(to_hyper(handle(&routes, req).await)) }
             });
-            if let Err(e) = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await {
+            if let Err(e) =
+                hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await
+            {
                 tracing::debug!(error = %e, "connection closed");
             }
         });
@@ -116,7 +123,10 @@ async fn handle(routes: &Routes, req: hyper::Request<Incoming>) -> Response<Body
     let (parts, body) = req.into_parts();
     let bytes = match Limited::new(body, MAX_BODY_BYTES).collect().await {
         Ok(collected) => collected.to_bytes(),
-        Err(_) => return ApiError::PayloadTooLarge(format!("the body is larger than {MAX_BODY_BYTES} bytes")).into_response(),
+        Err(_) => {
+            return ApiError::PayloadTooLarge(format!("the body is larger than {MAX_BODY_BYTES} bytes"))
+                .into_response();
+        }
     };
     let body = if bytes.is_empty() { Body::Empty } else { Body::Binary(bytes.to_vec()) };
     let started = std::time::Instant::now();
@@ -154,7 +164,11 @@ fn print_banner(settings: &Settings, addr: SocketAddr, defaulted: &[&str]) -> Re
             println!("session token for `{DEV_USER}` (24 h): {session}");
             println!("try: curl -sS -X POST {base}/token -H 'Authorization: Bearer {session}'");
             // A secret the developer configured is theirs: never echo it.
-            let env = if generated { format!("JWT_HS256_SECRET={secret} JWT_ISSUER={issuer} JWT_AUDIENCE={audience} ") } else { String::new() };
+            let env = if generated {
+                format!("JWT_HS256_SECRET={secret} JWT_ISSUER={issuer} JWT_AUDIENCE={audience} ")
+            } else {
+                String::new()
+            };
             println!("another user: {env}chatgate session --sub u-2");
         }
         None => println!("sessions are verified against JWT_JWKS_URL: use a token from your identity provider"),

@@ -17,7 +17,8 @@ pub struct SessionArgs {
 pub fn run(args: &SessionArgs) -> Result<(), Box<dyn std::error::Error>> {
     let settings = Settings::from_env();
     let secret = settings.required("JWT_HS256_SECRET")?;
-    let token = sign(secret, settings.required("JWT_ISSUER")?, settings.required("JWT_AUDIENCE")?, &args.sub, args.ttl)?;
+    let token =
+        sign(secret, settings.required("JWT_ISSUER")?, settings.required("JWT_AUDIENCE")?, &args.sub, args.ttl)?;
     println!("{token}");
     Ok(())
 }

@@ -42,7 +42,10 @@ impl DevServer {
     }
 
     fn line(&self, prefix: &str) -> &str {
-        self.lines.iter().find_map(|l| l.strip_prefix(prefix)).unwrap_or_else(|| panic!("no `{prefix}` in {:?}", self.lines))
+        self.lines
+            .iter()
+            .find_map(|l| l.strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("no `{prefix}` in {:?}", self.lines))
     }
 }
 
@@ -65,9 +68,14 @@ fn the_printed_curl_line_gets_a_token_on_embedded_defaults() {
 #[test]
 fn the_printed_command_signs_sessions_for_other_users() {
     let server = DevServer::start(&[]);
-    let command = server.line("another user: ").replace("chatgate session", &format!("{} session", env!("CARGO_BIN_EXE_chatgate")));
+    let command = server
+        .line("another user: ")
+        .replace("chatgate session", &format!("{} session", env!("CARGO_BIN_EXE_chatgate")));
     let session = sh(&command).trim().to_owned();
-    let out = sh(&format!("curl -sS -X POST {}/token -H 'Authorization: Bearer {session}' -H 'content-type: application/json' -d '{{\"ttl_seconds\": 600}}'", server.base));
+    let out = sh(&format!(
+        "curl -sS -X POST {}/token -H 'Authorization: Bearer {session}' -H 'content-type: application/json' -d '{{\"ttl_seconds\": 600}}'",
+        server.base
+    ));
     let body: serde_json::Value = serde_json::from_str(&out).expect("json");
     assert_eq!(body["identity"], "u-2");
     assert_eq!(body["ttl_seconds"], 600);
@@ -87,10 +95,18 @@ fn a_configured_secret_is_used_and_never_printed() {
     let server = DevServer::start(&env);
     assert!(server.lines.iter().all(|l| !l.contains(secret)), "{:?}", server.lines);
     let exe = env!("CARGO_BIN_EXE_chatgate");
-    let session = sh(&format!("JWT_HS256_SECRET={secret} JWT_ISSUER=https://idp.example/ JWT_AUDIENCE=spa {exe} session --sub ana")).trim().to_owned();
+    let session = sh(&format!(
+        "JWT_HS256_SECRET={secret} JWT_ISSUER=https://idp.example/ JWT_AUDIENCE=spa {exe} session --sub ana"
+    ))
+    .trim()
+    .to_owned();
     let (status, _, body) = curl(&format!("-X POST {}/token -H 'Authorization: Bearer {session}'", server.base));
     assert_eq!(status, 200, "{body}");
-    let wrong_audience = sh(&format!("JWT_HS256_SECRET={secret} JWT_ISSUER=https://idp.example/ JWT_AUDIENCE=other {exe} session --sub ana")).trim().to_owned();
+    let wrong_audience = sh(&format!(
+        "JWT_HS256_SECRET={secret} JWT_ISSUER=https://idp.example/ JWT_AUDIENCE=other {exe} session --sub ana"
+    ))
+    .trim()
+    .to_owned();
     let (status, _, body) = curl(&format!("-X POST {}/token -H 'Authorization: Bearer {wrong_audience}'", server.base));
     assert_eq!(status, 401, "{body}");
 }
@@ -103,7 +119,12 @@ fn unknown_routes_are_404_problems_and_loopback_origins_pass_preflight() {
     assert!(head.contains("content-type: application/problem+json"), "{head}");
     assert!(body.contains(r#""code":"not_found""#), "{body}");
 
-    let preflight = |origin: &str| curl(&format!("-X OPTIONS {}/token -H 'Origin: {origin}' -H 'Access-Control-Request-Method: POST' -H 'Access-Control-Request-Headers: authorization'", server.base));
+    let preflight = |origin: &str| {
+        curl(&format!(
+            "-X OPTIONS {}/token -H 'Origin: {origin}' -H 'Access-Control-Request-Method: POST' -H 'Access-Control-Request-Headers: authorization'",
+            server.base
+        ))
+    };
     let (status, head, _) = preflight("http://localhost:5173");
     assert_eq!(status, 204);
     assert!(head.contains("access-control-allow-origin: http://localhost:5173"), "{head}");
@@ -113,7 +134,9 @@ fn unknown_routes_are_404_problems_and_loopback_origins_pass_preflight() {
 
 #[test]
 fn a_malformed_setting_stops_start_up_naming_it() {
-    for (name, value) in [("TWILIO_API_KEY_SID", "SK123"), ("AUTH_MODE", "authorizer"), ("TOKEN_TTL_SECONDS", "forever")] {
+    for (name, value) in
+        [("TWILIO_API_KEY_SID", "SK123"), ("AUTH_MODE", "authorizer"), ("TOKEN_TTL_SECONDS", "forever")]
+    {
         let out = Command::new(env!("CARGO_BIN_EXE_chatgate"))
             .args(["dev", "--port", "0"])
             .env_clear()

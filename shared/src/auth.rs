@@ -47,7 +47,10 @@ impl AuthConfig {
             "jwt" => {
                 let keys = match (settings.secret("JWT_HS256_SECRET"), settings.get("JWT_JWKS_URL")) {
                     (Some(_), Some(_)) => {
-                        return Err(ConfigError::new("JWT_JWKS_URL", "set either JWT_HS256_SECRET or JWT_JWKS_URL, not both"));
+                        return Err(ConfigError::new(
+                            "JWT_JWKS_URL",
+                            "set either JWT_HS256_SECRET or JWT_JWKS_URL, not both",
+                        ));
                     }
                     (None, None) => return Err(ConfigError::new("JWT_HS256_SECRET", "is not set (nor JWT_JWKS_URL)")),
                     (Some(secret), None) => {
@@ -66,7 +69,12 @@ impl AuthConfig {
                         let algorithm = match settings.get("JWT_ALGORITHM").unwrap_or("RS256") {
                             "RS256" => Algorithm::RS256,
                             "ES256" => Algorithm::ES256,
-                            other => return Err(ConfigError::new("JWT_ALGORITHM", format!("`{other}` is not RS256 or ES256"))),
+                            other => {
+                                return Err(ConfigError::new(
+                                    "JWT_ALGORITHM",
+                                    format!("`{other}` is not RS256 or ES256"),
+                                ));
+                            }
                         };
                         KeySource::Jwks { url: url.to_owned(), algorithm }
                     }
@@ -92,14 +100,20 @@ pub struct SessionVerifier {
 
 enum Mode {
     Authorizer,
-    Jwt { validation: Validation, keys: Keys },
+    Jwt(Box<JwtCheck>),
+}
+
+/// A bearer-token check: the pinned validation rules and where the keys come from.
+struct JwtCheck {
+    validation: Validation,
+    keys: Keys,
 }
 
 impl fmt::Debug for Mode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Authorizer => f.write_str("Authorizer"),
-            Self::Jwt { validation, .. } => write!(f, "Jwt({:?})", validation.algorithms),
+            Self::Jwt(check) => write!(f, "Jwt({:?})", check.validation.algorithms),
         }
     }
 }
@@ -127,10 +141,12 @@ impl SessionVerifier {
                 validation.validate_nbf = true;
                 validation.leeway = LEEWAY_SECONDS;
                 let keys = match keys {
-                    KeySource::Hs256(secret) => Keys::Shared(DecodingKey::from_secret(secret.expose_secret().as_bytes())),
+                    KeySource::Hs256(secret) => {
+                        Keys::Shared(DecodingKey::from_secret(secret.expose_secret().as_bytes()))
+                    }
                     KeySource::Jwks { url, algorithm } => Keys::Jwks(JwksCache::new(url.clone(), *algorithm)?),
                 };
-                (claim.clone(), Mode::Jwt { validation, keys })
+                (claim.clone(), Mode::Jwt(Box::new(JwtCheck { validation, keys })))
             }
         };
         Ok(Self { claim, mode })
@@ -141,18 +157,21 @@ impl SessionVerifier {
     pub async fn verify(&self, req: &Request) -> Result<Identity, ApiError> {
         let raw = match &self.mode {
             Mode::Authorizer => authorizer_claim(req, &self.claim)?,
-            Mode::Jwt { validation, keys } => {
+            Mode::Jwt(check) => {
                 let token = bearer_token(req)?;
-                let claims = verify_jwt(token, validation, keys).await?;
+                let claims = verify_jwt(token, &check.validation, &check.keys).await?;
                 match claims.get(&self.claim) {
                     Some(Value::String(s)) => s.clone(),
                     Some(Value::Number(n)) => n.to_string(),
-                    Some(_) => return Err(unauthorized(format!("the session's `{}` claim is not a string", self.claim))),
+                    Some(_) => {
+                        return Err(unauthorized(format!("the session's `{}` claim is not a string", self.claim)));
+                    }
                     None => return Err(unauthorized(format!("the session has no `{}` claim", self.claim))),
                 }
             }
         };
-        Identity::try_from(raw).map_err(|e| ApiError::BadRequest(format!("the session's identity cannot be used with Twilio: {e}")))
+        Identity::try_from(raw)
+            .map_err(|e| ApiError::BadRequest(format!("the session's identity cannot be used with Twilio: {e}")))
     }
 }
 
@@ -186,7 +205,11 @@ fn bearer_token(req: &Request) -> Result<&str, ApiError> {
     Ok(token.trim())
 }
 
-async fn verify_jwt(token: &str, validation: &Validation, keys: &Keys) -> Result<serde_json::Map<String, Value>, ApiError> {
+async fn verify_jwt(
+    token: &str,
+    validation: &Validation,
+    keys: &Keys,
+) -> Result<serde_json::Map<String, Value>, ApiError> {
     let header = jsonwebtoken::decode_header(token).map_err(|_| unauthorized("malformed session token"))?;
     if header.alg != validation.algorithms[0] {
         return Err(unauthorized("session token signed with an algorithm this deployment does not accept"));
@@ -205,7 +228,9 @@ async fn verify_jwt(token: &str, validation: &Validation, keys: &Keys) -> Result
             ErrorKind::InvalidIssuer => "session issued by another issuer".to_owned(),
             ErrorKind::InvalidAudience => "session issued for another audience".to_owned(),
             ErrorKind::InvalidSignature => "session signature does not verify".to_owned(),
-            ErrorKind::InvalidAlgorithm => "session token signed with an algorithm this deployment does not accept".to_owned(),
+            ErrorKind::InvalidAlgorithm => {
+                "session token signed with an algorithm this deployment does not accept".to_owned()
+            }
             ErrorKind::MissingRequiredClaim(claim) => format!("the session has no `{claim}` claim"),
             _ => "malformed session token".to_owned(),
         })
@@ -299,11 +324,10 @@ impl JwksCache {
         if matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption)) {
             return false;
         }
-        let declared_ok = match (jwk.common.key_algorithm, self.algorithm) {
-            (None, _) => true,
-            (Some(KeyAlgorithm::RS256), Algorithm::RS256) | (Some(KeyAlgorithm::ES256), Algorithm::ES256) => true,
-            _ => false,
-        };
+        let declared_ok = matches!(
+            (jwk.common.key_algorithm, self.algorithm),
+            (None, _) | (Some(KeyAlgorithm::RS256), Algorithm::RS256) | (Some(KeyAlgorithm::ES256), Algorithm::ES256)
+        );
         let family_ok = match (&jwk.algorithm, self.algorithm) {
             (AlgorithmParameters::RSA(_), Algorithm::RS256) => true,
             (AlgorithmParameters::EllipticCurve(ec), Algorithm::ES256) => ec.curve == EllipticCurve::P256,

@@ -64,6 +64,11 @@ impl Settings {
         self.get(name).map(|v| SecretString::from(v.to_owned()))
     }
 
+    /// Every name and value, for handing the settings to a child process.
+    pub fn iter_pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
     pub fn sid<K: SidKind>(&self, name: &str) -> Result<Sid<K>, ConfigError> {
         Sid::try_from(self.required(name)?).map_err(|e| ConfigError::new(name, e.to_string()))
     }
@@ -142,12 +147,8 @@ impl TwilioSecrets {
             });
         };
         let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        let output = aws_sdk_secretsmanager::Client::new(&aws)
-            .get_secret_value()
-            .secret_id(arn)
-            .send()
-            .await
-            .map_err(|e| {
+        let output =
+            aws_sdk_secretsmanager::Client::new(&aws).get_secret_value().secret_id(arn).send().await.map_err(|e| {
                 let reason = aws_sdk_secretsmanager::error::DisplayErrorContext(e);
                 ConfigError::new("TWILIO_SECRET_ARN", format!("could not be read: {reason}"))
             })?;
@@ -160,7 +161,11 @@ impl TwilioSecrets {
             ConfigError::new("TWILIO_SECRET_ARN", "the secret is not a JSON object with api_key_secret and auth_token")
         })?;
         let secret = |v: Option<String>| v.filter(|s| !s.is_empty()).map(SecretString::from);
-        Ok(Self { api_key_secret: secret(doc.api_key_secret), auth_token: secret(doc.auth_token), from_secret_arn: true })
+        Ok(Self {
+            api_key_secret: secret(doc.api_key_secret),
+            auth_token: secret(doc.auth_token),
+            from_secret_arn: true,
+        })
     }
 
     fn missing(&self, env_name: &str, field: &str) -> ConfigError {
@@ -189,7 +194,8 @@ mod tests {
     const IS: &str = "IS0123456789abcdef0123456789abcdef";
 
     fn token_settings(extra: &[(&str, &str)]) -> Settings {
-        let mut pairs = vec![("TWILIO_ACCOUNT_SID", AC), ("TWILIO_API_KEY_SID", SK), ("TWILIO_CONVERSATIONS_SERVICE_SID", IS)];
+        let mut pairs =
+            vec![("TWILIO_ACCOUNT_SID", AC), ("TWILIO_API_KEY_SID", SK), ("TWILIO_CONVERSATIONS_SERVICE_SID", IS)];
         pairs.extend_from_slice(extra);
         Settings::from_pairs(pairs)
     }
@@ -214,7 +220,10 @@ mod tests {
         assert_eq!(error_name(&token_settings(&[("TOKEN_TTL_SECONDS", "1h")])), "TOKEN_TTL_SECONDS");
         assert_eq!(error_name(&token_settings(&[("TOKEN_TTL_SECONDS", "100")])), "TOKEN_TTL_SECONDS");
         assert_eq!(error_name(&token_settings(&[("TOKEN_MAX_TTL_SECONDS", "90000")])), "TOKEN_MAX_TTL_SECONDS");
-        assert_eq!(error_name(&token_settings(&[("TOKEN_MAX_TTL_SECONDS", "600"), ("TOKEN_TTL_SECONDS", "3600")])), "TOKEN_TTL_SECONDS");
+        assert_eq!(
+            error_name(&token_settings(&[("TOKEN_MAX_TTL_SECONDS", "600"), ("TOKEN_TTL_SECONDS", "3600")])),
+            "TOKEN_TTL_SECONDS"
+        );
     }
 
     #[test]
@@ -243,7 +252,8 @@ mod tests {
 
     #[tokio::test]
     async fn secrets_come_from_the_environment_without_an_arn() {
-        let secrets = TwilioSecrets::load(&Settings::from_pairs([("TWILIO_API_KEY_SECRET", "k")])).await.expect("loads");
+        let secrets =
+            TwilioSecrets::load(&Settings::from_pairs([("TWILIO_API_KEY_SECRET", "k")])).await.expect("loads");
         assert!(secrets.api_key_secret().is_ok());
         assert_eq!(secrets.auth_token().expect_err("absent").name, "TWILIO_AUTH_TOKEN");
     }

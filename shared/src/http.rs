@@ -2,8 +2,8 @@
 //! RFC 9457 problem+json, JSON bodies in and out, and CORS.
 
 use std::error::Error as StdError;
-use std::future::Future;
 use std::fmt;
+use std::future::Future;
 
 use lambda_http::http::{HeaderValue, Method, StatusCode, header};
 use lambda_http::{Body, Request, Response};
@@ -39,7 +39,13 @@ pub enum ApiError {
     RateLimited { retry_after: Option<u32> },
     /// An upstream (Twilio, DynamoDB, the identity provider) failed after retries.
     #[error("upstream unavailable: {what}")]
-    Upstream { what: &'static str, status: StatusCode, retry_after: Option<u32>, #[source] source: Option<Source> },
+    Upstream {
+        what: &'static str,
+        status: StatusCode,
+        retry_after: Option<u32>,
+        #[source]
+        source: Option<Source>,
+    },
     #[error("internal error")]
     Internal(#[source] Source),
 }
@@ -232,7 +238,9 @@ impl CorsPolicy {
         match self {
             Self::Origins(list) => list.iter().any(|o| o.eq_ignore_ascii_case(origin)),
             Self::Loopback => ["http://localhost:", "http://127.0.0.1:"].iter().any(|prefix| {
-                origin.strip_prefix(prefix).is_some_and(|port| !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()))
+                origin
+                    .strip_prefix(prefix)
+                    .is_some_and(|port| !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()))
             }),
         }
     }
@@ -280,7 +288,10 @@ mod tests {
         assert_eq!(response.status(), 500);
         assert_eq!(response.headers()[header::CONTENT_TYPE], "application/problem+json");
         let body = body_json(&response);
-        assert_eq!(body, serde_json::json!({"type": "about:blank", "title": "Internal Server Error", "status": 500, "code": "internal"}));
+        assert_eq!(
+            body,
+            serde_json::json!({"type": "about:blank", "title": "Internal Server Error", "status": 500, "code": "internal"})
+        );
     }
 
     #[test]
@@ -295,7 +306,13 @@ mod tests {
 
     #[test]
     fn retry_after_is_sent_when_known() {
-        let response = ApiError::Upstream { what: "twilio", status: StatusCode::SERVICE_UNAVAILABLE, retry_after: Some(2), source: None }.into_response();
+        let response = ApiError::Upstream {
+            what: "twilio",
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            retry_after: Some(2),
+            source: None,
+        }
+        .into_response();
         assert_eq!(response.status(), 503);
         assert_eq!(response.headers()[header::RETRY_AFTER], "2");
         assert_eq!(body_json(&response)["code"], "upstream_unavailable");

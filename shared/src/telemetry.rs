@@ -12,5 +12,6 @@ pub fn init_lambda() {
 /// For the CLI and the local server: human-readable lines on stderr, `RUST_LOG` to tune.
 pub fn init_cli() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+    let _ =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
 }

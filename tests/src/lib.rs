@@ -2,10 +2,10 @@
 //! provider's, a JWKS server that counts its hits, requests shaped like API Gateway's, and the
 //! Twilio helper libraries as oracles.
 
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::io::Write as _;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -139,7 +139,8 @@ pub fn apigw_request(authorizer_claims: Option<Value>, body: Option<&str>) -> Re
 }
 
 pub fn json_body(response: &Response<Body>) -> Value {
-    serde_json::from_slice(response.body().as_ref()).unwrap_or_else(|e| panic!("JSON body ({e}): {:?}", response.body()))
+    serde_json::from_slice(response.body().as_ref())
+        .unwrap_or_else(|e| panic!("JSON body ({e}): {:?}", response.body()))
 }
 
 /// A JWKS endpoint on loopback that counts how often it is fetched.
@@ -208,11 +209,8 @@ pub fn python() -> PathBuf {
 /// Runs a script under `tests/oracle/` with `input` on stdin; its stdout as JSON.
 pub fn oracle(script: &str, input: &Value) -> Value {
     let path = workspace_root().join("tests/oracle").join(script);
-    let (program, args): (PathBuf, Vec<PathBuf>) = if script.ends_with(".js") {
-        (PathBuf::from("node"), vec![path])
-    } else {
-        (python(), vec![path])
-    };
+    let (program, args): (PathBuf, Vec<PathBuf>) =
+        if script.ends_with(".js") { (PathBuf::from("node"), vec![path]) } else { (python(), vec![path]) };
     let mut child = Command::new(&program)
         .args(&args)
         .current_dir(workspace_root())
@@ -224,5 +222,149 @@ pub fn oracle(script: &str, input: &Value) -> Value {
     child.stdin.take().expect("stdin").write_all(input.to_string().as_bytes()).expect("write oracle input");
     let out = child.wait_with_output().expect("oracle output");
     assert!(out.status.success(), "oracle {script} failed: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("oracle {script} printed no JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("oracle {script} printed no JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+/// One request a [`StubServer`] received.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+type Reply = (u16, Vec<(String, String)>, Vec<u8>);
+type Script = dyn Fn(&Recorded) -> Reply + Send + Sync;
+
+/// An HTTP/1.1 server on loopback that answers from a script and records every request: the
+/// stand-in for AWS endpoints (the Lambda Runtime API, Secrets Manager) in black-box tests.
+#[derive(Clone)]
+pub struct StubServer {
+    pub addr: SocketAddr,
+    requests: Arc<Mutex<Vec<Recorded>>>,
+}
+
+impl std::fmt::Debug for StubServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StubServer").field("addr", &self.addr).finish()
+    }
+}
+
+impl StubServer {
+    pub async fn start(script: impl Fn(&Recorded) -> Reply + Send + Sync + 'static) -> Self {
+        let script: Arc<Script> = Arc::new(script);
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (s, r) = (script.clone(), requests.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { return };
+                let (s, r) = (s.clone(), r.clone());
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                        let (s, r) = (s.clone(), r.clone());
+                        async move {
+                            use http_body_util::BodyExt as _;
+                            let (parts, body) = req.into_parts();
+                            let body = body.collect().await.map(|b| b.to_bytes().to_vec()).unwrap_or_default();
+                            let recorded = Recorded {
+                                method: parts.method.to_string(),
+                                path: parts.uri.path_and_query().map_or(String::new(), |p| p.to_string()),
+                                headers: parts
+                                    .headers
+                                    .iter()
+                                    .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned()))
+                                    .collect(),
+                                body,
+                            };
+                            let (status, headers, body) = s(&recorded);
+                            r.lock().expect("lock").push(recorded);
+                            let mut response = hyper::Response::new(Full::new(Bytes::from(body)));
+                            *response.status_mut() = hyper::StatusCode::from_u16(status).expect("status");
+                            for (k, v) in headers {
+                                response.headers_mut().insert(
+                                    hyper::header::HeaderName::try_from(k).expect("header name"),
+                                    v.parse().expect("header value"),
+                                );
+                            }
+                            Ok::<_, std::convert::Infallible>(response)
+                        }
+                    });
+                    let io = hyper_util::rt::TokioIo::new(stream);
+                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
+                });
+            }
+        });
+        Self { addr, requests }
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.requests.lock().expect("lock").clone()
+    }
+}
+
+/// A minimal Lambda Runtime API: hands out `events` one by one (then holds the next poll open,
+/// as Lambda does between invocations) and records responses and errors.
+pub async fn runtime_api(events: Vec<Value>) -> StubServer {
+    let queue = Arc::new(Mutex::new(std::collections::VecDeque::from(events)));
+    let served = Arc::new(AtomicUsize::new(0));
+    StubServer::start(move |req| {
+        if req.method == "GET" && req.path.ends_with("/runtime/invocation/next") {
+            let Some(event) = queue.lock().expect("lock").pop_front() else {
+                // Nothing more to invoke: an error makes the runtime exit instead of spinning.
+                return (500, vec![], b"no more events".to_vec());
+            };
+            let id = format!("req-{}", served.fetch_add(1, Ordering::SeqCst) + 1);
+            let deadline = (now() + 30) * 1000;
+            let headers = vec![
+                ("lambda-runtime-aws-request-id".into(), id),
+                ("lambda-runtime-deadline-ms".into(), deadline.to_string()),
+                (
+                    "lambda-runtime-invoked-function-arn".into(),
+                    "arn:aws:lambda:us-east-1:123456789012:function:token".into(),
+                ),
+                ("lambda-runtime-trace-id".into(), "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1".into()),
+                ("content-type".into(), "application/json".into()),
+            ];
+            (200, headers, event.to_string().into_bytes())
+        } else {
+            (202, vec![], b"{}".to_vec())
+        }
+    })
+    .await
+}
+
+/// The environment Lambda gives every function, pointed at a local Runtime API.
+pub fn lambda_env(runtime: &StubServer) -> Vec<(String, String)> {
+    [
+        ("AWS_LAMBDA_RUNTIME_API", runtime.addr.to_string()),
+        ("AWS_LAMBDA_FUNCTION_NAME", "token".into()),
+        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128".into()),
+        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".into()),
+        ("AWS_LAMBDA_LOG_STREAM_NAME", "stream".into()),
+        ("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/token".into()),
+        ("AWS_LAMBDA_LOG_FORMAT", "JSON".into()),
+        ("AWS_REGION", "us-east-1".into()),
+        ("AWS_ACCESS_KEY_ID", "test".into()),
+        ("AWS_SECRET_ACCESS_KEY", "test".into()),
+        ("AWS_EC2_METADATA_DISABLED", "true".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
+/// An API Gateway v2 event for `POST /token` carrying `bearer`, as JSON.
+pub fn token_event(bearer: &str) -> Value {
+    json!({
+        "version": "2.0", "routeKey": "POST /token", "rawPath": "/token", "rawQueryString": "",
+        "headers": {"authorization": format!("Bearer {bearer}"), "host": "api.test"},
+        "requestContext": {"accountId": "123456789012", "apiId": "api", "domainName": "api.test", "domainPrefix": "api",
+            "http": {"method": "POST", "path": "/token", "protocol": "HTTP/1.1", "sourceIp": "192.0.2.1", "userAgent": "test"},
+            "requestId": "apigw-req", "routeKey": "POST /token", "stage": "$default", "time": "21/Nov/2026:19:00:00 +0000", "timeEpoch": 0u64},
+        "body": null, "isBase64Encoded": false
+    })
 }

@@ -37,7 +37,8 @@ async fn every_event_fixture_answers_the_status_in_its_name() {
         let mut parts = name.splitn(3, '-');
         let (status, mode) = (parts.next().expect("status"), parts.next().expect("mode"));
         let status: u16 = status.parse().unwrap_or_else(|_| panic!("{name}: name must start with the expected status"));
-        let req = lambda_http::request::from_str(&std::fs::read_to_string(&path).expect("read")).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let req = lambda_http::request::from_str(&std::fs::read_to_string(&path).expect("read"))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
         let response = match (function.as_str(), mode) {
             ("token", "jwt") => handle(&jwt, req).await,
             ("token", "authorizer") => handle(&authorizer, req).await,

@@ -114,7 +114,12 @@ async fn tampered_or_foreign_signatures_are_refused() {
     let tampered = format!("{}.{}.{}", parts[0], forged_claims.split('.').nth(1).expect("claims"), parts[2]);
     refused(&state, &tampered, "session signature does not verify").await;
 
-    let other = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims("u-1"), &EncodingKey::from_secret(b"another-secret-0123456789abcdef-xyz")).expect("sign");
+    let other = jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims("u-1"),
+        &EncodingKey::from_secret(b"another-secret-0123456789abcdef-xyz"),
+    )
+    .expect("sign");
     refused(&state, &other, "session signature does not verify").await;
 }
 
@@ -144,7 +149,8 @@ async fn hs256_signed_with_the_rsa_public_key_is_refused() {
     let public_pem = fixture("keys/rsa-public.pem");
     let mut header = Header::new(Algorithm::HS256);
     header.kid = Some("rsa-1".into());
-    let confused = jsonwebtoken::encode(&header, &claims("u-1"), &EncodingKey::from_secret(public_pem.as_bytes())).expect("sign");
+    let confused =
+        jsonwebtoken::encode(&header, &claims("u-1"), &EncodingKey::from_secret(public_pem.as_bytes())).expect("sign");
     refused(&state, &confused, "session token signed with an algorithm this deployment does not accept").await;
 }
 
@@ -180,7 +186,12 @@ async fn es256_deployments_take_es256_and_nothing_else() {
     let server = JwksServer::start(jwks()).await;
     let state = jwks_state(&server, "ES256").await;
     assert_eq!(status_and_detail(&state, Some(&es256_session(Some("ec-1"), &claims("u-1")))).await.0, 200);
-    refused(&state, &rs256_session(Some("rsa-1"), &claims("u-1")), "session token signed with an algorithm this deployment does not accept").await;
+    refused(
+        &state,
+        &rs256_session(Some("rsa-1"), &claims("u-1")),
+        "session token signed with an algorithm this deployment does not accept",
+    )
+    .await;
     // An ES256 header pointing at the RSA key's kid finds no EC key under it.
     refused(&state, &es256_session(Some("rsa-1"), &claims("u-1")), "session signed with an unknown key").await;
 }
@@ -230,7 +241,8 @@ async fn authorizer_mode_reads_the_verified_claims_only() {
 
     // A bearer token the authorizer did not vouch for is never read in this mode.
     let mut req = apigw_request(None, None);
-    req.headers_mut().insert(header::AUTHORIZATION, format!("Bearer {}", hs256_session(&claims("u-1"))).parse().expect("header"));
+    req.headers_mut()
+        .insert(header::AUTHORIZATION, format!("Bearer {}", hs256_session(&claims("u-1"))).parse().expect("header"));
     assert_eq!(handle(&state, req).await.status(), 401);
     // Nor does a request that did not come through API Gateway carry any identity.
     assert_eq!(handle(&state, token_request(Some(&hs256_session(&claims("u-1"))), None)).await.status(), 401);

@@ -35,7 +35,8 @@ async fn default_ttl_is_an_hour_and_expiry_matches_the_token() {
 async fn ttl_is_bounded_by_180_and_the_configured_maximum() {
     let state = state(&[("TOKEN_MAX_TTL_SECONDS", "7200")]).await;
     for (ttl, status) in [(180, 200), (7200, 200), (179, 400), (7201, 400), (0, 400), (-5, 400)] {
-        let response = handle(&state, token_request(Some(&session()), Some(&json!({"ttl_seconds": ttl}).to_string()))).await;
+        let response =
+            handle(&state, token_request(Some(&session()), Some(&json!({"ttl_seconds": ttl}).to_string()))).await;
         assert_eq!(response.status(), status, "ttl {ttl}");
         if status == 200 {
             assert_eq!(json_body(&response)["ttl_seconds"], ttl);
@@ -60,7 +61,14 @@ async fn configured_default_ttl_applies_to_an_empty_body() {
 #[tokio::test]
 async fn malformed_bodies_are_problems_not_crashes() {
     let state = state(&[]).await;
-    for body in ["{", "[]", r#"{"ttl_seconds": "3600"}"#, r#"{"ttl_seconds": 3600.5}"#, r#"{"ttl": 3600}"#, r#"{"identity": "someone-else"}"#] {
+    for body in [
+        "{",
+        "[]",
+        r#"{"ttl_seconds": "3600"}"#,
+        r#"{"ttl_seconds": 3600.5}"#,
+        r#"{"ttl": 3600}"#,
+        r#"{"identity": "someone-else"}"#,
+    ] {
         let response = handle(&state, token_request(Some(&session()), Some(body))).await;
         assert_eq!(response.status(), 400, "{body}");
         assert_eq!(response.headers()[header::CONTENT_TYPE], "application/problem+json");

@@ -9,7 +9,8 @@ use chatgate_tests::*;
 use serde_json::{Value, json};
 use token::handler::{TokenState, handle};
 
-const IDENTITIES: &[&str] = &["u-123", "alice@example.com", "Zoë Ångström", "名前", "emoji 😀 id", "quote\"back\\slash/", "US123"];
+const IDENTITIES: &[&str] =
+    &["u-123", "alice@example.com", "Zoë Ångström", "名前", "emoji 😀 id", "quote\"back\\slash/", "US123"];
 const PUSH_SID: &str = "CR00000000000000000000000000000009";
 
 async fn minted(settings: &chatgate::config::Settings, identity: &str, ttl: u32, now: u64) -> Value {
@@ -38,7 +39,8 @@ async fn tokens_are_byte_identical_to_twilio_python() {
         for push in [false, true] {
             let ttl = [180, 3600, 86_400][i % 3];
             let now = 1_795_000_000 + i as u64 * 7;
-            let settings = if push { jwt_settings(&[("TWILIO_PUSH_CREDENTIAL_SID", PUSH_SID)]) } else { jwt_settings(&[]) };
+            let settings =
+                if push { jwt_settings(&[("TWILIO_PUSH_CREDENTIAL_SID", PUSH_SID)]) } else { jwt_settings(&[]) };
             ours.push(minted(&settings, identity, ttl, now).await["token"].clone());
             cases.push(case(identity, ttl, now, push));
         }
@@ -53,10 +55,13 @@ async fn tokens_are_byte_identical_to_twilio_python() {
 #[tokio::test]
 async fn tokens_verify_with_twilio_pythons_from_jwt() {
     let body = minted(&jwt_settings(&[]), "Zoë 😀", 3600, now()).await;
-    let result = oracle("twilio_token.py", &json!({"verify": [
-        {"jwt": body["token"], "secret": API_KEY_SECRET},
-        {"jwt": body["token"], "secret": "another secret"},
-    ]}));
+    let result = oracle(
+        "twilio_token.py",
+        &json!({"verify": [
+            {"jwt": body["token"], "secret": API_KEY_SECRET},
+            {"jwt": body["token"], "secret": "another secret"},
+        ]}),
+    );
     let good = &result["verified"][0];
     assert_eq!(good["ok"], true, "{good}");
     assert_eq!(good["headers"], json!({"alg": "HS256", "typ": "JWT", "cty": "twilio-fpa;v=1"}));

@@ -35,11 +35,22 @@ impl TokenState {
         Self::new(&auth, token, &secrets, cors)
     }
 
-    pub fn new(auth: &AuthConfig, token: TokenConfig, secrets: &TwilioSecrets, cors: Option<CorsPolicy>) -> Result<Self, ConfigError> {
+    pub fn new(
+        auth: &AuthConfig,
+        token: TokenConfig,
+        secrets: &TwilioSecrets,
+        cors: Option<CorsPolicy>,
+    ) -> Result<Self, ConfigError> {
         let key = TokenSigningKey::new(secrets.api_key_secret()?);
         Ok(Self {
             verifier: SessionVerifier::new(auth)?,
-            minter: AccessTokenMinter::new(token.account_sid, token.api_key_sid, key, &token.service_sid, token.push_credential_sid.as_ref()),
+            minter: AccessTokenMinter::new(
+                token.account_sid,
+                token.api_key_sid,
+                key,
+                &token.service_sid,
+                token.push_credential_sid.as_ref(),
+            ),
             ttl: token.ttl,
             clock: Arc::new(SystemClock),
             cors,

@@ -100,15 +100,17 @@ mod tests {
         assert_eq!(Identity::try_from("a\nb"), Err(IdentityError::ControlCharacter));
         assert_eq!(Identity::try_from("a\u{7f}"), Err(IdentityError::ControlCharacter));
         assert_eq!(Identity::try_from("\u{0}"), Err(IdentityError::ControlCharacter));
-        assert_eq!(
-            Identity::try_from(format!("US{}", "0a".repeat(16))),
-            Err(IdentityError::LooksLikeUserSid)
-        );
+        assert_eq!(Identity::try_from(format!("US{}", "0a".repeat(16))), Err(IdentityError::LooksLikeUserSid));
     }
 
     #[test]
     fn near_misses_of_a_user_sid_are_identities() {
-        for ok in [format!("US{}", "0".repeat(31)), format!("US{}", "0".repeat(33)), format!("us{}", "0".repeat(32)), format!("US{}g", "0".repeat(31))] {
+        for ok in [
+            format!("US{}", "0".repeat(31)),
+            format!("US{}", "0".repeat(33)),
+            format!("us{}", "0".repeat(32)),
+            format!("US{}g", "0".repeat(31)),
+        ] {
             assert!(Identity::try_from(ok.as_str()).is_ok(), "{ok}");
         }
     }

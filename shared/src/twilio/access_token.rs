@@ -156,7 +156,10 @@ mod tests {
             )
         );
         assert_eq!(token.expires_at, 1_700_003_600);
-        let expected = hmac::sign(&TokenSigningKey::new(&SecretString::from("s3cret")).0, format!("{}.{}", parts[0], parts[1]).as_bytes());
+        let expected = hmac::sign(
+            &TokenSigningKey::new(&SecretString::from("s3cret")).0,
+            format!("{}.{}", parts[0], parts[1]).as_bytes(),
+        );
         assert_eq!(URL_SAFE_NO_PAD.decode(parts[2]).expect("sig"), expected.as_ref());
     }
 
