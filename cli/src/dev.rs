@@ -6,8 +6,11 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use access::handler::AccessState;
+use admin::handler::{AdminAuth, AdminState};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chatgate::acl::{AclReader, CatalogWriter, DynamoStore, GrantWriter, MemoryStore};
 use chatgate::config::{ConfigError, Settings};
 use chatgate::http::{ApiError, CorsPolicy};
 use http_body_util::{BodyExt as _, Full, Limited};
@@ -15,6 +18,8 @@ use hyper::body::{Bytes, Incoming};
 use hyper_util::rt::TokioIo;
 use lambda_http::{Body, Request, Response};
 use rand::RngCore as _;
+use secrecy::{ExposeSecret as _, SecretString};
+use sharing::handler::SharingState;
 use token::handler::TokenState;
 use tokio::net::TcpListener;
 
@@ -32,16 +37,41 @@ pub struct DevArgs {
     host: String,
 }
 
-/// Every route the local server serves, each with the state its Lambda function would build.
+/// Every route the local server serves, each with the state its Lambda function would build,
+/// over one store `S` (in memory, or the DynamoDB table when `TABLE_NAME` is set).
 #[derive(Debug)]
-struct Routes {
+struct Routes<S> {
     token: TokenState,
+    access: AccessState<S>,
+    sharing: SharingState<S>,
+    admin: AdminState<S>,
 }
 
-impl Routes {
+impl<S: AclReader + GrantWriter + CatalogWriter> Routes<S> {
+    fn new(
+        token: TokenState,
+        store: Arc<S>,
+        settings: &Settings,
+        admin_key: SecretString,
+    ) -> Result<Self, ConfigError> {
+        let mut access = AccessState::from_settings(settings, store.clone())?;
+        let mut sharing = SharingState::from_settings(settings, store.clone())?;
+        access.cors = token.cors.clone();
+        sharing.cors = token.cors.clone();
+        Ok(Self { token, access, sharing, admin: AdminState::new(AdminAuth::DevKey(admin_key), store) })
+    }
+
+    /// Dispatches on the path's first segments, as API Gateway's routes would.
     async fn serve(&self, req: Request) -> Response<Body> {
-        match req.uri().path() {
-            "/token" => token::handler::handle(&self.token, req).await,
+        let path = req.uri().path().to_owned();
+        let mut segments = path.trim_start_matches('/').split('/');
+        match (segments.next(), segments.next(), segments.next()) {
+            (Some("token"), None, _) => token::handler::handle(&self.token, req).await,
+            (Some("assets"), Some(_), Some("access")) | (Some("access"), Some("check"), None) => {
+                access::handler::handle(&self.access, req).await
+            }
+            (Some("assets"), Some(_), Some("grants")) => sharing::handler::handle(&self.sharing, req).await,
+            (Some("admin"), _, _) => admin::handler::handle(&self.admin, req).await,
             _ => {
                 let cors = self.token.cors.as_ref();
                 chatgate::http::respond(cors, req, |_| async { Err(ApiError::NotFound("no such route".into())) }).await
@@ -93,11 +123,47 @@ pub async fn run(args: DevArgs) -> Result<(), Box<dyn std::error::Error>> {
     if token.cors.is_none() {
         token.cors = Some(CorsPolicy::Loopback);
     }
-    let routes = Arc::new(Routes { token });
+    let admin_key = settings.get("CHATGATE_DEV_ADMIN_KEY").map_or_else(random_secret, str::to_owned);
+    let admin_key = SecretString::from(admin_key);
+    match settings.get("TABLE_NAME") {
+        Some(_) => {
+            let store = Arc::new(DynamoStore::from_settings(&settings).await?);
+            let routes = Routes::new(token, store, &settings, admin_key.clone())?;
+            serve(routes, &args, &settings, &defaulted, &admin_key, "the DynamoDB table TABLE_NAME").await
+        }
+        None => {
+            let routes = Routes::new(token, Arc::new(MemoryStore::new()), &settings, admin_key.clone())?;
+            serve(routes, &args, &settings, &defaulted, &admin_key, "an in-memory store (set TABLE_NAME for DynamoDB)")
+                .await
+        }
+    }
+}
 
+async fn serve<S: AclReader + GrantWriter + CatalogWriter + 'static>(
+    routes: Routes<S>,
+    args: &DevArgs,
+    settings: &Settings,
+    defaulted: &[&str],
+    admin_key: &SecretString,
+    store: &str,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let routes = Arc::new(routes);
     let listener = TcpListener::bind((args.host.as_str(), args.port)).await?;
     let addr = listener.local_addr()?;
-    print_banner(&settings, addr, &defaulted)?;
+    print_banner(settings, addr, defaulted)?;
+    println!("permissions: {store}");
+    let key_note =
+        if settings.get("CHATGATE_DEV_ADMIN_KEY").is_some() { "CHATGATE_DEV_ADMIN_KEY" } else { "generated" };
+    println!(
+        "admin key ({key_note}; the /admin routes take `Authorization: Bearer <key>`): {}",
+        admin_key.expose_secret()
+    );
+    println!(
+        "try: curl -sS -X PUT {}/admin/assets/a-1 -H 'Authorization: Bearer {}' -H 'content-type: application/json' -d '{{\"owner\":\"{DEV_USER}\",\"type\":\"document\",\"name\":\"Plan\"}}'",
+        format_args!("http://{addr}"),
+        admin_key.expose_secret()
+    );
+    println!("ready");
 
     loop {
         let (stream, _) = tokio::select! {
@@ -119,7 +185,10 @@ pub async fn run(args: DevArgs) -> Result<(), Box<dyn std::error::Error>> {
     }
 }
 
-async fn handle(routes: &Routes, req: hyper::Request<Incoming>) -> Response<Body> {
+async fn handle<S: AclReader + GrantWriter + CatalogWriter>(
+    routes: &Routes<S>,
+    req: hyper::Request<Incoming>,
+) -> Response<Body> {
     let (parts, body) = req.into_parts();
     let bytes = match Limited::new(body, MAX_BODY_BYTES).collect().await {
         Ok(collected) => collected.to_bytes(),

@@ -31,7 +31,7 @@ impl DevServer {
         loop {
             let mut line = String::new();
             assert!(reader.read_line(&mut line).expect("banner") > 0, "chatgate dev exited early: {lines:?}");
-            let done = line.starts_with("another user:") || line.starts_with("sessions are verified");
+            let done = line.trim_end() == "ready";
             lines.push(line.trim_end().to_owned());
             if done {
                 break;
@@ -147,4 +147,48 @@ fn a_malformed_setting_stops_start_up_naming_it() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(name), "{name}: {stderr}");
     }
+}
+
+#[test]
+fn documents_are_shared_and_checked_through_the_local_server() {
+    let server = DevServer::start(&[]);
+    let exe = env!("CARGO_BIN_EXE_chatgate");
+    // The printed admin command creates a-1 owned by dev-user.
+    let admin_curl = server.lines.iter().filter_map(|l| l.strip_prefix("try: ")).nth(1).expect("admin try line");
+    let (status, _, body) = curl(admin_curl.trim_start_matches("curl -sS "));
+    assert_eq!(status, 201, "{body}");
+    let admin_key =
+        server.line("admin key (generated; the /admin routes take `Authorization: Bearer <key>`): ").to_owned();
+    let another = server.line("another user: ").replace("chatgate session", &format!("{exe} session"));
+    let session = |sub: &str| sh(&another.replace("--sub u-2", &format!("--sub {sub}"))).trim().to_owned();
+    let (owner, bob) = (session("dev-user"), session("bob"));
+    let base = &server.base;
+
+    let access = |token: &str| curl(&format!("{base}/assets/a-1/access -H 'Authorization: Bearer {token}'"));
+    let (status, _, body) = access(&bob);
+    assert_eq!(status, 200);
+    assert!(body.contains(r#""role":"none""#), "{body}");
+
+    let (status, _, body) =
+        curl(&format!("-X PUT {base}/admin/groups/designers/members/bob -H 'Authorization: Bearer {admin_key}'"));
+    assert_eq!(status, 204, "{body}");
+    let (status, _, body) = curl(&format!(
+        "-X PUT {base}/assets/a-1/grants/group:designers -H 'Authorization: Bearer {owner}' -H 'content-type: application/json' -d '{{\"role\":\"writer\"}}'"
+    ));
+    assert_eq!(status, 200, "{body}");
+    let (_, _, body) = access(&bob);
+    assert!(body.contains(r#""role":"writer""#) && body.contains(r#""via":"group:designers""#), "{body}");
+
+    let (status, _, _) =
+        curl(&format!("-X DELETE {base}/assets/a-1/grants/group:designers -H 'Authorization: Bearer {bob}'"));
+    assert_eq!(status, 403, "a writer cannot revoke");
+    let (status, _, _) =
+        curl(&format!("-X DELETE {base}/assets/a-1/grants/group:designers -H 'Authorization: Bearer {owner}'"));
+    assert_eq!(status, 204);
+    let (_, _, body) = access(&bob);
+    assert!(body.contains(r#""role":"none""#), "revocation is seen at once: {body}");
+
+    let (status, _, _) =
+        curl(&format!("-X PUT {base}/admin/groups/designers/members/bob -H 'Authorization: Bearer {owner}'"));
+    assert_eq!(status, 401, "a session token is no admin key");
 }

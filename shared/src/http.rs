@@ -198,6 +198,67 @@ where
     response
 }
 
+/// The path's segments, percent-decoded: `/assets/a%2F1/access` is `["assets", "a/1", "access"]`.
+/// The same on API Gateway (whose `rawPath` keeps the client's encoding) and the local server.
+pub fn path_segments(req: &Request) -> Result<Vec<String>, ApiError> {
+    req.uri()
+        .path()
+        .trim_start_matches('/')
+        .split('/')
+        .map(|segment| {
+            percent_decode(segment)
+                .ok_or_else(|| ApiError::BadRequest("the path is not valid percent-encoded UTF-8".into()))
+        })
+        .collect()
+}
+
+/// Matches `segments` against a pattern such as `["assets", "{}", "grants", "{}"]`; the values of
+/// the `{}` segments in order.
+pub fn match_path<'a>(segments: &'a [String], pattern: &[&str]) -> Option<Vec<&'a str>> {
+    if segments.len() != pattern.len() {
+        return None;
+    }
+    let mut captured = Vec::new();
+    for (segment, expected) in segments.iter().zip(pattern) {
+        if *expected == "{}" {
+            captured.push(segment.as_str());
+        } else if segment != expected {
+            return None;
+        }
+    }
+    Some(captured)
+}
+
+fn percent_decode(segment: &str) -> Option<String> {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// The request body as `T`, required.
+pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
+    optional_json_body(req)?.ok_or_else(|| ApiError::BadRequest("a JSON body is required".into()))
+}
+
+/// An empty response with `status` (204 for deletions).
+pub fn empty_response(status: StatusCode) -> Response<Body> {
+    let mut response = Response::new(Body::Empty);
+    *response.status_mut() = status;
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
 /// `Err(405)` unless the request uses `method`.
 pub fn require_method(req: &Request, method: Method, allow: &'static str) -> Result<(), ApiError> {
     if req.method() == method { Ok(()) } else { Err(ApiError::MethodNotAllowed { allow }) }
@@ -316,6 +377,16 @@ mod tests {
         assert_eq!(response.status(), 503);
         assert_eq!(response.headers()[header::RETRY_AFTER], "2");
         assert_eq!(body_json(&response)["code"], "upstream_unavailable");
+    }
+
+    #[test]
+    fn paths_are_matched_after_percent_decoding() {
+        let req = |uri: &str| lambda_http::http::Request::builder().uri(uri).body(Body::Empty).expect("request");
+        let segments = path_segments(&req("http://h/assets/a%2F1%23x%20%C3%A9/grants/user%3Au-1")).expect("valid");
+        assert_eq!(match_path(&segments, &["assets", "{}", "grants", "{}"]), Some(vec!["a/1#x é", "user:u-1"]));
+        assert_eq!(match_path(&segments, &["assets", "{}", "access"]), None);
+        assert!(path_segments(&req("http://h/assets/%ZZ/access")).is_err());
+        assert!(path_segments(&req("http://h/assets/%C3/access")).is_err());
     }
 
     #[test]

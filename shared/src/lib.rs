@@ -1,6 +1,7 @@
 //! chatgate's shared library: the domain, session verification, Twilio access tokens,
 //! problem+json errors and typed configuration that every Lambda function and the CLI compose.
 
+pub mod acl;
 pub mod auth;
 pub mod clock;
 pub mod config;

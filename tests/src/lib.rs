@@ -2,7 +2,11 @@
 //! provider's, a JWKS server that counts its hits, requests shaped like API Gateway's, and the
 //! Twilio helper libraries as oracles.
 
+pub mod dynamo;
+
 use std::io::Write as _;
+pub mod acl_contract;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

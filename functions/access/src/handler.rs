@@ -1,0 +1,119 @@
+//! `GET /assets/{asset_id}/access` and `POST /access/check`: the verified user's role on assets,
+//! from one strongly consistent round trip to the store and the one access decision.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use chatgate::acl::{AclReader, MAX_BATCH_ASSETS};
+use chatgate::auth::{AuthConfig, SessionVerifier};
+use chatgate::clock::{Clock, SystemClock};
+use chatgate::config::{self, ConfigError, Settings};
+use chatgate::domain::{AccessAnswer, AssetId, Identity, decide};
+use chatgate::http::{self, ApiError, CorsPolicy};
+use lambda_http::http::{Method, StatusCode};
+use lambda_http::{Body, Request, Response};
+use serde::{Deserialize, Serialize};
+use tracing::Instrument as _;
+
+/// Everything the routes need, built once at cold start; `R` is the read-only store port.
+#[derive(Debug)]
+pub struct AccessState<R> {
+    pub verifier: SessionVerifier,
+    pub store: Arc<R>,
+    pub clock: Arc<dyn Clock>,
+    pub cors: Option<CorsPolicy>,
+}
+
+impl<R: AclReader> AccessState<R> {
+    pub fn from_settings(settings: &Settings, store: Arc<R>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            verifier: SessionVerifier::new(&AuthConfig::from_settings(settings)?)?,
+            store,
+            clock: Arc::new(SystemClock),
+            cors: config::cors_policy(settings)?,
+        })
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CheckRequest {
+    asset_ids: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct CheckResponse {
+    results: Vec<AccessAnswer>,
+}
+
+pub async fn handle<R: AclReader>(state: &AccessState<R>, req: Request) -> Response<Body> {
+    let span = tracing::info_span!("access", identity = tracing::field::Empty, asset_id = tracing::field::Empty);
+    http::respond(state.cors.as_ref(), req, |req| route(state, req)).instrument(span).await
+}
+
+async fn route<R: AclReader>(state: &AccessState<R>, req: Request) -> Result<Response<Body>, ApiError> {
+    let segments = http::path_segments(&req)?;
+    if let Some([asset]) = http::match_path(&segments, &["assets", "{}", "access"]).as_deref() {
+        http::require_method(&req, Method::GET, "GET")?;
+        let user = session(state, &req).await?;
+        let asset = parse_asset(asset)?;
+        tracing::Span::current().record("asset_id", asset.as_str());
+        let mut results = check(state, user, vec![asset]).await?;
+        return Ok(http::json_response(StatusCode::OK, &results.remove(0)));
+    }
+    if http::match_path(&segments, &["access", "check"]).is_some() {
+        http::require_method(&req, Method::POST, "POST")?;
+        let user = session(state, &req).await?;
+        let body: CheckRequest = http::json_body(&req)?;
+        let assets = parse_batch(body.asset_ids)?;
+        let results = check(state, user, assets).await?;
+        return Ok(http::json_response(StatusCode::OK, &CheckResponse { results }));
+    }
+    Err(ApiError::NotFound("no such route".into()))
+}
+
+async fn session<R>(state: &AccessState<R>, req: &Request) -> Result<Identity, ApiError> {
+    let user = state.verifier.verify(req).await?;
+    tracing::Span::current().record("identity", user.as_str());
+    Ok(user)
+}
+
+fn parse_asset(raw: &str) -> Result<AssetId, ApiError> {
+    AssetId::try_from(raw).map_err(|e| ApiError::BadRequest(e.to_string()))
+}
+
+/// 1–100 distinct, valid ids, in request order.
+fn parse_batch(raw: Vec<String>) -> Result<Vec<AssetId>, ApiError> {
+    if raw.is_empty() || raw.len() > MAX_BATCH_ASSETS {
+        return Err(ApiError::BadRequest(format!("asset_ids must hold 1 to {MAX_BATCH_ASSETS} ids")));
+    }
+    let mut seen = BTreeSet::new();
+    raw.into_iter()
+        .enumerate()
+        .map(|(i, id)| {
+            let asset = AssetId::try_from(id).map_err(|e| ApiError::BadRequest(format!("asset_ids[{i}]: {e}")))?;
+            if !seen.insert(asset.clone()) {
+                return Err(ApiError::BadRequest(format!("asset_ids[{i}] repeats `{asset}`")));
+            }
+            Ok(asset)
+        })
+        .collect()
+}
+
+/// The decision for each asset, from one round trip of facts. A missing asset is `role: none`,
+/// never 404, so the route is no oracle for which assets exist.
+async fn check<R: AclReader>(
+    state: &AccessState<R>,
+    user: Identity,
+    assets: Vec<AssetId>,
+) -> Result<Vec<AccessAnswer>, ApiError> {
+    let facts = state.store.check_facts(&user, &assets).await?;
+    let now = state.clock.now();
+    let answers: Vec<AccessAnswer> = assets
+        .into_iter()
+        .zip(&facts.assets)
+        .map(|(asset, f)| AccessAnswer::new(asset, user.clone(), &decide(&user, &facts.groups, f, now)))
+        .collect();
+    tracing::info!(assets = answers.len(), readable = answers.iter().filter(|a| a.can_read).count(), "access checked");
+    Ok(answers)
+}

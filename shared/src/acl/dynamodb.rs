@@ -1,0 +1,516 @@
+//! The DynamoDB adapter: one table, keys from [`super::keys`], strongly consistent reads issued
+//! concurrently, multi-item writes in transactions. SDK errors are translated here; no `SdkError`
+//! or `AttributeValue` leaves this module.
+
+use std::collections::{BTreeSet, HashMap};
+use std::error::Error as StdError;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::config::retry::RetryConfig;
+use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, ConsumedCapacity, Delete, DeleteRequest,
+    KeySchemaElement, KeyType, Put, ReturnConsumedCapacity, ReturnValue, ScalarAttributeType, TransactWriteItem,
+    WriteRequest,
+};
+use futures_util::future::try_join_all;
+
+use super::keys::{self, ASSET_SK, GRANT_PREFIX, MEMBER_PREFIX, PK, SK};
+use super::{AclReader, CatalogWriter, CheckFacts, GrantWriter, StoreError, Upsert, new_generation};
+use crate::domain::{AccessFacts, AssetId, AssetRecord, AssetType, Grant, GroupId, Identity, Principal, Role};
+
+type Item = HashMap<String, AttributeValue>;
+
+/// Attribute names; every expression refers to them through `#placeholders` (several are
+/// DynamoDB reserved words). Grants and memberships are read in bulk by every check, where a
+/// strongly consistent Query costs one RCU per 4 KB, so their attributes are one letter.
+mod attr {
+    pub const OWNER: &str = "owner";
+    pub const KIND: &str = "kind";
+    pub const NAME: &str = "name";
+    pub const UPDATED_AT: &str = "updated_at";
+    /// The asset's generation, on the record and on each grant.
+    pub const GENERATION: &str = "g";
+    /// A grant's role: `r` (reader) or `w` (writer).
+    pub const ROLE: &str = "r";
+    /// A grant's expiry, Unix seconds.
+    pub const EXPIRES_AT: &str = "x";
+    /// DynamoDB TTL attribute: expired grants are swept a day after they stop counting.
+    pub const TTL: &str = "ttl";
+    /// The full principal or member id, stored only when the sort key holds its hash.
+    pub const ID: &str = "id";
+}
+
+const TTL_GRACE_SECONDS: u64 = 86_400;
+/// Extra attempts for a transaction cancelled by a conflict.
+const TRANSACTION_RETRIES: u32 = 3;
+/// BatchWriteItem's limit.
+const BATCH_WRITE: usize = 25;
+
+/// Requests sent and capacity consumed, for the benchmark and the logs.
+#[derive(Debug, Default)]
+pub struct TableStats {
+    requests: AtomicU64,
+    milli_capacity: AtomicU64,
+}
+
+impl TableStats {
+    /// `(requests, consumed capacity units)` since the store was built.
+    pub fn snapshot(&self) -> (u64, f64) {
+        (self.requests.load(Ordering::Relaxed), self.milli_capacity.load(Ordering::Relaxed) as f64 / 1000.0)
+    }
+
+    fn record(&self, consumed: Option<&ConsumedCapacity>) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        if let Some(units) = consumed.and_then(ConsumedCapacity::capacity_units) {
+            self.milli_capacity.fetch_add((units * 1000.0).round() as u64, Ordering::Relaxed);
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+    stats: Arc<TableStats>,
+}
+
+impl DynamoStore {
+    /// Built once at cold start. Retries are bounded well inside the function's timeout: three
+    /// attempts with jittered backoff, 1.5 s per attempt, 4 s in all.
+    pub fn new(sdk: &aws_config::SdkConfig, table: impl Into<String>) -> Self {
+        let config = aws_sdk_dynamodb::config::Builder::from(sdk)
+            .retry_config(
+                RetryConfig::standard()
+                    .with_max_attempts(3)
+                    .with_initial_backoff(Duration::from_millis(25))
+                    .with_max_backoff(Duration::from_millis(400)),
+            )
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .operation_attempt_timeout(Duration::from_millis(1500))
+                    .operation_timeout(Duration::from_secs(4))
+                    .build(),
+            )
+            .build();
+        Self { client: Client::from_conf(config), table: table.into(), stats: Arc::default() }
+    }
+
+    /// The store for `TABLE_NAME`, with the SDK's standard configuration chain
+    /// (`AWS_ENDPOINT_URL_DYNAMODB` points it at DynamoDB Local).
+    pub async fn from_settings(settings: &crate::config::Settings) -> Result<Self, crate::config::ConfigError> {
+        let table = settings.required("TABLE_NAME")?.to_owned();
+        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        Ok(Self::new(&sdk, table))
+    }
+
+    /// Opens the connection during cold start (the first TLS handshake dominates a cold request);
+    /// a failure here is only logged, requests report their own.
+    pub async fn warm_up(&self) {
+        if let Err(e) = self.query("#warm-up".to_owned(), None).await {
+            tracing::warn!(error = %crate::http::ErrorChain(&e), "could not reach the table during start-up");
+        }
+    }
+
+    pub fn stats(&self) -> &TableStats {
+        &self.stats
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// Creates the table (on-demand, `pk`/`sk` strings): for DynamoDB Local and `chatgate table create`.
+    /// In AWS the table comes from `template.yaml`.
+    pub async fn create_table(&self) -> Result<(), StoreError> {
+        let key = |name: &str, kind| {
+            KeySchemaElement::builder().attribute_name(name).key_type(kind).build().map_err(internal)
+        };
+        let def = |name: &str| {
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .map_err(internal)
+        };
+        self.client
+            .create_table()
+            .table_name(&self.table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .key_schema(key(PK, KeyType::Hash)?)
+            .key_schema(key(SK, KeyType::Range)?)
+            .attribute_definitions(def(PK)?)
+            .attribute_definitions(def(SK)?)
+            .send()
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    /// Every item of one partition (with `sk` starting with `prefix`), strongly consistent.
+    async fn query(&self, pk: String, prefix: Option<&str>) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let mut query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .expression_attribute_names("#pk", PK)
+                .expression_attribute_values(":pk", AttributeValue::S(pk.clone()))
+                .set_exclusive_start_key(start);
+            query = match prefix {
+                Some(prefix) => query
+                    .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+                    .expression_attribute_names("#sk", SK)
+                    .expression_attribute_values(":prefix", AttributeValue::S(prefix.to_owned())),
+                None => query.key_condition_expression("#pk = :pk"),
+            };
+            let out = query.send().await.map_err(store_error)?;
+            self.stats.record(out.consumed_capacity());
+            items.extend(out.items.unwrap_or_default());
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(items),
+            }
+        }
+    }
+
+    async fn asset_partition(&self, asset: &AssetId) -> Result<AccessFacts, StoreError> {
+        let items = self.query(keys::asset_pk(asset), None).await?;
+        let mut facts = AccessFacts::default();
+        for item in &items {
+            match s(item, SK) {
+                Some(ASSET_SK) => facts.asset = Some(asset_record(asset, item)?),
+                Some(sk) if sk.starts_with(GRANT_PREFIX) => facts.grants.push(grant(item)?),
+                _ => {}
+            }
+        }
+        Ok(facts)
+    }
+
+    async fn groups_of(&self, user: &Identity) -> Result<BTreeSet<GroupId>, StoreError> {
+        let items = self.query(keys::user_pk(user), Some(MEMBER_PREFIX)).await?;
+        items.iter().map(|item| GroupId::try_from(member_id(item)?).map_err(internal)).collect()
+    }
+
+    fn key(pk: String, sk: String) -> Item {
+        HashMap::from([(PK.to_owned(), AttributeValue::S(pk)), (SK.to_owned(), AttributeValue::S(sk))])
+    }
+
+    /// The asset record must still have the owner and generation the caller read.
+    fn asset_unchanged(&self, asset: &AssetRecord) -> Result<TransactWriteItem, StoreError> {
+        let check = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(keys::asset_pk(&asset.id), ASSET_SK.to_owned())))
+            .condition_expression("#owner = :owner AND #gen = :gen")
+            .expression_attribute_names("#owner", attr::OWNER)
+            .expression_attribute_names("#gen", attr::GENERATION)
+            .expression_attribute_values(":owner", AttributeValue::S(asset.owner.to_string()))
+            .expression_attribute_values(":gen", AttributeValue::S(asset.generation.clone()))
+            .build()
+            .map_err(internal)?;
+        Ok(TransactWriteItem::builder().condition_check(check).build())
+    }
+
+    /// Runs a transaction. The SDK does not retry a cancellation for `TransactionConflict` (another
+    /// transaction held an item); every transaction chatgate writes is idempotent, so it is
+    /// retried here, with jittered backoff, a bounded number of times.
+    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), StoreError> {
+        let mut attempt = 0u32;
+        loop {
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await;
+            match result {
+                Ok(out) => {
+                    self.stats.record(out.consumed_capacity().first());
+                    return Ok(());
+                }
+                Err(err) if attempt < TRANSACTION_RETRIES && is_transaction_conflict(&err) => {
+                    attempt += 1;
+                    let ceiling = 20u64 << attempt;
+                    tokio::time::sleep(Duration::from_millis(rand::random_range(ceiling / 2..=ceiling))).await;
+                }
+                Err(err) => return Err(store_error(err)),
+            }
+        }
+    }
+
+    fn put(&self, item: Item) -> Result<TransactWriteItem, StoreError> {
+        let put = Put::builder().table_name(&self.table).set_item(Some(item)).build().map_err(internal)?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    fn delete(&self, key: Item) -> Result<TransactWriteItem, StoreError> {
+        let delete = Delete::builder().table_name(&self.table).set_key(Some(key)).build().map_err(internal)?;
+        Ok(TransactWriteItem::builder().delete(delete).build())
+    }
+
+    /// Deletes `keys` in batches of 25, retrying what DynamoDB leaves unprocessed.
+    async fn delete_all(&self, keys: Vec<Item>) -> Result<(), StoreError> {
+        for chunk in keys.chunks(BATCH_WRITE) {
+            let mut pending: Vec<WriteRequest> = chunk
+                .iter()
+                .map(|key| {
+                    let delete = DeleteRequest::builder().set_key(Some(key.clone())).build().map_err(internal)?;
+                    Ok(WriteRequest::builder().delete_request(delete).build())
+                })
+                .collect::<Result<_, StoreError>>()?;
+            for attempt in 0..5u32 {
+                let out = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.table, pending)
+                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                    .send()
+                    .await
+                    .map_err(store_error)?;
+                self.stats.record(out.consumed_capacity().first());
+                pending = out.unprocessed_items.and_then(|mut u| u.remove(&self.table)).unwrap_or_default();
+                if pending.is_empty() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
+            }
+            if !pending.is_empty() {
+                return Err(StoreError::Unavailable("grants left unprocessed after retries".into()));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl AclReader for DynamoStore {
+    async fn check_facts(&self, user: &Identity, assets: &[AssetId]) -> Result<CheckFacts, StoreError> {
+        let (groups, assets) =
+            tokio::try_join!(self.groups_of(user), try_join_all(assets.iter().map(|a| self.asset_partition(a))))?;
+        Ok(CheckFacts { groups, assets })
+    }
+
+    async fn asset_facts(&self, asset: &AssetId) -> Result<AccessFacts, StoreError> {
+        self.asset_partition(asset).await
+    }
+
+    async fn group_members(&self, group: &GroupId) -> Result<Vec<Identity>, StoreError> {
+        let items = self.query(keys::group_pk(group), Some(MEMBER_PREFIX)).await?;
+        items.iter().map(|item| Identity::try_from(member_id(item)?).map_err(internal)).collect()
+    }
+}
+
+impl GrantWriter for DynamoStore {
+    async fn put_grant(&self, asset: &AssetRecord, grant: &Grant, _now: u64) -> Result<(), StoreError> {
+        let sk = keys::grant_sk(&grant.principal);
+        let hashed = keys::principal_from_grant_sk(&sk).is_none();
+        let mut item = Self::key(keys::asset_pk(&asset.id), sk);
+        if hashed {
+            item.insert(attr::ID.into(), AttributeValue::S(grant.principal.to_string()));
+        }
+        let role = if grant.role >= Role::Writer { "w" } else { "r" };
+        item.insert(attr::ROLE.into(), AttributeValue::S(role.into()));
+        item.insert(attr::GENERATION.into(), AttributeValue::S(asset.generation.clone()));
+        if let Some(at) = grant.expires_at {
+            item.insert(attr::EXPIRES_AT.into(), AttributeValue::N(at.to_string()));
+            item.insert(attr::TTL.into(), AttributeValue::N((at + TTL_GRACE_SECONDS).to_string()));
+        }
+        self.transact(vec![self.asset_unchanged(asset)?, self.put(item)?]).await
+    }
+
+    async fn delete_grant(&self, asset: &AssetRecord, principal: &Principal) -> Result<(), StoreError> {
+        let key = Self::key(keys::asset_pk(&asset.id), keys::grant_sk(principal));
+        self.transact(vec![self.asset_unchanged(asset)?, self.delete(key)?]).await
+    }
+}
+
+impl CatalogWriter for DynamoStore {
+    async fn put_asset(
+        &self,
+        id: &AssetId,
+        owner: &Identity,
+        kind: AssetType,
+        name: &str,
+        now: u64,
+    ) -> Result<Upsert, StoreError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(keys::asset_pk(id), ASSET_SK.to_owned())))
+            .update_expression(
+                "SET #owner = :owner, #kind = :kind, #name = :name, #updated = :now, #gen = if_not_exists(#gen, :gen)",
+            )
+            .expression_attribute_names("#owner", attr::OWNER)
+            .expression_attribute_names("#kind", attr::KIND)
+            .expression_attribute_names("#name", attr::NAME)
+            .expression_attribute_names("#updated", attr::UPDATED_AT)
+            .expression_attribute_names("#gen", attr::GENERATION)
+            .expression_attribute_values(":owner", AttributeValue::S(owner.to_string()))
+            .expression_attribute_values(":kind", AttributeValue::S(kind.as_str().into()))
+            .expression_attribute_values(":name", AttributeValue::S(name.to_owned()))
+            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+            .expression_attribute_values(":gen", AttributeValue::S(new_generation()))
+            .return_values(ReturnValue::UpdatedOld)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(store_error)?;
+        self.stats.record(out.consumed_capacity());
+        // UPDATED_OLD returns the owner's old value exactly when the record existed.
+        Ok(if out.attributes.is_some_and(|a| a.contains_key(attr::OWNER)) { Upsert::Replaced } else { Upsert::Created })
+    }
+
+    async fn delete_asset(&self, id: &AssetId) -> Result<usize, StoreError> {
+        let pk = keys::asset_pk(id);
+        let out = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(pk.clone(), ASSET_SK.to_owned())))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(store_error)?;
+        self.stats.record(out.consumed_capacity());
+        let grants: Vec<Item> = self
+            .query(pk.clone(), Some(GRANT_PREFIX))
+            .await?
+            .iter()
+            .filter_map(|item| s(item, SK).map(|sk| Self::key(pk.clone(), sk.to_owned())))
+            .collect();
+        let removed = grants.len();
+        self.delete_all(grants).await?;
+        Ok(removed)
+    }
+
+    async fn add_member(&self, group: &GroupId, user: &Identity) -> Result<(), StoreError> {
+        let mut in_user = Self::key(keys::user_pk(user), keys::membership_sk(group));
+        if !keys::is_raw(group.as_str()) {
+            in_user.insert(attr::ID.into(), AttributeValue::S(group.to_string()));
+        }
+        let mut in_group = Self::key(keys::group_pk(group), keys::member_sk(user));
+        if !keys::is_raw(user.as_str()) {
+            in_group.insert(attr::ID.into(), AttributeValue::S(user.to_string()));
+        }
+        self.transact(vec![self.put(in_user)?, self.put(in_group)?]).await
+    }
+
+    async fn remove_member(&self, group: &GroupId, user: &Identity) -> Result<(), StoreError> {
+        self.transact(vec![
+            self.delete(Self::key(keys::user_pk(user), keys::membership_sk(group)))?,
+            self.delete(Self::key(keys::group_pk(group), keys::member_sk(user)))?,
+        ])
+        .await
+    }
+}
+
+fn s<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+    item.get(name).and_then(|v| v.as_s().ok()).map(String::as_str)
+}
+
+fn n(item: &Item, name: &str) -> Result<Option<u64>, StoreError> {
+    item.get(name)
+        .map(|v| v.as_n().map_err(|_| corrupt(name)).and_then(|n| n.parse().map_err(|_| corrupt(name))))
+        .transpose()
+}
+
+fn required<'a>(item: &'a Item, name: &str) -> Result<&'a str, StoreError> {
+    s(item, name).ok_or_else(|| corrupt(name))
+}
+
+fn corrupt(name: &str) -> StoreError {
+    StoreError::Internal(format!("an item has no valid `{name}`").into())
+}
+
+fn asset_record(id: &AssetId, item: &Item) -> Result<AssetRecord, StoreError> {
+    Ok(AssetRecord {
+        id: id.clone(),
+        owner: Identity::try_from(required(item, attr::OWNER)?).map_err(internal)?,
+        kind: AssetType::parse(required(item, attr::KIND)?).ok_or_else(|| corrupt(attr::KIND))?,
+        name: s(item, attr::NAME).unwrap_or_default().to_owned(),
+        generation: required(item, attr::GENERATION)?.to_owned(),
+    })
+}
+
+fn grant(item: &Item) -> Result<Grant, StoreError> {
+    let principal = match keys::principal_from_grant_sk(required(item, SK)?) {
+        Some(principal) => principal,
+        None => Principal::try_from(required(item, attr::ID)?).map_err(internal)?,
+    };
+    Ok(Grant {
+        principal,
+        role: match required(item, attr::ROLE)? {
+            "r" => Role::Reader,
+            "w" => Role::Writer,
+            _ => return Err(corrupt(attr::ROLE)),
+        },
+        expires_at: n(item, attr::EXPIRES_AT)?,
+        generation: required(item, attr::GENERATION)?.to_owned(),
+    })
+}
+
+/// A membership's id: from its sort key, or from the item when the key holds a hash.
+fn member_id(item: &Item) -> Result<&str, StoreError> {
+    match keys::id_from_member_sk(required(item, SK)?) {
+        Some(id) => Ok(id),
+        None => required(item, attr::ID),
+    }
+}
+
+fn internal(e: impl StdError + Send + Sync + 'static) -> StoreError {
+    StoreError::Internal(Box::new(e))
+}
+
+fn is_transaction_conflict<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> bool {
+    err.code() == Some("TransactionCanceledException")
+        && err.message().is_some_and(|m| m.contains("TransactionConflict") && !m.contains("ConditionalCheckFailed"))
+}
+
+/// Throttling, timeouts, server errors and transaction conflicts are `Unavailable` (already
+/// retried by the SDK); failed conditions are `Conflict`; anything else is a bug or a
+/// misconfiguration and stays `Internal`.
+fn store_error<E>(err: SdkError<E, HttpResponse>) -> StoreError
+where
+    E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
+{
+    let code = err.code().map(str::to_owned);
+    let message = err.message().unwrap_or_default().to_owned();
+    match (&err, code.as_deref()) {
+        (SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_), _) => {
+            StoreError::Unavailable(Box::new(err))
+        }
+        (
+            _,
+            Some(
+                "ThrottlingException"
+                | "ProvisionedThroughputExceededException"
+                | "RequestLimitExceeded"
+                | "InternalServerError"
+                | "ServiceUnavailable"
+                | "TransactionConflictException"
+                | "TransactionInProgressException",
+            ),
+        ) => StoreError::Unavailable(Box::new(err)),
+        (_, Some("ConditionalCheckFailedException")) => StoreError::Conflict,
+        (_, Some("TransactionCanceledException")) if message.contains("ConditionalCheckFailed") => StoreError::Conflict,
+        (_, Some("TransactionCanceledException"))
+            if message.contains("TransactionConflict") || message.contains("ThrottlingError") =>
+        {
+            StoreError::Unavailable(Box::new(err))
+        }
+        (SdkError::ServiceError(service), _) if service.raw().status().is_server_error() => {
+            StoreError::Unavailable(Box::new(err))
+        }
+        _ => StoreError::Internal(Box::new(err)),
+    }
+}

@@ -1,0 +1,124 @@
+//! The table's key layout, the one place it is written down (see docs/data-model.md).
+//!
+//! Every key has one variable part and it is always the suffix, after a fixed prefix that names
+//! the item kind, so distinct ids can never produce the same key or land in another partition,
+//! whatever characters they contain. Parts too long for DynamoDB's sort-key limit are replaced
+//! by their SHA-256 under a different prefix; the full id is always stored as an attribute.
+
+use aws_lc_rs::digest;
+
+use crate::domain::{AssetId, GroupId, Identity, Principal};
+
+pub const PK: &str = "pk";
+pub const SK: &str = "sk";
+pub const ASSET_SK: &str = "#ASSET";
+pub const GRANT_PREFIX: &str = "G#";
+pub const MEMBER_PREFIX: &str = "M#";
+
+/// Longest raw part kept in a sort key (DynamoDB allows 1024 bytes).
+const MAX_RAW_PART: usize = 512;
+
+pub fn asset_pk(id: &AssetId) -> String {
+    format!("A#{id}")
+}
+
+pub fn user_pk(user: &Identity) -> String {
+    format!("U#{user}")
+}
+
+pub fn group_pk(group: &GroupId) -> String {
+    format!("G#{group}")
+}
+
+pub fn grant_sk(principal: &Principal) -> String {
+    match principal {
+        Principal::User(id) => bounded("G#user:", "G#user#", id.as_str()),
+        Principal::Group(id) => bounded("G#group:", "G#group#", id.as_str()),
+    }
+}
+
+/// In the user's partition: one item per group the user belongs to.
+pub fn membership_sk(group: &GroupId) -> String {
+    bounded("M#", "M##", group.as_str())
+}
+
+/// In the group's partition: one item per member.
+pub fn member_sk(user: &Identity) -> String {
+    bounded("M#", "M##", user.as_str())
+}
+
+/// The principal a grant's sort key names, unless the key holds a hash (then the item carries it).
+pub fn principal_from_grant_sk(sk: &str) -> Option<Principal> {
+    if let Some(id) = sk.strip_prefix("G#user:") {
+        Identity::try_from(id).ok().map(Principal::User)
+    } else if let Some(id) = sk.strip_prefix("G#group:") {
+        GroupId::try_from(id).ok().map(Principal::Group)
+    } else {
+        None
+    }
+}
+
+/// The id a membership's sort key names, unless the key holds a hash (then the item carries it).
+pub fn id_from_member_sk(sk: &str) -> Option<&str> {
+    sk.strip_prefix(MEMBER_PREFIX).filter(|id| !id.starts_with('#'))
+}
+
+/// Whether `bounded` kept the part as it is.
+pub fn is_raw(part: &str) -> bool {
+    part.len() <= MAX_RAW_PART && !part.starts_with('#')
+}
+
+fn bounded(raw_prefix: &str, hashed_prefix: &str, part: &str) -> String {
+    if is_raw(part) {
+        format!("{raw_prefix}{part}")
+    } else {
+        let hash = digest::digest(&digest::SHA256, part.as_bytes());
+        let hex: String = hash.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        format!("{hashed_prefix}{hex}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn awkward_ids_never_collide() {
+        let user = |s: &str| Principal::User(Identity::try_from(s).expect("identity"));
+        let group = |s: &str| Principal::Group(GroupId::try_from(s).expect("group"));
+        let keys = [
+            grant_sk(&user("x")),
+            grant_sk(&group("x")),
+            grant_sk(&user("group:x")),
+            grant_sk(&user("#x")),
+            grant_sk(&user("x#")),
+            grant_sk(&group("#x")),
+            grant_sk(&user(&"é".repeat(256))),
+            grant_sk(&group(&"a".repeat(256))),
+        ];
+        let distinct: std::collections::BTreeSet<_> = keys.iter().collect();
+        assert_eq!(distinct.len(), keys.len(), "{keys:?}");
+        assert!(keys.iter().all(|k| k.len() <= 1024 && k.starts_with(GRANT_PREFIX)));
+        assert_ne!(
+            membership_sk(&GroupId::try_from("#a").expect("g")),
+            membership_sk(&GroupId::try_from("a").expect("g"))
+        );
+        for principal in [user("x"), group("x"), user("group:x"), group("a:b")] {
+            assert_eq!(principal_from_grant_sk(&grant_sk(&principal)), Some(principal));
+        }
+        assert_eq!(principal_from_grant_sk(&grant_sk(&user("#x"))), None, "hashed keys carry the principal");
+        assert_eq!(id_from_member_sk(&member_sk(&Identity::try_from("u-1").expect("u"))), Some("u-1"));
+        assert_eq!(id_from_member_sk(&member_sk(&Identity::try_from("#u").expect("u"))), None);
+    }
+
+    #[test]
+    fn partitions_are_prefixed_by_kind() {
+        let id = "x";
+        let keys = [
+            asset_pk(&AssetId::try_from(id).expect("a")),
+            user_pk(&Identity::try_from(id).expect("u")),
+            group_pk(&GroupId::try_from(id).expect("g")),
+        ];
+        assert_eq!(keys, ["A#x", "U#x", "G#x"]);
+    }
+}

@@ -1,0 +1,125 @@
+//! The ACL store: narrow ports (reads apart from grant writes apart from catalogue writes, so each
+//! function depends on what its IAM policy allows), a DynamoDB adapter and an in-memory adapter.
+//! Stores fetch facts; [`crate::domain::decide`] decides.
+
+mod dynamodb;
+mod keys;
+mod memory;
+
+use std::collections::BTreeSet;
+use std::error::Error as StdError;
+use std::future::Future;
+
+use lambda_http::http::StatusCode;
+
+pub use dynamodb::{DynamoStore, TableStats};
+pub use memory::MemoryStore;
+
+use crate::domain::{AccessFacts, AssetId, AssetRecord, AssetType, Grant, GroupId, Identity, Principal};
+use crate::http::ApiError;
+
+/// Most assets one batch check may ask about.
+pub const MAX_BATCH_ASSETS: usize = 100;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A conditional write found the item changed (the asset gone, its owner or generation changed).
+    #[error("the write's condition no longer holds")]
+    Conflict,
+    /// Throttling, a timeout or a server error that outlasted the bounded retries.
+    #[error("the ACL table is unavailable")]
+    Unavailable(#[source] Box<dyn StdError + Send + Sync>),
+    #[error("the ACL table failed")]
+    Internal(#[source] Box<dyn StdError + Send + Sync>),
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(source) => ApiError::Upstream {
+                what: "the permission store",
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                retry_after: Some(1),
+                source: Some(source),
+            },
+            StoreError::Conflict => ApiError::Conflict("the asset changed meanwhile; retry".into()),
+            StoreError::Internal(source) => ApiError::Internal(source),
+        }
+    }
+}
+
+/// What a check needs: the user's groups and, per asked asset in order, its record and grants.
+#[derive(Debug, Clone, Default)]
+pub struct CheckFacts {
+    pub groups: BTreeSet<GroupId>,
+    pub assets: Vec<AccessFacts>,
+}
+
+/// Whether an upsert created the item or replaced it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upsert {
+    Created,
+    Replaced,
+}
+
+/// Read-only queries: the access routes and the message guard hold only this.
+pub trait AclReader: Send + Sync + std::fmt::Debug {
+    /// The user's groups and each asset's record and grants, strongly consistent, with every
+    /// read issued at once: one round trip whatever the number of groups.
+    fn check_facts(
+        &self,
+        user: &Identity,
+        assets: &[AssetId],
+    ) -> impl Future<Output = Result<CheckFacts, StoreError>> + Send;
+
+    /// One asset's record and grants.
+    fn asset_facts(&self, asset: &AssetId) -> impl Future<Output = Result<AccessFacts, StoreError>> + Send;
+
+    fn group_members(&self, group: &GroupId) -> impl Future<Output = Result<Vec<Identity>, StoreError>> + Send;
+}
+
+/// Grant writes, each conditional on the asset still having the owner and generation the
+/// caller read: the sharing function holds this.
+pub trait GrantWriter: Send + Sync {
+    fn put_grant(
+        &self,
+        asset: &AssetRecord,
+        grant: &Grant,
+        now: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    fn delete_grant(
+        &self,
+        asset: &AssetRecord,
+        principal: &Principal,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// The SaaS back end's catalogue and groups: the admin function holds this.
+pub trait CatalogWriter: Send + Sync {
+    /// Creates the asset or replaces its owner, type and name; grants survive an owner change.
+    fn put_asset(
+        &self,
+        id: &AssetId,
+        owner: &Identity,
+        kind: AssetType,
+        name: &str,
+        now: u64,
+    ) -> impl Future<Output = Result<Upsert, StoreError>> + Send;
+
+    /// Deletes the asset and then all its grants; returns how many grants were removed. The record
+    /// goes first, so access ends at once; grants a failure leaves behind are inert (they carry
+    /// the old generation) and the next delete removes them.
+    fn delete_asset(&self, id: &AssetId) -> impl Future<Output = Result<usize, StoreError>> + Send;
+
+    fn add_member(&self, group: &GroupId, user: &Identity) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    fn remove_member(&self, group: &GroupId, user: &Identity) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// A fresh generation for a new asset.
+pub(crate) fn new_generation() -> String {
+    use base64::Engine as _;
+    // 48 random bits in 8 characters: grants repeat it, so it is kept short.
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 6]>())
+}

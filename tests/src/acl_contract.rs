@@ -1,0 +1,208 @@
+//! One contract for every ACL store: the in-memory adapter and the DynamoDB adapter (against
+//! DynamoDB Local) run the same cases, so the local server behaves like production.
+
+use std::collections::BTreeSet;
+
+use chatgate::acl::{AclReader, CatalogWriter, GrantWriter, StoreError, Upsert};
+use chatgate::domain::{AssetId, AssetRecord, AssetType, Grant, GroupId, Identity, Principal, Role, Via, decide};
+
+pub const NOW: u64 = 1_795_000_000;
+
+pub fn user(id: &str) -> Identity {
+    Identity::try_from(id).expect("identity")
+}
+
+pub fn group(id: &str) -> GroupId {
+    GroupId::try_from(id).expect("group")
+}
+
+pub fn asset(id: &str) -> AssetId {
+    AssetId::try_from(id).expect("asset id")
+}
+
+pub fn grant(principal: Principal, role: Role, expires_at: Option<u64>) -> Grant {
+    Grant { principal, role, expires_at, generation: String::new() }
+}
+
+/// The record as a store holds it now.
+pub async fn record<S: AclReader>(store: &S, id: &str) -> AssetRecord {
+    store.asset_facts(&asset(id)).await.expect("read").asset.expect("asset exists")
+}
+
+/// The role `who` has on `id`, through the pure decision over the store's facts.
+pub async fn role_of<S: AclReader>(store: &S, who: &str, id: &str) -> (Role, Option<Via>) {
+    let facts = store.check_facts(&user(who), &[asset(id)]).await.expect("check");
+    let d = decide(&user(who), &facts.groups, &facts.assets[0], NOW);
+    (d.role, d.via)
+}
+
+/// Runs every case; each uses its own ids so a shared table is fine.
+pub async fn run_all<S: AclReader + GrantWriter + CatalogWriter>(store: &S) {
+    missing_assets_have_no_record_and_users_no_groups(store).await;
+    put_asset_creates_then_replaces_and_keeps_grants(store).await;
+    grants_are_seen_and_revoked_on_the_very_next_read(store).await;
+    grant_writes_are_conditional_on_owner_and_generation(store).await;
+    memberships_are_listed_from_both_sides(store).await;
+    deleting_an_asset_removes_record_and_grants(store).await;
+    awkward_ids_stay_in_their_partition(store).await;
+    batch_facts_come_back_in_request_order(store).await;
+    expired_grants_are_stored_but_do_not_count(store).await;
+}
+
+async fn missing_assets_have_no_record_and_users_no_groups<S: AclReader>(store: &S) {
+    let facts = store.check_facts(&user("c1-nobody"), &[asset("c1-missing")]).await.expect("check");
+    assert!(facts.groups.is_empty());
+    assert_eq!(facts.assets.len(), 1);
+    assert!(facts.assets[0].asset.is_none() && facts.assets[0].grants.is_empty());
+    assert!(store.group_members(&group("c1-empty")).await.expect("members").is_empty());
+}
+
+async fn put_asset_creates_then_replaces_and_keeps_grants<S: AclReader + GrantWriter + CatalogWriter>(store: &S) {
+    let id = asset("c2-doc");
+    assert_eq!(
+        store.put_asset(&id, &user("c2-ana"), AssetType::Document, "Plan", NOW).await.expect("put"),
+        Upsert::Created
+    );
+    let first = record(store, "c2-doc").await;
+    assert_eq!((first.owner.as_str(), first.kind, first.name.as_str()), ("c2-ana", AssetType::Document, "Plan"));
+    store.put_grant(&first, &grant(Principal::User(user("c2-bob")), Role::Reader, None), NOW).await.expect("grant");
+
+    assert_eq!(
+        store.put_asset(&id, &user("c2-cy"), AssetType::Image, "Plan v2", NOW).await.expect("put"),
+        Upsert::Replaced
+    );
+    let second = record(store, "c2-doc").await;
+    assert_eq!((second.owner.as_str(), second.kind, second.name.as_str()), ("c2-cy", AssetType::Image, "Plan v2"));
+    assert_eq!(second.generation, first.generation, "replacing keeps the generation");
+    assert_eq!(role_of(store, "c2-bob", "c2-doc").await.0, Role::Reader, "grants survive an owner change");
+    assert_eq!(role_of(store, "c2-cy", "c2-doc").await, (Role::Owner, Some(Via::Owner)));
+    assert_eq!(role_of(store, "c2-ana", "c2-doc").await.0, Role::None, "the old owner keeps nothing");
+}
+
+async fn grants_are_seen_and_revoked_on_the_very_next_read<S: AclReader + GrantWriter + CatalogWriter>(store: &S) {
+    store.put_asset(&asset("c3-doc"), &user("c3-ana"), AssetType::Document, "", NOW).await.expect("put");
+    let doc = record(store, "c3-doc").await;
+    let bob = Principal::User(user("c3-bob"));
+    store.put_grant(&doc, &grant(bob.clone(), Role::Writer, None), NOW).await.expect("grant");
+    assert_eq!(role_of(store, "c3-bob", "c3-doc").await, (Role::Writer, Some(Via::User)));
+    store.put_grant(&doc, &grant(bob.clone(), Role::Reader, None), NOW).await.expect("downgrade");
+    assert_eq!(role_of(store, "c3-bob", "c3-doc").await.0, Role::Reader, "a second grant replaces the first");
+    store.delete_grant(&doc, &bob).await.expect("revoke");
+    assert_eq!(role_of(store, "c3-bob", "c3-doc").await.0, Role::None, "revocation is seen by the very next read");
+    store.delete_grant(&doc, &bob).await.expect("revoking twice is fine");
+
+    store.add_member(&group("c3-team"), &user("c3-cy")).await.expect("member");
+    store.put_grant(&doc, &grant(Principal::Group(group("c3-team")), Role::Reader, None), NOW).await.expect("grant");
+    assert_eq!(role_of(store, "c3-cy", "c3-doc").await, (Role::Reader, Some(Via::Group(group("c3-team")))));
+    store.remove_member(&group("c3-team"), &user("c3-cy")).await.expect("leave");
+    assert_eq!(role_of(store, "c3-cy", "c3-doc").await.0, Role::None, "leaving the group ends access at once");
+}
+
+async fn grant_writes_are_conditional_on_owner_and_generation<S: AclReader + GrantWriter + CatalogWriter>(store: &S) {
+    store.put_asset(&asset("c4-doc"), &user("c4-ana"), AssetType::Document, "", NOW).await.expect("put");
+    let doc = record(store, "c4-doc").await;
+    let g = grant(Principal::User(user("c4-bob")), Role::Reader, None);
+
+    let not_owner = AssetRecord { owner: user("c4-mallory"), ..doc.clone() };
+    assert!(matches!(store.put_grant(&not_owner, &g, NOW).await, Err(StoreError::Conflict)));
+    assert!(matches!(store.delete_grant(&not_owner, &g.principal).await, Err(StoreError::Conflict)));
+    let stale = AssetRecord { generation: "an-older-life".into(), ..doc.clone() };
+    assert!(matches!(store.put_grant(&stale, &g, NOW).await, Err(StoreError::Conflict)));
+    let missing = AssetRecord { id: asset("c4-missing"), ..doc.clone() };
+    assert!(matches!(store.put_grant(&missing, &g, NOW).await, Err(StoreError::Conflict)));
+    assert_eq!(role_of(store, "c4-bob", "c4-doc").await.0, Role::None, "refused writes wrote nothing");
+    assert!(store.asset_facts(&asset("c4-missing")).await.expect("read").grants.is_empty());
+}
+
+async fn memberships_are_listed_from_both_sides<S: AclReader + CatalogWriter>(store: &S) {
+    for u in ["c5-a", "c5-b", "c5-c"] {
+        store.add_member(&group("c5-designers"), &user(u)).await.expect("add");
+    }
+    store.add_member(&group("c5-devs"), &user("c5-a")).await.expect("add");
+    store.add_member(&group("c5-devs"), &user("c5-a")).await.expect("adding twice is fine");
+    let members: BTreeSet<String> =
+        store.group_members(&group("c5-designers")).await.expect("members").iter().map(ToString::to_string).collect();
+    assert_eq!(members, ["c5-a", "c5-b", "c5-c"].map(String::from).into());
+    let facts = store.check_facts(&user("c5-a"), &[]).await.expect("check");
+    assert_eq!(facts.groups, [group("c5-designers"), group("c5-devs")].into());
+    store.remove_member(&group("c5-designers"), &user("c5-b")).await.expect("remove");
+    store.remove_member(&group("c5-designers"), &user("c5-b")).await.expect("removing twice is fine");
+    assert_eq!(store.group_members(&group("c5-designers")).await.expect("members").len(), 2);
+    assert!(store.check_facts(&user("c5-b"), &[]).await.expect("check").groups.is_empty());
+}
+
+async fn deleting_an_asset_removes_record_and_grants<S: AclReader + GrantWriter + CatalogWriter>(store: &S) {
+    store.put_asset(&asset("c6-doc"), &user("c6-ana"), AssetType::Video, "", NOW).await.expect("put");
+    let doc = record(store, "c6-doc").await;
+    for i in 0..30 {
+        store
+            .put_grant(&doc, &grant(Principal::User(user(&format!("c6-u{i}"))), Role::Reader, None), NOW)
+            .await
+            .expect("grant");
+    }
+    assert_eq!(store.delete_asset(&asset("c6-doc")).await.expect("delete"), 30);
+    let facts = store.asset_facts(&asset("c6-doc")).await.expect("read");
+    assert!(facts.asset.is_none() && facts.grants.is_empty(), "{facts:?}");
+    assert_eq!(store.delete_asset(&asset("c6-doc")).await.expect("deleting twice is fine"), 0);
+
+    store.put_asset(&asset("c6-doc"), &user("c6-ana"), AssetType::Video, "", NOW).await.expect("recreate");
+    assert_ne!(record(store, "c6-doc").await.generation, doc.generation, "a new asset is a new generation");
+    assert_eq!(role_of(store, "c6-u1", "c6-doc").await.0, Role::None);
+}
+
+async fn awkward_ids_stay_in_their_partition<S: AclReader + GrantWriter + CatalogWriter>(store: &S) {
+    let long_user = "é".repeat(256);
+    let ids = ["c7-a", "c7-a#", "c7-a#G#user:x", "c7-a/../b", "c7-ä 𝄞", "#ASSET", "c7-x:y"];
+    for (i, id) in ids.iter().enumerate() {
+        store.put_asset(&asset(id), &user(&format!("c7-owner{i}")), AssetType::Document, id, NOW).await.expect("put");
+    }
+    let tricky = record(store, "c7-a#G#user:x").await;
+    store.put_grant(&tricky, &grant(Principal::User(user(&long_user)), Role::Writer, None), NOW).await.expect("grant");
+    store.put_grant(&tricky, &grant(Principal::User(user("x")), Role::Reader, None), NOW).await.expect("grant");
+    store.put_grant(&tricky, &grant(Principal::Group(group("#x")), Role::Reader, None), NOW).await.expect("grant");
+    for (i, id) in ids.iter().enumerate() {
+        let facts = store.asset_facts(&asset(id)).await.expect("read");
+        let rec = facts.asset.expect("record");
+        assert_eq!((rec.owner.to_string(), rec.name.as_str()), (format!("c7-owner{i}"), *id), "{id}");
+        let expected = if *id == "c7-a#G#user:x" { 3 } else { 0 };
+        assert_eq!(facts.grants.len(), expected, "grants of {id}: {:?}", facts.grants);
+    }
+    assert_eq!(role_of(store, &long_user, "c7-a#G#user:x").await.0, Role::Writer);
+    assert_eq!(role_of(store, &long_user, "c7-a").await.0, Role::None);
+    store.add_member(&group("#x"), &user(&long_user)).await.expect("member");
+    assert_eq!(store.group_members(&group("#x")).await.expect("members"), vec![user(&long_user)]);
+    assert!(store.group_members(&group("x")).await.expect("members").is_empty());
+}
+
+async fn batch_facts_come_back_in_request_order<S: AclReader + GrantWriter + CatalogWriter>(store: &S) {
+    let ids: Vec<AssetId> = (0..100).map(|i| asset(&format!("c8-{:03}", (i * 37) % 100))).collect();
+    for (i, id) in ids.iter().enumerate().filter(|(i, _)| i % 3 == 0) {
+        store
+            .put_asset(id, &user(if i % 2 == 0 { "c8-me" } else { "c8-other" }), AssetType::Image, "", NOW)
+            .await
+            .expect("put");
+    }
+    let facts = store.check_facts(&user("c8-me"), &ids).await.expect("batch");
+    assert_eq!(facts.assets.len(), 100);
+    for (i, (id, f)) in ids.iter().zip(&facts.assets).enumerate() {
+        assert_eq!(f.asset.as_ref().map(|r| &r.id), (i % 3 == 0).then_some(id), "position {i}");
+    }
+}
+
+async fn expired_grants_are_stored_but_do_not_count<S: AclReader + GrantWriter + CatalogWriter>(store: &S) {
+    store.put_asset(&asset("c9-doc"), &user("c9-ana"), AssetType::Document, "", NOW).await.expect("put");
+    let doc = record(store, "c9-doc").await;
+    store
+        .put_grant(&doc, &grant(Principal::User(user("c9-bob")), Role::Writer, Some(NOW - 1)), NOW)
+        .await
+        .expect("grant");
+    store
+        .put_grant(&doc, &grant(Principal::User(user("c9-cy")), Role::Writer, Some(NOW + 60)), NOW)
+        .await
+        .expect("grant");
+    let facts = store.asset_facts(&asset("c9-doc")).await.expect("read");
+    let expiries: BTreeSet<Option<u64>> = facts.grants.iter().map(|g| g.expires_at).collect();
+    assert_eq!(expiries, [Some(NOW - 1), Some(NOW + 60)].into());
+    assert_eq!(role_of(store, "c9-bob", "c9-doc").await.0, Role::None);
+    assert_eq!(role_of(store, "c9-cy", "c9-doc").await.0, Role::Writer);
+}

