@@ -28,7 +28,7 @@ def b64url(data):
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def event(method, path, body=None, claims=None, bearer=None, content_type="application/json", b64=False):
+def event(method, path, body=None, claims=None, bearer=None, content_type="application/json", b64=False, iam=False, route=None):
     headers = {"host": "abc123.execute-api.us-east-1.amazonaws.com", "user-agent": "Mozilla/5.0"}
     if body is not None and content_type:
         headers["content-type"] = content_type
@@ -38,14 +38,19 @@ def event(method, path, body=None, claims=None, bearer=None, content_type="appli
         "accountId": "123456789012", "apiId": "abc123", "domainName": "abc123.execute-api.us-east-1.amazonaws.com",
         "domainPrefix": "abc123",
         "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "198.51.100.7", "userAgent": "Mozilla/5.0"},
-        "requestId": "JKJaXmPLvHcESHA=", "routeKey": f"{method} {path}", "stage": "$default",
+        "requestId": "JKJaXmPLvHcESHA=", "routeKey": f"{method} {route or path}", "stage": "$default",
         "time": "21/Nov/2026:19:00:00 +0000", "timeEpoch": 1795287600000,
     }
     if claims is not None:
         context["authorizer"] = {"jwt": {"claims": claims, "scopes": None}}
+    if iam:
+        context["authorizer"] = {"iam": {
+            "accessKey": "AKIAIOSFODNN7EXAMPLE", "accountId": "123456789012", "callerId": "AROAEXAMPLE:saas-backend",
+            "principalOrgId": None, "userArn": "arn:aws:sts::123456789012:assumed-role/saas-backend/worker",
+            "userId": "AROAEXAMPLE:saas-backend"}}
     if body is not None and b64:
         body = base64.b64encode(body.encode()).decode()
-    return {"version": "2.0", "routeKey": f"{method} {path}", "rawPath": path, "rawQueryString": "",
+    return {"version": "2.0", "routeKey": f"{method} {route or path}", "rawPath": path, "rawQueryString": "",
             "headers": headers, "requestContext": context, "body": body, "isBase64Encoded": b64}
 
 
@@ -83,7 +88,65 @@ token = {
     "415-authorizer-text-body": event("POST", "/token", body="ttl_seconds=600", claims=authorizer_claims(), content_type="text/plain"),
 }
 
-for function, cases in {"token": token}.items():
+# The asset routes run against the scenario of events/README.md: asset a-1 owned by u-1; group
+# designers = {u-2} holds writer; u-3 holds a direct reader grant; u-4 has nothing.
+A = authorizer_claims
+ACCESS = "/assets/{asset_id}/access"
+GRANT = "/assets/{asset_id}/grants/{principal}"
+access = {
+    "200-authorizer-owner": event("GET", "/assets/a-1/access", claims=A("u-1"), route=ACCESS),
+    "200-authorizer-writer-via-group": event("GET", "/assets/a-1/access", claims=A("u-2"), route=ACCESS),
+    "200-authorizer-direct-reader": event("GET", "/assets/a-1/access", claims=A("u-3"), route=ACCESS),
+    "200-authorizer-no-access": event("GET", "/assets/a-1/access", claims=A("u-4"), route=ACCESS),
+    "200-authorizer-missing-asset-is-role-none": event("GET", "/assets/a-404/access", claims=A("u-1"), route=ACCESS),
+    "200-authorizer-encoded-asset-id": event("GET", "/assets/doc%231%2Fv2/access", claims=A("u-1"), route=ACCESS),
+    "200-jwt-owner": event("GET", "/assets/a-1/access", bearer=session("u-1"), route=ACCESS),
+    "200-authorizer-batch": event("POST", "/access/check", body='{"asset_ids": ["a-1", "a-404"]}', claims=A("u-2")),
+    "400-authorizer-batch-empty": event("POST", "/access/check", body='{"asset_ids": []}', claims=A("u-2")),
+    "400-authorizer-batch-over-100": event("POST", "/access/check", body=json.dumps({"asset_ids": [f"a-{i}" for i in range(101)]}), claims=A("u-2")),
+    "400-authorizer-batch-duplicates": event("POST", "/access/check", body='{"asset_ids": ["a-1", "a-1"]}', claims=A("u-2")),
+    "400-authorizer-batch-no-body": event("POST", "/access/check", claims=A("u-2")),
+    "400-authorizer-control-character-in-id": event("GET", "/assets/a%00/access", claims=A("u-1"), route=ACCESS),
+    "401-authorizer-no-session": event("GET", "/assets/a-1/access", route=ACCESS),
+    "401-jwt-expired-session": event("GET", "/assets/a-1/access", bearer=session("u-1", exp=1600000000), route=ACCESS),
+    "405-authorizer-post-access": event("POST", "/assets/a-1/access", claims=A("u-1"), route=ACCESS),
+}
+sharing = {
+    "200-authorizer-list-as-owner": event("GET", "/assets/a-1/grants", claims=A("u-1"), route="/assets/{asset_id}/grants"),
+    "200-authorizer-list-as-writer": event("GET", "/assets/a-1/grants", claims=A("u-2"), route="/assets/{asset_id}/grants"),
+    "403-authorizer-list-as-reader": event("GET", "/assets/a-1/grants", claims=A("u-3"), route="/assets/{asset_id}/grants"),
+    "403-authorizer-list-missing-asset": event("GET", "/assets/a-404/grants", claims=A("u-1"), route="/assets/{asset_id}/grants"),
+    "200-authorizer-grant-reader": event("PUT", "/assets/a-1/grants/user:u-5", body='{"role": "reader"}', claims=A("u-1"), route=GRANT),
+    "200-authorizer-grant-group-writer-expiring": event("PUT", "/assets/a-1/grants/group:reviewers", body='{"role": "writer", "expires_at": "2099-01-01T00:00:00Z"}', claims=A("u-1"), route=GRANT),
+    "400-authorizer-grant-to-owner": event("PUT", "/assets/a-1/grants/user:u-1", body='{"role": "reader"}', claims=A("u-1"), route=GRANT),
+    "400-authorizer-grant-owner-role": event("PUT", "/assets/a-1/grants/user:u-5", body='{"role": "owner"}', claims=A("u-1"), route=GRANT),
+    "400-authorizer-grant-past-expiry": event("PUT", "/assets/a-1/grants/user:u-5", body='{"role": "reader", "expires_at": "2020-01-01T00:00:00Z"}', claims=A("u-1"), route=GRANT),
+    "400-authorizer-bad-principal": event("PUT", "/assets/a-1/grants/u-5", body='{"role": "reader"}', claims=A("u-1"), route=GRANT),
+    "403-authorizer-grant-by-writer": event("PUT", "/assets/a-1/grants/user:u-5", body='{"role": "reader"}', claims=A("u-2"), route=GRANT),
+    "403-authorizer-grant-on-missing-asset": event("PUT", "/assets/a-404/grants/user:u-5", body='{"role": "reader"}', claims=A("u-1"), route=GRANT),
+    "204-authorizer-revoke": event("DELETE", "/assets/a-1/grants/user:u-3", claims=A("u-1"), route=GRANT),
+    "204-authorizer-revoke-absent-grant": event("DELETE", "/assets/a-1/grants/user:u-9", claims=A("u-1"), route=GRANT),
+    "403-authorizer-revoke-by-non-owner": event("DELETE", "/assets/a-1/grants/user:u-3", claims=A("u-3"), route=GRANT),
+    "401-authorizer-no-session": event("PUT", "/assets/a-1/grants/user:u-5", body='{"role": "reader"}', route=GRANT),
+    "415-authorizer-grant-form-body": event("PUT", "/assets/a-1/grants/user:u-5", body="role=reader", content_type="application/x-www-form-urlencoded", claims=A("u-1"), route=GRANT),
+}
+ASSET = "/admin/assets/{asset_id}"
+MEMBER = "/admin/groups/{group_id}/members/{user_id}"
+admin = {
+    "201-iam-create-asset": event("PUT", "/admin/assets/a-new", body='{"owner": "u-1", "type": "document", "name": "Spec"}', iam=True, route=ASSET),
+    "200-iam-replace-asset-new-owner": event("PUT", "/admin/assets/a-1", body='{"owner": "u-3", "type": "document", "name": "Plan"}', iam=True, route=ASSET),
+    "400-iam-unknown-asset-type": event("PUT", "/admin/assets/a-new", body='{"owner": "u-1", "type": "spreadsheet"}', iam=True, route=ASSET),
+    "400-iam-owner-like-user-sid": event("PUT", "/admin/assets/a-new", body=json.dumps({"owner": "US" + "0a" * 16, "type": "image"}), iam=True, route=ASSET),
+    "204-iam-delete-asset": event("DELETE", "/admin/assets/a-1", iam=True, route=ASSET),
+    "204-iam-add-member": event("PUT", "/admin/groups/designers/members/u-4", iam=True, route=MEMBER),
+    "204-iam-remove-member": event("DELETE", "/admin/groups/designers/members/u-2", iam=True, route=MEMBER),
+    "200-iam-list-members": event("GET", "/admin/groups/designers/members", iam=True, route="/admin/groups/{group_id}/members"),
+    "403-none-not-iam-signed": event("PUT", "/admin/assets/a-new", body='{"owner": "u-1", "type": "document"}', route=ASSET),
+    "403-authorizer-session-is-not-iam": event("DELETE", "/admin/assets/a-1", claims=A("u-1"), route=ASSET),
+    "405-iam-post-asset": event("POST", "/admin/assets/a-1", body="{}", iam=True, route=ASSET),
+}
+
+for function, cases in {"token": token, "access": access, "sharing": sharing, "admin": admin}.items():
     folder = HERE / function
     folder.mkdir(exist_ok=True)
     for old in folder.glob("*.json"):

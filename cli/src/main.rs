@@ -1,6 +1,7 @@
 //! The `chatgate` binary: the local development server and operator commands.
 
 mod dev;
+mod ops;
 mod session;
 
 use std::process::ExitCode;
@@ -20,6 +21,18 @@ enum Command {
     Dev(dev::DevArgs),
     /// Print a session token signed with JWT_HS256_SECRET, for trying the local server as another user.
     Session(session::SessionArgs),
+    /// The ACL table itself (TABLE_NAME).
+    #[command(subcommand)]
+    Table(ops::TableCommand),
+    /// Assets in the ACL table.
+    #[command(subcommand)]
+    Assets(ops::AssetsCommand),
+    /// Group memberships in the ACL table.
+    #[command(subcommand)]
+    Groups(ops::GroupsCommand),
+    /// Grants on assets in the ACL table.
+    #[command(subcommand)]
+    Grants(ops::GrantsCommand),
 }
 
 #[tokio::main]
@@ -28,6 +41,10 @@ async fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Dev(args) => dev::run(args).await,
         Command::Session(args) => session::run(&args),
+        Command::Table(command) => ops::table(command).await,
+        Command::Assets(command) => ops::assets(command).await,
+        Command::Groups(command) => ops::groups(command).await,
+        Command::Grants(command) => ops::grants(command).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,203 @@
+//! Operator commands against the ACL table (`TABLE_NAME`, with the standard AWS configuration):
+//! assets, groups and grants. Each says what it changed, or exits non-zero with one line.
+
+use chatgate::acl::{AclReader, CatalogWriter, DynamoStore, GrantWriter, StoreError, Upsert};
+use chatgate::clock::{Clock, SystemClock};
+use chatgate::config::Settings;
+use chatgate::domain::{AssetId, AssetType, Grant, GroupId, Identity, Principal, Role};
+use clap::Subcommand;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+#[derive(Debug, Subcommand)]
+pub enum TableCommand {
+    /// Create the table (for DynamoDB Local; in AWS the stack creates it).
+    Create,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AssetsCommand {
+    /// Create or replace an asset's record (grants survive an owner change).
+    Put {
+        asset_id: String,
+        #[arg(long)]
+        owner: String,
+        #[arg(long = "type", value_parser = ["document", "image", "video"])]
+        kind: String,
+        #[arg(long, default_value = "")]
+        name: String,
+    },
+    /// Show an asset's record and live grants.
+    Show { asset_id: String },
+    /// Delete an asset and all its grants.
+    Delete { asset_id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GroupsCommand {
+    /// Add a user to a group.
+    Add { group_id: String, user_id: String },
+    /// Remove a user from a group.
+    Remove { group_id: String, user_id: String },
+    /// List a group's members.
+    Members { group_id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GrantsCommand {
+    /// Grant `reader` or `writer` on an asset to `user:<id>` or `group:<id>`.
+    Put {
+        asset_id: String,
+        principal: String,
+        #[arg(long, value_parser = ["reader", "writer"])]
+        role: String,
+        /// RFC 3339 time after which the grant no longer counts.
+        #[arg(long)]
+        expires_at: Option<String>,
+    },
+    /// Revoke a grant.
+    Delete { asset_id: String, principal: String },
+    /// List an asset's live grants.
+    List { asset_id: String },
+}
+
+async fn store() -> Result<DynamoStore> {
+    Ok(DynamoStore::from_settings(&Settings::from_env()).await?)
+}
+
+fn asset_id(raw: &str) -> Result<AssetId> {
+    Ok(AssetId::try_from(raw).map_err(|e| format!("asset id: {e}"))?)
+}
+
+fn principal(raw: &str) -> Result<Principal> {
+    Ok(Principal::try_from(raw).map_err(|e| format!("principal: {e}"))?)
+}
+
+fn describe(e: StoreError) -> Box<dyn std::error::Error> {
+    format!("{}", chatgate::http::ErrorChain(&e)).into()
+}
+
+pub async fn table(command: TableCommand) -> Result<()> {
+    match command {
+        TableCommand::Create => {
+            let store = store().await?;
+            store.create_table().await.map_err(describe)?;
+            println!("created table {}", store.table());
+        }
+    }
+    Ok(())
+}
+
+pub async fn assets(command: AssetsCommand) -> Result<()> {
+    let store = store().await?;
+    match command {
+        AssetsCommand::Put { asset_id: id, owner, kind, name } => {
+            let id = asset_id(&id)?;
+            let owner = Identity::try_from(owner).map_err(|e| format!("owner: {e}"))?;
+            let kind = AssetType::parse(&kind).ok_or("type must be document, image or video")?;
+            let upsert = store.put_asset(&id, &owner, kind, &name, SystemClock.now()).await.map_err(describe)?;
+            let verb = if upsert == Upsert::Created { "created" } else { "replaced" };
+            println!("{verb} asset {id} (owner {owner}, {})", kind.as_str());
+        }
+        AssetsCommand::Show { asset_id: id } => {
+            let id = asset_id(&id)?;
+            let facts = store.asset_facts(&id).await.map_err(describe)?;
+            let record = facts.asset.ok_or_else(|| format!("no asset {id}"))?;
+            println!("asset {id}: owner {}, {}, name {:?}", record.owner, record.kind.as_str(), record.name);
+            print_grants(&facts.grants, &record);
+        }
+        AssetsCommand::Delete { asset_id: id } => {
+            let id = asset_id(&id)?;
+            let removed = store.delete_asset(&id).await.map_err(describe)?;
+            println!("deleted asset {id} and {removed} grant(s)");
+        }
+    }
+    Ok(())
+}
+
+pub async fn groups(command: GroupsCommand) -> Result<()> {
+    let store = store().await?;
+    let parse = |g: &str, u: &str| -> Result<(GroupId, Identity)> {
+        Ok((
+            GroupId::try_from(g).map_err(|e| format!("group id: {e}"))?,
+            Identity::try_from(u).map_err(|e| format!("user id: {e}"))?,
+        ))
+    };
+    match command {
+        GroupsCommand::Add { group_id, user_id } => {
+            let (group, user) = parse(&group_id, &user_id)?;
+            store.add_member(&group, &user).await.map_err(describe)?;
+            println!("added {user} to group {group}");
+        }
+        GroupsCommand::Remove { group_id, user_id } => {
+            let (group, user) = parse(&group_id, &user_id)?;
+            store.remove_member(&group, &user).await.map_err(describe)?;
+            println!("removed {user} from group {group}");
+        }
+        GroupsCommand::Members { group_id } => {
+            let group = GroupId::try_from(group_id).map_err(|e| format!("group id: {e}"))?;
+            for member in store.group_members(&group).await.map_err(describe)? {
+                println!("{member}");
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn grants(command: GrantsCommand) -> Result<()> {
+    let store = store().await?;
+    let now = SystemClock.now();
+    match command {
+        GrantsCommand::Put { asset_id: id, principal: who, role, expires_at } => {
+            let (id, who) = (asset_id(&id)?, principal(&who)?);
+            let role = Role::grantable(&role).ok_or("role must be reader or writer")?;
+            let expires_at = expires_at
+                .map(|at| {
+                    let at = OffsetDateTime::parse(&at, &Rfc3339).map_err(|_| "expires-at must be an RFC 3339 time")?;
+                    u64::try_from(at.unix_timestamp())
+                        .ok()
+                        .filter(|&at| at > now)
+                        .ok_or("expires-at must be in the future")
+                })
+                .transpose()?;
+            let record =
+                store.asset_facts(&id).await.map_err(describe)?.asset.ok_or_else(|| format!("no asset {id}"))?;
+            if who == Principal::User(record.owner.clone()) {
+                return Err(format!("{who} owns asset {id} already").into());
+            }
+            let grant = Grant { principal: who, role, expires_at, generation: record.generation.clone() };
+            store.put_grant(&record, &grant, now).await.map_err(describe)?;
+            println!("granted {} on asset {id} to {}", role.as_str(), grant.principal);
+        }
+        GrantsCommand::Delete { asset_id: id, principal: who } => {
+            let (id, who) = (asset_id(&id)?, principal(&who)?);
+            let record =
+                store.asset_facts(&id).await.map_err(describe)?.asset.ok_or_else(|| format!("no asset {id}"))?;
+            store.delete_grant(&record, &who).await.map_err(describe)?;
+            println!("revoked {who}'s grant on asset {id}");
+        }
+        GrantsCommand::List { asset_id: id } => {
+            let id = asset_id(&id)?;
+            let facts = store.asset_facts(&id).await.map_err(describe)?;
+            let record = facts.asset.ok_or_else(|| format!("no asset {id}"))?;
+            print_grants(&facts.grants, &record);
+        }
+    }
+    Ok(())
+}
+
+fn print_grants(grants: &[Grant], record: &chatgate::domain::AssetRecord) {
+    let now = SystemClock.now();
+    let mut live: Vec<&Grant> = grants.iter().filter(|g| g.is_live(record, now)).collect();
+    live.sort_by_cached_key(|g| g.principal.to_string());
+    for grant in live {
+        let expiry = grant
+            .expires_at
+            .and_then(|at| OffsetDateTime::from_unix_timestamp(at as i64).ok())
+            .and_then(|at| at.format(&Rfc3339).ok())
+            .map_or(String::new(), |at| format!(" until {at}"));
+        println!("{} {}{expiry}", grant.principal, grant.role.as_str());
+    }
+}

@@ -1,0 +1,90 @@
+//! The operator commands against DynamoDB Local: each says what it changed, and exits non-zero
+//! with one line when it cannot.
+
+use std::process::{Command, Output};
+
+use chatgate_tests::dynamo::{ACCESS_KEY, REGION, SECRET_KEY, dynamo_local, unique_table_name};
+
+struct Operator {
+    table: String,
+}
+
+impl Operator {
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_chatgate"))
+            .args(args)
+            .env_clear()
+            .env("TABLE_NAME", &self.table)
+            .env("AWS_ENDPOINT_URL_DYNAMODB", &dynamo_local().endpoint)
+            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+            .env("AWS_REGION", REGION)
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .output()
+            .expect("run chatgate")
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).expect("utf-8")
+    }
+
+    fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(!out.status.success(), "{args:?} should fail");
+        let stderr = String::from_utf8(out.stderr).expect("utf-8");
+        assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+        stderr
+    }
+}
+
+#[test]
+fn operators_manage_assets_groups_and_grants() {
+    let op = Operator { table: unique_table_name("ops") };
+    assert_eq!(op.ok(&["table", "create"]), format!("created table {}\n", op.table));
+    assert_eq!(
+        op.ok(&["assets", "put", "a-1", "--owner", "ana", "--type", "document", "--name", "Plan"]),
+        "created asset a-1 (owner ana, document)\n"
+    );
+    assert_eq!(
+        op.ok(&["assets", "put", "a-1", "--owner", "ana", "--type", "image"]),
+        "replaced asset a-1 (owner ana, image)\n"
+    );
+    assert_eq!(op.ok(&["groups", "add", "designers", "bob"]), "added bob to group designers\n");
+    assert_eq!(op.ok(&["groups", "members", "designers"]), "bob\n");
+    assert_eq!(
+        op.ok(&["grants", "put", "a-1", "group:designers", "--role", "writer"]),
+        "granted writer on asset a-1 to group:designers\n"
+    );
+    assert_eq!(
+        op.ok(&["grants", "put", "a-1", "user:cy", "--role", "reader", "--expires-at", "2099-01-01T00:00:00Z"]),
+        "granted reader on asset a-1 to user:cy\n"
+    );
+    assert_eq!(
+        op.ok(&["grants", "list", "a-1"]),
+        "group:designers writer\nuser:cy reader until 2099-01-01T00:00:00Z\n"
+    );
+    assert_eq!(op.ok(&["grants", "delete", "a-1", "user:cy"]), "revoked user:cy's grant on asset a-1\n");
+    assert!(op.ok(&["assets", "show", "a-1"]).starts_with("asset a-1: owner ana, image"));
+    assert_eq!(op.ok(&["groups", "remove", "designers", "bob"]), "removed bob from group designers\n");
+    assert_eq!(op.ok(&["assets", "delete", "a-1"]), "deleted asset a-1 and 1 grant(s)\n");
+
+    assert!(op.fails(&["grants", "put", "a-1", "user:cy", "--role", "reader"]).contains("no asset a-1"));
+    op.ok(&["assets", "put", "a-2", "--owner", "ana", "--type", "video"]);
+    assert!(op.fails(&["grants", "put", "a-2", "user:ana", "--role", "reader"]).contains("owns asset a-2"));
+    assert!(op.fails(&["grants", "put", "a-2", "cy", "--role", "reader"]).contains("principal"));
+    assert!(
+        op.fails(&["grants", "put", "a-2", "user:cy", "--role", "reader", "--expires-at", "2001-01-01T00:00:00Z"])
+            .contains("future")
+    );
+    assert!(op.fails(&["assets", "put", "a-3", "--owner", "", "--type", "video"]).contains("owner"));
+}
+
+#[test]
+fn a_missing_table_name_is_named() {
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_chatgate")).args(["assets", "show", "a-1"]).env_clear().output().expect("run");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("TABLE_NAME"));
+}
