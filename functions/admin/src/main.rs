@@ -13,6 +13,7 @@ async fn main() -> Result<(), Error> {
     let settings = Settings::from_env();
     let store =
         DynamoStore::from_settings(&settings).await.inspect_err(|e| tracing::error!(error = %e, "cannot start"))?;
+    store.warm_up().await;
     let state = AdminState::new(AdminAuth::Iam, Arc::new(store));
     let state = &state;
     run(service_fn(move |req| async move { Ok::<_, Error>(handler::handle(state, req).await) })).await

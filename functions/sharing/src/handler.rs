@@ -8,7 +8,7 @@ use chatgate::acl::{AclReader, GrantWriter};
 use chatgate::auth::{AuthConfig, SessionVerifier};
 use chatgate::clock::{Clock, SystemClock};
 use chatgate::config::{self, ConfigError, Settings};
-use chatgate::domain::{AccessFacts, AssetId, AssetRecord, Grant, Identity, Principal, Role, decide};
+use chatgate::domain::{AssetId, AssetRecord, Grant, Identity, Principal, Role, decide};
 use chatgate::http::{self, ApiError, CorsPolicy};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
@@ -128,7 +128,7 @@ async fn owned<S: AclReader>(
     user: &Identity,
     asset: &AssetId,
 ) -> Result<AssetRecord, ApiError> {
-    let AccessFacts { asset: record, .. } = state.store.asset_facts(asset).await?;
+    let record = state.store.asset_record(asset).await?;
     record.filter(|r| &r.owner == user).ok_or_else(|| ApiError::Forbidden(NOT_OWNER.into()))
 }
 

@@ -14,11 +14,11 @@ use aws_sdk_dynamodb::config::retry::RetryConfig;
 use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, ConsumedCapacity, Delete, DeleteRequest,
-    KeySchemaElement, KeyType, Put, ReturnConsumedCapacity, ReturnValue, ScalarAttributeType, TransactWriteItem,
-    WriteRequest,
+    AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, ConsumedCapacity, Delete, KeySchemaElement,
+    KeyType, Put, ReturnConsumedCapacity, ReturnValue, ScalarAttributeType, TransactWriteItem,
 };
 use futures_util::future::try_join_all;
+use futures_util::{StreamExt as _, TryStreamExt as _};
 
 use super::keys::{self, ASSET_SK, GRANT_PREFIX, MEMBER_PREFIX, PK, SK};
 use super::{AclReader, CatalogWriter, CheckFacts, GrantWriter, StoreError, Upsert, new_generation};
@@ -49,8 +49,8 @@ mod attr {
 const TTL_GRACE_SECONDS: u64 = 86_400;
 /// Extra attempts for a transaction cancelled by a conflict.
 const TRANSACTION_RETRIES: u32 = 3;
-/// BatchWriteItem's limit.
-const BATCH_WRITE: usize = 25;
+/// Conditional grant deletions in flight at once when an asset goes.
+const SWEEP_CONCURRENCY: usize = 16;
 
 /// Requests sent and capacity consumed, for the benchmark and the logs.
 #[derive(Debug, Default)]
@@ -258,37 +258,49 @@ impl DynamoStore {
         Ok(TransactWriteItem::builder().delete(delete).build())
     }
 
-    /// Deletes `keys` in batches of 25, retrying what DynamoDB leaves unprocessed.
-    async fn delete_all(&self, keys: Vec<Item>) -> Result<(), StoreError> {
-        for chunk in keys.chunks(BATCH_WRITE) {
-            let mut pending: Vec<WriteRequest> = chunk
-                .iter()
-                .map(|key| {
-                    let delete = DeleteRequest::builder().set_key(Some(key.clone())).build().map_err(internal)?;
-                    Ok(WriteRequest::builder().delete_request(delete).build())
-                })
-                .collect::<Result<_, StoreError>>()?;
-            for attempt in 0..5u32 {
-                let out = self
-                    .client
-                    .batch_write_item()
-                    .request_items(&self.table, pending)
-                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                    .send()
-                    .await
-                    .map_err(store_error)?;
-                self.stats.record(out.consumed_capacity().first());
-                pending = out.unprocessed_items.and_then(|mut u| u.remove(&self.table)).unwrap_or_default();
-                if pending.is_empty() {
-                    break;
+    /// Deletes the grants of an asset that do not belong to its current generation (all of them
+    /// when there is no record), each on condition that it still carries the generation it was
+    /// read with, so a grant of an asset re-created meanwhile survives. Returns how many went.
+    async fn sweep_grants(&self, asset: &AssetId) -> Result<usize, StoreError> {
+        let pk = keys::asset_pk(asset);
+        let items = self.query(pk.clone(), None).await?;
+        let current = items.iter().find(|i| s(i, SK) == Some(ASSET_SK)).and_then(|i| s(i, attr::GENERATION));
+        let stale: Vec<(String, String)> = items
+            .iter()
+            .filter(|i| s(i, SK).is_some_and(|sk| sk.starts_with(GRANT_PREFIX)))
+            .filter_map(|i| Some((s(i, SK)?.to_owned(), s(i, attr::GENERATION)?.to_owned())))
+            .filter(|(_, generation)| Some(generation.as_str()) != current)
+            .collect();
+        let deleted = futures_util::stream::iter(stale)
+            .map(|(sk, generation)| {
+                let key = Self::key(pk.clone(), sk);
+                async move {
+                    let result = self
+                        .client
+                        .delete_item()
+                        .table_name(&self.table)
+                        .set_key(Some(key))
+                        .condition_expression("#g = :g")
+                        .expression_attribute_names("#g", attr::GENERATION)
+                        .expression_attribute_values(":g", AttributeValue::S(generation))
+                        .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                        .send()
+                        .await;
+                    match result {
+                        Ok(out) => {
+                            self.stats.record(out.consumed_capacity());
+                            Ok(1)
+                        }
+                        // Re-granted under a new generation meanwhile: not ours to delete.
+                        Err(err) if err.code() == Some("ConditionalCheckFailedException") => Ok(0),
+                        Err(err) => Err(store_error(err)),
+                    }
                 }
-                tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
-            }
-            if !pending.is_empty() {
-                return Err(StoreError::Unavailable("grants left unprocessed after retries".into()));
-            }
-        }
-        Ok(())
+            })
+            .buffer_unordered(SWEEP_CONCURRENCY)
+            .try_fold(0usize, |total, n| async move { Ok(total + n) })
+            .await?;
+        Ok(deleted)
     }
 }
 
@@ -297,6 +309,21 @@ impl AclReader for DynamoStore {
         let (groups, assets) =
             tokio::try_join!(self.groups_of(user), try_join_all(assets.iter().map(|a| self.asset_partition(a))))?;
         Ok(CheckFacts { groups, assets })
+    }
+
+    async fn asset_record(&self, asset: &AssetId) -> Result<Option<AssetRecord>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(keys::asset_pk(asset), ASSET_SK.to_owned())))
+            .consistent_read(true)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(store_error)?;
+        self.stats.record(out.consumed_capacity());
+        out.item.as_ref().map(|item| asset_record(asset, item)).transpose()
     }
 
     async fn asset_facts(&self, asset: &AssetId) -> Result<AccessFacts, StoreError> {
@@ -367,30 +394,26 @@ impl CatalogWriter for DynamoStore {
             .map_err(store_error)?;
         self.stats.record(out.consumed_capacity());
         // UPDATED_OLD returns the owner's old value exactly when the record existed.
-        Ok(if out.attributes.is_some_and(|a| a.contains_key(attr::OWNER)) { Upsert::Replaced } else { Upsert::Created })
+        if out.attributes.is_some_and(|a| a.contains_key(attr::OWNER)) {
+            return Ok(Upsert::Replaced);
+        }
+        // A new life of the id: grants an interrupted delete left behind would only cost reads.
+        self.sweep_grants(id).await?;
+        Ok(Upsert::Created)
     }
 
     async fn delete_asset(&self, id: &AssetId) -> Result<usize, StoreError> {
-        let pk = keys::asset_pk(id);
         let out = self
             .client
             .delete_item()
             .table_name(&self.table)
-            .set_key(Some(Self::key(pk.clone(), ASSET_SK.to_owned())))
+            .set_key(Some(Self::key(keys::asset_pk(id), ASSET_SK.to_owned())))
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
             .map_err(store_error)?;
         self.stats.record(out.consumed_capacity());
-        let grants: Vec<Item> = self
-            .query(pk.clone(), Some(GRANT_PREFIX))
-            .await?
-            .iter()
-            .filter_map(|item| s(item, SK).map(|sk| Self::key(pk.clone(), sk.to_owned())))
-            .collect();
-        let removed = grants.len();
-        self.delete_all(grants).await?;
-        Ok(removed)
+        self.sweep_grants(id).await
     }
 
     async fn add_member(&self, group: &GroupId, user: &Identity) -> Result<(), StoreError> {

@@ -54,6 +54,10 @@ impl AclReader for MemoryStore {
         Ok(CheckFacts { groups, assets: assets.iter().map(|a| state.facts(a)).collect() })
     }
 
+    async fn asset_record(&self, asset: &AssetId) -> Result<Option<AssetRecord>, StoreError> {
+        Ok(self.state().assets.get(asset).cloned())
+    }
+
     async fn asset_facts(&self, asset: &AssetId) -> Result<AccessFacts, StoreError> {
         Ok(self.state().facts(asset))
     }

@@ -72,6 +72,9 @@ pub trait AclReader: Send + Sync + std::fmt::Debug {
         assets: &[AssetId],
     ) -> impl Future<Output = Result<CheckFacts, StoreError>> + Send;
 
+    /// One asset's record alone (one item, whatever its number of grants).
+    fn asset_record(&self, asset: &AssetId) -> impl Future<Output = Result<Option<AssetRecord>, StoreError>> + Send;
+
     /// One asset's record and grants.
     fn asset_facts(&self, asset: &AssetId) -> impl Future<Output = Result<AccessFacts, StoreError>> + Send;
 
@@ -107,9 +110,10 @@ pub trait CatalogWriter: Send + Sync {
         now: u64,
     ) -> impl Future<Output = Result<Upsert, StoreError>> + Send;
 
-    /// Deletes the asset and then all its grants; returns how many grants were removed. The record
+    /// Deletes the asset and then its grants; returns how many grants were removed. The record
     /// goes first, so access ends at once; grants a failure leaves behind are inert (they carry
-    /// the old generation) and the next delete removes them.
+    /// the old generation) and the next delete, or the asset's re-creation, removes them. Grants
+    /// of an asset re-created meanwhile are never touched.
     fn delete_asset(&self, id: &AssetId) -> impl Future<Output = Result<usize, StoreError>> + Send;
 
     fn add_member(&self, group: &GroupId, user: &Identity) -> impl Future<Output = Result<(), StoreError>> + Send;
