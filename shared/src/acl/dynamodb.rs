@@ -397,8 +397,11 @@ impl CatalogWriter for DynamoStore {
         if out.attributes.is_some_and(|a| a.contains_key(attr::OWNER)) {
             return Ok(Upsert::Replaced);
         }
-        // A new life of the id: grants an interrupted delete left behind would only cost reads.
-        self.sweep_grants(id).await?;
+        // A new life of the id: grants an interrupted delete left behind are inert and would only
+        // cost reads. Best effort: the record is written, and the next delete sweeps again.
+        if let Err(e) = self.sweep_grants(id).await {
+            tracing::warn!(error = %crate::http::ErrorChain(&e), "could not sweep an earlier generation's grants");
+        }
         Ok(Upsert::Created)
     }
 
@@ -500,7 +503,7 @@ fn is_transaction_conflict<E: ProvideErrorMetadata>(err: &SdkError<E, HttpRespon
 }
 
 /// Throttling, timeouts, server errors and transaction conflicts are `Unavailable` (already
-/// retried by the SDK); failed conditions are `Conflict`; anything else is a bug or a
+/// retried: by the SDK, and transaction conflicts by [`DynamoStore::transact`]); failed conditions are `Conflict`; anything else is a bug or a
 /// misconfiguration and stays `Internal`.
 fn store_error<E>(err: SdkError<E, HttpResponse>) -> StoreError
 where

@@ -3,7 +3,7 @@
 //! Every key has one variable part and it is always the suffix, after a fixed prefix that names
 //! the item kind, so distinct ids can never produce the same key or land in another partition,
 //! whatever characters they contain. Parts too long for DynamoDB's sort-key limit are replaced
-//! by their SHA-256 under a different prefix; the full id is always stored as an attribute.
+//! by their SHA-256 under a different prefix, and then the item carries the full id (`id`).
 
 use aws_lc_rs::digest;
 

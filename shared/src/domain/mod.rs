@@ -3,6 +3,7 @@
 
 mod access;
 mod asset;
+mod conversation;
 mod identity;
 mod sid;
 mod ttl;
@@ -11,6 +12,10 @@ pub use access::{AccessAnswer, AccessDecision, AccessFacts, Via, decide};
 pub use asset::{
     AssetId, AssetRecord, AssetType, Grant, GroupId, IdError, MAX_ID_BYTES, Principal, PrincipalError, Role,
 };
+pub use conversation::{
+    ConversationKind, RoomName, RoomNameError, asset_unique_name, conversation_attributes, direct_unique_name,
+    group_unique_name,
+};
 pub use identity::{Identity, IdentityError};
-pub use sid::{AccountSid, ApiKeySid, PushCredentialSid, ServiceSid, Sid, SidError, SidKind};
+pub use sid::{AccountSid, ApiKeySid, PushCredentialSid, RoleSid, ServiceSid, Sid, SidError, SidKind};
 pub use ttl::{Ttl, TtlError, TtlPolicy};

@@ -27,6 +27,7 @@ sid_kind!(Account, AccountSid, "AC", "an account SID");
 sid_kind!(ApiKey, ApiKeySid, "SK", "an API key SID");
 sid_kind!(Service, ServiceSid, "IS", "a Conversations service SID");
 sid_kind!(PushCredential, PushCredentialSid, "CR", "a push credential SID");
+sid_kind!(UserRole, RoleSid, "RL", "a role SID");
 
 /// A SID of one kind; the prefix is checked when it is parsed.
 #[derive(Clone, PartialEq, Eq, Hash)]

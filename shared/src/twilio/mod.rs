@@ -2,5 +2,6 @@
 //! Conversations REST client as they are built.
 
 mod access_token;
+pub mod rest;
 
 pub use access_token::{AccessTokenMinter, MintedToken, TokenSigningKey};

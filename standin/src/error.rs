@@ -1,0 +1,86 @@
+//! Twilio's error answers: the codes the stand-in uses and the body Twilio sends with them.
+
+use serde_json::{Value, json};
+
+/// The Twilio error codes the stand-in answers with.
+pub mod codes {
+    /// 400: a parameter is missing, malformed or out of range (also used for a `UniqueName`
+    /// shaped like a conversation SID and an `Identity` shaped like a user SID).
+    pub const INVALID_PARAMETER: u32 = 20001;
+    /// 401: missing or wrong basic-auth credentials.
+    pub const AUTHENTICATE: u32 = 20003;
+    /// 405: the path exists but not with this method.
+    pub const METHOD_NOT_ALLOWED: u32 = 20004;
+    /// 404: no such resource (or service).
+    pub const NOT_FOUND: u32 = 20404;
+    /// 415: a POST body that is not `application/x-www-form-urlencoded`.
+    pub const UNSUPPORTED_MEDIA_TYPE: u32 = 20415;
+    /// 429: too many requests; the request was not processed.
+    pub const RATE_LIMITED: u32 = 20429;
+    /// 500: internal error (only ever injected).
+    pub const INTERNAL_ERROR: u32 = 20500;
+    /// 503: service unavailable (only ever injected).
+    pub const SERVICE_UNAVAILABLE: u32 = 20503;
+    /// 409: the service already has a user with this identity.
+    pub const USER_EXISTS: u32 = 50201;
+    /// 409: the service already has a conversation with this unique name.
+    pub const CONVERSATION_EXISTS: u32 = 50353;
+    /// 409: the identity is already a participant of the conversation.
+    pub const PARTICIPANT_EXISTS: u32 = 50433;
+}
+
+/// What the stand-in answers instead of doing what was asked: Twilio's status, code and message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("Twilio error {code} (HTTP {status}): {message}")]
+pub struct Rejection {
+    pub status: u16,
+    pub code: u32,
+    pub message: String,
+    /// Seconds for a `Retry-After` header; only rate limiting sets it.
+    pub(crate) retry_after: Option<u32>,
+}
+
+impl Rejection {
+    pub(crate) fn new(status: u16, code: u32, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into(), retry_after: None }
+    }
+
+    pub(crate) fn invalid(message: impl Into<String>) -> Self {
+        Self::new(400, codes::INVALID_PARAMETER, message)
+    }
+
+    /// Twilio names the requested path in the message; the HTTP layer fills it in.
+    pub(crate) fn not_found() -> Self {
+        Self::new(404, codes::NOT_FOUND, "")
+    }
+
+    pub(crate) fn conflict(code: u32, message: &str) -> Self {
+        Self::new(409, code, message)
+    }
+
+    pub(crate) fn rate_limited() -> Self {
+        Self { retry_after: Some(1), ..Self::new(429, codes::RATE_LIMITED, "Too Many Requests") }
+    }
+
+    pub(crate) fn unauthenticated() -> Self {
+        Self::new(401, codes::AUTHENTICATE, "Authenticate")
+    }
+
+    pub(crate) fn method_not_allowed() -> Self {
+        Self::new(405, codes::METHOD_NOT_ALLOWED, "Method not allowed")
+    }
+
+    pub(crate) fn unsupported_media_type() -> Self {
+        Self::new(415, codes::UNSUPPORTED_MEDIA_TYPE, "Unsupported Media Type: send application/x-www-form-urlencoded")
+    }
+
+    /// `{"code", "message", "more_info", "status"}`, as Twilio shapes its errors.
+    pub fn body(&self) -> Value {
+        json!({
+            "code": self.code,
+            "message": self.message,
+            "more_info": format!("https://www.twilio.com/docs/errors/{}", self.code),
+            "status": self.status,
+        })
+    }
+}

@@ -1,0 +1,529 @@
+//! A stateful, in-process stand-in for the Twilio Conversations v1 endpoints chatgate uses, for
+//! the test suite and for the local dev server when no Twilio credentials are set.
+//!
+//! It serves one Conversations service under `http://127.0.0.1:PORT/v1/Services/{ServiceSid}/…`
+//! with Twilio's paths, form-encoded parameters, response shapes, paging `meta` and error bodies
+//! (`{"code", "message", "more_info", "status"}`), and keeps what is created: conversations (by
+//! SID or unique name), participants, messages with their read horizons, users, roles and the
+//! service webhook configuration. Tests can inject faults, slow every request down, turn on
+//! Twilio's rate limits, read back every request, and inspect or seed the state directly.
+//!
+//! ```no_run
+//! # async fn demo() {
+//! use twilio_standin::{Fault, StandIn, StandInConfig};
+//! let twilio = StandIn::start(StandInConfig::default()).await;
+//! // Point the REST client at `twilio.base_url` with `twilio.api_key_sid` / `twilio.api_key_secret`.
+//! twilio.fail_next(1, Fault::TOO_MANY_REQUESTS, Some("POST /Participants"));
+//! # }
+//! ```
+
+mod error;
+mod model;
+mod paging;
+mod server;
+mod state;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub use error::{Rejection, codes};
+pub use model::{Conversation, Message, Participant, Role, RoleKind, User, Webhooks};
+
+use server::lock;
+use state::{Form, State, is_sid, new_sid};
+
+/// Twilio's limit, in actions per second, per conversation (participant and message writes) and
+/// per service (conversation, user and role creates); give it to [`StandInConfig::with_rate_limit`].
+pub const TWILIO_RATE_LIMIT: u32 = 30;
+
+/// What the stand-in serves and to whom.
+#[derive(Clone)]
+pub struct StandInConfig {
+    /// `AC` + 32 hex: reported as `account_sid` in every resource.
+    pub account_sid: String,
+    /// `SK` + 32 hex: the basic-auth username every request must send.
+    pub api_key_sid: String,
+    /// The basic-auth password every request must send.
+    pub api_key_secret: String,
+    /// `IS` + 32 hex: the one Conversations service served; any other in a path is a 404.
+    pub service_sid: String,
+    /// Where to listen; `None` for an ephemeral port on 127.0.0.1.
+    pub bind: Option<SocketAddr>,
+    /// Actions per second per conversation and per service before 429 (code 20429); `None`
+    /// (the default) for no limit.
+    pub rate_limit: Option<u32>,
+    /// Whether the service starts with Twilio's four default roles (`service admin`,
+    /// `service user`, `channel admin`, `channel user`); `service user` and `channel user` are
+    /// then the default roles of new users and participants. On by default.
+    pub seed_default_roles: bool,
+}
+
+impl Default for StandInConfig {
+    /// Fresh random SIDs and secret, an ephemeral port, no rate limit, default roles.
+    fn default() -> Self {
+        Self {
+            account_sid: new_sid("AC"),
+            api_key_sid: new_sid("SK"),
+            api_key_secret: format!("{:032x}", rand::random::<u128>()),
+            service_sid: new_sid("IS"),
+            bind: None,
+            rate_limit: None,
+            seed_default_roles: true,
+        }
+    }
+}
+
+impl StandInConfig {
+    pub fn new(account_sid: &str, api_key_sid: &str, api_key_secret: &str, service_sid: &str) -> Self {
+        Self {
+            account_sid: account_sid.to_owned(),
+            api_key_sid: api_key_sid.to_owned(),
+            api_key_secret: api_key_secret.to_owned(),
+            service_sid: service_sid.to_owned(),
+            ..Self::default()
+        }
+    }
+
+    pub fn with_bind(mut self, addr: SocketAddr) -> Self {
+        self.bind = Some(addr);
+        self
+    }
+
+    pub fn with_rate_limit(mut self, per_second: u32) -> Self {
+        self.rate_limit = Some(per_second);
+        self
+    }
+
+    pub fn without_default_roles(mut self) -> Self {
+        self.seed_default_roles = false;
+        self
+    }
+
+    fn check(&self) -> Result<(), StartError> {
+        for (name, value, prefix) in [
+            ("account_sid", &self.account_sid, "AC"),
+            ("api_key_sid", &self.api_key_sid, "SK"),
+            ("service_sid", &self.service_sid, "IS"),
+        ] {
+            if !is_sid(value, prefix) {
+                return Err(StartError::Config(format!(
+                    "{name} must be {prefix} followed by 32 hex digits, not {value:?}"
+                )));
+            }
+        }
+        if self.api_key_secret.is_empty() {
+            return Err(StartError::Config("api_key_secret must not be empty".to_owned()));
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for StandInConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StandInConfig")
+            .field("account_sid", &self.account_sid)
+            .field("api_key_sid", &self.api_key_sid)
+            .field("api_key_secret", &"[redacted]")
+            .field("service_sid", &self.service_sid)
+            .field("bind", &self.bind)
+            .field("rate_limit", &self.rate_limit)
+            .field("seed_default_roles", &self.seed_default_roles)
+            .finish()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("invalid stand-in configuration: {0}")]
+    Config(String),
+    #[error("the Twilio stand-in could not listen on {addr}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// An error Twilio answers with that the stand-in would not produce on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fault {
+    pub status: u16,
+    pub code: u32,
+}
+
+impl Fault {
+    /// 429, code 20429: rate limited, never processed.
+    pub const TOO_MANY_REQUESTS: Self = Self { status: 429, code: codes::RATE_LIMITED };
+    /// 500, code 20500.
+    pub const INTERNAL_ERROR: Self = Self { status: 500, code: codes::INTERNAL_ERROR };
+    /// 503, code 20503.
+    pub const SERVICE_UNAVAILABLE: Self = Self { status: 503, code: codes::SERVICE_UNAVAILABLE };
+}
+
+/// One request as the stand-in received it (faulted and refused ones included).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorded {
+    pub method: String,
+    /// As sent: percent-encoded, without the query.
+    pub path: String,
+    pub query: Vec<(String, String)>,
+    /// The form body's pairs in order (repeated names repeat); empty for other methods.
+    pub form: Vec<(String, String)>,
+    /// Lower-case names; the `authorization` value is replaced by `[redacted]`.
+    pub headers: Vec<(String, String)>,
+    /// The status the stand-in answered with.
+    pub status: u16,
+}
+
+impl Recorded {
+    /// The first form value of `name`.
+    pub fn form_value(&self, name: &str) -> Option<&str> {
+        self.form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    /// Every form value of `name`, in order.
+    pub fn form_values(&self, name: &str) -> Vec<&str> {
+        self.form.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_str()).collect()
+    }
+
+    pub fn query_value(&self, name: &str) -> Option<&str> {
+        self.query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    /// The first value of header `name` (any case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+#[derive(Debug)]
+struct Rule {
+    fault: Fault,
+    filter: Option<String>,
+    /// `None` until healed.
+    remaining: Option<usize>,
+}
+
+/// `"POST /Participants"` matches POSTs whose path contains `/Participants`; a filter without a
+/// leading method matches the path of any method.
+fn filter_matches(filter: &str, method: &str, path: &str) -> bool {
+    match filter.split_once(' ') {
+        Some((m, rest)) if !m.is_empty() && m.bytes().all(|b| b.is_ascii_uppercase()) => {
+            m == method && path.contains(rest)
+        }
+        _ => path.contains(filter),
+    }
+}
+
+/// What the server and the test handle share.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    base_url: String,
+    service_sid: String,
+    api_key_sid: String,
+    api_key_secret: String,
+    state: Mutex<State>,
+    rules: Mutex<Vec<Rule>>,
+    recorded: Mutex<Vec<Recorded>>,
+    faults_injected: AtomicUsize,
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
+    delay: Mutex<Duration>,
+}
+
+impl Shared {
+    fn pick_fault(&self, method: &str, path: &str) -> Option<Fault> {
+        let mut rules = lock(&self.rules);
+        let rule = rules
+            .iter_mut()
+            .find(|r| r.remaining != Some(0) && r.filter.as_deref().is_none_or(|f| filter_matches(f, method, path)))?;
+        if let Some(n) = rule.remaining.as_mut() {
+            *n -= 1;
+        }
+        Some(rule.fault)
+    }
+}
+
+/// Stops the accept loop when the last handle to the stand-in is dropped.
+#[derive(Debug)]
+struct ServerTask(tokio::task::AbortHandle);
+
+impl Drop for ServerTask {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// A running stand-in. Clones share the server and its state; the server stops accepting
+/// connections when the last clone is dropped (or its tokio runtime ends).
+#[derive(Clone)]
+pub struct StandIn {
+    /// `http://127.0.0.1:PORT`, no trailing slash: the REST client's base URL.
+    pub base_url: String,
+    pub addr: SocketAddr,
+    pub account_sid: String,
+    pub service_sid: String,
+    pub api_key_sid: String,
+    pub api_key_secret: String,
+    shared: Arc<Shared>,
+    _server: Arc<ServerTask>,
+}
+
+impl fmt::Debug for StandIn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StandIn")
+            .field("base_url", &self.base_url)
+            .field("account_sid", &self.account_sid)
+            .field("service_sid", &self.service_sid)
+            .field("api_key_sid", &self.api_key_sid)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StandIn {
+    /// Starts serving on `config.bind` (or an ephemeral port); for tests, where a failure to
+    /// start is a broken environment. Use [`StandIn::try_start`] where it should be reported.
+    pub async fn start(config: StandInConfig) -> Self {
+        match Self::try_start(config).await {
+            Ok(standin) => standin,
+            Err(e) => panic!("{e}: {:?}", std::error::Error::source(&e)),
+        }
+    }
+
+    pub async fn try_start(config: StandInConfig) -> Result<Self, StartError> {
+        config.check()?;
+        let addr = config.bind.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
+        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, source })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Bind { addr, source })?;
+        let base_url = format!("http://{addr}");
+        let mut state = State::new(&config.account_sid, &config.service_sid, &base_url, config.seed_default_roles);
+        state.rate_limit = config.rate_limit;
+        let shared = Arc::new(Shared {
+            base_url: base_url.clone(),
+            service_sid: config.service_sid.clone(),
+            api_key_sid: config.api_key_sid.clone(),
+            api_key_secret: config.api_key_secret.clone(),
+            state: Mutex::new(state),
+            rules: Mutex::new(Vec::new()),
+            recorded: Mutex::new(Vec::new()),
+            faults_injected: AtomicUsize::new(0),
+            in_flight: AtomicUsize::new(0),
+            max_in_flight: AtomicUsize::new(0),
+            delay: Mutex::new(Duration::ZERO),
+        });
+        let task = tokio::spawn(serve(listener, shared.clone()));
+        Ok(Self {
+            base_url,
+            addr,
+            account_sid: config.account_sid,
+            service_sid: config.service_sid,
+            api_key_sid: config.api_key_sid,
+            api_key_secret: config.api_key_secret,
+            shared,
+            _server: Arc::new(ServerTask(task.abort_handle())),
+        })
+    }
+
+    /// `{base_url}/v1/Services/{service_sid}`: the prefix of every path the stand-in serves.
+    pub fn service_url(&self) -> String {
+        format!("{}/v1/Services/{}", self.base_url, self.service_sid)
+    }
+
+    // ---- faults, delay, rate limits ----
+
+    /// Answers the next `n` requests whose path contains `path_contains` (any request when
+    /// `None`) with `fault`, without applying them. A filter may start with a method:
+    /// `"POST /Participants"`. Rules queue up: the oldest matching rule with requests left
+    /// applies. Requests refused for bad credentials or a bad body use up no fault.
+    pub fn fail_next(&self, n: usize, fault: Fault, path_contains: Option<&str>) {
+        self.push_rule(Some(n), fault, path_contains);
+    }
+
+    /// Like [`Self::fail_next`] for every matching request until [`Self::heal`].
+    pub fn fail_always(&self, fault: Fault, path_contains: Option<&str>) {
+        self.push_rule(None, fault, path_contains);
+    }
+
+    /// Drops every pending fault.
+    pub fn heal(&self) {
+        lock(&self.shared.rules).clear();
+    }
+
+    fn push_rule(&self, remaining: Option<usize>, fault: Fault, filter: Option<&str>) {
+        lock(&self.shared.rules).push(Rule { fault, filter: filter.map(str::to_owned), remaining });
+    }
+
+    /// Holds every request this long before answering, so concurrent requests overlap visibly.
+    pub fn set_delay(&self, delay: Duration) {
+        *lock(&self.shared.delay) = delay;
+    }
+
+    /// Turns rate limiting on (actions per second) or off (`None`) from now on.
+    pub fn set_rate_limit(&self, per_second: Option<u32>) {
+        lock(&self.shared.state).rate_limit = per_second;
+    }
+
+    // ---- recording ----
+
+    /// Every request since the last reset, in the order they were answered.
+    pub fn requests(&self) -> Vec<Recorded> {
+        lock(&self.shared.recorded).clone()
+    }
+
+    pub fn request_count(&self) -> usize {
+        lock(&self.shared.recorded).len()
+    }
+
+    /// Requests with `method` whose path contains `path_contains`.
+    pub fn count_requests(&self, method: &str, path_contains: &str) -> usize {
+        lock(&self.shared.recorded).iter().filter(|r| r.method == method && r.path.contains(path_contains)).count()
+    }
+
+    /// Requests answered with an injected fault since the last reset.
+    pub fn faults_injected(&self) -> usize {
+        self.shared.faults_injected.load(Ordering::SeqCst)
+    }
+
+    /// The most requests in flight at once since the last reset: 1 for sequential round trips.
+    pub fn max_in_flight(&self) -> usize {
+        self.shared.max_in_flight.load(Ordering::SeqCst)
+    }
+
+    /// Forgets the recorded requests and zeroes the counters (not the faults, delay or state).
+    pub fn reset_requests(&self) {
+        lock(&self.shared.recorded).clear();
+        self.shared.faults_injected.store(0, Ordering::SeqCst);
+        self.shared.max_in_flight.store(self.shared.in_flight.load(Ordering::SeqCst), Ordering::SeqCst);
+    }
+
+    // ---- state, for assertions ----
+
+    /// The conversation with this SID or unique name.
+    pub fn conversation(&self, sid_or_unique_name: &str) -> Option<Conversation> {
+        lock(&self.shared.state).conversation(sid_or_unique_name).cloned()
+    }
+
+    pub fn conversation_by_unique_name(&self, unique_name: &str) -> Option<Conversation> {
+        lock(&self.shared.state).conversations().iter().find(|c| c.unique_name.as_deref() == Some(unique_name)).cloned()
+    }
+
+    /// Every conversation, in creation order.
+    pub fn conversations(&self) -> Vec<Conversation> {
+        lock(&self.shared.state).conversations().to_vec()
+    }
+
+    /// The user with this SID or identity.
+    pub fn user(&self, sid_or_identity: &str) -> Option<User> {
+        lock(&self.shared.state).user(sid_or_identity).cloned()
+    }
+
+    /// Every user, in creation order (including those created by adding a participant).
+    pub fn users(&self) -> Vec<User> {
+        lock(&self.shared.state).users().to_vec()
+    }
+
+    /// Every role, in creation order (the default roles first, if seeded).
+    pub fn roles(&self) -> Vec<Role> {
+        lock(&self.shared.state).roles().to_vec()
+    }
+
+    pub fn role_by_name(&self, friendly_name: &str) -> Option<Role> {
+        lock(&self.shared.state).roles().iter().find(|r| r.friendly_name == friendly_name).cloned()
+    }
+
+    pub fn webhooks(&self) -> Webhooks {
+        lock(&self.shared.state).webhooks().clone()
+    }
+
+    // ---- state, seeded directly (not recorded, not rate limited, never faulted) ----
+
+    /// Creates a conversation as `POST …/Conversations` would.
+    pub fn create_conversation(
+        &self,
+        unique_name: Option<&str>,
+        friendly_name: Option<&str>,
+        attributes: Option<&str>,
+    ) -> Result<Conversation, Rejection> {
+        let form = form(&[("UniqueName", unique_name), ("FriendlyName", friendly_name), ("Attributes", attributes)]);
+        lock(&self.shared.state).create_conversation(&form)
+    }
+
+    /// Adds `identity` to the conversation (SID or unique name) as `POST …/Participants` would.
+    pub fn add_participant(&self, conversation: &str, identity: &str) -> Result<Participant, Rejection> {
+        lock(&self.shared.state).add_participant(conversation, &form(&[("Identity", Some(identity))]))
+    }
+
+    /// Posts a message as `author` to the conversation (SID or unique name).
+    pub fn add_message(&self, conversation: &str, author: &str, body: &str) -> Result<Message, Rejection> {
+        let form = form(&[("Author", Some(author)), ("Body", Some(body))]);
+        lock(&self.shared.state).add_message(conversation, &form)
+    }
+
+    /// Sets (or clears) the read horizon of participant `identity` in the conversation.
+    pub fn set_last_read(
+        &self,
+        conversation: &str,
+        identity: &str,
+        index: Option<u64>,
+    ) -> Result<Participant, Rejection> {
+        let index = index.map_or_else(String::new, |i| i.to_string());
+        let form = form(&[("LastReadMessageIndex", Some(index.as_str()))]);
+        lock(&self.shared.state).update_participant(conversation, identity, &form)
+    }
+}
+
+fn form(pairs: &[(&str, Option<&str>)]) -> Form {
+    Form(pairs.iter().filter_map(|(k, v)| v.map(|v| ((*k).to_owned(), v.to_owned()))).collect())
+}
+
+async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            // Out of file descriptors and the like: wait for some to free up.
+            Err(_) => {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |request| {
+                let shared = shared.clone();
+                async move { Ok::<_, std::convert::Infallible>(server::handle(shared, request).await) }
+            });
+            let io = hyper_util::rt::TokioIo::new(stream);
+            let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_handle_can_be_shared_across_tasks() {
+        fn shareable<T: Send + Sync + 'static>() {}
+        shareable::<StandIn>();
+    }
+
+    #[test]
+    fn fault_filters_may_name_a_method() {
+        assert!(filter_matches("/Participants", "GET", "/v1/Services/IS1/Conversations/CH1/Participants"));
+        assert!(filter_matches("POST /Participants", "POST", "/v1/Services/IS1/Conversations/CH1/Participants"));
+        assert!(!filter_matches("POST /Participants", "GET", "/v1/Services/IS1/Conversations/CH1/Participants"));
+        assert!(!filter_matches("POST /Users", "POST", "/v1/Services/IS1/Conversations"));
+    }
+
+    #[test]
+    fn a_config_with_malformed_sids_is_refused() {
+        let config = StandInConfig { service_sid: "IS-nope".to_owned(), ..StandInConfig::default() };
+        assert!(matches!(config.check(), Err(StartError::Config(m)) if m.contains("service_sid")));
+        assert!(StandInConfig::default().check().is_ok());
+    }
+}

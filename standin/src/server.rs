@@ -1,0 +1,412 @@
+//! The HTTP face of the stand-in: basic auth, injected faults, recording, form parsing and the
+//! routes of the Conversations v1 paths chatgate uses.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use base64::Engine as _;
+use http_body_util::{BodyExt as _, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{HeaderMap, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use percent_encoding::percent_decode_str;
+use serde_json::Value;
+
+use crate::error::{Rejection, codes};
+use crate::paging::{PageRequest, page_body};
+use crate::state::{Form, State, new_sid};
+use crate::{Fault, Recorded, Shared};
+
+const MAX_BODY: usize = 1024 * 1024;
+/// Page-size ceilings, per list, as the spec's `PageSize.maximum` gives them.
+const CONVERSATIONS_MAX: usize = 100;
+const PARTICIPANTS_MAX: usize = 100;
+const MESSAGES_MAX: usize = 100;
+const USERS_MAX: usize = 50;
+const USER_CONVERSATIONS_MAX: usize = 50;
+const ROLES_MAX: usize = 50;
+/// The rate-limit bucket of service-wide creates (conversations, users, roles).
+const SERVICE_BUCKET: &str = "service";
+
+pub(crate) type StandInResponse = Response<Full<Bytes>>;
+
+/// A poisoned lock only means another request panicked; the data is still the best we have.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+struct InFlight<'a>(&'a Shared);
+
+impl<'a> InFlight<'a> {
+    fn enter(shared: &'a Shared) -> Self {
+        let now = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        shared.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        Self(shared)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// What a request asked for, parsed once.
+struct Call {
+    method: Method,
+    /// As sent: still percent-encoded, without the query.
+    path: String,
+    query: Vec<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+enum Answer {
+    Json(StatusCode, Value),
+    NoContent,
+    Rejected(Rejection),
+}
+
+impl From<Rejection> for Answer {
+    fn from(rejection: Rejection) -> Self {
+        Self::Rejected(rejection)
+    }
+}
+
+fn ok(value: Value) -> Result<Answer, Rejection> {
+    Ok(Answer::Json(StatusCode::OK, value))
+}
+
+fn created(value: Value) -> Result<Answer, Rejection> {
+    Ok(Answer::Json(StatusCode::CREATED, value))
+}
+
+pub(crate) async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> StandInResponse {
+    let _in_flight = InFlight::enter(&shared);
+    let (parts, body) = request.into_parts();
+    let body = match http_body_util::Limited::new(body, MAX_BODY).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => {
+            return respond(parts.uri.path(), Answer::Rejected(Rejection::invalid("Unreadable body")));
+        }
+    };
+    let query = parts.uri.query().map(serde_urlencoded::from_str::<Vec<(String, String)>>);
+    let (query, bad_query) = match query {
+        None => (Vec::new(), false),
+        Some(Ok(pairs)) => (pairs, false),
+        Some(Err(_)) => (Vec::new(), true),
+    };
+    let call = Call { method: parts.method, path: parts.uri.path().to_owned(), query, headers: parts.headers, body };
+    let delay = *lock(&shared.delay);
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let (answer, form) = if bad_query {
+        (Answer::Rejected(Rejection::invalid("Malformed query string")), Form::default())
+    } else {
+        answer(&shared, &call)
+    };
+    let response = respond(&call.path, answer);
+    record(&shared, &call, form, response.status().as_u16());
+    response
+}
+
+/// Everything up to the resource: auth, faults, the service SID, the form, then the route.
+fn answer(shared: &Shared, call: &Call) -> (Answer, Form) {
+    if !authenticated(shared, &call.headers) {
+        return (Rejection::unauthenticated().into(), Form::default());
+    }
+    let form = match parse_form(call) {
+        Ok(form) => form,
+        Err(rejection) => return (rejection.into(), Form::default()),
+    };
+    if let Some(fault) = shared.pick_fault(call.method.as_str(), &call.path) {
+        shared.faults_injected.fetch_add(1, Ordering::SeqCst);
+        return (Rejection::new(fault.status, fault.code, fault.message()).into(), form);
+    }
+    let Some(segments) = segments(&call.path) else { return (Rejection::not_found().into(), form) };
+    let rest = match segments.as_slice() {
+        [v1, services, service, rest @ ..]
+            if v1 == "v1" && services == "Services" && *service == shared.service_sid =>
+        {
+            rest
+        }
+        _ => return (Rejection::not_found().into(), form),
+    };
+    let list_url = format!("{}{}", shared.base_url, call.path);
+    let mut state = lock(&shared.state);
+    let answer = route(&mut state, call, rest, &form, &list_url).unwrap_or_else(Answer::Rejected);
+    (answer, form)
+}
+
+fn authenticated(shared: &Shared, headers: &HeaderMap) -> bool {
+    let Some(credentials) = headers
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic ").or_else(|| v.strip_prefix("basic ")))
+        .and_then(|b64| base64::engine::general_purpose::STANDARD.decode(b64.trim()).ok())
+        .and_then(|raw| String::from_utf8(raw).ok())
+    else {
+        return false;
+    };
+    credentials
+        .split_once(':')
+        .is_some_and(|(user, password)| user == shared.api_key_sid && password == shared.api_key_secret)
+}
+
+/// The form of a POST; other methods have none. A body that is not form-encoded is refused.
+fn parse_form(call: &Call) -> Result<Form, Rejection> {
+    if call.method != Method::POST || call.body.is_empty() {
+        return Ok(Form::default());
+    }
+    let content_type = call.headers.get(hyper::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    if !essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+        return Err(Rejection::unsupported_media_type());
+    }
+    serde_urlencoded::from_bytes::<Vec<(String, String)>>(&call.body)
+        .map(Form)
+        .map_err(|_| Rejection::invalid("Malformed form body"))
+}
+
+/// The path's segments, percent-decoded one by one (an encoded `/` stays inside its segment).
+fn segments(path: &str) -> Option<Vec<String>> {
+    path.trim_start_matches('/')
+        .split('/')
+        .map(|s| percent_decode_str(s).decode_utf8().ok().map(|s| s.into_owned()))
+        .collect()
+}
+
+fn route(state: &mut State, call: &Call, rest: &[String], form: &Form, list_url: &str) -> Result<Answer, Rejection> {
+    let method = &call.method;
+    let query = &call.query;
+    let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
+    match (rest.as_slice(), method) {
+        (["Conversations"], &Method::GET) => {
+            let page = PageRequest::parse(query, CONVERSATIONS_MAX)?;
+            let wanted = query.iter().find(|(k, _)| k == "State").map(|(_, v)| v.as_str());
+            let items = state
+                .conversations()
+                .iter()
+                .filter(|c| wanted.is_none_or(|s| c.state == s))
+                .map(|c| state.conversation_json(c))
+                .collect();
+            ok(page_body("conversations", items, page, list_url, query))
+        }
+        (["Conversations"], &Method::POST) => {
+            state.check_rate(SERVICE_BUCKET)?;
+            let conversation = state.create_conversation(form)?;
+            created(state.conversation_json(&conversation))
+        }
+        (["Conversations", key], &Method::GET) => {
+            let conversation = state.conversation(key).ok_or_else(Rejection::not_found)?;
+            ok(state.conversation_json(conversation))
+        }
+        (["Conversations", key], &Method::POST) => {
+            let conversation = state.update_conversation(key, form)?;
+            ok(state.conversation_json(&conversation))
+        }
+        (["Conversations", key], &Method::DELETE) => {
+            state.delete_conversation(key)?;
+            Ok(Answer::NoContent)
+        }
+        (["Conversations", key, "Participants"], &Method::GET) => {
+            let page = PageRequest::parse(query, PARTICIPANTS_MAX)?;
+            let conversation = state.conversation(key).ok_or_else(Rejection::not_found)?;
+            let items = conversation.participants.iter().map(|p| state.participant_json(p)).collect();
+            ok(page_body("participants", items, page, list_url, query))
+        }
+        (["Conversations", key, "Participants"], &Method::POST) => {
+            conversation_rate(state, key)?;
+            let participant = state.add_participant(key, form)?;
+            created(state.participant_json(&participant))
+        }
+        (["Conversations", key, "Participants", participant], &Method::GET) => {
+            ok(state.participant_json(state.participant(key, participant)?))
+        }
+        (["Conversations", key, "Participants", participant], &Method::POST) => {
+            conversation_rate(state, key)?;
+            let participant = state.update_participant(key, participant, form)?;
+            ok(state.participant_json(&participant))
+        }
+        (["Conversations", key, "Participants", participant], &Method::DELETE) => {
+            conversation_rate(state, key)?;
+            state.remove_participant(key, participant)?;
+            Ok(Answer::NoContent)
+        }
+        (["Conversations", key, "Messages"], &Method::GET) => {
+            let page = PageRequest::parse(query, MESSAGES_MAX)?;
+            let descending = match query.iter().find(|(k, _)| k == "Order").map(|(_, v)| v.as_str()) {
+                None | Some("asc") => false,
+                Some("desc") => true,
+                Some(other) => return Err(Rejection::invalid(format!("Order must be asc or desc, not {other:?}"))),
+            };
+            let conversation = state.conversation(key).ok_or_else(Rejection::not_found)?;
+            let mut items: Vec<Value> = conversation.messages.iter().map(|m| state.message_json(m)).collect();
+            if descending {
+                items.reverse();
+            }
+            ok(page_body("messages", items, page, list_url, query))
+        }
+        (["Conversations", key, "Messages"], &Method::POST) => {
+            conversation_rate(state, key)?;
+            let message = state.add_message(key, form)?;
+            created(state.message_json(&message))
+        }
+        (["Conversations", key, "Messages", sid], &Method::GET) => {
+            let conversation = state.conversation(key).ok_or_else(Rejection::not_found)?;
+            let message = conversation.messages.iter().find(|m| m.sid == *sid).ok_or_else(Rejection::not_found)?;
+            ok(state.message_json(message))
+        }
+        (["Users"], &Method::GET) => {
+            let page = PageRequest::parse(query, USERS_MAX)?;
+            let items = state.users().iter().map(|u| state.user_json(u)).collect();
+            ok(page_body("users", items, page, list_url, query))
+        }
+        (["Users"], &Method::POST) => {
+            state.check_rate(SERVICE_BUCKET)?;
+            let user = state.create_user(form)?;
+            created(state.user_json(&user))
+        }
+        (["Users", key], &Method::GET) => ok(state.user_json(state.user(key).ok_or_else(Rejection::not_found)?)),
+        (["Users", key], &Method::POST) => {
+            let user = state.update_user(key, form)?;
+            ok(state.user_json(&user))
+        }
+        (["Users", key], &Method::DELETE) => {
+            state.delete_user(key)?;
+            Ok(Answer::NoContent)
+        }
+        (["Users", key, "Conversations"], &Method::GET) => {
+            let page = PageRequest::parse(query, USER_CONVERSATIONS_MAX)?;
+            let user = state.user(key).ok_or_else(Rejection::not_found)?;
+            let items = state.user_conversations_json(user, None);
+            ok(page_body("conversations", items, page, list_url, query))
+        }
+        (["Users", key, "Conversations", conversation], &Method::GET) => {
+            let user = state.user(key).ok_or_else(Rejection::not_found)?;
+            let item = state.user_conversations_json(user, Some(conversation)).into_iter().next();
+            ok(item.ok_or_else(Rejection::not_found)?)
+        }
+        (["Roles"], &Method::GET) => {
+            let page = PageRequest::parse(query, ROLES_MAX)?;
+            let items = state.roles().iter().map(|r| state.role_json(r)).collect();
+            ok(page_body("roles", items, page, list_url, query))
+        }
+        (["Roles"], &Method::POST) => {
+            state.check_rate(SERVICE_BUCKET)?;
+            let role = state.create_role(form)?;
+            created(state.role_json(&role))
+        }
+        (["Roles", sid], &Method::GET) => ok(state.role_json(state.role(sid).ok_or_else(Rejection::not_found)?)),
+        (["Roles", sid], &Method::POST) => {
+            let role = state.update_role(sid, form)?;
+            ok(state.role_json(&role))
+        }
+        (["Roles", sid], &Method::DELETE) => {
+            state.delete_role(sid)?;
+            Ok(Answer::NoContent)
+        }
+        (["Configuration", "Webhooks"], &Method::GET) => ok(state.webhooks_json()),
+        (["Configuration", "Webhooks"], &Method::POST) => {
+            state.update_webhooks(form)?;
+            ok(state.webhooks_json())
+        }
+        (path, _) if known_path(path) => Err(Rejection::method_not_allowed()),
+        _ => Err(Rejection::not_found()),
+    }
+}
+
+/// Participant and message writes count against the conversation (if there is one: an
+/// unknown conversation is answered with 404 by the operation).
+fn conversation_rate(state: &mut State, key: &str) -> Result<(), Rejection> {
+    match state.conversation(key).map(|c| c.sid.clone()) {
+        Some(sid) => state.check_rate(&sid),
+        None => Ok(()),
+    }
+}
+
+fn known_path(path: &[&str]) -> bool {
+    matches!(
+        path,
+        ["Conversations"]
+            | ["Conversations", _]
+            | ["Conversations", _, "Participants" | "Messages"]
+            | ["Conversations", _, "Participants" | "Messages", _]
+            | ["Users"]
+            | ["Users", _]
+            | ["Users", _, "Conversations"]
+            | ["Users", _, "Conversations", _]
+            | ["Roles"]
+            | ["Roles", _]
+            | ["Configuration", "Webhooks"]
+    )
+}
+
+fn respond(path: &str, answer: Answer) -> StandInResponse {
+    let (status, body, retry_after, authenticate) = match answer {
+        Answer::Json(status, value) => (status, Some(value), None, false),
+        Answer::NoContent => (StatusCode::NO_CONTENT, None, None, false),
+        Answer::Rejected(mut rejection) => {
+            if rejection.code == codes::NOT_FOUND && rejection.message.is_empty() {
+                rejection.message = format!("The requested resource {path} was not found");
+            }
+            let status = StatusCode::from_u16(rejection.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            (status, Some(rejection.body()), rejection.retry_after, rejection.code == codes::AUTHENTICATE)
+        }
+    };
+    let bytes = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
+    let has_body = !bytes.is_empty();
+    let mut response = Response::new(Full::new(bytes));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    if has_body {
+        headers.insert(hyper::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    }
+    if let Ok(id) = HeaderValue::from_str(&new_sid("RQ")) {
+        headers.insert("twilio-request-id", id);
+    }
+    if let Some(seconds) = retry_after {
+        headers.insert(hyper::header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    if authenticate {
+        headers.insert(hyper::header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"Twilio API\""));
+    }
+    response
+}
+
+fn record(shared: &Shared, call: &Call, form: Form, status: u16) {
+    let headers = call
+        .headers
+        .iter()
+        .map(|(name, value)| {
+            // The secret stays out of recordings; whether auth was sent is still visible.
+            let value = if name == hyper::header::AUTHORIZATION {
+                "[redacted]".to_owned()
+            } else {
+                String::from_utf8_lossy(value.as_bytes()).into_owned()
+            };
+            (name.as_str().to_owned(), value)
+        })
+        .collect();
+    let recorded = Recorded {
+        method: call.method.as_str().to_owned(),
+        path: call.path.clone(),
+        query: call.query.clone(),
+        form: form.0,
+        headers,
+        status,
+    };
+    lock(&shared.recorded).push(recorded);
+}
+
+impl Fault {
+    pub(crate) fn message(self) -> &'static str {
+        match self.code {
+            codes::RATE_LIMITED => "Too Many Requests",
+            codes::INTERNAL_ERROR => "Internal Server Error",
+            codes::SERVICE_UNAVAILABLE => "Service Unavailable",
+            _ => "Injected fault",
+        }
+    }
+}
