@@ -11,8 +11,9 @@ use admin::handler::{AdminAuth, AdminState};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chatgate::acl::{AclReader, CatalogWriter, DynamoStore, GrantWriter, MemoryStore};
-use chatgate::config::{ConfigError, Settings};
+use chatgate::config::{ConfigError, Settings, TwilioSecrets};
 use chatgate::http::{ApiError, CorsPolicy};
+use conversations::handler::ConversationsState;
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper_util::rt::TokioIo;
@@ -22,6 +23,7 @@ use secrecy::{ExposeSecret as _, SecretString};
 use sharing::handler::SharingState;
 use token::handler::TokenState;
 use tokio::net::TcpListener;
+use twilio_standin::{StandIn, StandInConfig};
 
 /// The local server reads bodies up to API Gateway's own limit would be 10 MB; 1 MiB is plenty.
 const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -45,6 +47,7 @@ struct Routes<S> {
     access: AccessState<S>,
     sharing: SharingState<S>,
     admin: AdminState<S>,
+    conversations: ConversationsState<S>,
 }
 
 impl<S: AclReader + GrantWriter + CatalogWriter> Routes<S> {
@@ -52,13 +55,17 @@ impl<S: AclReader + GrantWriter + CatalogWriter> Routes<S> {
         token: TokenState,
         store: Arc<S>,
         settings: &Settings,
+        secrets: &TwilioSecrets,
         admin_key: SecretString,
     ) -> Result<Self, ConfigError> {
         let mut access = AccessState::from_settings(settings, store.clone())?;
         let mut sharing = SharingState::from_settings(settings, store.clone())?;
+        let mut conversations = ConversationsState::from_settings(settings, secrets, store.clone())?;
         access.cors = token.cors.clone();
         sharing.cors = token.cors.clone();
-        Ok(Self { token, access, sharing, admin: AdminState::new(AdminAuth::DevKey(admin_key), store) })
+        conversations.cors = token.cors.clone();
+        let admin = AdminState::new(AdminAuth::DevKey(admin_key), store);
+        Ok(Self { token, access, sharing, admin, conversations })
     }
 
     /// Dispatches on the path's first segments, as API Gateway's routes would.
@@ -67,6 +74,7 @@ impl<S: AclReader + GrantWriter + CatalogWriter> Routes<S> {
         let mut segments = path.trim_start_matches('/').split('/');
         match (segments.next(), segments.next(), segments.next()) {
             (Some("token"), None, _) => token::handler::handle(&self.token, req).await,
+            (Some("conversations"), None, _) => conversations::handler::handle(&self.conversations, req).await,
             (Some("assets"), Some(_), Some("access")) | (Some("access"), Some("check"), None) => {
                 access::handler::handle(&self.access, req).await
             }
@@ -110,6 +118,29 @@ fn apply_defaults(settings: &mut Settings) -> Result<Vec<&'static str>, ConfigEr
     Ok(defaulted)
 }
 
+/// Starts the Conversations stand-in with the (defaulted) Twilio settings and points
+/// `TWILIO_API_BASE` and, unless set, `TWILIO_USER_ROLE_SID` at it.
+async fn start_standin(
+    settings: &mut Settings,
+    defaulted: &mut Vec<&'static str>,
+) -> Result<StandIn, Box<dyn std::error::Error>> {
+    let config = StandInConfig::new(
+        settings.required("TWILIO_ACCOUNT_SID")?,
+        settings.required("TWILIO_API_KEY_SID")?,
+        settings.required("TWILIO_API_KEY_SECRET")?,
+        settings.required("TWILIO_CONVERSATIONS_SERVICE_SID")?,
+    );
+    let standin = StandIn::try_start(config).await?;
+    settings.set_default("TWILIO_API_BASE", standin.base_url.clone());
+    defaulted.push("TWILIO_API_BASE");
+    if settings.get("TWILIO_USER_ROLE_SID").is_none() {
+        let role = standin.role_by_name("service user").ok_or("the stand-in has no default user role")?;
+        settings.set_default("TWILIO_USER_ROLE_SID", role.sid);
+        defaulted.push("TWILIO_USER_ROLE_SID");
+    }
+    Ok(standin)
+}
+
 fn random_secret() -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
@@ -118,7 +149,11 @@ fn random_secret() -> String {
 
 pub async fn run(args: DevArgs) -> Result<(), Box<dyn std::error::Error>> {
     let mut settings = Settings::from_env();
-    let defaulted = apply_defaults(&mut settings)?;
+    // No Twilio credentials: an in-process stand-in for the Conversations REST API.
+    let use_standin = settings.get("TWILIO_API_KEY_SECRET").is_none() && settings.get("TWILIO_SECRET_ARN").is_none();
+    let mut defaulted = apply_defaults(&mut settings)?;
+    let _standin = if use_standin { Some(start_standin(&mut settings, &mut defaulted).await?) } else { None };
+    let secrets = TwilioSecrets::load(&settings).await?;
     let mut token = TokenState::from_settings(&settings).await?;
     if token.cors.is_none() {
         token.cors = Some(CorsPolicy::Loopback);
@@ -128,11 +163,11 @@ pub async fn run(args: DevArgs) -> Result<(), Box<dyn std::error::Error>> {
     match settings.get("TABLE_NAME") {
         Some(_) => {
             let store = Arc::new(DynamoStore::from_settings(&settings).await?);
-            let routes = Routes::new(token, store, &settings, admin_key.clone())?;
+            let routes = Routes::new(token, store, &settings, &secrets, admin_key.clone())?;
             serve(routes, &args, &settings, &defaulted, &admin_key, "the DynamoDB table TABLE_NAME").await
         }
         None => {
-            let routes = Routes::new(token, Arc::new(MemoryStore::new()), &settings, admin_key.clone())?;
+            let routes = Routes::new(token, Arc::new(MemoryStore::new()), &settings, &secrets, admin_key.clone())?;
             serve(routes, &args, &settings, &defaulted, &admin_key, "an in-memory store (set TABLE_NAME for DynamoDB)")
                 .await
         }
@@ -152,6 +187,7 @@ async fn serve<S: AclReader + GrantWriter + CatalogWriter + 'static>(
     let addr = listener.local_addr()?;
     print_banner(settings, addr, defaulted)?;
     println!("permissions: {store}");
+    println!("twilio: {}", settings.get("TWILIO_API_BASE").unwrap_or(chatgate::twilio::rest::DEFAULT_API_BASE));
     let key_note =
         if settings.get("CHATGATE_DEV_ADMIN_KEY").is_some() { "CHATGATE_DEV_ADMIN_KEY" } else { "generated" };
     println!(

@@ -1,0 +1,339 @@
+//! `POST` and `GET /conversations` against the stateful Twilio stand-in: create-or-join is
+//! idempotent and safe under concurrency, asset conversations need read access, Twilio's 429s are
+//! retried, its outages are problem+json, and an existing conversation costs one call.
+
+use std::sync::Arc;
+
+use chatgate::acl::{CatalogWriter, GrantWriter, MemoryStore};
+use chatgate::config::TwilioSecrets;
+use chatgate::domain::{AssetType, Grant, Principal, Role};
+use chatgate_tests::acl_contract::{NOW, asset, record, user};
+use chatgate_tests::*;
+use conversations::handler::{ConversationsState, handle};
+use lambda_http::http::header;
+use lambda_http::{Body, Request};
+use serde_json::{Value, json};
+use twilio_standin::{Fault, StandIn, StandInConfig};
+
+struct World {
+    standin: StandIn,
+    store: Arc<MemoryStore>,
+    state: ConversationsState<MemoryStore>,
+    role_sid: String,
+}
+
+impl World {
+    async fn new() -> Self {
+        let standin = StandIn::start(StandInConfig::new(ACCOUNT_SID, API_KEY_SID, API_KEY_SECRET, SERVICE_SID)).await;
+        let role_sid = standin.role_by_name("service user").expect("default role").sid;
+        let settings = jwt_settings(&[("TWILIO_API_BASE", &standin.base_url), ("TWILIO_USER_ROLE_SID", &role_sid)]);
+        let secrets = TwilioSecrets::load(&settings).await.expect("secrets");
+        let store = Arc::new(MemoryStore::new());
+        let state = ConversationsState::from_settings(&settings, &secrets, store.clone()).expect("state");
+        Self { standin, store, state, role_sid }
+    }
+
+    async fn post(&self, caller: &str, body: Value) -> (u16, Value) {
+        self.call(caller, "POST", "/conversations", Some(body)).await
+    }
+
+    async fn call(&self, caller: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut builder = lambda_http::http::Request::builder().method(method).uri(format!("http://localhost{path}"));
+        builder = builder.header(header::AUTHORIZATION, format!("Bearer {}", hs256_session(&claims(caller))));
+        if body.is_some() {
+            builder = builder.header(header::CONTENT_TYPE, "application/json");
+        }
+        let req: Request = builder.body(body.map_or(Body::Empty, |b| Body::from(b.to_string()))).expect("request");
+        let response = handle(&self.state, req).await;
+        let status = response.status().as_u16();
+        if status >= 400 {
+            assert_eq!(response.headers()[header::CONTENT_TYPE], "application/problem+json");
+        }
+        (status, json_body(&response))
+    }
+
+    /// a-1 owned by ana, shared with bob (reader); cy has nothing.
+    async fn with_asset(self) -> Self {
+        self.store.put_asset(&asset("a-1"), &user("ana"), AssetType::Document, "Roadmap", NOW).await.expect("asset");
+        let doc = record(self.store.as_ref(), "a-1").await;
+        let grant = Grant {
+            principal: Principal::User(user("bob")),
+            role: Role::Reader,
+            expires_at: None,
+            generation: doc.generation.clone(),
+        };
+        self.store.put_grant(&doc, &grant, NOW).await.expect("grant");
+        self
+    }
+
+    fn identities(&self, conversation: &str) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .standin
+            .conversation(conversation)
+            .expect("conversation")
+            .participants
+            .into_iter()
+            .map(|p| p.identity)
+            .collect();
+        ids.sort();
+        ids
+    }
+}
+
+fn participants(body: &Value) -> Vec<(String, bool)> {
+    body["participants"]
+        .as_array()
+        .expect("participants")
+        .iter()
+        .map(|p| (p["identity"].as_str().expect("identity").to_owned(), p["added"].as_bool().expect("added")))
+        .collect()
+}
+
+#[tokio::test]
+async fn both_sides_of_a_direct_chat_get_one_conversation() {
+    let w = World::new().await;
+    let (status, first) = w.post("ana", json!({"type": "direct", "participant": "bob"})).await;
+    assert_eq!(status, 201, "{first}");
+    assert_eq!(first["created"], true);
+    assert_eq!(first["type"], "direct");
+    assert_eq!(participants(&first), [("ana".into(), true), ("bob".into(), true)]);
+    let (status, second) = w.post("bob", json!({"type": "direct", "participant": "ana"})).await;
+    assert_eq!(status, 200, "{second}");
+    assert_eq!((second["sid"].clone(), second["created"].clone()), (first["sid"].clone(), json!(false)));
+    assert_eq!(participants(&second), [("bob".into(), false), ("ana".into(), false)]);
+    assert_eq!(w.standin.conversations().len(), 1);
+    let conversation = w.standin.conversation(first["sid"].as_str().expect("sid")).expect("in Twilio");
+    let attributes: Value = serde_json::from_str(&conversation.attributes).expect("attributes JSON");
+    assert_eq!(attributes, json!({"type": "direct"}));
+}
+
+#[tokio::test]
+async fn users_are_created_once_with_the_restricted_role() {
+    let w = World::new().await;
+    assert_eq!(w.post("ana", json!({"type": "direct", "participant": "bob"})).await.0, 201);
+    for who in ["ana", "bob"] {
+        assert_eq!(w.standin.user(who).expect("user").role_sid.as_deref(), Some(w.role_sid.as_str()), "{who}");
+    }
+    w.standin.reset_requests();
+    assert_eq!(w.post("ana", json!({"type": "direct", "participant": "cy"})).await.0, 201);
+    assert_eq!(w.standin.count_requests("POST", "/Users"), 1, "ana is known already; only cy is created");
+}
+
+#[tokio::test]
+async fn an_existing_conversation_costs_one_call() {
+    let w = World::new().await.with_asset().await;
+    assert_eq!(w.post("ana", json!({"type": "direct", "participant": "bob"})).await.0, 201);
+    assert_eq!(w.post("ana", json!({"type": "asset", "asset_id": "a-1", "participants": ["bob"]})).await.0, 201);
+    for body in [
+        json!({"type": "direct", "participant": "ana"}),
+        json!({"type": "asset", "asset_id": "a-1", "participants": ["ana"]}),
+    ] {
+        w.standin.reset_requests();
+        let (status, _) = w.post("bob", body.clone()).await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            w.standin.request_count(),
+            1,
+            "{body}: {:?}",
+            w.standin.requests().iter().map(|r| format!("{} {}", r.method, r.path)).collect::<Vec<_>>()
+        );
+    }
+}
+
+#[tokio::test]
+async fn fifty_concurrent_requests_for_one_pair_yield_one_conversation() {
+    let w = Arc::new(World::new().await);
+    let calls = (0..50).map(|i| {
+        let w = w.clone();
+        async move {
+            let (caller, other) = if i % 2 == 0 { ("ana", "bob") } else { ("bob", "ana") };
+            w.post(caller, json!({"type": "direct", "participant": other})).await
+        }
+    });
+    let results = futures_util::future::join_all(calls).await;
+    let sids: std::collections::BTreeSet<String> = results
+        .iter()
+        .map(|(status, body)| {
+            assert!(*status == 200 || *status == 201, "{status} {body}");
+            body["sid"].as_str().expect("sid").to_owned()
+        })
+        .collect();
+    assert_eq!(sids.len(), 1);
+    assert_eq!(w.standin.conversations().len(), 1);
+    assert_eq!(w.identities(sids.iter().next().expect("sid")), ["ana", "bob"]);
+    assert_eq!(results.iter().filter(|(s, _)| *s == 201).count(), 1, "exactly one request created it");
+}
+
+#[tokio::test]
+async fn fifty_concurrent_requests_for_one_asset_yield_one_conversation() {
+    let w = Arc::new(World::new().await.with_asset().await);
+    let calls = (0..50).map(|i| {
+        let w = w.clone();
+        async move {
+            let caller = if i % 2 == 0 { "ana" } else { "bob" };
+            w.post(caller, json!({"type": "asset", "asset_id": "a-1"})).await
+        }
+    });
+    let results = futures_util::future::join_all(calls).await;
+    assert!(results.iter().all(|(s, _)| *s == 200 || *s == 201), "{results:?}");
+    assert_eq!(w.standin.conversations().len(), 1);
+    let sid = results[0].1["sid"].as_str().expect("sid").to_owned();
+    assert_eq!(w.identities(&sid), ["ana", "bob"]);
+    let conversation = w.standin.conversation(&sid).expect("conversation");
+    assert_eq!(
+        serde_json::from_str::<Value>(&conversation.attributes).expect("json"),
+        json!({"type": "asset", "asset_id": "a-1"})
+    );
+    assert_eq!(conversation.friendly_name.as_deref(), Some("Roadmap"));
+}
+
+#[tokio::test]
+async fn asset_conversations_need_read_access_for_everyone() {
+    let w = World::new().await.with_asset().await;
+    let (status, problem) =
+        w.post("ana", json!({"type": "asset", "asset_id": "a-1", "participants": ["bob", "cy", "dan"]})).await;
+    assert_eq!(status, 403);
+    assert_eq!(problem["detail"], "cannot read asset a-1: cy, dan");
+    let (status, problem) = w.post("cy", json!({"type": "asset", "asset_id": "a-1"})).await;
+    assert_eq!((status, problem["detail"].clone()), (403, json!("cannot read asset a-1: cy")));
+    let (status, _) = w.post("ana", json!({"type": "asset", "asset_id": "no-such-asset"})).await;
+    assert_eq!(status, 403, "a missing asset is readable by nobody");
+    assert!(w.standin.conversations().is_empty(), "nothing was created");
+    assert_eq!(w.standin.request_count(), 0, "refused before any Twilio call");
+}
+
+#[tokio::test]
+async fn rooms_must_exist_and_are_joined() {
+    let w = World::new().await;
+    let (status, problem) = w.post("ana", json!({"type": "room", "name": "support"})).await;
+    assert_eq!((status, problem["code"].clone()), (404, json!("not_found")));
+    w.standin.create_conversation(Some("room:support"), Some("Support"), Some(r#"{"type":"room"}"#)).expect("room");
+    let (status, body) = w.post("ana", json!({"type": "room", "name": "support"})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!((body["friendly_name"].clone(), body["created"].clone()), (json!("Support"), json!(false)));
+    assert_eq!(participants(&body), [("ana".into(), true)]);
+    let (_, again) = w.post("ana", json!({"type": "room", "name": "support"})).await;
+    assert_eq!(participants(&again), [("ana".into(), false)]);
+    assert_eq!(w.post("ana", json!({"type": "room", "name": "Support!"})).await.0, 400);
+}
+
+#[tokio::test]
+async fn groups_are_new_each_time_unless_named_and_names_are_per_creator() {
+    let w = World::new().await;
+    let group = |unique: Option<&str>| {
+        let mut body = json!({"type": "group", "friendly_name": "Design review", "participants": ["bob", "cy"]});
+        if let Some(u) = unique {
+            body["unique_name"] = json!(u);
+        }
+        body
+    };
+    let (s1, a) = w.post("ana", group(None)).await;
+    let (s2, b) = w.post("ana", group(None)).await;
+    assert_eq!((s1, s2), (201, 201));
+    assert_ne!(a["sid"], b["sid"]);
+    let (s3, c) = w.post("ana", group(Some("weekly"))).await;
+    let (s4, d) = w.post("ana", group(Some("weekly"))).await;
+    assert_eq!((s3, s4), (201, 200));
+    assert_eq!(c["sid"], d["sid"]);
+    let (s5, e) = w.post("bob", group(Some("weekly"))).await;
+    assert_eq!(s5, 201, "another creator's name is another group");
+    assert_ne!(e["sid"], c["sid"]);
+    assert_eq!(w.identities(c["sid"].as_str().expect("sid")), ["ana", "bob", "cy"]);
+}
+
+#[tokio::test]
+async fn twilio_429_is_retried_then_succeeds() {
+    let w = World::new().await;
+    w.standin.fail_next(2, Fault::TOO_MANY_REQUESTS, None);
+    let (status, body) = w.post("ana", json!({"type": "direct", "participant": "bob"})).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(w.standin.faults_injected(), 2);
+}
+
+#[tokio::test]
+async fn persistent_twilio_failures_are_502_or_503_problems() {
+    let w = World::new().await;
+    w.standin.fail_always(Fault::INTERNAL_ERROR, None);
+    let (status, problem) = w.post("ana", json!({"type": "direct", "participant": "bob"})).await;
+    assert_eq!((status, problem["code"].clone()), (502, json!("upstream_unavailable")));
+    assert!(!problem.to_string().contains("20500"), "no Twilio internals: {problem}");
+    assert!(w.standin.request_count() <= 4, "retries are bounded: {}", w.standin.request_count());
+    w.standin.heal();
+    w.standin.fail_always(Fault::TOO_MANY_REQUESTS, None);
+    let (status, problem) = w.post("ana", json!({"type": "direct", "participant": "bob"})).await;
+    assert_eq!((status, problem["code"].clone()), (503, json!("upstream_unavailable")));
+    w.standin.heal();
+    assert!(w.standin.conversations().is_empty());
+}
+
+#[tokio::test]
+async fn bad_requests_are_400_before_any_twilio_call() {
+    let w = World::new().await;
+    for body in [
+        json!({"type": "chat", "participant": "bob"}),
+        json!({"type": "direct"}),
+        json!({"type": "direct", "participant": "ana"}),
+        json!({"type": "direct", "participant": format!("US{}", "0a".repeat(16))}),
+        json!({"type": "direct", "participant": "bob", "asset_id": "a-1"}),
+        json!({"type": "group", "participants": ["bob"]}),
+        json!({"type": "group", "friendly_name": "x", "participants": (0..51).map(|i| format!("u-{i}")).collect::<Vec<_>>()}),
+        json!({"type": "asset"}),
+        json!({"type": "room"}),
+        json!({"type": "direct", "participant": "bob", "as": "someone-else"}),
+    ] {
+        let (status, problem) = w.post("ana", body.clone()).await;
+        assert_eq!(status, 400, "{body}: {problem}");
+    }
+    assert_eq!(w.standin.request_count(), 0);
+    assert_eq!(w.call("ana", "DELETE", "/conversations", None).await.0, 405);
+}
+
+#[tokio::test]
+async fn the_listing_has_unread_counts_participants_and_last_messages() {
+    let w = World::new().await;
+    let (_, direct) = w.post("ana", json!({"type": "direct", "participant": "bob"})).await;
+    let sid = direct["sid"].as_str().expect("sid");
+    for (author, text) in [("bob", "hi"), ("ana", "hello"), ("bob", "see the doc")] {
+        w.standin.add_message(sid, author, text).expect("message");
+    }
+    w.standin.set_last_read(sid, "ana", Some(1)).expect("read");
+    let (status, listing) = w.call("ana", "GET", "/conversations?messages=2", None).await;
+    assert_eq!(status, 200, "{listing}");
+    let first = &listing["conversations"][0];
+    assert_eq!(first["sid"], direct["sid"]);
+    assert_eq!(first["type"], "direct");
+    assert_eq!(first["unread_count"], 1);
+    assert_eq!(first["last_read_index"], 1);
+    assert_eq!(first["participants"].as_array().map(Vec::len), Some(2));
+    let messages: Vec<(u64, String)> = first["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .map(|m| (m["index"].as_u64().expect("index"), m["body"].as_str().expect("body").to_owned()))
+        .collect();
+    assert_eq!(messages, [(1, "hello".to_owned()), (2, "see the doc".to_owned())]);
+    assert_eq!(listing["next_page_token"], Value::Null);
+
+    let (status, empty) = w.call("nobody", "GET", "/conversations", None).await;
+    assert_eq!((status, empty["conversations"].clone()), (200, json!([])));
+    for query in ["messages=21", "messages=-1", "messages=two", "page_token=not-a-token", "colour=red"] {
+        assert_eq!(w.call("ana", "GET", &format!("/conversations?{query}"), None).await.0, 400, "{query}");
+    }
+}
+
+#[tokio::test]
+async fn the_listing_pages_through_twilios_pages() {
+    let w = World::new().await;
+    for i in 0..55 {
+        let sid = w.standin.create_conversation(None, Some(&format!("c{i}")), None).expect("conversation").sid;
+        w.standin.add_participant(&sid, "ana").expect("participant");
+    }
+    let (status, first) = w.call("ana", "GET", "/conversations", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(first["conversations"].as_array().map(Vec::len), Some(50));
+    let token = first["next_page_token"].as_str().expect("a next page");
+    let (status, second) = w.call("ana", "GET", &format!("/conversations?page_token={token}"), None).await;
+    assert_eq!(status, 200, "{second}");
+    assert_eq!(second["conversations"].as_array().map(Vec::len), Some(5));
+    assert_eq!(second["next_page_token"], Value::Null);
+}
