@@ -3,6 +3,7 @@
 mod dev;
 mod ops;
 mod session;
+mod twilio_ops;
 
 use std::process::ExitCode;
 
@@ -33,6 +34,12 @@ enum Command {
     /// Grants on assets in the ACL table.
     #[command(subcommand)]
     Grants(ops::GrantsCommand),
+    /// Rooms: public conversations users join by name.
+    #[command(subcommand)]
+    Rooms(twilio_ops::RoomsCommand),
+    /// The one-time Twilio set-up.
+    #[command(subcommand)]
+    Twilio(twilio_ops::TwilioCommand),
 }
 
 #[tokio::main]
@@ -45,6 +52,8 @@ async fn main() -> ExitCode {
         Command::Assets(command) => ops::assets(command).await,
         Command::Groups(command) => ops::groups(command).await,
         Command::Grants(command) => ops::grants(command).await,
+        Command::Rooms(command) => twilio_ops::rooms(command).await,
+        Command::Twilio(command) => twilio_ops::twilio(command).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -56,7 +56,7 @@ pub enum TwilioError {
     #[error("Twilio error {code} (HTTP {status}): {message}")]
     Api { status: u16, code: u32, message: String },
     /// 429 or 5xx that outlasted the retries, or no answer at all.
-    #[error("Twilio is unavailable (HTTP {status:?})")]
+    #[error("Twilio is unavailable{}", status.map_or_else(|| " (no answer)".to_owned(), |s| format!(" (HTTP {s})")))]
     Unavailable {
         status: Option<u16>,
         retry_after: Option<u32>,
