@@ -28,7 +28,7 @@ def b64url(data):
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def event(method, path, body=None, claims=None, bearer=None, content_type="application/json", b64=False, iam=False, route=None):
+def event(method, path, body=None, claims=None, bearer=None, content_type="application/json", b64=False, iam=False, route=None, query=""):
     headers = {"host": "abc123.execute-api.us-east-1.amazonaws.com", "user-agent": "Mozilla/5.0"}
     if body is not None and content_type:
         headers["content-type"] = content_type
@@ -50,8 +50,11 @@ def event(method, path, body=None, claims=None, bearer=None, content_type="appli
             "userId": "AROAEXAMPLE:saas-backend"}}
     if body is not None and b64:
         body = base64.b64encode(body.encode()).decode()
-    return {"version": "2.0", "routeKey": f"{method} {route or path}", "rawPath": path, "rawQueryString": "",
+    result = {"version": "2.0", "routeKey": f"{method} {route or path}", "rawPath": path, "rawQueryString": query,
             "headers": headers, "requestContext": context, "body": body, "isBase64Encoded": b64}
+    if query:
+        result["queryStringParameters"] = dict(pair.split("=", 1) for pair in query.split("&"))
+    return result
 
 
 def authorizer_claims(sub="u-123"):
@@ -146,7 +149,31 @@ admin = {
     "405-iam-post-asset": event("POST", "/admin/assets/a-1", body="{}", iam=True, route=ASSET),
 }
 
-for function, cases in {"token": token, "access": access, "sharing": sharing, "admin": admin}.items():
+# The conversations events also run against a Twilio stand-in holding the room `support` and the
+# direct conversation of u-1 and u-2.
+C = "/conversations"
+conversations = {
+    "201-authorizer-direct-new": event("POST", C, body='{"type": "direct", "participant": "u-5"}', claims=A("u-1")),
+    "200-authorizer-direct-existing-from-the-other-side": event("POST", C, body='{"type": "direct", "participant": "u-1"}', claims=A("u-2")),
+    "201-authorizer-group": event("POST", C, body='{"type": "group", "friendly_name": "Design review", "participants": ["u-2", "u-3"]}', claims=A("u-1")),
+    "201-authorizer-asset-new": event("POST", C, body='{"type": "asset", "asset_id": "a-1", "participants": ["u-2", "u-3"]}', claims=A("u-1")),
+    "403-authorizer-asset-participant-without-access": event("POST", C, body='{"type": "asset", "asset_id": "a-1", "participants": ["u-4"]}', claims=A("u-1")),
+    "403-authorizer-asset-caller-without-access": event("POST", C, body='{"type": "asset", "asset_id": "a-1"}', claims=A("u-4")),
+    "200-authorizer-room-join": event("POST", C, body='{"type": "room", "name": "support"}', claims=A("u-4")),
+    "404-authorizer-room-missing": event("POST", C, body='{"type": "room", "name": "sales"}', claims=A("u-1")),
+    "400-authorizer-unknown-type": event("POST", C, body='{"type": "channel", "name": "x"}', claims=A("u-1")),
+    "400-authorizer-direct-with-self": event("POST", C, body='{"type": "direct", "participant": "u-1"}', claims=A("u-1")),
+    "400-authorizer-too-many-participants": event("POST", C, body=json.dumps({"type": "group", "friendly_name": "All", "participants": [f"u-{i}" for i in range(51)]}), claims=A("u-1")),
+    "401-authorizer-no-session": event("POST", C, body='{"type": "direct", "participant": "u-2"}'),
+    "200-authorizer-list": event("GET", C, claims=A("u-1")),
+    "200-authorizer-list-with-messages": event("GET", C, claims=A("u-1"), query="messages=5"),
+    "200-jwt-list": event("GET", C, bearer=session("u-2")),
+    "400-authorizer-list-too-many-messages": event("GET", C, claims=A("u-1"), query="messages=21"),
+    "400-authorizer-list-forged-page-token": event("GET", C, claims=A("u-1"), query="page_token=aHR0cHM6Ly9ldmlsLmV4YW1wbGUv"),
+    "405-authorizer-delete": event("DELETE", C, claims=A("u-1")),
+}
+
+for function, cases in {"token": token, "access": access, "sharing": sharing, "admin": admin, "conversations": conversations}.items():
     folder = HERE / function
     folder.mkdir(exist_ok=True)
     for old in folder.glob("*.json"):

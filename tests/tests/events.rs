@@ -8,13 +8,17 @@ use std::sync::Arc;
 use access::handler::AccessState;
 use admin::handler::{AdminAuth, AdminState};
 use chatgate::acl::{CatalogWriter, GrantWriter, MemoryStore};
+use chatgate::config::TwilioSecrets;
+use chatgate::domain::direct_unique_name;
 use chatgate::domain::{AssetType, Grant, Principal, Role};
 use chatgate_tests::acl_contract::{NOW, asset, group, record, user};
 use chatgate_tests::*;
+use conversations::handler::ConversationsState;
 use lambda_http::http::header;
 use lambda_http::{Body, Request, Response};
 use sharing::handler::SharingState;
 use token::handler::{TokenState, handle};
+use twilio_standin::{StandIn, StandInConfig};
 
 /// The scenario of events/README.md, in a fresh store.
 async fn scenario() -> Arc<MemoryStore> {
@@ -31,6 +35,28 @@ async fn scenario() -> Arc<MemoryStore> {
         store.put_grant(&a1, &grant, NOW).await.expect("grant");
     }
     store
+}
+
+/// Runs one conversations event against the scenario and a fresh Twilio stand-in holding the
+/// room `support` and the direct conversation of u-1 and u-2.
+async fn conversations_route(mode: &str, req: Request) -> Response<Body> {
+    let standin = StandIn::start(StandInConfig::new(ACCOUNT_SID, API_KEY_SID, API_KEY_SECRET, SERVICE_SID)).await;
+    standin.create_conversation(Some("room:support"), Some("Support"), Some(r#"{"type":"room"}"#)).expect("room");
+    let direct = direct_unique_name(&user("u-1"), &user("u-2"));
+    let sid = standin
+        .create_conversation(Some(&direct), Some("u-1 & u-2"), Some(r#"{"type":"direct"}"#))
+        .expect("direct")
+        .sid;
+    for who in ["u-1", "u-2"] {
+        standin.add_participant(&sid, who).expect("participant");
+    }
+    standin.add_message(&sid, "u-2", "see the doc").expect("message");
+    let role = standin.role_by_name("service user").expect("role").sid;
+    let extra = [("TWILIO_API_BASE", standin.base_url.as_str()), ("TWILIO_USER_ROLE_SID", role.as_str())];
+    let settings = if mode == "jwt" { jwt_settings(&extra) } else { authorizer_settings(&extra) };
+    let secrets = TwilioSecrets::load(&settings).await.expect("secrets");
+    let state = ConversationsState::from_settings(&settings, &secrets, scenario().await).expect("conversations");
+    conversations::handler::handle(&state, req).await
 }
 
 /// Runs one asset-route event against a freshly seeded store, in the event's auth mode.
@@ -68,7 +94,7 @@ fn fixtures() -> Vec<(String, PathBuf)> {
     found
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_event_fixture_answers_the_status_in_its_name() {
     let jwt = TokenState::from_settings(&jwt_settings(&[])).await.expect("jwt config");
     let authorizer = TokenState::from_settings(&authorizer_settings(&[])).await.expect("authorizer config");
@@ -87,6 +113,7 @@ async fn every_event_fixture_answers_the_status_in_its_name() {
             ("access" | "sharing", "jwt" | "authorizer") | ("admin", "iam" | "none" | "authorizer") => {
                 asset_route(&function, mode, req).await
             }
+            ("conversations", "jwt" | "authorizer") => conversations_route(mode, req).await,
             _ => panic!("no runner for events/{function}/{name}.json"),
         };
         assert_eq!(response.status().as_u16(), status, "events/{function}/{name}.json: {:?}", response.body());
