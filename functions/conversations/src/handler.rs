@@ -29,8 +29,9 @@ use tracing::Instrument as _;
 pub const MAX_PARTICIPANTS: usize = 50;
 /// Most messages per conversation in the listing.
 pub const MAX_MESSAGES: u8 = 20;
-/// Conversations of a listing page fetched at once (two calls each, well inside Twilio's limits).
-const LISTING_CONCURRENCY: usize = 10;
+/// Conversations of a listing page fetched at once: a page of 50 in two waves, two calls each,
+/// well inside Twilio's per-conversation limit and its account-wide concurrency.
+const LISTING_CONCURRENCY: usize = 25;
 /// Identities this warm instance has seen exist in Twilio, so it does not create them again.
 const KNOWN_USERS_CAP: usize = 10_000;
 /// Budget for the Twilio calls of one request when the runtime gives no deadline (local server).
@@ -339,12 +340,21 @@ async fn create_or_join<R>(
                 (sid, Some(plan.friendly_name.clone()), false, present)
             }
             _ => {
-                let (conversation, created) = create(state, &plan, Some(unique), deadline).await?;
+                // New: create the users while the conversation is created.
+                let (conversation, created) = tokio::try_join!(
+                    create(state, &plan, Some(unique), deadline),
+                    ensure_users(state, plan.wanted.clone(), deadline)
+                )?
+                .0;
                 (conversation.0, conversation.1, created, BTreeSet::new())
             }
         },
         (_, None) => {
-            let (conversation, created) = create(state, &plan, None, deadline).await?;
+            let (conversation, created) = tokio::try_join!(
+                create(state, &plan, None, deadline),
+                ensure_users(state, plan.wanted.clone(), deadline)
+            )?
+            .0;
             (conversation.0, conversation.1, created, BTreeSet::new())
         }
     };
