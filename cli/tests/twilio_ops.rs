@@ -57,6 +57,7 @@ async fn rooms_are_created_listed_and_deleted() {
     assert!(fails(&s, &["rooms", "create", "Bad Name"]).contains("room name"));
     assert_eq!(ok(&s, &["rooms", "delete", "support"]), format!("deleted room support ({})\n", room.sid));
     assert!(fails(&s, &["rooms", "delete", "support"]).contains("no room support"));
+    chatgate_tests::assert_twilio_spec_accepts(&s.requests()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -82,6 +83,7 @@ async fn setup_creates_the_role_and_webhook_once() {
     assert!(second.contains("exists") && second.contains("(unchanged)"), "{second}");
     assert_eq!(s.roles().iter().filter(|r| r.friendly_name == "chatgate user").count(), 1);
     assert!(fails(&s, &["twilio", "setup", "--webhook-url", "ftp://x"]).contains("http(s)"));
+    chatgate_tests::assert_twilio_spec_accepts(&s.requests()).await;
 }
 
 #[test]

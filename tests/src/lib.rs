@@ -3,6 +3,7 @@
 //! Twilio helper libraries as oracles.
 
 pub mod dynamo;
+pub mod prism;
 
 use std::io::Write as _;
 pub mod acl_contract;
@@ -371,4 +372,21 @@ pub fn token_event(bearer: &str) -> Value {
             "requestId": "apigw-req", "routeKey": "POST /token", "stage": "$default", "time": "21/Nov/2026:19:00:00 +0000", "timeEpoch": 0u64},
         "body": null, "isBase64Encoded": false
     })
+}
+
+/// Replays every request chatgate sent to the Twilio stand-in against Twilio's own OpenAPI
+/// description under Prism, failing on any validation error: the stand-in proves behaviour, this
+/// proves the request shapes.
+pub async fn assert_twilio_spec_accepts(requests: &[twilio_standin::Recorded]) {
+    assert!(!requests.is_empty(), "no Twilio request was recorded");
+    for recorded in requests {
+        let method = reqwest::Method::from_bytes(recorded.method.as_bytes()).expect("method");
+        let query: Vec<(&str, &str)> = recorded.query.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let mut call = prism::TwilioCall::new(method, &recorded.path).query(&query);
+        if recorded.method == "POST" {
+            let form: Vec<(&str, &str)> = recorded.form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            call = call.form(&form);
+        }
+        call.assert_accepted().await;
+    }
 }

@@ -105,6 +105,7 @@ async fn both_sides_of_a_direct_chat_get_one_conversation() {
     let conversation = w.standin.conversation(first["sid"].as_str().expect("sid")).expect("in Twilio");
     let attributes: Value = serde_json::from_str(&conversation.attributes).expect("attributes JSON");
     assert_eq!(attributes, json!({"type": "direct"}));
+    assert_twilio_spec_accepts(&w.standin.requests()).await;
 }
 
 #[tokio::test]
@@ -117,6 +118,7 @@ async fn users_are_created_once_with_the_restricted_role() {
     w.standin.reset_requests();
     assert_eq!(w.post("ana", json!({"type": "direct", "participant": "cy"})).await.0, 201);
     assert_eq!(w.standin.count_requests("POST", "/Users"), 1, "ana is known already; only cy is created");
+    assert_twilio_spec_accepts(&w.standin.requests()).await;
 }
 
 #[tokio::test]
@@ -185,6 +187,7 @@ async fn fifty_concurrent_requests_for_one_asset_yield_one_conversation() {
         json!({"type": "asset", "asset_id": "a-1"})
     );
     assert_eq!(conversation.friendly_name.as_deref(), Some("Roadmap"));
+    assert_twilio_spec_accepts(&w.standin.requests()).await;
 }
 
 #[tokio::test]
@@ -215,6 +218,7 @@ async fn rooms_must_exist_and_are_joined() {
     let (_, again) = w.post("ana", json!({"type": "room", "name": "support"})).await;
     assert_eq!(participants(&again), [("ana".into(), false)]);
     assert_eq!(w.post("ana", json!({"type": "room", "name": "Support!"})).await.0, 400);
+    assert_twilio_spec_accepts(&w.standin.requests()).await;
 }
 
 #[tokio::test]
@@ -239,6 +243,7 @@ async fn groups_are_new_each_time_unless_named_and_names_are_per_creator() {
     assert_eq!(s5, 201, "another creator's name is another group");
     assert_ne!(e["sid"], c["sid"]);
     assert_eq!(w.identities(c["sid"].as_str().expect("sid")), ["ana", "bob", "cy"]);
+    assert_twilio_spec_accepts(&w.standin.requests()).await;
 }
 
 #[tokio::test]
@@ -248,6 +253,7 @@ async fn twilio_429_is_retried_then_succeeds() {
     let (status, body) = w.post("ana", json!({"type": "direct", "participant": "bob"})).await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(w.standin.faults_injected(), 2);
+    assert_twilio_spec_accepts(&w.standin.requests()).await;
 }
 
 #[tokio::test]
@@ -319,6 +325,7 @@ async fn the_listing_has_unread_counts_participants_and_last_messages() {
     for query in ["messages=21", "messages=-1", "messages=two", "page_token=not-a-token", "colour=red"] {
         assert_eq!(w.call("ana", "GET", &format!("/conversations?{query}"), None).await.0, 400, "{query}");
     }
+    assert_twilio_spec_accepts(&w.standin.requests()).await;
 }
 
 #[tokio::test]
@@ -336,4 +343,5 @@ async fn the_listing_pages_through_twilios_pages() {
     assert_eq!(status, 200, "{second}");
     assert_eq!(second["conversations"].as_array().map(Vec::len), Some(5));
     assert_eq!(second["next_page_token"], Value::Null);
+    assert_twilio_spec_accepts(&w.standin.requests()).await;
 }

@@ -3,5 +3,6 @@
 
 mod access_token;
 pub mod rest;
+pub mod webhook;
 
 pub use access_token::{AccessTokenMinter, MintedToken, TokenSigningKey};
