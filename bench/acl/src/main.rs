@@ -20,11 +20,12 @@ use chatgate_tests::dynamo::{FaultProxy, dynamo_local, sdk_config, unique_table_
 use chatgate_tests::now;
 
 use measure::{Depth, Latency};
-use scenario::Scenario;
+use scenario::{Ids, Scenario};
 
 pub type BenchError = Box<dyn StdError + Send + Sync>;
 
 const DEFAULT_SIZES: [usize; 4] = [1, 10, 50, 500];
+const DEFAULT_UUID_SIZES: [usize; 1] = [50];
 const DEFAULT_ITERATIONS: usize = 300;
 const DEFAULT_WARMUP: usize = 30;
 /// How long the proxy holds each request while round trips are measured: an order of magnitude
@@ -47,10 +48,12 @@ const TARGET_ROUND_TRIPS: u64 = 1;
 const TARGET_REQUESTS: f64 = 2.0;
 const TARGET_RCU: f64 = 2.0;
 
-/// Overrides from the environment: `SIZES=1,10`, `ITERATIONS=300`, `WARMUP=30`.
+/// Overrides from the environment: `SIZES=1,10`, `UUID_SIZES=50` (sizes measured again with
+/// 36-character ids; empty for none), `ITERATIONS=300`, `WARMUP=30`.
 #[derive(Debug)]
 struct Settings {
     sizes: Vec<usize>,
+    uuid_sizes: Vec<usize>,
     iterations: usize,
     warmup: usize,
 }
@@ -63,18 +66,25 @@ impl Settings {
                 Err(_) => Ok(default),
             }
         };
-        let sizes = match std::env::var("SIZES") {
-            Ok(v) => v
+        let sizes = |name: &str, default: &[usize]| -> Result<Vec<usize>, BenchError> {
+            let Ok(v) = std::env::var(name) else { return Ok(default.to_vec()) };
+            let sizes = v
                 .split(',')
-                .map(|n| n.trim().parse::<usize>().map_err(|e| format!("SIZES={v:?}: {e}")))
-                .collect::<Result<Vec<_>, _>>()?,
-            Err(_) => DEFAULT_SIZES.to_vec(),
+                .filter(|n| !n.trim().is_empty())
+                .map(|n| n.trim().parse::<usize>().map_err(|e| format!("{name}={v:?}: {e}")))
+                .collect::<Result<Vec<_>, _>>()?;
+            if sizes.contains(&0) {
+                return Err(format!("{name}: every size must be at least 1 (the user needs a granted group)").into());
+            }
+            Ok(sizes)
         };
-        if sizes.contains(&0) {
-            return Err("SIZES: every size must be at least 1 (the user needs a granted group)".into());
-        }
         let iterations = number("ITERATIONS", DEFAULT_ITERATIONS)?.max(1);
-        Ok(Self { sizes, iterations, warmup: number("WARMUP", DEFAULT_WARMUP)? })
+        Ok(Self {
+            sizes: sizes("SIZES", &DEFAULT_SIZES)?,
+            uuid_sizes: sizes("UUID_SIZES", &DEFAULT_UUID_SIZES)?,
+            iterations,
+            warmup: number("WARMUP", DEFAULT_WARMUP)?,
+        })
     }
 }
 
@@ -100,7 +110,7 @@ struct Cost {
 
 #[derive(Debug)]
 struct Row {
-    n: usize,
+    scenario: Scenario,
     /// What one round trip through the delaying proxy measured (a single `GetItem`).
     wave: Duration,
     chatgate: Cost,
@@ -143,6 +153,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let load_before = load_average();
     let mut tally = Tally::default();
     let rows = match run(&settings, &mut tally).await {
         Ok(rows) => rows,
@@ -158,6 +169,7 @@ async fn main() -> ExitCode {
         }
     };
     print!("{}", report(&settings, &rows, &tally));
+    println!("Load average (1, 5, 15 min) at start: {load_before}; at the end: {}.", load_average());
     if tally.wrong == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }
 
@@ -179,15 +191,22 @@ async fn run(settings: &Settings, tally: &mut Tally) -> Result<Vec<Row>, BenchEr
         proxy,
     };
 
-    let mut rows = Vec::with_capacity(settings.sizes.len());
-    for &n in &settings.sizes {
-        let scenario = Scenario::new(n)?;
+    let mut scenarios = settings
+        .sizes
+        .iter()
+        .map(|&n| Scenario::new(n, Ids::Short))
+        .chain(settings.uuid_sizes.iter().map(|&n| Scenario::new(n, Ids::Uuid)))
+        .collect::<Result<Vec<_>, _>>()?;
+    scenarios.sort_by_key(|s| (s.n, s.ids == Ids::Uuid));
+    let mut rows = Vec::with_capacity(scenarios.len());
+    for scenario in scenarios {
+        let (label, n) = (scenario.label(), scenario.n);
         let began = Instant::now();
         scenario.seed(&bench.store, now()).await?;
-        eprintln!("N = {n}: seeded {n} grants and {n} memberships in {:.1} s", began.elapsed().as_secs_f64());
+        eprintln!("N = {label}: seeded {n} grants and {n} memberships in {:.1} s", began.elapsed().as_secs_f64());
         let began = Instant::now();
-        rows.push(measure_size(&bench, settings, &scenario, tally).await?);
-        eprintln!("N = {n}: measured in {:.1} s", began.elapsed().as_secs_f64());
+        rows.push(measure_size(&bench, settings, scenario, tally).await?);
+        eprintln!("N = {label}: measured in {:.1} s", began.elapsed().as_secs_f64());
     }
     Ok(rows)
 }
@@ -198,9 +217,15 @@ async fn chatgate_check(store: &DynamoStore, s: &Scenario) -> Result<AccessDecis
     Ok(facts.assets.first().map_or(AccessDecision::NONE, |f| decide(&s.user, &facts.groups, f, now())))
 }
 
-async fn measure_size(b: &Bench, settings: &Settings, s: &Scenario, tally: &mut Tally) -> Result<Row, BenchError> {
+async fn measure_size(
+    b: &Bench,
+    settings: &Settings,
+    scenario: Scenario,
+    tally: &mut Tally,
+) -> Result<Row, BenchError> {
+    let s = &scenario;
     let expected = s.expected();
-    let n = s.n;
+    let n = s.label();
 
     // Requests and round trips, through the proxy. One GetItem is one round trip by definition:
     // its extra time is what a round trip costs through the proxy now (the hold plus timer
@@ -304,7 +329,7 @@ async fn measure_size(b: &Bench, settings: &Settings, s: &Scenario, tally: &mut 
         capacity: naive.capacity / naive_samples,
     };
     Ok(Row {
-        n,
+        scenario,
         wave,
         chatgate,
         chatgate_depth,
@@ -315,6 +340,13 @@ async fn measure_size(b: &Bench, settings: &Settings, s: &Scenario, tally: &mut 
         naive_latency,
         get_item_latency,
     })
+}
+
+/// The machine's load: on two cores, other builds skew latency far more than anything measured.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(", "))
+        .unwrap_or_else(|_| "unknown".into())
 }
 
 /// Whether a row meets the issue's target.
@@ -342,7 +374,7 @@ fn report(settings: &Settings, rows: &[Row], tally: &Tally) -> String {
         let _ = writeln!(
             out,
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-            r.n,
+            r.scenario.label(),
             count(r.chatgate.requests),
             r.chatgate_depth.round_trips(r.wave),
             count(r.chatgate.capacity),
@@ -359,41 +391,34 @@ fn report(settings: &Settings, rows: &[Row], tally: &Tally) -> String {
     }
     out.push('\n');
 
-    let in_scope: Vec<&Row> = rows.iter().filter(|r| r.n <= TARGET_UP_TO).collect();
-    let missed: Vec<String> = in_scope
-        .iter()
-        .filter(|r| !meets_target(r))
-        .map(|r| {
-            format!(
-                "N = {}: {} round trips, {} requests, {} RCU",
-                r.n,
-                r.chatgate_depth.round_trips(r.wave),
-                count(r.chatgate.requests),
-                count(r.chatgate.capacity)
-            )
-        })
-        .collect();
+    // The issue's target is stated for the benchmark's scenario: short ids, N up to 50.
+    let in_scope = |r: &&Row| r.scenario.ids == Ids::Short && r.scenario.n <= TARGET_UP_TO;
+    let summary = |r: &Row| {
+        format!(
+            "N = {}: {} round trip(s), {} requests, {} RCU per check",
+            r.scenario.label(),
+            r.chatgate_depth.round_trips(r.wave),
+            count(r.chatgate.requests),
+            count(r.chatgate.capacity)
+        )
+    };
     let target = format!(
         "{TARGET_ROUND_TRIPS} round trip, <= {TARGET_REQUESTS} requests and <= {TARGET_RCU} RCU per check \
          (strongly consistent) up to N = {TARGET_UP_TO}"
     );
-    if in_scope.is_empty() {
+    let measured: Vec<&Row> = rows.iter().filter(in_scope).collect();
+    let missed: Vec<String> = measured.iter().filter(|r| !meets_target(r)).map(|r| summary(r)).collect();
+    if measured.is_empty() {
         let _ = writeln!(out, "Target ({target}): not measured (no size <= {TARGET_UP_TO}).");
     } else if missed.is_empty() {
-        let sizes: Vec<String> = in_scope.iter().map(|r| r.n.to_string()).collect();
+        let sizes: Vec<String> = measured.iter().map(|r| r.scenario.label()).collect();
         let _ = writeln!(out, "Target ({target}): MET at N = {}.", sizes.join(", "));
     } else {
         let _ = writeln!(out, "Target ({target}): NOT MET: {}.", missed.join("; "));
     }
-    for r in rows.iter().filter(|r| r.n > TARGET_UP_TO) {
-        let _ = writeln!(
-            out,
-            "Beyond the target, N = {}: {} round trip(s), {} requests, {} RCU per check.",
-            r.n,
-            r.chatgate_depth.round_trips(r.wave),
-            count(r.chatgate.requests),
-            count(r.chatgate.capacity)
-        );
+    for r in rows.iter().filter(|r| !in_scope(r)) {
+        let verdict = if meets_target(r) { "within" } else { "outside" };
+        let _ = writeln!(out, "Not in the target's terms: {} ({verdict} its bounds).", summary(r));
     }
     if tally.wrong == 0 {
         let _ = writeln!(out, "Answers: all {} checks gave the expected decision.", tally.checks);
@@ -427,7 +452,10 @@ fn report(settings: &Settings, rows: &[Row], tally: &Tally) -> String {
         let timing = |d: &Depth| {
             let waves = d.waves(r.wave);
             let agrees = match d.counted {
-                Some(c) if c == waves.round() as u64 => format!("counts prove {c}, timing agrees"),
+                // A long chain of sleeps and wake-ups on a busy machine runs a little long.
+                Some(c) if (waves - c as f64).abs() < 0.5 || (waves - c as f64).abs() <= 0.2 * c as f64 => {
+                    format!("counts prove {c}, timing agrees")
+                }
                 Some(c) => format!("counts prove {c}, timing DISAGREES"),
                 None => format!("counts inconclusive, at least {}", d.requests.div_ceil(d.max_in_flight.max(1))),
             };
@@ -435,7 +463,7 @@ fn report(settings: &Settings, rows: &[Row], tally: &Tally) -> String {
         };
         let mut line = format!(
             "- N = {} (one round trip = {:.1} ms): chatgate {}; ",
-            r.n,
+            r.scenario.label(),
             r.wave.as_secs_f64() * 1000.0,
             timing(&r.chatgate_depth)
         );

@@ -11,10 +11,20 @@ use crate::BenchError;
 /// Writes in flight at once while seeding.
 const SEED_CONCURRENCY: usize = 16;
 
+/// How ids are spelt: they are in every key, so they set the item sizes and with them the RCU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ids {
+    /// `doc-n50`, `me-n50`, `n50-team-0007`: 6 to 15 characters.
+    Short,
+    /// UUID-shaped, 36 characters, as many SaaS back ends name users, groups and documents.
+    Uuid,
+}
+
 #[derive(Debug, Clone)]
 pub struct Scenario {
     /// Grants on the asset, and groups the user belongs to.
     pub n: usize,
+    pub ids: Ids,
     pub asset: AssetId,
     pub user: Identity,
     /// The only one of the user's groups with a grant (writer): the decision has to look through
@@ -23,13 +33,22 @@ pub struct Scenario {
 }
 
 impl Scenario {
-    pub fn new(n: usize) -> Result<Self, BenchError> {
+    pub fn new(n: usize, ids: Ids) -> Result<Self, BenchError> {
         Ok(Self {
             n,
-            asset: AssetId::try_from(format!("doc-n{n}"))?,
-            user: Identity::try_from(format!("me-n{n}"))?,
-            granted_group: member_group(n, n.saturating_sub(1))?,
+            ids,
+            asset: AssetId::try_from(id(ids, n, "doc", 0))?,
+            user: Identity::try_from(id(ids, n, "me", 0))?,
+            granted_group: GroupId::try_from(id(ids, n, "team", n.saturating_sub(1)))?,
         })
+    }
+
+    /// The first column of the table.
+    pub fn label(&self) -> String {
+        match self.ids {
+            Ids::Short => self.n.to_string(),
+            Ids::Uuid => format!("{} (36-char ids)", self.n),
+        }
     }
 
     /// What every check must answer.
@@ -40,18 +59,18 @@ impl Scenario {
     /// Grant `i` of N: even ones to groups (the first to the user's granted group, as writer, the
     /// rest reader grants to groups the user is not in), odd ones reader grants to other users.
     fn grant(&self, i: usize) -> Result<Grant, BenchError> {
-        let n = self.n;
+        let (ids, n) = (self.ids, self.n);
         let (principal, role) = match i {
             0 => (Principal::Group(self.granted_group.clone()), Role::Writer),
-            i if i % 2 == 0 => (Principal::Group(GroupId::try_from(format!("n{n}-other-{i:04}"))?), Role::Reader),
-            i => (Principal::User(Identity::try_from(format!("n{n}-user-{i:04}"))?), Role::Reader),
+            i if i % 2 == 0 => (Principal::Group(GroupId::try_from(id(ids, n, "other", i))?), Role::Reader),
+            i => (Principal::User(Identity::try_from(id(ids, n, "user", i))?), Role::Reader),
         };
         Ok(Grant { principal, role, expires_at: None, generation: String::new() })
     }
 
     /// Creates the asset, its N grants and the user's N memberships, then reads them back.
     pub async fn seed(&self, store: &DynamoStore, now: u64) -> Result<(), BenchError> {
-        let owner = Identity::try_from(format!("n{}-owner", self.n))?;
+        let owner = Identity::try_from(id(self.ids, self.n, "owner", 0))?;
         store.put_asset(&self.asset, &owner, AssetType::Document, "acl-bench", now).await?;
         let record = store.asset_facts(&self.asset).await?.asset.ok_or("the asset just written is missing")?;
 
@@ -60,7 +79,8 @@ impl Scenario {
             Member(GroupId),
         }
         let grants = (0..self.n).map(|i| self.grant(i).map(Write::Grant));
-        let members = (0..self.n).map(|i| member_group(self.n, i).map(Write::Member));
+        let members = (0..self.n)
+            .map(|i| GroupId::try_from(id(self.ids, self.n, "team", i)).map(Write::Member).map_err(BenchError::from));
         let writes: Vec<Write> = grants.chain(members).collect::<Result<_, _>>()?;
         futures_util::stream::iter(writes)
             .map(|write| {
@@ -79,15 +99,26 @@ impl Scenario {
         let facts = store.check_facts(&self.user, std::slice::from_ref(&self.asset)).await?;
         let grants = facts.assets.first().map_or(0, |f| f.grants.len());
         if grants != self.n || facts.groups.len() != self.n {
-            return Err(
-                format!("seeding N = {} left {grants} grants and {} memberships", self.n, facts.groups.len()).into()
-            );
+            return Err(format!(
+                "seeding N = {} left {grants} grants and {} memberships",
+                self.label(),
+                facts.groups.len()
+            )
+            .into());
         }
         Ok(())
     }
 }
 
-/// The user's group `i` of N; zero-padded so sort-key order is numeric order.
-fn member_group(n: usize, i: usize) -> Result<GroupId, BenchError> {
-    Ok(GroupId::try_from(format!("n{n}-team-{i:04}"))?)
+/// Id number `i` of a kind for size `n`; the number is the last, zero-padded part, so sort-key
+/// order is numeric order (the granted team, the last, is read last by the naive check).
+fn id(ids: Ids, n: usize, kind: &str, i: usize) -> String {
+    match ids {
+        Ids::Short if kind == "doc" || kind == "me" => format!("{kind}-n{n}"),
+        Ids::Short => format!("n{n}-{kind}-{i:04}"),
+        Ids::Uuid => {
+            let kind = kind.bytes().fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
+            format!("{kind:08x}-{n:04x}-4000-8000-{i:012x}")
+        }
+    }
 }

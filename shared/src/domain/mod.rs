@@ -5,6 +5,7 @@ mod access;
 mod asset;
 mod conversation;
 mod identity;
+mod reference;
 mod sid;
 mod ttl;
 
@@ -17,5 +18,6 @@ pub use conversation::{
     group_unique_name,
 };
 pub use identity::{Identity, IdentityError};
+pub use reference::{AssetReference, ReferenceError};
 pub use sid::{AccountSid, ApiKeySid, PushCredentialSid, RoleSid, ServiceSid, Sid, SidError, SidKind};
 pub use ttl::{Ttl, TtlError, TtlPolicy};

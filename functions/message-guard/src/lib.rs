@@ -1,0 +1,3 @@
+//! The message guard's handler, as a library so the local server and tests call the same code.
+
+pub mod handler;

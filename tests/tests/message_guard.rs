@@ -1,0 +1,239 @@
+//! `POST /twilio/events` with payloads signed by twilio-python's own RequestValidator: the
+//! signature is checked first, messages referencing assets need read access, asset conversations
+//! take only readers, and a store failure refuses.
+
+use std::sync::Arc;
+
+use chatgate::acl::{AclReader, CatalogWriter, DynamoStore, GrantWriter, MemoryStore};
+use chatgate::config::TwilioSecrets;
+use chatgate::domain::{AssetType, Grant, Principal, Role};
+use chatgate_tests::acl_contract::{NOW, asset, record, user};
+use chatgate_tests::dynamo::{Fault, FaultProxy, dynamo_local, sdk_config, unique_table_name};
+use chatgate_tests::*;
+use lambda_http::http::header;
+use lambda_http::{Body, Request, Response};
+use message_guard::handler::{GuardState, handle};
+use serde_json::{Value, json};
+use twilio_standin::{StandIn, StandInConfig};
+
+const AUTH_TOKEN: &str = "guard-test-auth-token";
+const URL: &str = "https://api.example.com/twilio/events";
+
+type Params = Vec<(String, String)>;
+
+fn params(pairs: &[(&str, &str)]) -> Params {
+    pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+}
+
+/// twilio-python's signatures for each `(url, params)`.
+fn python_signatures(cases: &[(&str, &Params)]) -> Vec<String> {
+    let input: Vec<Value> =
+        cases.iter().map(|(url, p)| json!({"token": AUTH_TOKEN, "url": url, "params": p})).collect();
+    serde_json::from_value(oracle("twilio_signature.py", &Value::Array(input))).expect("signatures")
+}
+
+fn request(params: &Params, signature: Option<&str>) -> Request {
+    let mut builder = lambda_http::http::Request::builder()
+        .method("POST")
+        .uri("http://localhost/twilio/events")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded; charset=UTF-8");
+    if let Some(s) = signature {
+        builder = builder.header("X-Twilio-Signature", s);
+    }
+    builder.body(Body::from(serde_urlencoded::to_string(params).expect("form"))).expect("request")
+}
+
+struct Guard<R: AclReader> {
+    state: GuardState<R>,
+    standin: StandIn,
+}
+
+async fn guard_over<R: AclReader>(store: Arc<R>) -> Guard<R> {
+    let standin = StandIn::start(StandInConfig::new(ACCOUNT_SID, API_KEY_SID, API_KEY_SECRET, SERVICE_SID)).await;
+    let settings = jwt_settings(&[
+        ("TWILIO_AUTH_TOKEN", AUTH_TOKEN),
+        ("TWILIO_WEBHOOK_URL", URL),
+        ("TWILIO_API_BASE", &standin.base_url),
+    ]);
+    let secrets = TwilioSecrets::load(&settings).await.expect("secrets");
+    Guard { state: GuardState::from_settings(&settings, &secrets, store).expect("state"), standin }
+}
+
+/// a-1 owned by ana, bob reads it, cy does not.
+async fn scenario_store() -> Arc<MemoryStore> {
+    let store = Arc::new(MemoryStore::new());
+    store.put_asset(&asset("a-1"), &user("ana"), AssetType::Document, "Plan", NOW).await.expect("asset");
+    let doc = record(store.as_ref(), "a-1").await;
+    let grant = Grant {
+        principal: Principal::User(user("bob")),
+        role: Role::Reader,
+        expires_at: None,
+        generation: doc.generation.clone(),
+    };
+    store.put_grant(&doc, &grant, NOW).await.expect("grant");
+    store
+}
+
+async fn send<R: AclReader>(g: &Guard<R>, p: &Params) -> Response<Body> {
+    let signature = python_signatures(&[(URL, p)]).remove(0);
+    handle(&g.state, request(p, Some(&signature))).await
+}
+
+fn message(author: &str, client: Option<&str>, attributes: Option<&str>) -> Params {
+    let mut p = params(&[
+        ("EventType", "onMessageAdd"),
+        ("ConversationSid", "CH00000000000000000000000000000001"),
+        ("Author", author),
+        ("Body", "look at this"),
+        ("Source", "SDK"),
+    ]);
+    if let Some(c) = client {
+        p.push(("ClientIdentity".into(), c.into()));
+    }
+    if let Some(a) = attributes {
+        p.push(("Attributes".into(), a.into()));
+    }
+    p
+}
+
+const REF: &str = r#"{"assetRef": "a-1", "assetType": "document", "permissions": "inherited", "cardColour": "blue"}"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_or_wrong_signature_is_403_before_anything_else() {
+    let g = guard_over(scenario_store().await).await;
+    let p = message("bob", Some("bob"), Some(REF));
+    let response = handle(&g.state, request(&p, None)).await;
+    assert_eq!(response.status(), 403);
+    assert_eq!(json_body(&response)["code"], "forbidden");
+    let good = python_signatures(&[(URL, &p)]).remove(0);
+    for bad in ["", "AAAA", "not base64 at all", &good[..good.len() - 2]] {
+        assert_eq!(handle(&g.state, request(&p, Some(bad))).await.status(), 403, "{bad:?}");
+    }
+    // Signed for another URL, or a tampered body under a good signature.
+    let other = python_signatures(&[("https://evil.example.com/twilio/events", &p)]).remove(0);
+    assert_eq!(handle(&g.state, request(&p, Some(&other))).await.status(), 403);
+    let mut tampered = p.clone();
+    tampered[2].1 = "cy".into();
+    assert_eq!(handle(&g.state, request(&tampered, Some(&good))).await.status(), 403);
+    // Garbage bodies are refused the same way, never interpreted.
+    let garbage = lambda_http::http::Request::builder()
+        .method("POST")
+        .uri("http://localhost/twilio/events")
+        .header("X-Twilio-Signature", &good)
+        .body(Body::from(vec![0xff, 0xfe]))
+        .expect("request");
+    assert_eq!(handle(&g.state, garbage).await.status(), 403);
+    assert_eq!(g.standin.request_count(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signatures_from_twilio_python_verify_with_ports_and_repeated_names() {
+    let g = guard_over(scenario_store().await).await;
+    let mut p = message("bob", Some("bob"), None);
+    p.push(("Media".into(), "b".into()));
+    p.push(("Media".into(), "a".into()));
+    let with_port = python_signatures(&[("https://api.example.com:443/twilio/events", &p)]).remove(0);
+    let response = handle(&g.state, request(&p, Some(&with_port))).await;
+    assert_eq!(response.status(), 200);
+    let ours = g.state.validator.sign(URL, &p);
+    assert_eq!(ours, python_signatures(&[(URL, &p)]).remove(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_without_a_reference_pass_untouched() {
+    let g = guard_over(scenario_store().await).await;
+    for attrs in [None, Some("{}"), Some(r#"{"mood": "happy"}"#)] {
+        let response = send(&g, &message("cy", Some("cy"), attrs)).await;
+        assert_eq!(response.status(), 200, "{attrs:?}");
+        assert_eq!(json_body(&response), json!({}));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reference_needs_the_author_to_read_the_asset() {
+    let g = guard_over(scenario_store().await).await;
+    assert_eq!(send(&g, &message("bob", Some("bob"), Some(REF))).await.status(), 200);
+    assert_eq!(send(&g, &message("ana", Some("ana"), Some(REF))).await.status(), 200);
+    let refused = send(&g, &message("cy", Some("cy"), Some(REF))).await;
+    assert_eq!(refused.status(), 403);
+    assert_eq!(json_body(&refused)["detail"], "cy cannot read asset a-1");
+    // The token's identity counts, not the Author a client may set.
+    assert_eq!(send(&g, &message("bob", Some("cy"), Some(REF))).await.status(), 403);
+    // Without ClientIdentity (a REST-sent message) the Author counts.
+    assert_eq!(send(&g, &message("bob", None, Some(REF))).await.status(), 200);
+    let missing = r#"{"assetRef": "a-404", "assetType": "image"}"#;
+    assert_eq!(send(&g, &message("ana", Some("ana"), Some(missing))).await.status(), 403);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_references_are_refused() {
+    let g = guard_over(scenario_store().await).await;
+    for attrs in [
+        r#"{"assetRef": "", "assetType": "document"}"#,
+        r#"{"assetRef": "a-1"}"#,
+        r#"{"assetRef": "a-1", "assetType": "document", "permissions": "owner"}"#,
+    ] {
+        let response = send(&g, &message("ana", Some("ana"), Some(attrs))).await;
+        assert_eq!(response.status(), 403, "{attrs}");
+        assert!(json_body(&response)["detail"].as_str().is_some_and(|d| d.starts_with("malformed asset reference")));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn asset_conversations_take_only_readers() {
+    let g = guard_over(scenario_store().await).await;
+    let asset_conv = g
+        .standin
+        .create_conversation(Some("asset:x"), Some("Plan"), Some(r#"{"type":"asset","asset_id":"a-1"}"#))
+        .expect("conversation")
+        .sid;
+    let direct = g
+        .standin
+        .create_conversation(Some("direct:y"), Some("d"), Some(r#"{"type":"direct"}"#))
+        .expect("conversation")
+        .sid;
+    let join = |conversation: &str, who: &str| {
+        params(&[
+            ("EventType", "onParticipantAdd"),
+            ("ConversationSid", conversation),
+            ("Identity", who),
+            ("Source", "API"),
+        ])
+    };
+    assert_eq!(send(&g, &join(&asset_conv, "bob")).await.status(), 200);
+    assert_eq!(send(&g, &join(&asset_conv, "cy")).await.status(), 403);
+    assert_eq!(send(&g, &join(&direct, "cy")).await.status(), 200);
+    assert_eq!(
+        send(&g, &join("CH00000000000000000000000000000099", "cy")).await.status(),
+        403,
+        "unknown conversation: refused"
+    );
+    // The conversation's kind is looked up once per warm instance.
+    g.standin.reset_requests();
+    assert_eq!(send(&g, &join(&asset_conv, "bob")).await.status(), 200);
+    assert_eq!(g.standin.request_count(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_events_pass() {
+    let g = guard_over(scenario_store().await).await;
+    for event in ["onConversationAdd", "onMessageUpdate", ""] {
+        assert_eq!(send(&g, &params(&[("EventType", event), ("Attributes", REF)])).await.status(), 200, "{event}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_failure_refuses() {
+    let local = dynamo_local();
+    let table = unique_table_name("guard");
+    let direct = DynamoStore::new(&sdk_config(&local.endpoint).await, &table);
+    direct.create_table().await.expect("table");
+    direct.put_asset(&asset("a-1"), &user("ana"), AssetType::Document, "", NOW).await.expect("asset");
+    let proxy = FaultProxy::start(&local.endpoint).await;
+    let g = guard_over(Arc::new(DynamoStore::new(&sdk_config(&proxy.endpoint).await, &table))).await;
+    assert_eq!(send(&g, &message("ana", Some("ana"), Some(REF))).await.status(), 200);
+    proxy.fail_always(Fault::ServiceUnavailable, None);
+    let response = send(&g, &message("ana", Some("ana"), Some(REF))).await;
+    assert!(!response.status().is_success(), "fails closed: {}", response.status());
+    assert_eq!(response.status(), 503);
+}
