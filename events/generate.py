@@ -10,6 +10,8 @@ import json
 import pathlib
 
 import jwt
+from twilio.request_validator import RequestValidator
+from urllib.parse import urlencode
 
 SECRET = "chatgate-events-session-secret-0123456789"
 ISSUER = "https://idp.test/"
@@ -173,7 +175,72 @@ conversations = {
     "405-authorizer-delete": event("DELETE", C, claims=A("u-1")),
 }
 
-for function, cases in {"token": token, "access": access, "sharing": sharing, "admin": admin, "conversations": conversations}.items():
+# Twilio's pre-event webhook, signed with the auth token of local.env over TWILIO_WEBHOOK_URL as
+# Twilio signs it. The stand-in holds the asset conversation `conv-a-1` (about a-1) and the
+# direct conversation `conv-direct`; participant events name them by these unique names, which
+# the stand-in resolves like SIDs.
+AUTH_TOKEN = "chatgate-events-auth-token"
+WEBHOOK_URL = "https://abc123.execute-api.us-east-1.amazonaws.com/twilio/events"
+VALIDATOR = RequestValidator(AUTH_TOKEN)
+
+
+class Form(dict):
+    def __init__(self, pairs):
+        super().__init__(pairs)
+        self.pairs = pairs
+
+    def getall(self, name):
+        return [v for k, v in self.pairs if k == name]
+
+
+def twilio_event(params, signature="sign", url=WEBHOOK_URL, b64=True, method="POST"):
+    pairs = list(params.items())
+    body = urlencode(pairs)
+    ev = event(method, "/twilio/events", body=body, content_type="application/x-www-form-urlencoded; charset=UTF-8", b64=b64)
+    ev["headers"]["user-agent"] = "TwilioProxy/1.1"
+    if signature == "sign":
+        ev["headers"]["x-twilio-signature"] = VALIDATOR.compute_signature(url, Form(pairs))
+    elif signature is not None:
+        ev["headers"]["x-twilio-signature"] = signature
+    return ev
+
+
+def message(author, attributes=None, client=None):
+    params = {"EventType": "onMessageAdd", "AccountSid": "AC00000000000000000000000000000001",
+              "ChatServiceSid": "IS00000000000000000000000000000001", "ConversationSid": "CH00000000000000000000000000000007",
+              "Author": author, "Body": "see the doc", "Source": "SDK", "RetryCount": "0"}
+    if client:
+        params["ClientIdentity"] = client
+    if attributes is not None:
+        params["Attributes"] = attributes
+    return params
+
+
+def join(conversation, identity):
+    return {"EventType": "onParticipantAdd", "ChatServiceSid": "IS00000000000000000000000000000001",
+            "ConversationSid": conversation, "Identity": identity, "Source": "API", "RetryCount": "0"}
+
+
+REF = '{"assetRef": "a-1", "assetType": "document", "permissions": "inherited"}'
+guard = {
+    "200-none-message-without-reference": twilio_event(message("u-4", '{"mood": "happy"}', "u-4")),
+    "200-none-message-reference-reader": twilio_event(message("u-3", REF, "u-3")),
+    "200-none-message-reference-owner-plain-body": twilio_event(message("u-1", REF, "u-1"), b64=False),
+    "200-none-rest-message-author-reads": twilio_event(message("u-2", REF)),
+    "403-none-message-reference-non-reader": twilio_event(message("u-4", REF, "u-4")),
+    "403-none-client-identity-overrides-author": twilio_event(message("u-1", REF, "u-4")),
+    "403-none-malformed-reference": twilio_event(message("u-1", '{"assetRef": "a-1", "assetType": "spreadsheet"}', "u-1")),
+    "403-none-missing-signature": twilio_event(message("u-1", REF, "u-1"), signature=None),
+    "403-none-wrong-signature": twilio_event(message("u-1", REF, "u-1"), signature="RSOYDt4T1cUTdK1PDd93/VVr8B8="),
+    "403-none-signed-for-another-url": twilio_event(message("u-1", REF, "u-1"), url="https://evil.example.com/twilio/events"),
+    "200-none-reader-joins-asset-conversation": twilio_event(join("conv-a-1", "u-3")),
+    "403-none-non-reader-joins-asset-conversation": twilio_event(join("conv-a-1", "u-4")),
+    "200-none-anyone-joins-direct-conversation": twilio_event(join("conv-direct", "u-4")),
+    "200-none-other-event": twilio_event({"EventType": "onConversationAdd", "ChatServiceSid": "IS00000000000000000000000000000001"}),
+    "405-none-get": twilio_event(message("u-1", REF, "u-1"), method="GET"),
+}
+
+for function, cases in {"token": token, "access": access, "sharing": sharing, "admin": admin, "conversations": conversations, "message-guard": guard}.items():
     folder = HERE / function
     folder.mkdir(exist_ok=True)
     for old in folder.glob("*.json"):

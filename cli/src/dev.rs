@@ -18,6 +18,7 @@ use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper_util::rt::TokioIo;
 use lambda_http::{Body, Request, Response};
+use message_guard::handler::GuardState;
 use rand::RngCore as _;
 use secrecy::{ExposeSecret as _, SecretString};
 use sharing::handler::SharingState;
@@ -48,6 +49,7 @@ struct Routes<S> {
     sharing: SharingState<S>,
     admin: AdminState<S>,
     conversations: ConversationsState<S>,
+    guard: GuardState<S>,
 }
 
 impl<S: AclReader + GrantWriter + CatalogWriter> Routes<S> {
@@ -61,11 +63,12 @@ impl<S: AclReader + GrantWriter + CatalogWriter> Routes<S> {
         let mut access = AccessState::from_settings(settings, store.clone())?;
         let mut sharing = SharingState::from_settings(settings, store.clone())?;
         let mut conversations = ConversationsState::from_settings(settings, secrets, store.clone())?;
+        let guard = GuardState::from_settings(settings, secrets, store.clone())?;
         access.cors = token.cors.clone();
         sharing.cors = token.cors.clone();
         conversations.cors = token.cors.clone();
         let admin = AdminState::new(AdminAuth::DevKey(admin_key), store);
-        Ok(Self { token, access, sharing, admin, conversations })
+        Ok(Self { token, access, sharing, admin, conversations, guard })
     }
 
     /// Dispatches on the path's first segments, as API Gateway's routes would.
@@ -75,6 +78,7 @@ impl<S: AclReader + GrantWriter + CatalogWriter> Routes<S> {
         match (segments.next(), segments.next(), segments.next()) {
             (Some("token"), None, _) => token::handler::handle(&self.token, req).await,
             (Some("conversations"), None, _) => conversations::handler::handle(&self.conversations, req).await,
+            (Some("twilio"), Some("events"), None) => message_guard::handler::handle(&self.guard, req).await,
             (Some("assets"), Some(_), Some("access")) | (Some("access"), Some("check"), None) => {
                 access::handler::handle(&self.access, req).await
             }
@@ -115,6 +119,9 @@ fn apply_defaults(settings: &mut Settings) -> Result<Vec<&'static str>, ConfigEr
     default(settings, "TWILIO_API_KEY_SID", format!("SK{}", "0".repeat(32)));
     default(settings, "TWILIO_API_KEY_SECRET", random_secret());
     default(settings, "TWILIO_CONVERSATIONS_SERVICE_SID", format!("IS{}", "0".repeat(32)));
+    if settings.get("TWILIO_SECRET_ARN").is_none() {
+        default(settings, "TWILIO_AUTH_TOKEN", random_secret());
+    }
     Ok(defaulted)
 }
 
@@ -149,9 +156,15 @@ fn random_secret() -> String {
 
 pub async fn run(args: DevArgs) -> Result<(), Box<dyn std::error::Error>> {
     let mut settings = Settings::from_env();
+    let listener = TcpListener::bind((args.host.as_str(), args.port)).await?;
+    let addr = listener.local_addr()?;
+    // Twilio would sign the URL it calls; locally that is this server's own.
+    settings.set_default("TWILIO_WEBHOOK_URL", format!("http://{addr}/twilio/events"));
     // No Twilio credentials: an in-process stand-in for the Conversations REST API.
     let use_standin = settings.get("TWILIO_API_KEY_SECRET").is_none() && settings.get("TWILIO_SECRET_ARN").is_none();
     let mut defaulted = apply_defaults(&mut settings)?;
+    // Settings are checked (and named when wrong) before anything starts on them.
+    chatgate::config::TokenConfig::from_settings(&settings)?;
     let _standin = if use_standin { Some(start_standin(&mut settings, &mut defaulted).await?) } else { None };
     let secrets = TwilioSecrets::load(&settings).await?;
     let mut token = TokenState::from_settings(&settings).await?;
@@ -164,26 +177,32 @@ pub async fn run(args: DevArgs) -> Result<(), Box<dyn std::error::Error>> {
         Some(_) => {
             let store = Arc::new(DynamoStore::from_settings(&settings).await?);
             let routes = Routes::new(token, store, &settings, &secrets, admin_key.clone())?;
-            serve(routes, &args, &settings, &defaulted, &admin_key, "the DynamoDB table TABLE_NAME").await
+            serve(routes, listener, &settings, &defaulted, &admin_key, "the DynamoDB table TABLE_NAME").await
         }
         None => {
             let routes = Routes::new(token, Arc::new(MemoryStore::new()), &settings, &secrets, admin_key.clone())?;
-            serve(routes, &args, &settings, &defaulted, &admin_key, "an in-memory store (set TABLE_NAME for DynamoDB)")
-                .await
+            serve(
+                routes,
+                listener,
+                &settings,
+                &defaulted,
+                &admin_key,
+                "an in-memory store (set TABLE_NAME for DynamoDB)",
+            )
+            .await
         }
     }
 }
 
 async fn serve<S: AclReader + GrantWriter + CatalogWriter + 'static>(
     routes: Routes<S>,
-    args: &DevArgs,
+    listener: TcpListener,
     settings: &Settings,
     defaulted: &[&str],
     admin_key: &SecretString,
     store: &str,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let routes = Arc::new(routes);
-    let listener = TcpListener::bind((args.host.as_str(), args.port)).await?;
     let addr = listener.local_addr()?;
     print_banner(settings, addr, defaulted)?;
     println!("permissions: {store}");

@@ -16,6 +16,7 @@ use chatgate_tests::*;
 use conversations::handler::ConversationsState;
 use lambda_http::http::header;
 use lambda_http::{Body, Request, Response};
+use message_guard::handler::GuardState;
 use sharing::handler::SharingState;
 use token::handler::{TokenState, handle};
 use twilio_standin::{StandIn, StandInConfig};
@@ -57,6 +58,24 @@ async fn conversations_route(mode: &str, req: Request) -> Response<Body> {
     let secrets = TwilioSecrets::load(&settings).await.expect("secrets");
     let state = ConversationsState::from_settings(&settings, &secrets, scenario().await).expect("conversations");
     conversations::handler::handle(&state, req).await
+}
+
+/// Runs one Twilio webhook event against the scenario and a stand-in holding the conversations
+/// `conv-a-1` (about a-1) and `conv-direct`, with local.env's auth token and webhook URL.
+async fn guard_route(req: Request) -> Response<Body> {
+    let standin = StandIn::start(StandInConfig::new(ACCOUNT_SID, API_KEY_SID, API_KEY_SECRET, SERVICE_SID)).await;
+    standin
+        .create_conversation(Some("conv-a-1"), Some("Plan"), Some(r#"{"type":"asset","asset_id":"a-1"}"#))
+        .expect("asset conversation");
+    standin.create_conversation(Some("conv-direct"), Some("u-1 & u-2"), Some(r#"{"type":"direct"}"#)).expect("direct");
+    let settings = authorizer_settings(&[
+        ("TWILIO_API_BASE", standin.base_url.as_str()),
+        ("TWILIO_AUTH_TOKEN", "chatgate-events-auth-token"),
+        ("TWILIO_WEBHOOK_URL", "https://abc123.execute-api.us-east-1.amazonaws.com/twilio/events"),
+    ]);
+    let secrets = TwilioSecrets::load(&settings).await.expect("secrets");
+    let state = GuardState::from_settings(&settings, &secrets, scenario().await).expect("guard");
+    message_guard::handler::handle(&state, req).await
 }
 
 /// Runs one asset-route event against a freshly seeded store, in the event's auth mode.
@@ -114,6 +133,7 @@ async fn every_event_fixture_answers_the_status_in_its_name() {
                 asset_route(&function, mode, req).await
             }
             ("conversations", "jwt" | "authorizer") => conversations_route(mode, req).await,
+            ("message-guard", "none") => guard_route(req).await,
             _ => panic!("no runner for events/{function}/{name}.json"),
         };
         assert_eq!(response.status().as_u16(), status, "events/{function}/{name}.json: {:?}", response.body());
