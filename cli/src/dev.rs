@@ -64,9 +64,9 @@ impl<S: AclReader + GrantWriter + CatalogWriter> Routes<S> {
         let mut sharing = SharingState::from_settings(settings, store.clone())?;
         let mut conversations = ConversationsState::from_settings(settings, secrets, store.clone())?;
         let guard = GuardState::from_settings(settings, secrets, store.clone())?;
-        access.cors = token.cors.clone();
-        sharing.cors = token.cors.clone();
-        conversations.cors = token.cors.clone();
+        access.session.cors = token.session.cors.clone();
+        sharing.session.cors = token.session.cors.clone();
+        conversations.session.cors = token.session.cors.clone();
         let admin = AdminState::new(AdminAuth::DevKey(admin_key), store);
         Ok(Self { token, access, sharing, admin, conversations, guard })
     }
@@ -85,7 +85,7 @@ impl<S: AclReader + GrantWriter + CatalogWriter> Routes<S> {
             (Some("assets"), Some(_), Some("grants")) => sharing::handler::handle(&self.sharing, req).await,
             (Some("admin"), _, _) => admin::handler::handle(&self.admin, req).await,
             _ => {
-                let cors = self.token.cors.as_ref();
+                let cors = self.token.session.cors.as_ref();
                 chatgate::http::respond(cors, req, |_| async { Err(ApiError::NotFound("no such route".into())) }).await
             }
         }
@@ -168,8 +168,8 @@ pub async fn run(args: DevArgs) -> Result<(), Box<dyn std::error::Error>> {
     let _standin = if use_standin { Some(start_standin(&mut settings, &mut defaulted).await?) } else { None };
     let secrets = TwilioSecrets::load(&settings).await?;
     let mut token = TokenState::from_settings(&settings).await?;
-    if token.cors.is_none() {
-        token.cors = Some(CorsPolicy::Loopback);
+    if token.session.cors.is_none() {
+        token.session.cors = Some(CorsPolicy::Loopback);
     }
     let admin_key = settings.get("CHATGATE_DEV_ADMIN_KEY").map_or_else(random_secret, str::to_owned);
     let admin_key = SecretString::from(admin_key);

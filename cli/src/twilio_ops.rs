@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use chatgate::config::{Settings, TwilioSecrets};
 use chatgate::domain::{ConversationKind, RoomName, conversation_attributes};
-use chatgate::twilio::rest::{self, ConversationsClient, Deadline, codes};
+use chatgate::twilio::rest::{ConversationsClient, Deadline, codes};
 use clap::Subcommand;
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
@@ -46,13 +46,7 @@ pub enum TwilioCommand {
 async fn client() -> Result<ConversationsClient> {
     let settings = Settings::from_env();
     let secrets = TwilioSecrets::load(&settings).await?;
-    let base = settings.get("TWILIO_API_BASE").unwrap_or(rest::DEFAULT_API_BASE);
-    Ok(ConversationsClient::new(
-        base,
-        settings.sid("TWILIO_CONVERSATIONS_SERVICE_SID")?,
-        settings.sid("TWILIO_API_KEY_SID")?,
-        secrets.api_key_secret()?.clone(),
-    )?)
+    Ok(ConversationsClient::from_settings(&settings, &secrets)?)
 }
 
 fn deadline() -> Deadline {

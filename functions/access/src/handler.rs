@@ -5,11 +5,10 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use chatgate::acl::{AclReader, MAX_BATCH_ASSETS};
-use chatgate::auth::{AuthConfig, SessionVerifier};
-use chatgate::clock::{Clock, SystemClock};
-use chatgate::config::{self, ConfigError, Settings};
+use chatgate::auth::SessionRoutes;
+use chatgate::config::{ConfigError, Settings};
 use chatgate::domain::{AccessAnswer, AssetId, Identity, decide};
-use chatgate::http::{self, ApiError, CorsPolicy};
+use chatgate::http::{self, ApiError};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use serde::{Deserialize, Serialize};
@@ -18,20 +17,13 @@ use tracing::Instrument as _;
 /// Everything the routes need, built once at cold start; `R` is the read-only store port.
 #[derive(Debug)]
 pub struct AccessState<R> {
-    pub verifier: SessionVerifier,
+    pub session: SessionRoutes,
     pub store: Arc<R>,
-    pub clock: Arc<dyn Clock>,
-    pub cors: Option<CorsPolicy>,
 }
 
 impl<R: AclReader> AccessState<R> {
     pub fn from_settings(settings: &Settings, store: Arc<R>) -> Result<Self, ConfigError> {
-        Ok(Self {
-            verifier: SessionVerifier::new(&AuthConfig::from_settings(settings)?)?,
-            store,
-            clock: Arc::new(SystemClock),
-            cors: config::cors_policy(settings)?,
-        })
+        Ok(Self { session: SessionRoutes::from_settings(settings)?, store })
     }
 }
 
@@ -48,14 +40,14 @@ struct CheckResponse {
 
 pub async fn handle<R: AclReader>(state: &AccessState<R>, req: Request) -> Response<Body> {
     let span = tracing::info_span!("access", identity = tracing::field::Empty, asset_id = tracing::field::Empty);
-    http::respond(state.cors.as_ref(), req, |req| route(state, req)).instrument(span).await
+    http::respond(state.session.cors.as_ref(), req, |req| route(state, req)).instrument(span).await
 }
 
 async fn route<R: AclReader>(state: &AccessState<R>, req: Request) -> Result<Response<Body>, ApiError> {
     let segments = http::path_segments(&req)?;
     if let Some([asset]) = http::match_path(&segments, &["assets", "{}", "access"]).as_deref() {
         http::require_method(&req, Method::GET, "GET")?;
-        let user = session(state, &req).await?;
+        let user = state.session.identity(&req).await?;
         let asset = parse_asset(asset)?;
         tracing::Span::current().record("asset_id", asset.as_str());
         let mut results = check(state, user, vec![asset]).await?;
@@ -63,19 +55,13 @@ async fn route<R: AclReader>(state: &AccessState<R>, req: Request) -> Result<Res
     }
     if http::match_path(&segments, &["access", "check"]).is_some() {
         http::require_method(&req, Method::POST, "POST")?;
-        let user = session(state, &req).await?;
+        let user = state.session.identity(&req).await?;
         let body: CheckRequest = http::json_body(&req)?;
         let assets = parse_batch(body.asset_ids)?;
         let results = check(state, user, assets).await?;
         return Ok(http::json_response(StatusCode::OK, &CheckResponse { results }));
     }
     Err(ApiError::NotFound("no such route".into()))
-}
-
-async fn session<R>(state: &AccessState<R>, req: &Request) -> Result<Identity, ApiError> {
-    let user = state.verifier.verify(req).await?;
-    tracing::Span::current().record("identity", user.as_str());
-    Ok(user)
 }
 
 fn parse_asset(raw: &str) -> Result<AssetId, ApiError> {
@@ -108,7 +94,7 @@ async fn check<R: AclReader>(
     assets: Vec<AssetId>,
 ) -> Result<Vec<AccessAnswer>, ApiError> {
     let facts = state.store.check_facts(&user, &assets).await?;
-    let now = state.clock.now();
+    let now = state.session.clock.now();
     let answers: Vec<AccessAnswer> = assets
         .into_iter()
         .zip(&facts.assets)

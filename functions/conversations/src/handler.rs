@@ -9,15 +9,14 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chatgate::acl::AclReader;
-use chatgate::auth::{AuthConfig, SessionVerifier};
-use chatgate::clock::{Clock, SystemClock};
-use chatgate::config::{self, ConfigError, Settings, TwilioSecrets};
+use chatgate::auth::SessionRoutes;
+use chatgate::config::{ConfigError, Settings, TwilioSecrets};
 use chatgate::domain::{
     AssetId, ConversationKind, Identity, RoleSid, RoomName, asset_unique_name, conversation_attributes, decide,
     direct_unique_name, group_unique_name,
 };
-use chatgate::http::{self, ApiError, CorsPolicy};
-use chatgate::twilio::rest::{self, ConversationsClient, Deadline, TwilioError, codes};
+use chatgate::http::{self, ApiError};
+use chatgate::twilio::rest::{ConversationsClient, Deadline, TwilioError, codes};
 use futures_util::{StreamExt as _, TryStreamExt as _};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt as _, Response};
@@ -38,12 +37,10 @@ const KNOWN_USERS_CAP: usize = 10_000;
 const DEFAULT_BUDGET: Duration = Duration::from_secs(8);
 
 pub struct ConversationsState<R> {
-    pub verifier: SessionVerifier,
+    pub session: SessionRoutes,
     pub store: Arc<R>,
     pub twilio: ConversationsClient,
     pub user_role: RoleSid,
-    pub clock: Arc<dyn Clock>,
-    pub cors: Option<CorsPolicy>,
     known_users: Mutex<HashSet<Identity>>,
 }
 
@@ -58,24 +55,12 @@ impl<R> std::fmt::Debug for ConversationsState<R> {
 
 impl<R: AclReader> ConversationsState<R> {
     pub fn from_settings(settings: &Settings, secrets: &TwilioSecrets, store: Arc<R>) -> Result<Self, ConfigError> {
-        let base = settings.get("TWILIO_API_BASE").unwrap_or(rest::DEFAULT_API_BASE);
-        if !(base.starts_with("https://") || base.starts_with("http://")) {
-            return Err(ConfigError::new("TWILIO_API_BASE", "must be an http(s) URL"));
-        }
-        let twilio = ConversationsClient::new(
-            base,
-            settings.sid("TWILIO_CONVERSATIONS_SERVICE_SID")?,
-            settings.sid("TWILIO_API_KEY_SID")?,
-            secrets.api_key_secret()?.clone(),
-        )
-        .map_err(|e| ConfigError::new("TWILIO_API_BASE", format!("no HTTP client: {e}")))?;
+        let twilio = ConversationsClient::from_settings(settings, secrets)?;
         Ok(Self {
-            verifier: SessionVerifier::new(&AuthConfig::from_settings(settings)?)?,
+            session: SessionRoutes::from_settings(settings)?,
             store,
             twilio,
             user_role: settings.sid("TWILIO_USER_ROLE_SID")?,
-            clock: Arc::new(SystemClock),
-            cors: config::cors_policy(settings)?,
             known_users: Mutex::default(),
         })
     }
@@ -129,7 +114,7 @@ pub async fn handle<R: AclReader>(state: &ConversationsState<R>, req: Request) -
         identity = tracing::field::Empty,
         conversation_sid = tracing::field::Empty
     );
-    http::respond(state.cors.as_ref(), req, |req| route(state, req)).instrument(span).await
+    http::respond(state.session.cors.as_ref(), req, |req| route(state, req)).instrument(span).await
 }
 
 async fn route<R: AclReader>(state: &ConversationsState<R>, req: Request) -> Result<Response<Body>, ApiError> {
@@ -141,8 +126,7 @@ async fn route<R: AclReader>(state: &ConversationsState<R>, req: Request) -> Res
     if method != Method::GET && method != Method::POST {
         return Err(ApiError::MethodNotAllowed { allow: "GET, POST" });
     }
-    let user = state.verifier.verify(&req).await?;
-    tracing::Span::current().record("identity", user.as_str());
+    let user = state.session.identity(&req).await?;
     let deadline = deadline(&req);
     if method == Method::POST {
         let body: CreateRequest = http::json_body(&req)?;
@@ -297,7 +281,7 @@ async fn require_readers<R: AclReader>(
     asset: &AssetId,
     wanted: &[Identity],
 ) -> Result<String, ApiError> {
-    let now = state.clock.now();
+    let now = state.session.clock.now();
     let assets = std::slice::from_ref(asset);
     let checks =
         futures_util::future::try_join_all(wanted.iter().map(|who| state.store.check_facts(who, assets))).await?;

@@ -12,7 +12,7 @@ use chatgate::clock::{Clock, SystemClock};
 use chatgate::config::{ConfigError, Settings, TwilioSecrets};
 use chatgate::domain::{AssetId, AssetReference, Identity, decide};
 use chatgate::http::{self, ApiError};
-use chatgate::twilio::rest::{self, ConversationsClient, Deadline};
+use chatgate::twilio::rest::{ConversationsClient, Deadline};
 use chatgate::twilio::webhook::{SIGNATURE_HEADER, WebhookValidator};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
@@ -45,14 +45,7 @@ impl<R> std::fmt::Debug for GuardState<R> {
 impl<R: AclReader> GuardState<R> {
     pub fn from_settings(settings: &Settings, secrets: &TwilioSecrets, store: Arc<R>) -> Result<Self, ConfigError> {
         let validator = WebhookValidator::new(secrets.auth_token()?, settings.required("TWILIO_WEBHOOK_URL")?)?;
-        let base = settings.get("TWILIO_API_BASE").unwrap_or(rest::DEFAULT_API_BASE);
-        let twilio = ConversationsClient::new(
-            base,
-            settings.sid("TWILIO_CONVERSATIONS_SERVICE_SID")?,
-            settings.sid("TWILIO_API_KEY_SID")?,
-            secrets.api_key_secret()?.clone(),
-        )
-        .map_err(|e| ConfigError::new("TWILIO_API_BASE", format!("no HTTP client: {e}")))?;
+        let twilio = ConversationsClient::from_settings(settings, secrets)?;
         Ok(Self { validator, store, twilio, clock: Arc::new(SystemClock), conversation_assets: Mutex::default() })
     }
 }

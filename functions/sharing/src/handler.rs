@@ -5,11 +5,10 @@
 use std::sync::Arc;
 
 use chatgate::acl::{AclReader, GrantWriter};
-use chatgate::auth::{AuthConfig, SessionVerifier};
-use chatgate::clock::{Clock, SystemClock};
-use chatgate::config::{self, ConfigError, Settings};
+use chatgate::auth::SessionRoutes;
+use chatgate::config::{ConfigError, Settings};
 use chatgate::domain::{AssetId, AssetRecord, Grant, Identity, Principal, Role, decide};
-use chatgate::http::{self, ApiError, CorsPolicy};
+use chatgate::http::{self, ApiError};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use serde::{Deserialize, Serialize};
@@ -21,20 +20,13 @@ const NOT_OWNER: &str = "only the owner can share this asset";
 
 #[derive(Debug)]
 pub struct SharingState<S> {
-    pub verifier: SessionVerifier,
+    pub session: SessionRoutes,
     pub store: Arc<S>,
-    pub clock: Arc<dyn Clock>,
-    pub cors: Option<CorsPolicy>,
 }
 
 impl<S: AclReader + GrantWriter> SharingState<S> {
     pub fn from_settings(settings: &Settings, store: Arc<S>) -> Result<Self, ConfigError> {
-        Ok(Self {
-            verifier: SessionVerifier::new(&AuthConfig::from_settings(settings)?)?,
-            store,
-            clock: Arc::new(SystemClock),
-            cors: config::cors_policy(settings)?,
-        })
+        Ok(Self { session: SessionRoutes::from_settings(settings)?, store })
     }
 }
 
@@ -69,18 +61,18 @@ struct PutGrantResponse<'a> {
 
 pub async fn handle<S: AclReader + GrantWriter>(state: &SharingState<S>, req: Request) -> Response<Body> {
     let span = tracing::info_span!("sharing", identity = tracing::field::Empty, asset_id = tracing::field::Empty);
-    http::respond(state.cors.as_ref(), req, |req| route(state, req)).instrument(span).await
+    http::respond(state.session.cors.as_ref(), req, |req| route(state, req)).instrument(span).await
 }
 
 async fn route<S: AclReader + GrantWriter>(state: &SharingState<S>, req: Request) -> Result<Response<Body>, ApiError> {
     let segments = http::path_segments(&req)?;
     if let Some([asset]) = http::match_path(&segments, &["assets", "{}", "grants"]).as_deref() {
         http::require_method(&req, Method::GET, "GET")?;
-        let user = session(state, &req).await?;
+        let user = state.session.identity(&req).await?;
         return list(state, &user, parse_asset(asset)?).await;
     }
     if let Some([asset, principal]) = http::match_path(&segments, &["assets", "{}", "grants", "{}"]).as_deref() {
-        let user = session(state, &req).await?;
+        let user = state.session.identity(&req).await?;
         let asset = parse_asset(asset)?;
         let principal = Principal::try_from(*principal).map_err(|e| ApiError::BadRequest(format!("principal: {e}")))?;
         return match *req.method() {
@@ -90,12 +82,6 @@ async fn route<S: AclReader + GrantWriter>(state: &SharingState<S>, req: Request
         };
     }
     Err(ApiError::NotFound("no such route".into()))
-}
-
-async fn session<S>(state: &SharingState<S>, req: &Request) -> Result<Identity, ApiError> {
-    let user = state.verifier.verify(req).await?;
-    tracing::Span::current().record("identity", user.as_str());
-    Ok(user)
 }
 
 fn parse_asset(raw: &str) -> Result<AssetId, ApiError> {
@@ -111,7 +97,7 @@ async fn list<S: AclReader>(
     asset: AssetId,
 ) -> Result<Response<Body>, ApiError> {
     let facts = state.store.check_facts(user, std::slice::from_ref(&asset)).await?;
-    let now = state.clock.now();
+    let now = state.session.clock.now();
     let decision = decide(user, &facts.groups, &facts.assets[0], now);
     let (Some(record), true) = (&facts.assets[0].asset, decision.can_write()) else {
         return Err(ApiError::Forbidden("only the owner or a writer can see this asset's grants".into()));
@@ -142,7 +128,7 @@ async fn put<S: AclReader + GrantWriter>(
     let body: GrantRequest = http::json_body(req)?;
     let role =
         Role::grantable(&body.role).ok_or_else(|| ApiError::BadRequest("role must be `reader` or `writer`".into()))?;
-    let now = state.clock.now();
+    let now = state.session.clock.now();
     let expires_at = body.expires_at.as_deref().map(|at| parse_expiry(at, now)).transpose()?;
     let record = owned(state, user, &asset).await?;
     if principal == Principal::User(record.owner.clone()) {

@@ -1,10 +1,7 @@
 //! `POST /token`: exchanges the verified session for a Twilio Conversations access token.
 //! No network call: the key is ready from cold start and minting is a local HMAC.
 
-use std::sync::Arc;
-
-use chatgate::auth::{AuthConfig, SessionVerifier};
-use chatgate::clock::{Clock, SystemClock};
+use chatgate::auth::{AuthConfig, SessionRoutes, SessionVerifier};
 use chatgate::config::{self, ConfigError, Settings, TokenConfig, TwilioSecrets};
 use chatgate::domain::{Identity, TtlPolicy};
 use chatgate::http::{self, ApiError, CorsPolicy};
@@ -19,11 +16,9 @@ use tracing::Instrument as _;
 /// Everything the route needs, built once at cold start.
 #[derive(Debug)]
 pub struct TokenState {
-    pub verifier: SessionVerifier,
+    pub session: SessionRoutes,
     pub minter: AccessTokenMinter,
     pub ttl: TtlPolicy,
-    pub clock: Arc<dyn Clock>,
-    pub cors: Option<CorsPolicy>,
 }
 
 impl TokenState {
@@ -43,7 +38,7 @@ impl TokenState {
     ) -> Result<Self, ConfigError> {
         let key = TokenSigningKey::new(secrets.api_key_secret()?);
         Ok(Self {
-            verifier: SessionVerifier::new(auth)?,
+            session: SessionRoutes::new(SessionVerifier::new(auth)?, cors),
             minter: AccessTokenMinter::new(
                 token.account_sid,
                 token.api_key_sid,
@@ -52,8 +47,6 @@ impl TokenState {
                 token.push_credential_sid.as_ref(),
             ),
             ttl: token.ttl,
-            clock: Arc::new(SystemClock),
-            cors,
         })
     }
 }
@@ -75,17 +68,16 @@ struct TokenResponse<'a> {
 /// Handles one request; every expected failure is already a problem+json response.
 pub async fn handle(state: &TokenState, req: Request) -> Response<Body> {
     let span = tracing::info_span!("token", identity = tracing::field::Empty);
-    http::respond(state.cors.as_ref(), req, |req| issue(state, req)).instrument(span).await
+    http::respond(state.session.cors.as_ref(), req, |req| issue(state, req)).instrument(span).await
 }
 
 async fn issue(state: &TokenState, req: Request) -> Result<Response<Body>, ApiError> {
     http::require_method(&req, Method::POST, "POST")?;
-    let identity = state.verifier.verify(&req).await?;
-    tracing::Span::current().record("identity", identity.as_str());
+    let identity = state.session.identity(&req).await?;
     let body: TokenRequest = http::optional_json_body(&req)?.unwrap_or_default();
     let ttl = state.ttl.ttl(body.ttl_seconds).map_err(|e| ApiError::BadRequest(e.to_string()))?;
 
-    let minted = state.minter.mint(&identity, ttl, state.clock.now());
+    let minted = state.minter.mint(&identity, ttl, state.session.clock.now());
     let expires_at = OffsetDateTime::from_unix_timestamp(i64::try_from(minted.expires_at).map_err(ApiError::internal)?)
         .map_err(ApiError::internal)?
         .format(&Rfc3339)

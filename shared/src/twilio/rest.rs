@@ -12,6 +12,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
+use crate::config::{ConfigError, Settings, TwilioSecrets};
 use crate::domain::{ApiKeySid, ServiceSid};
 use crate::http::ApiError;
 
@@ -204,6 +205,22 @@ impl ConversationsClient {
             .pool_idle_timeout(Duration::from_secs(50))
             .build()?;
         Ok(Self { http, base: base.trim_end_matches('/').to_owned(), service, key_sid, key_secret })
+    }
+
+    /// The client for `TWILIO_API_BASE` (default Twilio's), `TWILIO_CONVERSATIONS_SERVICE_SID` and
+    /// `TWILIO_API_KEY_SID` with its secret: built once at cold start.
+    pub fn from_settings(settings: &Settings, secrets: &TwilioSecrets) -> Result<Self, ConfigError> {
+        let base = settings.get("TWILIO_API_BASE").unwrap_or(DEFAULT_API_BASE);
+        if !(base.starts_with("https://") || base.starts_with("http://")) {
+            return Err(ConfigError::new("TWILIO_API_BASE", "must be an http(s) URL"));
+        }
+        Self::new(
+            base,
+            settings.sid("TWILIO_CONVERSATIONS_SERVICE_SID")?,
+            settings.sid("TWILIO_API_KEY_SID")?,
+            secrets.api_key_secret()?.clone(),
+        )
+        .map_err(|e| ConfigError::new("TWILIO_API_BASE", format!("no HTTP client: {e}")))
     }
 
     pub fn service(&self) -> &ServiceSid {
