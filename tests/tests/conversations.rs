@@ -345,3 +345,16 @@ async fn the_listing_pages_through_twilios_pages() {
     assert_eq!(second["next_page_token"], Value::Null);
     assert_twilio_spec_accepts(&w.standin.requests()).await;
 }
+
+#[tokio::test]
+async fn awkward_identities_reach_twilio_percent_encoded() {
+    let w = World::new().await;
+    let odd = "zoë+1@example.com/a b?c#d";
+    let (status, body) = w.post("ana", json!({"type": "direct", "participant": odd})).await;
+    assert_eq!(status, 201, "{body}");
+    assert!(w.standin.user(odd).is_some(), "the user exists under the exact identity");
+    let (status, listing) = w.call(odd, "GET", "/conversations", None).await;
+    assert_eq!(status, 200, "{listing}");
+    assert_eq!(listing["conversations"][0]["sid"], body["sid"]);
+    assert!(w.standin.requests().iter().any(|r| r.path.contains("/Users/zo%C3%AB%2B1%40example.com%2Fa%20b%3Fc%23d/Conversations")));
+}
