@@ -1,20 +1,17 @@
 //! DynamoDB Local for black-box tests: one instance per test process, SDK clients pointed at it,
 //! unique table names, and a proxy that injects the faults DynamoDB Local never raises.
 
-use std::fs::File;
-use std::io::{Read as _, Write as _};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::unix::process::CommandExt as _;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::config::Credentials;
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::Bytes;
+
+use crate::process::{self, Probe, Start, WatchedServer};
 
 /// Set to an endpoint URL to use a DynamoDB (Local) that is already running.
 pub const ENDPOINT_ENV: &str = "CHATGATE_TEST_DYNAMODB";
@@ -24,7 +21,6 @@ pub const SECRET_KEY: &str = "test";
 pub const REGION: &str = "us-east-1";
 
 const READY_WITHIN: Duration = Duration::from_secs(20);
-const START_ATTEMPTS: usize = 3;
 
 /// A DynamoDB Local serving this test process.
 #[derive(Debug)]
@@ -39,11 +35,9 @@ pub struct DynamoLocal {
 /// ends (a shell watchdog kills the jar once the test process is gone, since statics never drop).
 pub fn dynamo_local() -> &'static DynamoLocal {
     static LOCAL: OnceLock<DynamoLocal> = OnceLock::new();
-    LOCAL.get_or_init(|| match std::env::var(ENDPOINT_ENV) {
-        Ok(endpoint) if !endpoint.trim().is_empty() => {
-            DynamoLocal { endpoint: endpoint.trim().trim_end_matches('/').to_owned(), startup: Duration::ZERO }
-        }
-        _ => start_jar(),
+    LOCAL.get_or_init(|| match process::url_from_env(ENDPOINT_ENV) {
+        Some(endpoint) => DynamoLocal { endpoint, startup: Duration::ZERO },
+        None => start_jar(),
     })
 }
 
@@ -85,117 +79,42 @@ fn find_java() -> PathBuf {
     })
 }
 
-// Started by the shell so that the jar dies with the test process: the loop watches both PIDs,
-// and the traps kill the jar when the loop ends or the watchdog itself is told to stop.
-const WATCHDOG: &str = r#"
+/// Started under [`process`]'s watchdog, in the jar's folder: `$3` is java.
+const LAUNCH: &str = r#"
 "$3" -jar DynamoDBLocal.jar -inMemory -port "$2" -disableTelemetry &
-j=$!
-trap 'kill $j 2>/dev/null' EXIT
-trap 'exit 143' INT TERM HUP
-while kill -0 "$1" 2>/dev/null && kill -0 $j 2>/dev/null; do sleep 0.5; done
 "#;
 
 fn start_jar() -> DynamoLocal {
     let jar = find_jar();
     let java = find_java();
-    let mut failures = Vec::new();
-    for _ in 0..START_ATTEMPTS {
-        let began = Instant::now();
-        let port = free_port();
-        let log_path = std::env::temp_dir().join(format!("chatgate-dynamodb-{}-{port}.log", std::process::id()));
-        let log = File::create(&log_path).unwrap_or_else(|e| panic!("create {}: {e}", log_path.display()));
-        let err_log = log.try_clone().expect("clone log handle");
-        let mut watchdog = Command::new("sh")
-            .args(["-c", WATCHDOG, "chatgate-dynamodb-watchdog"])
-            .arg(std::process::id().to_string())
-            .arg(port.to_string())
-            .arg(&java)
-            .current_dir(jar.parent().expect("jar folder"))
-            // Its own process group, so a failed start can stop the shell and the jar together.
-            .process_group(0)
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(err_log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn sh for DynamoDB Local: {e}"));
-        let (why, retry) = match wait_ready(port, &mut watchdog) {
-            Ok(()) => {
-                let _ = std::fs::remove_file(&log_path);
-                // The watchdog is never waited for: it ends with (or shortly after) this process.
-                drop(watchdog);
-                return DynamoLocal { endpoint: format!("http://127.0.0.1:{port}"), startup: began.elapsed() };
-            }
-            Err(Start::Exited(why)) => (why, true),
-            Err(Start::Failed(why)) => (why, false),
-        };
-        let _ = Command::new("kill").args(["-TERM", "--", &format!("-{}", watchdog.id())]).status();
-        let _ = watchdog.wait();
-        let output = std::fs::read_to_string(&log_path).unwrap_or_default();
-        let _ = std::fs::remove_file(&log_path);
-        failures.push(format!("port {port}: {why}\n--- java output ---\n{}", output.trim()));
-        if !retry {
-            break;
-        }
+    let server = WatchedServer {
+        name: "dynamodb",
+        title: "DynamoDB Local",
+        launch: LAUNCH,
+        cwd: jar.parent().expect("jar folder"),
+        ready_within: READY_WITHIN,
+        output_label: "java output",
+    };
+    let started = server.start(
+        |_log| vec![java.clone().into()],
+        list_tables,
+        |status, last| Start::Exited(format!("the jar exited ({status}); last probe: {last}")),
+    );
+    match started {
+        Ok(up) => DynamoLocal { endpoint: format!("http://127.0.0.1:{}", up.port), startup: up.startup },
+        Err(failures) => panic!(
+            "DynamoDB Local did not come up ({} with {}; jars are looked for in {}/dynamodb_local_*/). \
+             Run scripts/bootstrap if the install is broken.\n{}",
+            jar.display(),
+            java.display(),
+            lib_dir().display(),
+            failures.join("\n")
+        ),
     }
-    panic!(
-        "DynamoDB Local did not come up ({} with {}; jars are looked for in {}/dynamodb_local_*/). \
-         Run scripts/bootstrap if the install is broken.\n{}",
-        jar.display(),
-        java.display(),
-        lib_dir().display(),
-        failures.join("\n")
-    )
-}
-
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    listener.local_addr().expect("local addr").port()
-}
-
-enum Start {
-    /// The jar exited (it may have lost a race for the port): worth another port.
-    Exited(String),
-    /// It answered wrongly or not at all: another attempt would not help.
-    Failed(String),
-}
-
-fn wait_ready(port: u16, watchdog: &mut Child) -> Result<(), Start> {
-    let deadline = Instant::now() + READY_WITHIN;
-    let mut last = String::from("no attempt");
-    while Instant::now() < deadline {
-        if let Ok(Some(status)) = watchdog.try_wait() {
-            return Err(Start::Exited(format!("the jar exited ({status}); last probe: {last}")));
-        }
-        match list_tables(port) {
-            Ok(()) => {
-                // A jar that lost the port race exits within a moment; make sure the answer was ours.
-                std::thread::sleep(Duration::from_millis(50));
-                return match watchdog.try_wait() {
-                    Ok(Some(status)) => {
-                        Err(Start::Exited(format!("another server answered on the port; ours exited ({status})")))
-                    }
-                    _ => Ok(()),
-                };
-            }
-            Err(Probe::Rejected(answer)) => return Err(Start::Failed(format!("ListTables was refused: {answer}"))),
-            Err(Probe::NotUp(e)) => last = e,
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Err(Start::Failed(format!("no answer within {READY_WITHIN:?}; last probe: {last}")))
-}
-
-enum Probe {
-    NotUp(String),
-    Rejected(String),
 }
 
 /// A raw `ListTables` with a SigV4-shaped header (DynamoDB Local checks the shape, not the signature).
 fn list_tables(port: u16) -> Result<(), Probe> {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let not_up = |e: std::io::Error| Probe::NotUp(e.to_string());
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).map_err(not_up)?;
-    stream.set_read_timeout(Some(Duration::from_secs(3))).map_err(not_up)?;
     let request = format!(
         "POST / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/x-amz-json-1.0\r\n\
          X-Amz-Target: DynamoDB_20120810.ListTables\r\nX-Amz-Date: 20250101T000000Z\r\n\
@@ -203,16 +122,8 @@ fn list_tables(port: u16) -> Result<(), Probe> {
          SignedHeaders=content-type;host;x-amz-date;x-amz-target, Signature=00\r\n\
          Content-Length: 2\r\nConnection: close\r\n\r\n{{}}"
     );
-    stream.write_all(request.as_bytes()).map_err(not_up)?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).map_err(not_up)?;
-    if response.starts_with("HTTP/1.1 200") && response.contains("TableNames") {
-        Ok(())
-    } else if response.starts_with("HTTP/") {
-        Err(Probe::Rejected(response.replace("\r\n", " | ")))
-    } else {
-        Err(Probe::NotUp(format!("not HTTP: {response:?}")))
-    }
+    let listed = |answer: &str| answer.starts_with("HTTP/1.1 200") && answer.contains("TableNames");
+    process::http_probe(port, &request, listed, "ListTables was refused")
 }
 
 /// SDK configuration for `endpoint` with dummy static credentials and a fixed region, so nothing
@@ -536,4 +447,15 @@ fn reply(status: u16, headers: &[(&str, &str)], body: String) -> ProxyResponse {
         );
     }
     response
+}
+
+/// A store on `endpoint` with time limits a loaded 2-core CI machine cannot trip (the production
+/// ones are 1.5 s per attempt): retries and failures in tests come from injected faults only.
+pub async fn test_store(endpoint: &str, table: &str) -> chatgate::acl::DynamoStore {
+    chatgate::acl::DynamoStore::with_timeouts(
+        &sdk_config(endpoint).await,
+        table,
+        Duration::from_secs(15),
+        Duration::from_secs(45),
+    )
 }

@@ -4,6 +4,7 @@
 
 pub mod dynamo;
 pub mod prism;
+pub mod process;
 
 use std::io::Write as _;
 pub mod acl_contract;

@@ -22,18 +22,17 @@
 //! query names case-insensitively; of a repeated form key it checks only the last value; and a
 //! chunked body (no Content-Length) skips the media-type check.
 
+use std::ffi::OsString;
 use std::fmt::Write as _;
-use std::fs::File;
-use std::io::{Read as _, Write as _};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::unix::process::CommandExt as _;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::ExitStatus;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reqwest::header::HeaderMap;
 use serde_json::Value;
+
+use crate::process::{self, Probe, Start, WatchedServer};
 
 /// Set to a base URL to use a Prism that is already running (it must serve a spec derived as
 /// [`DERIVE_SPEC`] does, or repeated form keys are refused).
@@ -44,7 +43,6 @@ pub const SPEC: &str = "tests/fixtures/twilio/conversations_v1.yaml";
 pub const PROBLEM_TYPE_PREFIX: &str = "https://stoplight.io/prism/errors#";
 
 const READY_WITHIN: Duration = Duration::from_secs(30);
-const START_ATTEMPTS: usize = 3;
 
 /// A Prism mock serving this test process.
 #[derive(Debug)]
@@ -60,11 +58,9 @@ pub struct Prism {
 /// shell watchdog kills it once the test process is gone, since statics never drop).
 pub fn prism() -> &'static Prism {
     static PRISM: OnceLock<Prism> = OnceLock::new();
-    PRISM.get_or_init(|| match std::env::var(ENDPOINT_ENV) {
-        Ok(url) if !url.trim().is_empty() => {
-            Prism { base_url: url.trim().trim_end_matches('/').to_owned(), startup: Duration::ZERO }
-        }
-        _ => start(),
+    PRISM.get_or_init(|| match process::url_from_env(ENDPOINT_ENV) {
+        Some(base_url) => Prism { base_url, startup: Duration::ZERO },
+        None => start(),
     })
 }
 
@@ -99,18 +95,13 @@ if (added === 0) throw new Error('no array property in any form body: has the sp
 fs.writeFileSync(out, JSON.stringify(doc));
 "#;
 
-// Started by the shell so that Prism dies with the test process: the loop watches both PIDs, and
-// the traps kill Prism and remove the derived spec when the loop ends or the shell is told to stop
-// (and the log once the test process, which reads it after a failed start, is gone).
-// $1 test pid, $2 port, $3 prism, $4 vendored spec, $5 derived spec, $6 workspace root, $7 script, $8 log.
-const WATCHDOG: &str = r#"
-trap 'rm -f "$5"; kill -0 "$1" 2>/dev/null || rm -f "$8"' EXIT
+/// Started under [`process`]'s watchdog, which runs `cleanup` as it ends: it removes the derived
+/// spec, and the log once the test process (which reads it after a failed start) is gone.
+/// $3 prism, $4 vendored spec, $5 derived spec, $6 workspace root, $7 [`DERIVE_SPEC`], $8 log.
+const LAUNCH: &str = r#"
+cleanup='rm -f "$5"; kill -0 "$1" 2>/dev/null || rm -f "$8"'
 node -e "$7" "$4" "$5" "$6" || exit 3
 "$3" mock -h 127.0.0.1 -p "$2" --errors "$5" &
-j=$!
-trap 'kill $j 2>/dev/null; rm -f "$5"; kill -0 "$1" 2>/dev/null || rm -f "$8"' EXIT
-trap 'exit 143' INT TERM HUP
-while kill -0 "$1" 2>/dev/null && kill -0 $j 2>/dev/null; do sleep 0.5; done
 "#;
 
 fn start() -> Prism {
@@ -121,120 +112,41 @@ fn start() -> Prism {
         "Prism not found at {}: run scripts/bootstrap (npm ci installs @stoplight/prism-cli), or set {ENDPOINT_ENV}",
         bin.display()
     );
-    let mut failures = Vec::new();
-    for _ in 0..START_ATTEMPTS {
-        let began = Instant::now();
-        let port = free_port();
-        let tmp = std::env::temp_dir();
-        let stem = format!("chatgate-prism-{}-{port}", std::process::id());
-        let log_path = tmp.join(format!("{stem}.log"));
-        let spec_path: PathBuf = tmp.join(format!("{stem}.json"));
-        let log = File::create(&log_path).unwrap_or_else(|e| panic!("create {}: {e}", log_path.display()));
-        let err_log = log.try_clone().expect("clone log handle");
-        let mut watchdog = Command::new("sh")
-            .args(["-c", WATCHDOG, "chatgate-prism-watchdog"])
-            .arg(std::process::id().to_string())
-            .arg(port.to_string())
-            .arg(&bin)
-            .arg(root.join(SPEC))
-            .arg(&spec_path)
-            .arg(&root)
-            .arg(DERIVE_SPEC)
-            .arg(&log_path)
-            .current_dir(&root)
-            // Its own process group, so a failed start can stop the shell and Prism together.
-            .process_group(0)
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(err_log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn sh for Prism: {e}"));
-        let (why, retry) = match wait_ready(port, &mut watchdog) {
-            Ok(()) => {
-                let _ = std::fs::remove_file(&log_path);
-                // The watchdog is never waited for: it ends with (or shortly after) this process.
-                drop(watchdog);
-                return Prism { base_url: format!("http://127.0.0.1:{port}"), startup: began.elapsed() };
-            }
-            Err(Start::Exited(why)) => (why, true),
-            Err(Start::Failed(why)) => (why, false),
-        };
-        let _ = Command::new("kill").args(["-TERM", "--", &format!("-{}", watchdog.id())]).status();
-        let _ = watchdog.wait();
-        let output = std::fs::read_to_string(&log_path).unwrap_or_default();
-        let _ = std::fs::remove_file(&log_path);
-        let _ = std::fs::remove_file(&spec_path);
-        failures.push(format!("port {port}: {why}\n--- output ---\n{}", output.trim()));
-        if !retry {
-            break;
-        }
+    let server = WatchedServer {
+        name: "prism",
+        title: "Prism",
+        launch: LAUNCH,
+        cwd: &root,
+        ready_within: READY_WITHIN,
+        output_label: "output",
+    };
+    let args = |log: &Path| -> Vec<OsString> {
+        let derived = log.with_extension("json");
+        vec![
+            bin.clone().into(),
+            root.join(SPEC).into(),
+            derived.into(),
+            root.clone().into(),
+            DERIVE_SPEC.into(),
+            log.into(),
+        ]
+    };
+    let exited = |status: ExitStatus, last: &str| match status.code() {
+        // The watchdog's exit code when `node -e DERIVE_SPEC` fails: it would fail again.
+        Some(3) => Start::Failed(format!("deriving the spec failed ({status})")),
+        _ => Start::Exited(format!("Prism exited ({status}); last probe: {last}")),
+    };
+    match server.start(args, probe, exited) {
+        Ok(up) => Prism { base_url: format!("http://127.0.0.1:{}", up.port), startup: up.startup },
+        Err(failures) => panic!("Prism did not come up ({} on {SPEC}):\n{}", bin.display(), failures.join("\n")),
     }
-    panic!("Prism did not come up ({} on {SPEC}):\n{}", bin.display(), failures.join("\n"))
-}
-
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    listener.local_addr().expect("local addr").port()
-}
-
-enum Start {
-    /// Prism (or the spec derivation) exited, maybe after losing a race for the port.
-    Exited(String),
-    /// It answered wrongly or not at all: another attempt would not help.
-    Failed(String),
-}
-
-fn wait_ready(port: u16, watchdog: &mut Child) -> Result<(), Start> {
-    let deadline = Instant::now() + READY_WITHIN;
-    let mut last = String::from("no attempt");
-    while Instant::now() < deadline {
-        if let Ok(Some(status)) = watchdog.try_wait() {
-            if status.code() == Some(3) {
-                return Err(Start::Failed(format!("deriving the spec failed ({status})")));
-            }
-            return Err(Start::Exited(format!("Prism exited ({status}); last probe: {last}")));
-        }
-        match probe(port) {
-            Ok(()) => {
-                // A Prism that lost the port race exits within a moment; make sure the answer was ours.
-                std::thread::sleep(Duration::from_millis(50));
-                return match watchdog.try_wait() {
-                    Ok(Some(status)) => {
-                        Err(Start::Exited(format!("another server answered on the port; ours exited ({status})")))
-                    }
-                    _ => Ok(()),
-                };
-            }
-            Err(Probe::Wrong(answer)) => return Err(Start::Failed(format!("unexpected answer to GET /: {answer}"))),
-            Err(Probe::NotUp(e)) => last = e,
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Err(Start::Failed(format!("no answer within {READY_WITHIN:?}; last probe: {last}")))
-}
-
-enum Probe {
-    NotUp(String),
-    Wrong(String),
 }
 
 /// `GET /`: no such path in the spec, so Prism answers its own 404 problem.
 fn probe(port: u16) -> Result<(), Probe> {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let not_up = |e: std::io::Error| Probe::NotUp(e.to_string());
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).map_err(not_up)?;
-    stream.set_read_timeout(Some(Duration::from_secs(3))).map_err(not_up)?;
     let request = format!("GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).map_err(not_up)?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).map_err(not_up)?;
-    if response.starts_with("HTTP/1.1 404") && response.contains("NO_PATH_MATCHED_ERROR") {
-        Ok(())
-    } else if response.starts_with("HTTP/") {
-        Err(Probe::Wrong(response.replace("\r\n", " | ")))
-    } else {
-        Err(Probe::NotUp(format!("not HTTP: {response:?}")))
-    }
+    let not_found = |answer: &str| answer.starts_with("HTTP/1.1 404") && answer.contains("NO_PATH_MATCHED_ERROR");
+    process::http_probe(port, &request, not_found, "unexpected answer to GET /")
 }
 
 /// The `sl-violations` header: a JSON array of `{location, severity, code, message}` Prism adds

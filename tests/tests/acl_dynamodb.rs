@@ -9,13 +9,13 @@ use access::handler::AccessState;
 use chatgate::acl::{AclReader, CatalogWriter, DynamoStore, GrantWriter, StoreError};
 use chatgate::domain::{AssetType, Principal, Role};
 use chatgate_tests::acl_contract::{self, NOW, asset, grant, group, record, role_of, user};
-use chatgate_tests::dynamo::{Fault, FaultProxy, dynamo_local, sdk_config, unique_table_name};
+use chatgate_tests::dynamo::{Fault, FaultProxy, dynamo_local, test_store, unique_table_name};
 use chatgate_tests::*;
 use futures_util::StreamExt as _;
 use lambda_http::http::header;
 
 async fn store_at(endpoint: &str, table: &str) -> DynamoStore {
-    DynamoStore::new(&sdk_config(endpoint).await, table)
+    test_store(endpoint, table).await
 }
 
 /// A fresh table, and a store reaching it through a fault-injecting proxy.

@@ -356,5 +356,10 @@ async fn awkward_identities_reach_twilio_percent_encoded() {
     let (status, listing) = w.call(odd, "GET", "/conversations", None).await;
     assert_eq!(status, 200, "{listing}");
     assert_eq!(listing["conversations"][0]["sid"], body["sid"]);
-    assert!(w.standin.requests().iter().any(|r| r.path.contains("/Users/zo%C3%AB%2B1%40example.com%2Fa%20b%3Fc%23d/Conversations")));
+    assert!(
+        w.standin
+            .requests()
+            .iter()
+            .any(|r| r.path.contains("/Users/zo%C3%AB%2B1%40example.com%2Fa%20b%3Fc%23d/Conversations"))
+    );
 }

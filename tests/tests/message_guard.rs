@@ -4,11 +4,11 @@
 
 use std::sync::Arc;
 
-use chatgate::acl::{AclReader, CatalogWriter, DynamoStore, GrantWriter, MemoryStore};
+use chatgate::acl::{AclReader, CatalogWriter, GrantWriter, MemoryStore};
 use chatgate::config::TwilioSecrets;
 use chatgate::domain::{AssetType, Grant, Principal, Role};
 use chatgate_tests::acl_contract::{NOW, asset, record, user};
-use chatgate_tests::dynamo::{Fault, FaultProxy, dynamo_local, sdk_config, unique_table_name};
+use chatgate_tests::dynamo::{Fault, FaultProxy, dynamo_local, test_store, unique_table_name};
 use chatgate_tests::*;
 use lambda_http::http::header;
 use lambda_http::{Body, Request, Response};
@@ -226,11 +226,11 @@ async fn other_events_pass() {
 async fn a_store_failure_refuses() {
     let local = dynamo_local();
     let table = unique_table_name("guard");
-    let direct = DynamoStore::new(&sdk_config(&local.endpoint).await, &table);
+    let direct = test_store(&local.endpoint, &table).await;
     direct.create_table().await.expect("table");
     direct.put_asset(&asset("a-1"), &user("ana"), AssetType::Document, "", NOW).await.expect("asset");
     let proxy = FaultProxy::start(&local.endpoint).await;
-    let g = guard_over(Arc::new(DynamoStore::new(&sdk_config(&proxy.endpoint).await, &table))).await;
+    let g = guard_over(Arc::new(test_store(&proxy.endpoint, &table).await)).await;
     assert_eq!(send(&g, &message("ana", Some("ana"), Some(REF))).await.status(), 200);
     proxy.fail_always(Fault::ServiceUnavailable, None);
     let response = send(&g, &message("ana", Some("ana"), Some(REF))).await;

@@ -84,6 +84,16 @@ impl DynamoStore {
     /// Built once at cold start. Retries are bounded well inside the function's timeout: three
     /// attempts with jittered backoff, 1.5 s per attempt, 4 s in all.
     pub fn new(sdk: &aws_config::SdkConfig, table: impl Into<String>) -> Self {
+        Self::with_timeouts(sdk, table, Duration::from_millis(1500), Duration::from_secs(4))
+    }
+
+    /// The same with other time limits: for tools and tests on a loaded machine, never a function.
+    pub fn with_timeouts(
+        sdk: &aws_config::SdkConfig,
+        table: impl Into<String>,
+        attempt: Duration,
+        operation: Duration,
+    ) -> Self {
         let config = aws_sdk_dynamodb::config::Builder::from(sdk)
             .retry_config(
                 RetryConfig::standard()
@@ -92,10 +102,7 @@ impl DynamoStore {
                     .with_max_backoff(Duration::from_millis(400)),
             )
             .timeout_config(
-                TimeoutConfig::builder()
-                    .operation_attempt_timeout(Duration::from_millis(1500))
-                    .operation_timeout(Duration::from_secs(4))
-                    .build(),
+                TimeoutConfig::builder().operation_attempt_timeout(attempt).operation_timeout(operation).build(),
             )
             .build();
         Self { client: Client::from_conf(config), table: table.into(), stats: Arc::default() }
