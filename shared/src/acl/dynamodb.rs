@@ -116,10 +116,13 @@ impl DynamoStore {
         Ok(Self::new(&sdk, table))
     }
 
-    /// Opens the connection during cold start (the first TLS handshake dominates a cold request);
-    /// a failure here is only logged, requests report their own.
+    /// Opens the connections during cold start (the first TLS handshake dominates a cold request
+    /// in AWS). A check sends two reads at once, so two connections are opened. A failure here is
+    /// only logged; requests report their own.
     pub async fn warm_up(&self) {
-        if let Err(e) = self.query("#warm-up".to_owned(), None).await {
+        let (first, second) =
+            tokio::join!(self.query("#warm-up".to_owned(), None), self.query("#warm-up".to_owned(), None));
+        if let Err(e) = first.and(second) {
             tracing::warn!(error = %crate::http::ErrorChain(&e), "could not reach the table during start-up");
         }
     }
