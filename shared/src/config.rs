@@ -139,20 +139,29 @@ struct SecretDocument {
 impl TwilioSecrets {
     /// Reads the secrets once, at cold start.
     pub async fn load(settings: &Settings) -> Result<Self, ConfigError> {
-        let Some(arn) = settings.get("TWILIO_SECRET_ARN") else {
-            return Ok(Self {
-                api_key_secret: settings.secret("TWILIO_API_KEY_SECRET"),
-                auth_token: settings.secret("TWILIO_AUTH_TOKEN"),
-                from_secret_arn: false,
-            });
-        };
-        let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        match settings.get("TWILIO_SECRET_ARN") {
+            Some(_) => Self::load_with(settings, &crate::lambda::aws_config().await).await,
+            None => Ok(Self::from_env(settings)),
+        }
+    }
+
+    /// The same on an SDK configuration the caller already loaded.
+    pub async fn load_with(settings: &Settings, aws: &aws_config::SdkConfig) -> Result<Self, ConfigError> {
+        let Some(arn) = settings.get("TWILIO_SECRET_ARN") else { return Ok(Self::from_env(settings)) };
         let output =
-            aws_sdk_secretsmanager::Client::new(&aws).get_secret_value().secret_id(arn).send().await.map_err(|e| {
+            aws_sdk_secretsmanager::Client::new(aws).get_secret_value().secret_id(arn).send().await.map_err(|e| {
                 let reason = aws_sdk_secretsmanager::error::DisplayErrorContext(e);
                 ConfigError::new("TWILIO_SECRET_ARN", format!("could not be read: {reason}"))
             })?;
         Self::from_secret_string(output.secret_string().unwrap_or_default())
+    }
+
+    fn from_env(settings: &Settings) -> Self {
+        Self {
+            api_key_secret: settings.secret("TWILIO_API_KEY_SECRET"),
+            auth_token: settings.secret("TWILIO_AUTH_TOKEN"),
+            from_secret_arn: false,
+        }
     }
 
     /// Parses the secret's JSON document (`{"api_key_secret": ..., "auth_token": ...}`).

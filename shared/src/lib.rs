@@ -7,5 +7,6 @@ pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod lambda;
 pub mod telemetry;
 pub mod twilio;

@@ -111,9 +111,15 @@ impl DynamoStore {
     /// The store for `TABLE_NAME`, with the SDK's standard configuration chain
     /// (`AWS_ENDPOINT_URL_DYNAMODB` points it at DynamoDB Local).
     pub async fn from_settings(settings: &crate::config::Settings) -> Result<Self, crate::config::ConfigError> {
-        let table = settings.required("TABLE_NAME")?.to_owned();
-        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        Ok(Self::new(&sdk, table))
+        Self::from_sdk(&crate::lambda::aws_config().await, settings)
+    }
+
+    /// The store for `TABLE_NAME` on an SDK configuration the caller already loaded.
+    pub fn from_sdk(
+        sdk: &aws_config::SdkConfig,
+        settings: &crate::config::Settings,
+    ) -> Result<Self, crate::config::ConfigError> {
+        Ok(Self::new(sdk, settings.required("TABLE_NAME")?))
     }
 
     /// Opens the connections during cold start (the first TLS handshake dominates a cold request
