@@ -149,6 +149,10 @@ admin = {
     "403-none-not-iam-signed": event("PUT", "/admin/assets/a-new", body='{"owner": "u-1", "type": "document"}', route=ASSET),
     "403-authorizer-session-is-not-iam": event("DELETE", "/admin/assets/a-1", claims=A("u-1"), route=ASSET),
     "405-iam-post-asset": event("POST", "/admin/assets/a-1", body="{}", iam=True, route=ASSET),
+    "204-iam-offboard-user": event("DELETE", "/admin/users/u-2", iam=True, route="/admin/users/{user_id}"),
+    "204-iam-offboard-unknown-user": event("DELETE", "/admin/users/u-404", iam=True, route="/admin/users/{user_id}"),
+    "400-iam-offboard-user-like-user-sid": event("DELETE", "/admin/users/US" + "0a" * 16, iam=True, route="/admin/users/{user_id}"),
+    "405-iam-get-user": event("GET", "/admin/users/u-2", iam=True, route="/admin/users/{user_id}"),
 }
 
 # The conversations events also run against a Twilio stand-in holding the room `support` and the
@@ -216,6 +220,19 @@ def message(author, attributes=None, client=None):
     return params
 
 
+def edit(author, attributes=None, client=None):
+    params = message(author, attributes, client)
+    params.update({"EventType": "onMessageUpdate", "MessageSid": "IM00000000000000000000000000000009", "Index": "4"})
+    return params
+
+
+def update(conversation, attributes, unique_name, friendly_name="Plan", client="u-3"):
+    return {"EventType": "onConversationUpdate", "AccountSid": "AC00000000000000000000000000000001",
+            "ChatServiceSid": "IS00000000000000000000000000000001", "ConversationSid": conversation,
+            "Attributes": attributes, "UniqueName": unique_name, "FriendlyName": friendly_name,
+            "ClientIdentity": client, "Source": "SDK", "RetryCount": "0"}
+
+
 def join(conversation, identity):
     return {"EventType": "onParticipantAdd", "ChatServiceSid": "IS00000000000000000000000000000001",
             "ConversationSid": conversation, "Identity": identity, "Source": "API", "RetryCount": "0"}
@@ -238,9 +255,73 @@ guard = {
     "200-none-anyone-joins-direct-conversation": twilio_event(join("conv-direct", "u-4")),
     "200-none-other-event": twilio_event({"EventType": "onConversationAdd", "ChatServiceSid": "IS00000000000000000000000000000001"}),
     "405-none-get": twilio_event(message("u-1", REF, "u-1"), method="GET"),
+    "200-none-edit-reference-reader": twilio_event(edit("u-3", REF, "u-3")),
+    "403-none-edit-adds-reference-non-reader": twilio_event(edit("u-4", REF, "u-4")),
+    "403-none-edit-malformed-reference": twilio_event(edit("u-1", '{"assetRef": ""}', "u-1")),
+    "200-none-rename-asset-conversation": twilio_event(update("conv-a-1", '{"type":"asset","asset_id":"a-1"}', "conv-a-1", "Plan, again")),
+    "403-none-retarget-asset-conversation": twilio_event(update("conv-a-1", '{"type":"asset","asset_id":"a-2"}', "conv-a-1")),
+    "403-none-rename-unique-name-of-asset-conversation": twilio_event(update("conv-a-1", '{"type":"asset","asset_id":"a-1"}', "conv-a-2")),
+    "403-none-direct-conversation-made-an-asset-one": twilio_event(update("conv-direct", '{"type":"asset","asset_id":"a-1"}', "conv-direct")),
 }
 
-for function, cases in {"token": token, "access": access, "sharing": sharing, "admin": admin, "conversations": conversations, "message-guard": guard}.items():
+# The reconciler's triggers: the table's stream, as Lambda delivers a batch (view type
+# NEW_AND_OLD_IMAGES), and EventBridge's schedule. They run against the state *after* the changes
+# (events/README.md): the reconciler re-reads the ACL and never trusts a record's images.
+STREAM_ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/chatgate-AclTable-1ABCDEFGH/stream/2026-11-21T19:00:00.000"
+sequence = [110000000000000000000]
+
+
+def S(value):
+    return {"S": value}
+
+
+def record(name, keys, old=None, new=None):
+    sequence[0] += 100
+    data = {"ApproximateCreationDateTime": 1795287600, "Keys": keys, "SequenceNumber": str(sequence[0]),
+            "SizeBytes": 64, "StreamViewType": "NEW_AND_OLD_IMAGES"}
+    if old is not None:
+        data["OldImage"] = old
+    if new is not None:
+        data["NewImage"] = new
+    return {"eventID": f"{sequence[0]:x}", "eventName": name, "eventVersion": "1.1", "eventSource": "aws:dynamodb",
+            "awsRegion": "us-east-1", "dynamodb": data, "eventSourceARN": STREAM_ARN}
+
+
+def keys(pk, sk):
+    return {"pk": S(pk), "sk": S(sk)}
+
+
+def item(pk, sk, **attributes):
+    return {**keys(pk, sk), **attributes}
+
+
+def stream(*records):
+    return {"Records": list(records)}
+
+
+def removed(pk, sk, **attributes):
+    return record("REMOVE", keys(pk, sk), old=item(pk, sk, **attributes))
+
+
+asset_record = lambda owner: item("A#a-1", "#ASSET", owner=S(owner), kind=S("document"), name=S("Plan"), updated_at={"N": "1795287000"}, g=S("n3Kx_q8Z"))
+reconciler = {
+    "1-stream-user-grant-deleted": stream(removed("A#a-1", "G#user:u-3", r=S("r"), g=S("n3Kx_q8Z"))),
+    "3-stream-group-grant-deleted": stream(removed("A#a-1", "G#group:designers", r=S("w"), g=S("n3Kx_q8Z"))),
+    "1-stream-member-removed": stream(removed("U#u-2", "M#designers")),
+    "3-stream-owner-changed": stream(record("MODIFY", keys("A#a-1", "#ASSET"), old=asset_record("u-9"), new=asset_record("u-1"))),
+    "3-stream-asset-deleted": stream(removed("A#a-1", "#ASSET", owner=S("u-1"), kind=S("document"), g=S("n3Kx_q8Z"))),
+    "0-stream-late-record-access-restored": stream(removed("A#a-2", "G#user:u-6", r=S("r"), g=S("Zq8_xK3n"))),
+    "0-stream-grant-written": stream(record("INSERT", keys("A#a-1", "G#user:u-8"), new=item("A#a-1", "G#user:u-8", r=S("r"), g=S("n3Kx_q8Z")))),
+    "0-stream-asset-renamed": stream(record("MODIFY", keys("A#a-1", "#ASSET"), old=asset_record("u-1"), new=asset_record("u-1"))),
+    "1-stream-same-revocation-three-times": stream(*[removed("A#a-1", "G#user:u-3", r=S("r"), g=S("n3Kx_q8Z")) for _ in range(3)]),
+    "failed-stream-hashed-grant-key-without-principal": stream(removed("A#a-1", "G#user#" + "ab" * 32, r=S("r"), g=S("n3Kx_q8Z"))),
+    "1-schedule-expiry-sweep": {"version": "0", "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa", "detail-type": "Scheduled Event",
+                                 "source": "aws.events", "account": "123456789012", "time": "2026-11-21T19:02:00Z", "region": "us-east-1",
+                                 "resources": ["arn:aws:events:us-east-1:123456789012:rule/chatgate-ReconcilerFunctionExpirySweep-1ABC"],
+                                 "detail": {}},
+}
+
+for function, cases in {"token": token, "access": access, "sharing": sharing, "admin": admin, "conversations": conversations, "message-guard": guard, "reconciler": reconciler}.items():
     folder = HERE / function
     folder.mkdir(exist_ok=True)
     for old in folder.glob("*.json"):

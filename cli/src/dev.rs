@@ -10,9 +10,10 @@ use access::handler::AccessState;
 use admin::handler::{AdminAuth, AdminState};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chatgate::acl::{AclReader, CatalogWriter, DynamoStore, GrantWriter, MemoryStore};
+use chatgate::acl::{AclReader, CatalogWriter, DynamoStore, ExpiryIndex, GrantWriter, MemoryStore};
 use chatgate::config::{ConfigError, Settings, TwilioSecrets};
 use chatgate::http::{ApiError, CorsPolicy};
+use chatgate::reconcile::Reconciler;
 use conversations::handler::ConversationsState;
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::body::{Bytes, Incoming};
@@ -25,6 +26,9 @@ use sharing::handler::SharingState;
 use token::handler::TokenState;
 use tokio::net::TcpListener;
 use twilio_standin::{StandIn, StandInConfig};
+
+use crate::reconcile;
+use chatgate::acl::follow::StreamFollower;
 
 /// The local server reads bodies up to API Gateway's own limit would be 10 MB; 1 MiB is plenty.
 const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -67,7 +71,7 @@ impl<S: AclReader + GrantWriter + CatalogWriter> Routes<S> {
         access.session.cors = token.session.cors.clone();
         sharing.session.cors = token.session.cors.clone();
         conversations.session.cors = token.session.cors.clone();
-        let admin = AdminState::new(AdminAuth::DevKey(admin_key), store);
+        let admin = AdminState::from_settings(AdminAuth::DevKey(admin_key), store, settings, secrets)?;
         Ok(Self { token, access, sharing, admin, conversations, guard })
     }
 
@@ -173,39 +177,64 @@ pub async fn run(args: DevArgs) -> Result<(), Box<dyn std::error::Error>> {
     }
     let admin_key = settings.get("CHATGATE_DEV_ADMIN_KEY").map_or_else(random_secret, str::to_owned);
     let admin_key = SecretString::from(admin_key);
+    let twilio = chatgate::twilio::rest::ConversationsClient::from_settings(&settings, &secrets)?;
     match settings.get("TABLE_NAME") {
         Some(_) => {
-            let store = Arc::new(DynamoStore::from_settings(&settings).await?);
+            let aws = chatgate::lambda::aws_config().await;
+            let store = Arc::new(DynamoStore::from_sdk(&aws, &settings)?);
+            let rule = Arc::new(Reconciler::new(store.clone(), twilio, Arc::new(chatgate::clock::SystemClock)));
+            let changes = match StreamFollower::from_now(&aws, &store).await {
+                Ok(follower) => {
+                    tokio::spawn(reconcile::follow_table(rule.clone(), follower));
+                    "the table's stream"
+                }
+                Err(e) => {
+                    eprintln!("warning: revocations will not reach conversations: {}", chatgate::http::ErrorChain(&e));
+                    "nothing (the table has no stream)"
+                }
+            };
+            tokio::spawn(reconcile::sweep_expiries(rule));
             let routes = Routes::new(token, store, &settings, &secrets, admin_key.clone())?;
-            serve(routes, listener, &settings, &defaulted, &admin_key, "the DynamoDB table TABLE_NAME").await
+            let what = Backing { store: "the DynamoDB table TABLE_NAME", changes };
+            serve(routes, listener, &settings, &defaulted, &admin_key, what).await
         }
         None => {
-            let routes = Routes::new(token, Arc::new(MemoryStore::new()), &settings, &secrets, admin_key.clone())?;
-            serve(
-                routes,
-                listener,
-                &settings,
-                &defaulted,
-                &admin_key,
-                "an in-memory store (set TABLE_NAME for DynamoDB)",
-            )
-            .await
+            let store = Arc::new(MemoryStore::new());
+            let rule = Arc::new(Reconciler::new(store.clone(), twilio, Arc::new(chatgate::clock::SystemClock)));
+            tokio::spawn(reconcile::follow_memory(rule.clone(), store.changes()));
+            tokio::spawn(reconcile::sweep_expiries(rule));
+            let routes = Routes::new(token, store, &settings, &secrets, admin_key.clone())?;
+            let what = Backing {
+                store: "an in-memory store (set TABLE_NAME for DynamoDB)",
+                changes: "the in-memory store's changes",
+            };
+            serve(routes, listener, &settings, &defaulted, &admin_key, what).await
         }
     }
 }
 
-async fn serve<S: AclReader + GrantWriter + CatalogWriter + 'static>(
+/// What the server runs on, for the banner.
+struct Backing {
+    store: &'static str,
+    changes: &'static str,
+}
+
+async fn serve<S: AclReader + GrantWriter + CatalogWriter + ExpiryIndex + 'static>(
     routes: Routes<S>,
     listener: TcpListener,
     settings: &Settings,
     defaulted: &[&str],
     admin_key: &SecretString,
-    store: &str,
+    backing: Backing,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let routes = Arc::new(routes);
     let addr = listener.local_addr()?;
     print_banner(settings, addr, defaulted)?;
-    println!("permissions: {store}");
+    println!("permissions: {}", backing.store);
+    println!(
+        "access over time: lost read access leaves the asset's conversation, following {}; expiries swept every second",
+        backing.changes
+    );
     println!("twilio: {}", settings.get("TWILIO_API_BASE").unwrap_or(chatgate::twilio::rest::DEFAULT_API_BASE));
     let key_note =
         if settings.get("CHATGATE_DEV_ADMIN_KEY").is_some() { "CHATGATE_DEV_ADMIN_KEY" } else { "generated" };

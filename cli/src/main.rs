@@ -2,6 +2,8 @@
 
 mod dev;
 mod ops;
+mod reconcile;
+mod reconcile_ops;
 mod session;
 mod twilio_ops;
 
@@ -40,6 +42,9 @@ enum Command {
     /// The one-time Twilio set-up.
     #[command(subcommand)]
     Twilio(twilio_ops::TwilioCommand),
+    /// Apply the access rule now: whoever can no longer read an asset leaves its conversation.
+    #[command(subcommand)]
+    Reconcile(reconcile_ops::ReconcileCommand),
 }
 
 #[tokio::main]
@@ -54,6 +59,7 @@ async fn main() -> ExitCode {
         Command::Grants(command) => ops::grants(command).await,
         Command::Rooms(command) => twilio_ops::rooms(command).await,
         Command::Twilio(command) => twilio_ops::twilio(command).await,
+        Command::Reconcile(command) => reconcile_ops::reconcile(command).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use chatgate::config::{Settings, TwilioSecrets};
-use chatgate::domain::{ConversationKind, RoomName, conversation_attributes};
+use chatgate::domain::{ConversationAttributes, ConversationKind, RoomName};
 use chatgate::twilio::rest::{ConversationsClient, Deadline, codes};
 use clap::Subcommand;
 
@@ -15,7 +15,9 @@ const USER_ROLE_NAME: &str = "chatgate user";
 /// Users may edit their own profile and nothing else at service level: no createConversation,
 /// no joinConversation. What they may do inside a conversation comes from its participant role.
 const USER_ROLE_PERMISSIONS: &[&str] = &["editOwnUserInfo"];
-const WEBHOOK_FILTERS: &[&str] = &["onMessageAdd", "onParticipantAdd"];
+/// The pre-event webhooks the guard decides: messages added or edited, participants added, and
+/// conversation updates (so a client cannot retarget a conversation chatgate created).
+const WEBHOOK_FILTERS: &[&str] = &["onMessageAdd", "onMessageUpdate", "onParticipantAdd", "onConversationUpdate"];
 
 #[derive(Debug, Subcommand)]
 pub enum RoomsCommand {
@@ -35,7 +37,8 @@ pub enum RoomsCommand {
 #[derive(Debug, Subcommand)]
 pub enum TwilioCommand {
     /// Create the restricted user role if missing, and point the pre-event webhook
-    /// (onMessageAdd, onParticipantAdd) at chatgate's /twilio/events.
+    /// (onMessageAdd, onMessageUpdate, onParticipantAdd, onConversationUpdate) at chatgate's
+    /// /twilio/events.
     Setup {
         /// The public URL of POST /twilio/events (also TWILIO_WEBHOOK_URL for the message guard).
         #[arg(long, env = "TWILIO_WEBHOOK_URL")]
@@ -70,7 +73,7 @@ pub async fn rooms(command: RoomsCommand) -> Result<()> {
         RoomsCommand::Create { name, friendly_name } => {
             let room = room(&name)?;
             let friendly = friendly_name.unwrap_or_else(|| room.to_string());
-            let attributes = conversation_attributes(ConversationKind::Room, None);
+            let attributes = ConversationAttributes::new(ConversationKind::Room, None).to_json();
             match twilio.create_conversation(Some(&room.unique_name()), &friendly, &attributes, deadline()).await {
                 Ok(c) => println!("created room {room} ({})", c.sid),
                 Err(e) if e.code() == Some(codes::CONVERSATION_EXISTS) => {
@@ -123,7 +126,11 @@ pub async fn twilio(command: TwilioCommand) -> Result<()> {
     } else {
         twilio.set_pre_webhook(&webhook_url, WEBHOOK_FILTERS, deadline()).await?;
         let before = current.pre_webhook_url.unwrap_or_else(|| "none".into());
-        println!("pre-event webhook: {webhook_url} ({}) (was {before})", WEBHOOK_FILTERS.join(", "));
+        let before_filters = if current.filters.is_empty() { "none".into() } else { current.filters.join(", ") };
+        println!(
+            "pre-event webhook: {webhook_url} ({}) (was {before}, filters {before_filters})",
+            WEBHOOK_FILTERS.join(", ")
+        );
     }
     Ok(())
 }

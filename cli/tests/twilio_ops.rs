@@ -67,7 +67,7 @@ async fn setup_creates_the_role_and_webhook_once() {
     let role = s.role_by_name("chatgate user").expect("role created");
     assert!(first.contains(&format!("created role `chatgate user`: {}", role.sid)), "{first}");
     assert!(first.contains(&format!("set TWILIO_USER_ROLE_SID={}", role.sid)), "{first}");
-    assert!(first.contains("(was none)"), "{first}");
+    assert!(first.contains("(was none, filters none)"), "{first}");
     assert!(
         !role.permissions.iter().any(|p| p == "createConversation" || p == "joinConversation"),
         "{:?}",
@@ -77,7 +77,7 @@ async fn setup_creates_the_role_and_webhook_once() {
     assert_eq!(hooks.pre_webhook_url.as_deref(), Some("https://api.example.com/twilio/events"));
     let mut filters = hooks.filters.clone();
     filters.sort();
-    assert_eq!(filters, ["onMessageAdd", "onParticipantAdd"]);
+    assert_eq!(filters, ["onConversationUpdate", "onMessageAdd", "onMessageUpdate", "onParticipantAdd"]);
 
     let second = ok(&s, &["twilio", "setup", "--webhook-url", "https://api.example.com/twilio/events"]);
     assert!(second.contains("exists") && second.contains("(unchanged)"), "{second}");

@@ -2,11 +2,14 @@
 //! problem+json errors and typed configuration that every Lambda function and the CLI compose.
 
 pub mod acl;
+pub mod audit;
 pub mod auth;
 pub mod clock;
 pub mod config;
+pub mod conversations;
 pub mod domain;
 pub mod http;
 pub mod lambda;
+pub mod reconcile;
 pub mod telemetry;
 pub mod twilio;

@@ -288,6 +288,13 @@ fn route(state: &mut State, call: &Call, rest: &[String], form: &Form, list_url:
             let item = state.user_conversations_json(user, Some(conversation)).into_iter().next();
             ok(item.ok_or_else(Rejection::not_found)?)
         }
+        // Twilio removes the user's participant from the conversation (SID or unique name).
+        (["Users", key, "Conversations", conversation], &Method::DELETE) => {
+            let identity = state.user(key).ok_or_else(Rejection::not_found)?.identity.clone();
+            conversation_rate(state, conversation)?;
+            state.remove_participant(conversation, &identity)?;
+            Ok(Answer::NoContent)
+        }
         (["Roles"], &Method::GET) => {
             let page = PageRequest::parse(query, ROLES_MAX)?;
             let items = state.roles().iter().map(|r| state.role_json(r)).collect();

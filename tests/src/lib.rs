@@ -81,6 +81,22 @@ pub fn forged(header: &Value, claims: &Value, signature: &[u8]) -> String {
     format!("{}.{}.{}", b64.encode(header.to_string()), b64.encode(claims.to_string()), b64.encode(signature))
 }
 
+/// The Conversations REST client of the tests' service and API key, at `base_url` (a stand-in's).
+pub fn twilio_client(base_url: &str) -> chatgate::twilio::rest::ConversationsClient {
+    chatgate::twilio::rest::ConversationsClient::new(
+        base_url,
+        chatgate::domain::ServiceSid::try_from(SERVICE_SID).expect("service sid"),
+        chatgate::domain::ApiKeySid::try_from(API_KEY_SID).expect("api key sid"),
+        API_KEY_SECRET.to_owned().into(),
+    )
+    .expect("client")
+}
+
+/// A client for routes that never reach Twilio in a test: nothing listens at its address.
+pub fn no_twilio() -> chatgate::twilio::rest::ConversationsClient {
+    twilio_client("http://127.0.0.1:9")
+}
+
 /// Settings for the token route in jwt mode with the test session secret.
 pub fn jwt_settings(extra: &[(&str, &str)]) -> Settings {
     let mut pairs = vec![

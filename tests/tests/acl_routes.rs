@@ -28,7 +28,7 @@ impl Api {
         let settings = jwt_settings(&[]);
         let mut access = AccessState::from_settings(&settings, store.clone()).expect("access");
         let mut sharing = SharingState::from_settings(&settings, store.clone()).expect("sharing");
-        let mut admin = AdminState::new(AdminAuth::DevKey(ADMIN_KEY.into()), store);
+        let mut admin = AdminState::new(AdminAuth::DevKey(ADMIN_KEY.into()), store, no_twilio());
         let clock = Arc::new(FixedClock(NOW));
         (access.session.clock, sharing.session.clock, admin.clock) = (clock.clone(), clock.clone(), clock);
         Self { access, sharing, admin }
@@ -324,7 +324,7 @@ async fn admin_bodies_and_keys_are_checked() {
 #[tokio::test]
 async fn in_aws_the_admin_routes_require_an_iam_signed_request() {
     let store = Arc::new(MemoryStore::new());
-    let admin = AdminState::new(AdminAuth::Iam, store);
+    let admin = AdminState::new(AdminAuth::Iam, store, no_twilio());
     let req = apigw_request(Some(json!({"sub": "u-1"})), None);
     let response = admin::handler::handle(&admin, req).await;
     assert_eq!(response.status(), 403, "a JWT-authorised request is not an IAM-signed one");

@@ -8,15 +8,20 @@ use std::sync::Arc;
 use access::handler::AccessState;
 use admin::handler::{AdminAuth, AdminState};
 use chatgate::acl::{CatalogWriter, GrantWriter, MemoryStore};
+use chatgate::clock::FixedClock;
 use chatgate::config::TwilioSecrets;
-use chatgate::domain::direct_unique_name;
 use chatgate::domain::{AssetType, Grant, Principal, Role};
+use chatgate::domain::{asset_unique_name, direct_unique_name};
+use chatgate::reconcile::Reconciler;
 use chatgate_tests::acl_contract::{NOW, asset, group, record, user};
 use chatgate_tests::*;
 use conversations::handler::ConversationsState;
 use lambda_http::http::header;
 use lambda_http::{Body, Request, Response};
+use lambda_runtime::LambdaEvent;
 use message_guard::handler::GuardState;
+use reconciler::handler::ReconcilerState;
+use serde_json::Value;
 use sharing::handler::SharingState;
 use token::handler::{TokenState, handle};
 use twilio_standin::{StandIn, StandInConfig};
@@ -78,7 +83,8 @@ async fn guard_route(req: Request) -> Response<Body> {
     message_guard::handler::handle(&state, req).await
 }
 
-/// Runs one asset-route event against a freshly seeded store, in the event's auth mode.
+/// Runs one asset-route event against a freshly seeded store, in the event's auth mode; the admin
+/// routes get a stand-in holding the direct conversation of u-1 and u-2, for offboarding.
 async fn asset_route(function: &str, mode: &str, req: Request) -> Response<Body> {
     let store = scenario().await;
     let settings = match mode {
@@ -90,8 +96,59 @@ async fn asset_route(function: &str, mode: &str, req: Request) -> Response<Body>
         "sharing" => {
             sharing::handler::handle(&SharingState::from_settings(&settings, store).expect("sharing"), req).await
         }
-        _ => admin::handler::handle(&AdminState::new(AdminAuth::Iam, store), req).await,
+        _ => {
+            let standin = standin().await;
+            let direct = direct_unique_name(&user("u-1"), &user("u-2"));
+            standin.create_conversation(Some(&direct), None, Some(r#"{"type":"direct"}"#)).expect("direct");
+            for who in ["u-1", "u-2"] {
+                standin.add_participant(&direct, who).expect("participant");
+            }
+            let state = AdminState::new(AdminAuth::Iam, store, twilio_client(&standin.base_url));
+            admin::handler::handle(&state, req).await
+        }
     }
+}
+
+async fn standin() -> StandIn {
+    StandIn::start(StandInConfig::new(ACCOUNT_SID, API_KEY_SID, API_KEY_SECRET, SERVICE_SID)).await
+}
+
+/// The reconciler's scenario (events/README.md): the ACL after the changes its records report,
+/// and the asset conversations as they were before: a-1's with u-1, u-2, u-3, u-5 and u-7, a-2's
+/// with u-1 and u-6. Returns how many participants the event removed, and the handler's answer.
+async fn reconciler_route(event: Value) -> (usize, Result<Value, String>) {
+    let store = Arc::new(MemoryStore::new());
+    for id in ["a-1", "a-2"] {
+        store.put_asset(&asset(id), &user("u-1"), AssetType::Document, "Plan", NOW).await.expect("asset");
+    }
+    store.add_member(&group("designers"), &user("u-5")).await.expect("member");
+    let (a1, a2) = (record(store.as_ref(), "a-1").await, record(store.as_ref(), "a-2").await);
+    let grants = [
+        (&a1, Principal::Group(group("designers")), Role::Writer, None),
+        (&a1, Principal::User(user("u-7")), Role::Reader, Some(NOW + 30)),
+        (&a2, Principal::User(user("u-6")), Role::Reader, None),
+    ];
+    for (record, principal, role, expires_at) in grants {
+        let grant = Grant { principal, role, expires_at, generation: record.generation.clone() };
+        store.put_grant(record, &grant, NOW).await.expect("grant");
+    }
+    let standin = standin().await;
+    let members = [("a-1", &["u-1", "u-2", "u-3", "u-5", "u-7"][..]), ("a-2", &["u-1", "u-6"][..])];
+    for (id, who) in members {
+        let name = asset_unique_name(&asset(id));
+        let attributes = format!(r#"{{"type":"asset","asset_id":"{id}"}}"#);
+        standin.create_conversation(Some(&name), Some("Plan"), Some(&attributes)).expect("conversation");
+        for w in who {
+            standin.add_participant(&name, w).expect("participant");
+        }
+    }
+    let count = |s: &StandIn| s.conversations().iter().map(|c| c.participants.len()).sum::<usize>();
+    let before = count(&standin);
+    // u-7's grant expired a minute and a half ago.
+    let clock = Arc::new(FixedClock(NOW + 120));
+    let state = ReconcilerState { rule: Reconciler::new(store, twilio_client(&standin.base_url), clock) };
+    let answer = reconciler::handler::handle(&state, LambdaEvent::new(event, lambda_runtime::Context::default())).await;
+    (before - count(&standin), answer.map_err(|e| e.to_string()))
 }
 
 fn fixtures() -> Vec<(String, PathBuf)> {
@@ -121,6 +178,10 @@ async fn every_event_fixture_answers_the_status_in_its_name() {
     assert!(fixtures.len() >= 60, "expected the generated fixtures, found {}", fixtures.len());
     for (function, path) in fixtures {
         let name = path.file_stem().expect("stem").to_string_lossy().into_owned();
+        if function == "reconciler" {
+            check_reconciler_fixture(&name, &path).await;
+            continue;
+        }
         let mut parts = name.splitn(3, '-');
         let (status, mode) = (parts.next().expect("status"), parts.next().expect("mode"));
         let status: u16 = status.parse().unwrap_or_else(|_| panic!("{name}: name must start with the expected status"));
@@ -150,5 +211,36 @@ async fn every_event_fixture_answers_the_status_in_its_name() {
             assert_eq!(response.headers()[header::CONTENT_TYPE], "application/problem+json", "{name}");
             assert_eq!(body["status"], status, "{name}");
         }
+    }
+}
+
+/// `events/reconciler/<removed>-<trigger>-<case>.json` removes that many participants and reports
+/// no failure; `failed-<trigger>-<case>.json` reports every record of its batch in
+/// `batchItemFailures` and removes nobody.
+async fn check_reconciler_fixture(name: &str, path: &std::path::Path) {
+    let event: Value = serde_json::from_str(&std::fs::read_to_string(path).expect("read")).expect("json");
+    let (removed, answer) = reconciler_route(event.clone()).await;
+    let answer = answer.unwrap_or_else(|e| panic!("events/reconciler/{name}.json: {e}"));
+    let failures: Vec<&str> = answer["batchItemFailures"]
+        .as_array()
+        .map(|f| f.iter().filter_map(|i| i["itemIdentifier"].as_str()).collect())
+        .unwrap_or_default();
+    match name.split('-').next() {
+        Some("failed") => {
+            let sequence_numbers: Vec<&str> = event["Records"]
+                .as_array()
+                .expect("records")
+                .iter()
+                .filter_map(|r| r["dynamodb"]["SequenceNumber"].as_str())
+                .collect();
+            assert_eq!(failures, sequence_numbers, "{name}");
+            assert_eq!(removed, 0, "{name}");
+        }
+        Some(count) => {
+            let count: usize = count.parse().unwrap_or_else(|_| panic!("{name}: starts with the number removed"));
+            assert_eq!(removed, count, "events/reconciler/{name}.json: {answer}");
+            assert!(failures.is_empty(), "{name}: {answer}");
+        }
+        None => unreachable!(),
     }
 }

@@ -215,9 +215,68 @@ async fn asset_conversations_take_only_readers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_is_guarded_like_a_new_message() {
+    let g = guard_over(scenario_store().await).await;
+    let edit = |author: &str, attributes: &str| {
+        let mut p = message(author, Some(author), Some(attributes));
+        p[0].1 = "onMessageUpdate".into();
+        p.push(("MessageSid".into(), "IM00000000000000000000000000000009".into()));
+        p
+    };
+    // A plain message edited to carry a reference its author cannot read: refused.
+    assert_eq!(send(&g, &edit("cy", REF)).await.status(), 403);
+    assert_eq!(send(&g, &edit("bob", REF)).await.status(), 200);
+    assert_eq!(send(&g, &edit("cy", r#"{"mood": "happy"}"#)).await.status(), 200);
+    assert_eq!(send(&g, &edit("ana", r#"{"assetRef": "a-1", "assetType": "spreadsheet"}"#)).await.status(), 403);
+    // The editing client's identity decides, not the message's author.
+    let mut by_cy = edit("bob", REF);
+    by_cy.retain(|(k, _)| k != "ClientIdentity");
+    by_cy.push(("ClientIdentity".into(), "cy".into()));
+    assert_eq!(send(&g, &by_cy).await.status(), 403);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_cannot_retarget_a_chatgate_conversation() {
+    let g = guard_over(scenario_store().await).await;
+    let attributes = r#"{"type":"asset","asset_id":"a-1"}"#;
+    let asset_conv = g.standin.create_conversation(Some("asset:x"), Some("Plan"), Some(attributes)).expect("c").sid;
+    let direct =
+        g.standin.create_conversation(Some("direct:y"), Some("d"), Some(r#"{"type":"direct"}"#)).expect("c").sid;
+    let foreign = g.standin.create_conversation(None, Some("theirs"), Some(r#"{"topic":"x"}"#)).expect("c").sid;
+    let update = |conversation: &str, pairs: &[(&str, &str)]| {
+        let mut p = params(&[
+            ("EventType", "onConversationUpdate"),
+            ("ConversationSid", conversation),
+            ("ClientIdentity", "bob"),
+            ("Source", "SDK"),
+        ]);
+        p.extend(pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        p
+    };
+    let cases = [
+        (&asset_conv, vec![("FriendlyName", "Plan v2"), ("Attributes", attributes), ("UniqueName", "asset:x")], 200),
+        // The same attributes, written differently, are no change.
+        (&asset_conv, vec![("Attributes", r#"{ "asset_id": "a-1", "type": "asset" }"#)], 200),
+        (&asset_conv, vec![("Attributes", r#"{"type":"asset","asset_id":"a-2"}"#)], 403),
+        (&asset_conv, vec![("Attributes", r#"{"type":"asset","asset_id":"a-1","extra":1}"#)], 403),
+        (&asset_conv, vec![("Attributes", "{}")], 403),
+        (&asset_conv, vec![("UniqueName", "asset:z")], 403),
+        (&asset_conv, vec![("UniqueName", "")], 403),
+        (&direct, vec![("Attributes", attributes)], 403),
+        // Conversations chatgate did not create are not its business, unless made to look like its own.
+        (&foreign, vec![("Attributes", r#"{"topic":"y"}"#), ("UniqueName", "mine")], 200),
+        (&foreign, vec![("Attributes", attributes)], 403),
+    ];
+    for (conversation, pairs, status) in cases {
+        assert_eq!(send(&g, &update(conversation, &pairs)).await.status(), status, "{pairs:?}");
+    }
+    assert_eq!(send(&g, &update("CH00000000000000000000000000000099", &[])).await.status(), 403, "unknown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn other_events_pass() {
     let g = guard_over(scenario_store().await).await;
-    for event in ["onConversationAdd", "onMessageUpdate", ""] {
+    for event in ["onConversationAdd", "onMessageRemove", ""] {
         assert_eq!(send(&g, &params(&[("EventType", event), ("Attributes", REF)])).await.status(), 200, "{event}");
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use chatgate::acl::{AclReader, MAX_BATCH_ASSETS};
 use chatgate::auth::SessionRoutes;
 use chatgate::config::{ConfigError, Settings};
-use chatgate::domain::{AccessAnswer, AssetId, Identity, decide};
+use chatgate::domain::{AccessAnswer, AssetId, Identity};
 use chatgate::http::{self, ApiError};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
@@ -93,13 +93,9 @@ async fn check<R: AclReader>(
     user: Identity,
     assets: Vec<AssetId>,
 ) -> Result<Vec<AccessAnswer>, ApiError> {
-    let facts = state.store.check_facts(&user, &assets).await?;
-    let now = state.session.clock.now();
-    let answers: Vec<AccessAnswer> = assets
-        .into_iter()
-        .zip(&facts.assets)
-        .map(|(asset, f)| AccessAnswer::new(asset, user.clone(), &decide(&user, &facts.groups, f, now)))
-        .collect();
+    let decisions = state.store.check_facts(&user, &assets).await?.decisions(&user, state.session.clock.now());
+    let answers: Vec<AccessAnswer> =
+        assets.into_iter().zip(&decisions).map(|(asset, d)| AccessAnswer::new(asset, user.clone(), d)).collect();
     tracing::info!(assets = answers.len(), readable = answers.iter().filter(|a| a.can_read).count(), "access checked");
     Ok(answers)
 }

@@ -1,12 +1,18 @@
 //! The `/admin` routes, for the SaaS back end that owns the asset catalogue and the groups:
-//! assets (create, replace, delete with all their grants) and group memberships.
+//! assets (create, replace, delete with all their grants), group memberships, and offboarding a
+//! user. Every change is an audit line naming the IAM caller.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use chatgate::acl::{AclReader, CatalogWriter, Upsert};
+use chatgate::audit;
 use chatgate::clock::{Clock, SystemClock};
+use chatgate::config::{ConfigError, Settings, TwilioSecrets};
 use chatgate::domain::{AssetId, AssetType, GroupId, Identity};
 use chatgate::http::{self, ApiError};
+use chatgate::reconcile::Reconciler;
+use chatgate::twilio::rest::ConversationsClient;
 use lambda_http::http::{Method, StatusCode, header};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt as _, Response};
@@ -16,6 +22,9 @@ use tracing::Instrument as _;
 
 /// Longest asset name kept, in bytes.
 const MAX_NAME_BYTES: usize = 1024;
+/// Most time offboarding's Twilio calls may take (the function's timeout is 10 s); a retry
+/// finishes what a timeout left.
+const OFFBOARDING_BUDGET: Duration = Duration::from_secs(8);
 
 /// Who may call the admin routes.
 #[derive(Debug)]
@@ -31,11 +40,25 @@ pub struct AdminState<C> {
     pub auth: AdminAuth,
     pub store: Arc<C>,
     pub clock: Arc<dyn Clock>,
+    /// Offboarding takes users out of their Twilio conversations.
+    pub rule: Reconciler<C>,
 }
 
 impl<C> AdminState<C> {
-    pub fn new(auth: AdminAuth, store: Arc<C>) -> Self {
-        Self { auth, store, clock: Arc::new(SystemClock) }
+    pub fn new(auth: AdminAuth, store: Arc<C>, twilio: ConversationsClient) -> Self {
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let rule = Reconciler::new(store.clone(), twilio, clock.clone());
+        Self { auth, store, clock, rule }
+    }
+
+    /// The Twilio client from `TWILIO_API_BASE`, `TWILIO_CONVERSATIONS_SERVICE_SID` and the API key.
+    pub fn from_settings(
+        auth: AdminAuth,
+        store: Arc<C>,
+        settings: &Settings,
+        secrets: &TwilioSecrets,
+    ) -> Result<Self, ConfigError> {
+        Ok(Self::new(auth, store, ConversationsClient::from_settings(settings, secrets)?))
     }
 }
 
@@ -70,19 +93,33 @@ pub async fn handle<C: AclReader + CatalogWriter>(state: &AdminState<C>, req: Re
 }
 
 async fn route<C: AclReader + CatalogWriter>(state: &AdminState<C>, req: Request) -> Result<Response<Body>, ApiError> {
-    authorize(&state.auth, &req)?;
+    let actor = authorize(&state.auth, &req)?;
     let segments = http::path_segments(&req)?;
     if let Some([asset]) = http::match_path(&segments, &["admin", "assets", "{}"]).as_deref() {
         let asset = AssetId::try_from(*asset).map_err(|e| ApiError::BadRequest(e.to_string()))?;
         return match *req.method() {
-            Method::PUT => put_asset(state, asset, &req).await,
+            Method::PUT => put_asset(state, asset, &actor, &req).await,
             Method::DELETE => {
                 let removed = state.store.delete_asset(&asset).await?;
-                tracing::info!(asset_id = asset.as_str(), grants_removed = removed, "asset deleted");
+                audit::record(&audit::Entry {
+                    event: "asset.deleted",
+                    actor: &actor,
+                    asset: Some(asset.as_str()),
+                    detail: Some(&format!("{removed} grant(s) removed")),
+                    ..audit::Entry::default()
+                });
                 Ok(http::empty_response(StatusCode::NO_CONTENT))
             }
             _ => Err(ApiError::MethodNotAllowed { allow: "PUT, DELETE" }),
         };
+    }
+    if let Some([user]) = http::match_path(&segments, &["admin", "users", "{}"]).as_deref() {
+        http::require_method(&req, Method::DELETE, "DELETE")?;
+        let user = Identity::try_from(*user).map_err(|e| ApiError::BadRequest(format!("user id: {e}")))?;
+        let deadline = chatgate::lambda::request_deadline(&req, OFFBOARDING_BUDGET);
+        let done = state.rule.offboard(&user, &actor, deadline).await?;
+        tracing::info!(groups = done.groups_left, conversations = done.removals.len(), "user offboarded");
+        return Ok(http::empty_response(StatusCode::NO_CONTENT));
     }
     if let Some([group]) = http::match_path(&segments, &["admin", "groups", "{}", "members"]).as_deref() {
         http::require_method(&req, Method::GET, "GET")?;
@@ -93,18 +130,31 @@ async fn route<C: AclReader + CatalogWriter>(state: &AdminState<C>, req: Request
     if let Some([group, user]) = http::match_path(&segments, &["admin", "groups", "{}", "members", "{}"]).as_deref() {
         let group = parse_group(group)?;
         let user = Identity::try_from(*user).map_err(|e| ApiError::BadRequest(format!("user id: {e}")))?;
-        match *req.method() {
-            Method::PUT => state.store.add_member(&group, &user).await?,
-            Method::DELETE => state.store.remove_member(&group, &user).await?,
+        let event = match *req.method() {
+            Method::PUT => {
+                state.store.add_member(&group, &user).await?;
+                "member.added"
+            }
+            Method::DELETE => {
+                state.store.remove_member(&group, &user).await?;
+                "member.removed"
+            }
             _ => return Err(ApiError::MethodNotAllowed { allow: "PUT, DELETE" }),
-        }
-        tracing::info!(group_id = group.as_str(), user_id = user.as_str(), method = %req.method(), "membership changed");
+        };
+        audit::record(&audit::Entry {
+            event,
+            actor: &actor,
+            principal: Some(&format!("user:{user}")),
+            detail: Some(&format!("group:{group}")),
+            ..audit::Entry::default()
+        });
         return Ok(http::empty_response(StatusCode::NO_CONTENT));
     }
     Err(ApiError::NotFound("no such route".into()))
 }
 
-fn authorize(auth: &AdminAuth, req: &Request) -> Result<(), ApiError> {
+/// The caller, as audit lines name it: the IAM principal's ARN, or the local server's key.
+fn authorize(auth: &AdminAuth, req: &Request) -> Result<String, ApiError> {
     match auth {
         AdminAuth::Iam => {
             let caller = match req.request_context_ref() {
@@ -113,8 +163,9 @@ fn authorize(auth: &AdminAuth, req: &Request) -> Result<(), ApiError> {
             };
             let caller =
                 caller.ok_or_else(|| ApiError::Forbidden("the admin routes take IAM-signed requests".into()))?;
-            tracing::Span::current().record("caller", caller.user_arn.as_deref().unwrap_or("unknown"));
-            Ok(())
+            let arn = caller.user_arn.clone().unwrap_or_else(|| "unknown IAM principal".into());
+            tracing::Span::current().record("caller", arn.as_str());
+            Ok(arn)
         }
         AdminAuth::DevKey(key) => {
             let given = req
@@ -128,7 +179,7 @@ fn authorize(auth: &AdminAuth, req: &Request) -> Result<(), ApiError> {
             aws_lc_rs::constant_time::verify_slices_are_equal(given.trim().as_bytes(), key.expose_secret().as_bytes())
                 .map_err(|_| ApiError::Unauthorized("wrong admin key".into()))?;
             tracing::Span::current().record("caller", "dev-admin-key");
-            Ok(())
+            Ok("dev-admin-key".into())
         }
     }
 }
@@ -140,6 +191,7 @@ fn parse_group(raw: &str) -> Result<GroupId, ApiError> {
 async fn put_asset<C: CatalogWriter>(
     state: &AdminState<C>,
     asset: AssetId,
+    actor: &str,
     req: &Request,
 ) -> Result<Response<Body>, ApiError> {
     let body: AssetRequest = http::json_body(req)?;
@@ -152,12 +204,14 @@ async fn put_asset<C: CatalogWriter>(
         )));
     }
     let upsert = state.store.put_asset(&asset, &owner, kind, &body.name, state.clock.now()).await?;
-    tracing::info!(
-        asset_id = asset.as_str(),
-        owner = owner.as_str(),
-        created = upsert == Upsert::Created,
-        "asset written"
-    );
+    let detail = format!("owner {owner}, {}", if upsert == Upsert::Created { "created" } else { "replaced" });
+    audit::record(&audit::Entry {
+        event: "asset.put",
+        actor,
+        asset: Some(asset.as_str()),
+        detail: Some(&detail),
+        ..audit::Entry::default()
+    });
     let status = if upsert == Upsert::Created { StatusCode::CREATED } else { StatusCode::OK };
     Ok(http::json_response(status, &AssetView { asset_id: &asset, owner: &owner, kind, name: &body.name }))
 }

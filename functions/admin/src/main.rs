@@ -1,10 +1,11 @@
-//! Composition root of the admin Lambda: the routes are IAM-authorised by API Gateway.
+//! Composition root of the admin Lambda (the routes are IAM-authorised by API Gateway): the
+//! API key read while the table connection warms, for offboarding's Twilio calls.
 
 use std::sync::Arc;
 
 use admin::handler::{self, AdminAuth, AdminState};
 use chatgate::acl::DynamoStore;
-use chatgate::config::Settings;
+use chatgate::config::{Settings, TwilioSecrets};
 use lambda_http::Error;
 
 #[tokio::main]
@@ -12,9 +13,10 @@ async fn main() -> Result<(), Error> {
     chatgate::telemetry::init_lambda();
     let settings = Settings::from_env();
     let start = async {
-        let store = DynamoStore::from_settings(&settings).await?;
-        store.warm_up().await;
-        Ok(AdminState::new(AdminAuth::Iam, Arc::new(store)))
+        let aws = chatgate::lambda::aws_config().await;
+        let store = DynamoStore::from_sdk(&aws, &settings)?;
+        let (secrets, ()) = tokio::join!(TwilioSecrets::load_with(&settings, &aws), store.warm_up());
+        AdminState::from_settings(AdminAuth::Iam, Arc::new(store), &settings, &secrets?)
     };
     chatgate::lambda::serve(start, handler::handle).await
 }

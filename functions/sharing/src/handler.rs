@@ -5,9 +5,10 @@
 use std::sync::Arc;
 
 use chatgate::acl::{AclReader, GrantWriter};
+use chatgate::audit;
 use chatgate::auth::SessionRoutes;
 use chatgate::config::{ConfigError, Settings};
-use chatgate::domain::{AssetId, AssetRecord, Grant, Identity, Principal, Role, decide};
+use chatgate::domain::{AccessDecision, AssetId, AssetRecord, Grant, Identity, Principal, Role};
 use chatgate::http::{self, ApiError};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
@@ -96,20 +97,20 @@ async fn list<S: AclReader>(
     user: &Identity,
     asset: AssetId,
 ) -> Result<Response<Body>, ApiError> {
-    let facts = state.store.check_facts(user, std::slice::from_ref(&asset)).await?;
     let now = state.session.clock.now();
-    let decision = decide(user, &facts.groups, &facts.assets[0], now);
-    let (Some(record), true) = (&facts.assets[0].asset, decision.can_write()) else {
+    let facts = state.store.check_facts(user, std::slice::from_ref(&asset)).await?;
+    let can_write = facts.decisions(user, now).iter().all(AccessDecision::can_write);
+    let Some((Some(record), grants)) = facts.assets.first().map(|f| (&f.asset, &f.grants)).filter(|_| can_write) else {
         return Err(ApiError::Forbidden("only the owner or a writer can see this asset's grants".into()));
     };
-    let mut grants: Vec<&Grant> = facts.assets[0].grants.iter().filter(|g| g.is_live(record, now)).collect();
+    let mut grants: Vec<&Grant> = grants.iter().filter(|g| g.is_live(record, now)).collect();
     grants.sort_by_cached_key(|g| g.principal.to_string());
     let grants = grants.into_iter().map(view).collect::<Result<_, _>>()?;
     Ok(http::json_response(StatusCode::OK, &GrantsResponse { asset_id: &asset, owner: &record.owner, grants }))
 }
 
 /// The record, when `user` owns it; otherwise 403 (also for a missing asset: no oracle).
-async fn owned<S: AclReader>(
+async fn owned<S: GrantWriter>(
     state: &SharingState<S>,
     user: &Identity,
     asset: &AssetId,
@@ -136,8 +137,20 @@ async fn put<S: AclReader + GrantWriter>(
     }
     let grant = Grant { principal, role, expires_at, generation: record.generation.clone() };
     state.store.put_grant(&record, &grant, now).await.map_err(ownership_changed)?;
-    tracing::info!(principal = %grant.principal, role = role.as_str(), "grant written");
-    Ok(http::json_response(StatusCode::OK, &PutGrantResponse { asset_id: &asset, grant: view(&grant)? }))
+    let view = view(&grant)?;
+    let detail = match &view.expires_at {
+        Some(at) => format!("{} until {at}", role.as_str()),
+        None => role.as_str().to_owned(),
+    };
+    audit::record(&audit::Entry {
+        event: "grant.put",
+        actor: user.as_str(),
+        asset: Some(asset.as_str()),
+        principal: Some(&view.principal),
+        detail: Some(&detail),
+        ..audit::Entry::default()
+    });
+    Ok(http::json_response(StatusCode::OK, &PutGrantResponse { asset_id: &asset, grant: view }))
 }
 
 async fn delete<S: AclReader + GrantWriter>(
@@ -148,7 +161,13 @@ async fn delete<S: AclReader + GrantWriter>(
 ) -> Result<Response<Body>, ApiError> {
     let record = owned(state, user, &asset).await?;
     state.store.delete_grant(&record, &principal).await.map_err(ownership_changed)?;
-    tracing::info!(%principal, "grant revoked");
+    audit::record(&audit::Entry {
+        event: "grant.deleted",
+        actor: user.as_str(),
+        asset: Some(asset.as_str()),
+        principal: Some(&principal.to_string()),
+        ..audit::Entry::default()
+    });
     Ok(http::empty_response(StatusCode::NO_CONTENT))
 }
 

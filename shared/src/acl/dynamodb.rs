@@ -15,13 +15,17 @@ use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, ConsumedCapacity, Delete, KeySchemaElement,
-    KeyType, Put, ReturnConsumedCapacity, ReturnValue, ScalarAttributeType, TransactWriteItem,
+    KeyType, Put, ReturnConsumedCapacity, ReturnValue, ScalarAttributeType, StreamSpecification, StreamViewType,
+    TransactWriteItem,
 };
 use futures_util::future::try_join_all;
 use futures_util::{StreamExt as _, TryStreamExt as _};
 
-use super::keys::{self, ASSET_SK, GRANT_PREFIX, MEMBER_PREFIX, PK, SK};
-use super::{AclReader, CatalogWriter, CheckFacts, GrantWriter, StoreError, Upsert, new_generation};
+use super::keys::{self, ASSET_SK, GRANT_PREFIX, MEMBER_PREFIX, PK, SK, SWEEP_PK, SWEEP_SK};
+use super::{
+    AclReader, AudienceFacts, CatalogWriter, CheckFacts, Expiry, ExpiryIndex, GrantWriter, StoreError, Upsert,
+    minute_of, new_generation,
+};
 use crate::domain::{AccessFacts, AssetId, AssetRecord, AssetType, Grant, GroupId, Identity, Principal, Role};
 
 type Item = HashMap<String, AttributeValue>;
@@ -29,7 +33,7 @@ type Item = HashMap<String, AttributeValue>;
 /// Attribute names; every expression refers to them through `#placeholders` (several are
 /// DynamoDB reserved words). Grants and memberships are read in bulk by every check, where a
 /// strongly consistent Query costs one RCU per 4 KB, so their attributes are one letter.
-mod attr {
+pub(super) mod attr {
     pub const OWNER: &str = "owner";
     pub const KIND: &str = "kind";
     pub const NAME: &str = "name";
@@ -42,11 +46,19 @@ mod attr {
     pub const EXPIRES_AT: &str = "x";
     /// DynamoDB TTL attribute: expired grants are swept a day after they stop counting.
     pub const TTL: &str = "ttl";
-    /// The full principal or member id, stored only when the sort key holds its hash.
+    /// The full principal or member id, stored only when the sort key holds its hash; on an
+    /// expiry entry, the principal.
     pub const ID: &str = "id";
+    /// An expiry entry's asset id.
+    pub const ASSET: &str = "a";
+    /// The expiry sweep's cursor: the last minute it finished.
+    pub const CURSOR: &str = "m";
 }
 
 const TTL_GRACE_SECONDS: u64 = 86_400;
+/// Expiry entries are kept a week after their minute, so a sweep that was down for days still
+/// finds them; DynamoDB's TTL then removes them.
+const EXPIRY_ENTRY_TTL_SECONDS: u64 = 7 * 86_400;
 /// Extra attempts for a transaction cancelled by a conflict.
 const TRANSACTION_RETRIES: u32 = 3;
 /// Conditional grant deletions in flight at once when an asset goes.
@@ -141,8 +153,8 @@ impl DynamoStore {
         &self.table
     }
 
-    /// Creates the table (on-demand, `pk`/`sk` strings): for DynamoDB Local and `chatgate table create`.
-    /// In AWS the table comes from `template.yaml`.
+    /// Creates the table (on-demand, `pk`/`sk` strings, a stream of new and old images): for
+    /// DynamoDB Local and `chatgate table create`. In AWS the table comes from `template.yaml`.
     pub async fn create_table(&self) -> Result<(), StoreError> {
         let key = |name: &str, kind| {
             KeySchemaElement::builder().attribute_name(name).key_type(kind).build().map_err(internal)
@@ -162,10 +174,25 @@ impl DynamoStore {
             .key_schema(key(SK, KeyType::Range)?)
             .attribute_definitions(def(PK)?)
             .attribute_definitions(def(SK)?)
+            .stream_specification(
+                StreamSpecification::builder()
+                    .stream_enabled(true)
+                    .stream_view_type(StreamViewType::NewAndOldImages)
+                    .build()
+                    .map_err(internal)?,
+            )
             .send()
             .await
             .map_err(store_error)?;
         Ok(())
+    }
+
+    /// The table's stream (for following it from a process, as `chatgate dev` does); `None` when
+    /// the table has none.
+    pub async fn latest_stream_arn(&self) -> Result<Option<String>, StoreError> {
+        let out = self.client.describe_table().table_name(&self.table).send().await.map_err(store_error)?;
+        let enabled = out.table().and_then(|t| t.stream_specification()).is_some_and(|s| s.stream_enabled());
+        Ok(out.table().and_then(|t| t.latest_stream_arn()).filter(|_| enabled).map(str::to_owned))
     }
 
     /// Every item of one partition (with `sk` starting with `prefix`), strongly consistent.
@@ -327,6 +354,23 @@ impl AclReader for DynamoStore {
         Ok(CheckFacts { groups, assets })
     }
 
+    async fn audience_facts(&self, asset: &AssetId, users: &[Identity]) -> Result<AudienceFacts, StoreError> {
+        let (asset, groups) =
+            tokio::try_join!(self.asset_partition(asset), try_join_all(users.iter().map(|u| self.groups_of(u))))?;
+        Ok(AudienceFacts { asset, groups })
+    }
+
+    async fn asset_facts(&self, asset: &AssetId) -> Result<AccessFacts, StoreError> {
+        self.asset_partition(asset).await
+    }
+
+    async fn group_members(&self, group: &GroupId) -> Result<Vec<Identity>, StoreError> {
+        let items = self.query(keys::group_pk(group), Some(MEMBER_PREFIX)).await?;
+        items.iter().map(|item| Identity::try_from(member_id(item)?).map_err(internal)).collect()
+    }
+}
+
+impl GrantWriter for DynamoStore {
     async fn asset_record(&self, asset: &AssetId) -> Result<Option<AssetRecord>, StoreError> {
         let out = self
             .client
@@ -342,17 +386,6 @@ impl AclReader for DynamoStore {
         out.item.as_ref().map(|item| asset_record(asset, item)).transpose()
     }
 
-    async fn asset_facts(&self, asset: &AssetId) -> Result<AccessFacts, StoreError> {
-        self.asset_partition(asset).await
-    }
-
-    async fn group_members(&self, group: &GroupId) -> Result<Vec<Identity>, StoreError> {
-        let items = self.query(keys::group_pk(group), Some(MEMBER_PREFIX)).await?;
-        items.iter().map(|item| Identity::try_from(member_id(item)?).map_err(internal)).collect()
-    }
-}
-
-impl GrantWriter for DynamoStore {
     async fn put_grant(&self, asset: &AssetRecord, grant: &Grant, _now: u64) -> Result<(), StoreError> {
         let sk = keys::grant_sk(&grant.principal);
         let hashed = keys::principal_from_grant_sk(&sk).is_none();
@@ -363,11 +396,22 @@ impl GrantWriter for DynamoStore {
         let role = if grant.role >= Role::Writer { "w" } else { "r" };
         item.insert(attr::ROLE.into(), AttributeValue::S(role.into()));
         item.insert(attr::GENERATION.into(), AttributeValue::S(asset.generation.clone()));
+        let mut writes = vec![self.asset_unchanged(asset)?];
         if let Some(at) = grant.expires_at {
             item.insert(attr::EXPIRES_AT.into(), AttributeValue::N(at.to_string()));
             item.insert(attr::TTL.into(), AttributeValue::N((at + TTL_GRACE_SECONDS).to_string()));
+            // The sweep finds the grant in its minute without scanning the table. An entry left
+            // by an earlier expiry of the same grant stays in its own minute, harmless: the sweep
+            // re-decides before it removes anyone.
+            let mut entry = Self::key(keys::expiry_pk(minute_of(at)), keys::expiry_sk(&asset.id, &grant.principal));
+            entry.insert(attr::ASSET.into(), AttributeValue::S(asset.id.to_string()));
+            entry.insert(attr::ID.into(), AttributeValue::S(grant.principal.to_string()));
+            entry.insert(attr::EXPIRES_AT.into(), AttributeValue::N(at.to_string()));
+            entry.insert(attr::TTL.into(), AttributeValue::N((at + EXPIRY_ENTRY_TTL_SECONDS).to_string()));
+            writes.push(self.put(entry)?);
         }
-        self.transact(vec![self.asset_unchanged(asset)?, self.put(item)?]).await
+        writes.push(self.put(item)?);
+        self.transact(writes).await
     }
 
     async fn delete_grant(&self, asset: &AssetRecord, principal: &Principal) -> Result<(), StoreError> {
@@ -453,6 +497,49 @@ impl CatalogWriter for DynamoStore {
             self.delete(Self::key(keys::group_pk(group), keys::member_sk(user)))?,
         ])
         .await
+    }
+}
+
+impl ExpiryIndex for DynamoStore {
+    async fn expiring_in(&self, minute: u64) -> Result<Vec<Expiry>, StoreError> {
+        let items = self.query(keys::expiry_pk(minute), Some(keys::EXPIRY_PREFIX)).await?;
+        items
+            .iter()
+            .map(|item| {
+                Ok(Expiry {
+                    asset: AssetId::try_from(required(item, attr::ASSET)?).map_err(internal)?,
+                    principal: Principal::try_from(required(item, attr::ID)?).map_err(internal)?,
+                    expires_at: n(item, attr::EXPIRES_AT)?.ok_or_else(|| corrupt(attr::EXPIRES_AT))?,
+                })
+            })
+            .collect()
+    }
+
+    /// A Query, not a GetItem, so the reconciler's policy needs no read action besides Query.
+    async fn sweep_cursor(&self) -> Result<Option<u64>, StoreError> {
+        let items = self.query(SWEEP_PK.to_owned(), Some(SWEEP_SK)).await?;
+        items.first().map(|item| n(item, attr::CURSOR)).transpose().map(Option::flatten)
+    }
+
+    async fn advance_sweep_cursor(&self, from: Option<u64>, to: u64) -> Result<(), StoreError> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(SWEEP_PK.to_owned(), SWEEP_SK.to_owned())))
+            .update_expression("SET #m = :to")
+            .expression_attribute_names("#m", attr::CURSOR)
+            .expression_attribute_values(":to", AttributeValue::N(to.to_string()))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total);
+        let update = match from {
+            Some(from) => update
+                .condition_expression("#m = :from")
+                .expression_attribute_values(":from", AttributeValue::N(from.to_string())),
+            None => update.condition_expression("attribute_not_exists(#m)"),
+        };
+        let out = update.send().await.map_err(store_error)?;
+        self.stats.record(out.consumed_capacity());
+        Ok(())
     }
 }
 

@@ -14,6 +14,11 @@ pub const SK: &str = "sk";
 pub const ASSET_SK: &str = "#ASSET";
 pub const GRANT_PREFIX: &str = "G#";
 pub const MEMBER_PREFIX: &str = "M#";
+/// The expiry index: one partition per minute, one item per grant that expires in it.
+pub const EXPIRY_PREFIX: &str = "E#";
+/// The one item that says how far the expiry sweep has got.
+pub const SWEEP_PK: &str = "S#expiry-sweep";
+pub const SWEEP_SK: &str = "#CURSOR";
 
 /// Longest raw part kept in a sort key (DynamoDB allows 1024 bytes).
 const MAX_RAW_PART: usize = 512;
@@ -35,6 +40,22 @@ pub fn grant_sk(principal: &Principal) -> String {
         Principal::User(id) => bounded("G#user:", "G#user#", id.as_str()),
         Principal::Group(id) => bounded("G#group:", "G#group#", id.as_str()),
     }
+}
+
+/// The expiry index's partition for one minute (Unix seconds / 60).
+pub fn expiry_pk(minute: u64) -> String {
+    format!("X#{minute}")
+}
+
+/// A grant's entry in its expiry minute: the SHA-256 of the asset id and the principal, each
+/// length-prefixed (two ids cannot share one suffix); the item carries both in full.
+pub fn expiry_sk(asset: &AssetId, principal: &Principal) -> String {
+    let mut ctx = digest::Context::new(&digest::SHA256);
+    for part in [asset.as_str(), &principal.to_string()] {
+        ctx.update(&(part.len() as u64).to_be_bytes());
+        ctx.update(part.as_bytes());
+    }
+    format!("{EXPIRY_PREFIX}{}", hex(ctx.finish().as_ref()))
 }
 
 /// In the user's partition: one item per group the user belongs to.
@@ -72,10 +93,12 @@ fn bounded(raw_prefix: &str, hashed_prefix: &str, part: &str) -> String {
     if is_raw(part) {
         format!("{raw_prefix}{part}")
     } else {
-        let hash = digest::digest(&digest::SHA256, part.as_bytes());
-        let hex: String = hash.as_ref().iter().map(|b| format!("{b:02x}")).collect();
-        format!("{hashed_prefix}{hex}")
+        format!("{hashed_prefix}{}", hex(digest::digest(&digest::SHA256, part.as_bytes()).as_ref()))
     }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
@@ -120,5 +143,19 @@ mod tests {
             group_pk(&GroupId::try_from(id).expect("g")),
         ];
         assert_eq!(keys, ["A#x", "U#x", "G#x"]);
+        assert_eq!(expiry_pk(29_600_000), "X#29600000");
+    }
+
+    #[test]
+    fn expiry_entries_are_one_per_asset_and_principal() {
+        let entry = |a: &str, p: &str| {
+            expiry_sk(&AssetId::try_from(a).expect("a"), &Principal::try_from(p).expect("principal"))
+        };
+        let keys = [entry("a", "user:b"), entry("a", "group:b"), entry("ab", "user:c"), entry("a", "user:bc")];
+
+        let distinct: std::collections::BTreeSet<_> = keys.iter().collect();
+        assert_eq!(distinct.len(), keys.len());
+        assert_eq!(entry("a", "user:b"), entry("a", "user:b"));
+        assert!(keys.iter().all(|k| k.starts_with(EXPIRY_PREFIX) && k.len() == 2 + 64));
     }
 }

@@ -1,15 +1,22 @@
 //! The in-memory ACL store of the local server and of handler tests: the same contract as the
-//! DynamoDB adapter (one contract test suite runs against both), in one process.
+//! DynamoDB adapter (one contract test suite runs against both), in one process. Like the table's
+//! stream, it reports every change on a feed ([`MemoryStore::changes`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 
-use super::{AclReader, CatalogWriter, CheckFacts, GrantWriter, StoreError, Upsert, new_generation};
-use crate::domain::{AccessFacts, AssetId, AssetRecord, AssetType, Grant, GroupId, Identity, Principal};
+use tokio::sync::mpsc;
+
+use super::{
+    AclReader, AudienceFacts, CatalogWriter, CheckFacts, Expiry, ExpiryIndex, GrantWriter, StoreError, Upsert,
+    minute_of, new_generation,
+};
+use crate::domain::{AccessFacts, AclChange, AssetId, AssetRecord, AssetType, Grant, GroupId, Identity, Principal};
 
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     state: Mutex<State>,
+    feeds: Mutex<Vec<mpsc::UnboundedSender<AclChange>>>,
 }
 
 #[derive(Debug, Default)]
@@ -18,6 +25,9 @@ struct State {
     /// Grants by asset; like the table's, they outlive a deleted asset only as inert leftovers.
     grants: HashMap<AssetId, BTreeMap<Principal, Grant>>,
     members: BTreeMap<GroupId, BTreeSet<Identity>>,
+    /// The expiry index: minute → entries. Like the table's, entries outlive their grants.
+    expiries: BTreeMap<u64, BTreeSet<Expiry>>,
+    sweep_cursor: Option<u64>,
 }
 
 impl MemoryStore {
@@ -25,11 +35,26 @@ impl MemoryStore {
         Self::default()
     }
 
-    fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        // A panic while holding the lock cannot leave the maps half-updated: every write below
-        // is a single insert or remove, so the state is still coherent.
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    /// Every change made from now on, in order, as the table's stream would report it.
+    pub fn changes(&self) -> mpsc::UnboundedReceiver<AclChange> {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        lock(&self.feeds).push(sender);
+        receiver
     }
+
+    fn publish(&self, change: AclChange) {
+        lock(&self.feeds).retain(|feed| feed.send(change.clone()).is_ok());
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        lock(&self.state)
+    }
+}
+
+/// A panic while holding a lock cannot leave the maps half-updated: every write below is a
+/// single insert or remove, so the state is still coherent.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl State {
@@ -38,6 +63,10 @@ impl State {
             asset: self.assets.get(asset).cloned(),
             grants: self.grants.get(asset).map(|g| g.values().cloned().collect()).unwrap_or_default(),
         }
+    }
+
+    fn groups_of(&self, user: &Identity) -> BTreeSet<GroupId> {
+        self.members.iter().filter(|(_, m)| m.contains(user)).map(|(g, _)| g.clone()).collect()
     }
 
     fn holds(&self, asset: &AssetRecord) -> bool {
@@ -50,12 +79,12 @@ impl State {
 impl AclReader for MemoryStore {
     async fn check_facts(&self, user: &Identity, assets: &[AssetId]) -> Result<CheckFacts, StoreError> {
         let state = self.state();
-        let groups = state.members.iter().filter(|(_, m)| m.contains(user)).map(|(g, _)| g.clone()).collect();
-        Ok(CheckFacts { groups, assets: assets.iter().map(|a| state.facts(a)).collect() })
+        Ok(CheckFacts { groups: state.groups_of(user), assets: assets.iter().map(|a| state.facts(a)).collect() })
     }
 
-    async fn asset_record(&self, asset: &AssetId) -> Result<Option<AssetRecord>, StoreError> {
-        Ok(self.state().assets.get(asset).cloned())
+    async fn audience_facts(&self, asset: &AssetId, users: &[Identity]) -> Result<AudienceFacts, StoreError> {
+        let state = self.state();
+        Ok(AudienceFacts { asset: state.facts(asset), groups: users.iter().map(|u| state.groups_of(u)).collect() })
     }
 
     async fn asset_facts(&self, asset: &AssetId) -> Result<AccessFacts, StoreError> {
@@ -68,23 +97,42 @@ impl AclReader for MemoryStore {
 }
 
 impl GrantWriter for MemoryStore {
+    async fn asset_record(&self, asset: &AssetId) -> Result<Option<AssetRecord>, StoreError> {
+        Ok(self.state().assets.get(asset).cloned())
+    }
+
     async fn put_grant(&self, asset: &AssetRecord, grant: &Grant, _now: u64) -> Result<(), StoreError> {
-        let mut state = self.state();
-        if !state.holds(asset) {
-            return Err(StoreError::Conflict);
+        {
+            let mut state = self.state();
+            if !state.holds(asset) {
+                return Err(StoreError::Conflict);
+            }
+            let grant = Grant { generation: asset.generation.clone(), ..grant.clone() };
+            if let Some(at) = grant.expires_at {
+                let entry = Expiry { asset: asset.id.clone(), principal: grant.principal.clone(), expires_at: at };
+                state.expiries.entry(minute_of(at)).or_default().insert(entry);
+            }
+            state.grants.entry(asset.id.clone()).or_default().insert(grant.principal.clone(), grant);
         }
-        let grant = Grant { generation: asset.generation.clone(), ..grant.clone() };
-        state.grants.entry(asset.id.clone()).or_default().insert(grant.principal.clone(), grant);
+        self.publish(AclChange::GrantWritten {
+            asset: asset.id.clone(),
+            principal: grant.principal.clone(),
+            expires_at: grant.expires_at,
+        });
         Ok(())
     }
 
     async fn delete_grant(&self, asset: &AssetRecord, principal: &Principal) -> Result<(), StoreError> {
-        let mut state = self.state();
-        if !state.holds(asset) {
-            return Err(StoreError::Conflict);
-        }
-        if let Some(grants) = state.grants.get_mut(&asset.id) {
-            grants.remove(principal);
+        let removed = {
+            let mut state = self.state();
+            if !state.holds(asset) {
+                return Err(StoreError::Conflict);
+            }
+            state.grants.get_mut(&asset.id).and_then(|grants| grants.remove(principal)).is_some()
+        };
+        // Like the table's stream: deleting nothing is no change.
+        if removed {
+            self.publish(AclChange::GrantDeleted { asset: asset.id.clone(), principal: principal.clone() });
         }
         Ok(())
     }
@@ -99,35 +147,70 @@ impl CatalogWriter for MemoryStore {
         name: &str,
         _now: u64,
     ) -> Result<Upsert, StoreError> {
-        let mut state = self.state();
-        let (generation, upsert) = match state.assets.get(id) {
-            Some(current) => (current.generation.clone(), Upsert::Replaced),
-            None => (new_generation(), Upsert::Created),
+        let (upsert, previous_owner) = {
+            let mut state = self.state();
+            let (generation, upsert, previous_owner) = match state.assets.get(id) {
+                Some(current) => (current.generation.clone(), Upsert::Replaced, Some(current.owner.clone())),
+                None => (new_generation(), Upsert::Created, None),
+            };
+            let record = AssetRecord { id: id.clone(), owner: owner.clone(), kind, name: name.to_owned(), generation };
+            state.assets.insert(id.clone(), record);
+            (upsert, previous_owner)
         };
-        let record = AssetRecord { id: id.clone(), owner: owner.clone(), kind, name: name.to_owned(), generation };
-        state.assets.insert(id.clone(), record);
+        self.publish(AclChange::AssetWritten { asset: id.clone(), previous_owner, owner: owner.clone() });
         Ok(upsert)
     }
 
     async fn delete_asset(&self, id: &AssetId) -> Result<usize, StoreError> {
-        let mut state = self.state();
-        state.assets.remove(id);
-        Ok(state.grants.remove(id).map_or(0, |g| g.len()))
+        let (existed, removed) = {
+            let mut state = self.state();
+            (state.assets.remove(id).is_some(), state.grants.remove(id).map_or(0, |g| g.len()))
+        };
+        if existed {
+            self.publish(AclChange::AssetDeleted { asset: id.clone() });
+        }
+        Ok(removed)
     }
 
     async fn add_member(&self, group: &GroupId, user: &Identity) -> Result<(), StoreError> {
-        self.state().members.entry(group.clone()).or_default().insert(user.clone());
+        let added = self.state().members.entry(group.clone()).or_default().insert(user.clone());
+        if added {
+            self.publish(AclChange::MemberAdded { group: group.clone(), user: user.clone() });
+        }
         Ok(())
     }
 
     async fn remove_member(&self, group: &GroupId, user: &Identity) -> Result<(), StoreError> {
-        let mut state = self.state();
-        if let Some(members) = state.members.get_mut(group) {
-            members.remove(user);
-            if members.is_empty() {
+        let removed = {
+            let mut state = self.state();
+            let removed = state.members.get_mut(group).is_some_and(|members| members.remove(user));
+            if state.members.get(group).is_some_and(BTreeSet::is_empty) {
                 state.members.remove(group);
             }
+            removed
+        };
+        if removed {
+            self.publish(AclChange::MemberRemoved { group: group.clone(), user: user.clone() });
         }
+        Ok(())
+    }
+}
+
+impl ExpiryIndex for MemoryStore {
+    async fn expiring_in(&self, minute: u64) -> Result<Vec<Expiry>, StoreError> {
+        Ok(self.state().expiries.get(&minute).map(|e| e.iter().cloned().collect()).unwrap_or_default())
+    }
+
+    async fn sweep_cursor(&self) -> Result<Option<u64>, StoreError> {
+        Ok(self.state().sweep_cursor)
+    }
+
+    async fn advance_sweep_cursor(&self, from: Option<u64>, to: u64) -> Result<(), StoreError> {
+        let mut state = self.state();
+        if state.sweep_cursor != from {
+            return Err(StoreError::Conflict);
+        }
+        state.sweep_cursor = Some(to);
         Ok(())
     }
 }

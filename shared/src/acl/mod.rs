@@ -3,8 +3,11 @@
 //! Stores fetch facts; [`crate::domain::decide`] decides.
 
 mod dynamodb;
+#[cfg(feature = "local-stream")]
+pub mod follow;
 mod keys;
 mod memory;
+pub mod stream;
 
 use std::collections::BTreeSet;
 use std::error::Error as StdError;
@@ -14,8 +17,11 @@ use lambda_http::http::StatusCode;
 
 pub use dynamodb::{DynamoStore, TableStats};
 pub use memory::MemoryStore;
+pub use stream::{StreamRecord, UnreadableRecord};
 
-use crate::domain::{AccessFacts, AssetId, AssetRecord, AssetType, Grant, GroupId, Identity, Principal};
+use crate::domain::{
+    AccessDecision, AccessFacts, AssetId, AssetRecord, AssetType, Grant, GroupId, Identity, Principal, decide,
+};
 use crate::http::ApiError;
 
 /// Most assets one batch check may ask about.
@@ -55,6 +61,42 @@ pub struct CheckFacts {
     pub assets: Vec<AccessFacts>,
 }
 
+impl CheckFacts {
+    /// The decision for each asked asset, in the order asked.
+    pub fn decisions(&self, user: &Identity, now: u64) -> Vec<AccessDecision> {
+        self.assets.iter().map(|facts| decide(user, &self.groups, facts, now)).collect()
+    }
+}
+
+/// What deciding one asset for several users needs: the asset's record and grants, and each
+/// user's groups, in the order the users were given.
+#[derive(Debug, Clone, Default)]
+pub struct AudienceFacts {
+    pub asset: AccessFacts,
+    pub groups: Vec<BTreeSet<GroupId>>,
+}
+
+impl AudienceFacts {
+    /// The decision for each of `users` (the users the facts were read for, in that order).
+    pub fn decisions(&self, users: &[Identity], now: u64) -> Vec<AccessDecision> {
+        users.iter().zip(&self.groups).map(|(user, groups)| decide(user, groups, &self.asset, now)).collect()
+    }
+}
+
+/// A grant with an expiry, as the expiry index lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Expiry {
+    pub asset: AssetId,
+    pub principal: Principal,
+    /// Unix seconds.
+    pub expires_at: u64,
+}
+
+/// The minute (Unix seconds / 60) a time falls in: the expiry index's bucket.
+pub fn minute_of(unix_seconds: u64) -> u64 {
+    unix_seconds / 60
+}
+
 /// Whether an upsert created the item or replaced it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Upsert {
@@ -62,7 +104,8 @@ pub enum Upsert {
     Replaced,
 }
 
-/// Read-only queries: the access routes and the message guard hold only this.
+/// Read-only queries (DynamoDB `Query` only): the access routes, the conversations function, the
+/// message guard and the reconciler hold this.
 pub trait AclReader: Send + Sync + std::fmt::Debug {
     /// The user's groups and each asset's record and grants, strongly consistent, with every
     /// read issued at once: one round trip whatever the number of groups.
@@ -72,8 +115,13 @@ pub trait AclReader: Send + Sync + std::fmt::Debug {
         assets: &[AssetId],
     ) -> impl Future<Output = Result<CheckFacts, StoreError>> + Send;
 
-    /// One asset's record alone (one item, whatever its number of grants).
-    fn asset_record(&self, asset: &AssetId) -> impl Future<Output = Result<Option<AssetRecord>, StoreError>> + Send;
+    /// One asset's record and grants and each user's groups, strongly consistent, all issued at
+    /// once: one round trip whatever the number of users.
+    fn audience_facts(
+        &self,
+        asset: &AssetId,
+        users: &[Identity],
+    ) -> impl Future<Output = Result<AudienceFacts, StoreError>> + Send;
 
     /// One asset's record and grants.
     fn asset_facts(&self, asset: &AssetId) -> impl Future<Output = Result<AccessFacts, StoreError>> + Send;
@@ -84,6 +132,10 @@ pub trait AclReader: Send + Sync + std::fmt::Debug {
 /// Grant writes, each conditional on the asset still having the owner and generation the
 /// caller read: the sharing function holds this.
 pub trait GrantWriter: Send + Sync {
+    /// The record a grant write is conditional on, alone (one item, whatever the number of grants).
+    fn asset_record(&self, asset: &AssetId) -> impl Future<Output = Result<Option<AssetRecord>, StoreError>> + Send;
+
+    /// Writes the grant and, when it expires, its entry in the expiry index, in one transaction.
     fn put_grant(
         &self,
         asset: &AssetRecord,
@@ -119,6 +171,21 @@ pub trait CatalogWriter: Send + Sync {
     fn add_member(&self, group: &GroupId, user: &Identity) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     fn remove_member(&self, group: &GroupId, user: &Identity) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// The grants that expire, by minute, and how far the sweep has got: the reconciler holds this
+/// (`Query` on the index, and an update of the one cursor item).
+pub trait ExpiryIndex: Send + Sync {
+    /// The grants whose expiry falls in `minute` (see [`minute_of`]), strongly consistent. An
+    /// entry is a hint, not a fact: the grant may have been deleted or extended since.
+    fn expiring_in(&self, minute: u64) -> impl Future<Output = Result<Vec<Expiry>, StoreError>> + Send;
+
+    /// The last minute whose expiries have all been reconciled; `None` before the first sweep.
+    fn sweep_cursor(&self) -> impl Future<Output = Result<Option<u64>, StoreError>> + Send;
+
+    /// Moves the cursor from `from` (what the caller read) to `to`; `Conflict` when another sweep
+    /// moved it meanwhile.
+    fn advance_sweep_cursor(&self, from: Option<u64>, to: u64) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// A fresh generation for a new asset.

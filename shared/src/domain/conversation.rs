@@ -117,11 +117,59 @@ pub fn group_unique_name(creator: &Identity, name: &str) -> String {
     digest_name("group", &[creator.as_str(), name])
 }
 
-/// The attributes chatgate records on a conversation it creates.
-pub fn conversation_attributes(kind: ConversationKind, asset: Option<&AssetId>) -> Value {
-    match asset {
-        Some(asset) => json!({"type": kind.as_str(), "asset_id": asset.as_str()}),
-        None => json!({"type": kind.as_str()}),
+/// The attributes chatgate records on a conversation it creates, and reads back everywhere it
+/// needs to know what a conversation is about: the one place their format is written down.
+/// Other keys a conversation may carry are not chatgate's and are ignored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConversationAttributes {
+    pub kind: ConversationKind,
+    /// Set exactly for asset conversations.
+    pub asset: Option<AssetId>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AttributesError {
+    #[error("the conversation's `type` is not one chatgate writes")]
+    UnknownType,
+    #[error("an asset conversation's attributes carry no valid `asset_id`")]
+    MissingAsset,
+}
+
+impl ConversationAttributes {
+    pub fn new(kind: ConversationKind, asset: Option<AssetId>) -> Self {
+        Self { asset: asset.filter(|_| kind == ConversationKind::Asset), kind }
+    }
+
+    pub fn to_json(&self) -> Value {
+        match &self.asset {
+            Some(asset) => json!({"type": self.kind.as_str(), "asset_id": asset.as_str()}),
+            None => json!({"type": self.kind.as_str()}),
+        }
+    }
+
+    /// chatgate's attributes in a conversation's attributes (a JSON document in a string, as
+    /// Twilio stores it). `Ok(None)`: not a conversation chatgate created (no `type`). A `type`
+    /// chatgate never writes, or an asset conversation without its asset, is an error: whoever
+    /// reads it must not guess.
+    pub fn parse(raw: Option<&str>) -> Result<Option<Self>, AttributesError> {
+        let value: Value = raw.and_then(|a| serde_json::from_str(a).ok()).unwrap_or(Value::Null);
+        Self::from_value(&value)
+    }
+
+    pub fn from_value(value: &Value) -> Result<Option<Self>, AttributesError> {
+        let Some(kind) = value.get("type") else { return Ok(None) };
+        let kind = kind.as_str().and_then(ConversationKind::parse).ok_or(AttributesError::UnknownType)?;
+        let asset = match kind {
+            ConversationKind::Asset => Some(
+                value
+                    .get("asset_id")
+                    .and_then(Value::as_str)
+                    .and_then(|id| AssetId::try_from(id).ok())
+                    .ok_or(AttributesError::MissingAsset)?,
+            ),
+            _ => None,
+        };
+        Ok(Some(Self { kind, asset }))
     }
 }
 
@@ -159,5 +207,29 @@ mod tests {
         }
         let room = RoomName::try_from("support").expect("room");
         assert_eq!(RoomName::from_unique_name(&room.unique_name()), Some(room));
+    }
+
+    #[test]
+    fn attributes_round_trip_and_refuse_what_chatgate_never_writes() {
+        let asset = AssetId::try_from("a-1").expect("asset");
+        let about = ConversationAttributes::new(ConversationKind::Asset, Some(asset.clone()));
+        let written = about.to_json().to_string();
+        assert_eq!(written, r#"{"asset_id":"a-1","type":"asset"}"#);
+        assert_eq!(ConversationAttributes::parse(Some(&written)), Ok(Some(about)));
+        let with_extra = r#"{"type":"direct","topic":"x"}"#;
+        assert_eq!(
+            ConversationAttributes::parse(Some(with_extra)),
+            Ok(Some(ConversationAttributes::new(ConversationKind::Direct, None)))
+        );
+        for not_ours in [None, Some(""), Some("{}"), Some("not json"), Some(r#"{"topic":"x"}"#)] {
+            assert_eq!(ConversationAttributes::parse(not_ours), Ok(None), "{not_ours:?}");
+        }
+        assert_eq!(ConversationAttributes::parse(Some(r#"{"type":"asset"}"#)), Err(AttributesError::MissingAsset));
+        assert_eq!(
+            ConversationAttributes::parse(Some(r#"{"type":"asset","asset_id":""}"#)),
+            Err(AttributesError::MissingAsset)
+        );
+        assert_eq!(ConversationAttributes::parse(Some(r#"{"type":"secret"}"#)), Err(AttributesError::UnknownType));
+        assert_eq!(ConversationAttributes::parse(Some(r#"{"type":7}"#)), Err(AttributesError::UnknownType));
     }
 }

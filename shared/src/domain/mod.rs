@@ -3,6 +3,7 @@
 
 mod access;
 mod asset;
+mod change;
 mod conversation;
 mod identity;
 mod reference;
@@ -13,9 +14,10 @@ pub use access::{AccessAnswer, AccessDecision, AccessFacts, Via, decide};
 pub use asset::{
     AssetId, AssetRecord, AssetType, Grant, GroupId, IdError, MAX_ID_BYTES, Principal, PrincipalError, Role,
 };
+pub use change::{AclChange, Scope};
 pub use conversation::{
-    ConversationKind, RoomName, RoomNameError, asset_unique_name, conversation_attributes, direct_unique_name,
-    group_unique_name,
+    AttributesError, ConversationAttributes, ConversationKind, RoomName, RoomNameError, asset_unique_name,
+    direct_unique_name, group_unique_name,
 };
 pub use identity::{Identity, IdentityError};
 pub use reference::{AssetReference, ReferenceError};

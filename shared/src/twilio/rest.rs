@@ -168,6 +168,8 @@ struct Meta {
 }
 
 /// The Conversations REST API of one service, with one API key; built once at cold start.
+/// Clones share the connection pool.
+#[derive(Clone)]
 pub struct ConversationsClient {
     http: reqwest::Client,
     base: String,
@@ -424,6 +426,31 @@ impl ConversationsClient {
             call.query.push(("PageToken", token.to_owned()));
         }
         not_found_is_none(self.page(call, "conversations", deadline).await)
+    }
+
+    /// Every conversation the user is in (all pages); `None` when Twilio has no such user.
+    pub async fn all_user_conversations(
+        &self,
+        identity: &str,
+        deadline: Deadline,
+    ) -> Result<Option<Vec<UserConversation>>, TwilioError> {
+        let mut call = self.call(reqwest::Method::GET, &["Users", identity, "Conversations"]);
+        call.query.push(("PageSize", "50".into()));
+        not_found_is_none(self.all_pages(call, "conversations", deadline).await)
+    }
+
+    /// Removes the user `identity` from the conversation (SID or unique name): Twilio deletes the
+    /// participant, who gets no new messages; their earlier messages stay. `false` when there was
+    /// nothing to remove (no such user, conversation or participant).
+    pub async fn remove_user_from_conversation(
+        &self,
+        identity: &str,
+        conversation: &str,
+        deadline: Deadline,
+    ) -> Result<bool, TwilioError> {
+        let call = self.call(reqwest::Method::DELETE, &["Users", identity, "Conversations", conversation]);
+        let removed: Option<Option<serde_json::Value>> = not_found_is_none(self.send(call, deadline).await)?;
+        Ok(removed.is_some())
     }
 
     /// The `count` latest messages, oldest first.

@@ -1,0 +1,92 @@
+//! The reconciler inside `chatgate dev`: the same code as the reconciler function, driven by the
+//! in-memory store's change feed or by DynamoDB Local's stream (what Lambda's event source mapping
+//! does in AWS), and the expiry sweep every second (what EventBridge does every minute).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chatgate::acl::follow::StreamFollower;
+use chatgate::acl::{AclReader, ExpiryIndex};
+use chatgate::domain::AclChange;
+use chatgate::http::ErrorChain;
+use chatgate::reconcile::{BatchItem, Reconciler};
+use chatgate::twilio::rest::Deadline;
+use tokio::sync::{Semaphore, mpsc};
+
+/// Budget of one reconciliation.
+const BUDGET: Duration = Duration::from_secs(30);
+/// Attempts for a change whose reconciliation fails (Twilio or the table unavailable).
+const ATTEMPTS: u32 = 3;
+/// Reconciliations in flight at once.
+const CONCURRENCY: usize = 8;
+
+/// Applies the rule to every change of the in-memory store, as it happens.
+pub async fn follow_memory<S: AclReader + 'static>(
+    rule: Arc<Reconciler<S>>,
+    mut changes: mpsc::UnboundedReceiver<AclChange>,
+) {
+    let slots = Arc::new(Semaphore::new(CONCURRENCY));
+    while let Some(change) = changes.recv().await {
+        let Some(scope) = change.shrinks() else { continue };
+        let Ok(slot) = slots.clone().acquire_owned().await else { return };
+        let rule = rule.clone();
+        tokio::spawn(async move {
+            for attempt in 1..=ATTEMPTS {
+                match rule.apply(&scope, Deadline::after(BUDGET)).await {
+                    Ok(_) => break,
+                    Err(e) => {
+                        tracing::warn!(scope = %scope, attempt, error = %ErrorChain(&e), "could not reconcile");
+                        tokio::time::sleep(Duration::from_secs(u64::from(attempt))).await;
+                    }
+                }
+            }
+            drop(slot);
+        });
+    }
+}
+
+/// Applies the rule to every batch of the table's stream, retrying the items that failed.
+pub async fn follow_table<S: AclReader + 'static>(rule: Arc<Reconciler<S>>, mut follower: StreamFollower) {
+    let mut retry: Vec<(BatchItem, u32)> = Vec::new();
+    loop {
+        let records = match follower.next_batch().await {
+            Ok(records) => records,
+            Err(e) => {
+                tracing::warn!(error = %ErrorChain(&e), "could not read the table's stream");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        let mut items: Vec<(BatchItem, u32)> = std::mem::take(&mut retry);
+        items.extend(records.into_iter().map(|record| {
+            let scope = record.change().map(|c| c.and_then(|c| c.shrinks())).map_err(|e| e.to_string());
+            (BatchItem { id: record.dynamodb.sequence_number, scope }, 1)
+        }));
+        if items.is_empty() {
+            tokio::time::sleep(StreamFollower::POLL_INTERVAL).await;
+            continue;
+        }
+        let outcome =
+            rule.apply_batch(items.iter().map(|(item, _)| item.clone()).collect(), Deadline::after(BUDGET)).await;
+        for (item, attempt) in items {
+            if outcome.failed.contains(&item.id) && attempt < ATTEMPTS && item.scope.is_ok() {
+                retry.push((item, attempt + 1));
+            }
+        }
+        if !retry.is_empty() {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+}
+
+/// The expiry sweep, every second.
+pub async fn sweep_expiries<S: AclReader + ExpiryIndex + 'static>(rule: Arc<Reconciler<S>>) {
+    let mut every = tokio::time::interval(Duration::from_secs(1));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        if let Err(e) = rule.sweep_expiries(Deadline::after(BUDGET)).await {
+            tracing::warn!(error = %ErrorChain(&e), "expiry sweep failed; the next one retries");
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! Following the table's stream from a process: what Lambda's event source mapping does in AWS,
+//! done by `chatgate dev` and the tests against DynamoDB Local (which implements Streams on its
+//! own endpoint). Records come out as the same [`StreamRecord`]s Lambda delivers, so the same
+//! code reads them.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use aws_sdk_dynamodbstreams::Client;
+use aws_sdk_dynamodbstreams::types::{AttributeValue, ShardIteratorType};
+use serde_json::{Value, json};
+
+use super::stream::{Image, StreamData, StreamRecord};
+use super::{DynamoStore, StoreError};
+
+/// Where a shard is read from next; `None` once it is closed and read to its end.
+type Position = Option<String>;
+
+/// A reader of the table's stream from now on, shard by shard (children of closed shards included).
+#[derive(Debug)]
+pub struct StreamFollower {
+    client: Client,
+    stream_arn: String,
+    shards: HashMap<String, Position>,
+}
+
+impl StreamFollower {
+    /// Follows `store`'s table from its latest record on: what happened before is not replayed.
+    pub async fn from_now(sdk: &aws_config::SdkConfig, store: &DynamoStore) -> Result<Self, StoreError> {
+        let stream_arn = store.latest_stream_arn().await?.ok_or_else(|| {
+            StoreError::Internal(
+                format!("table {} has no stream (`chatgate table create` makes one)", store.table()).into(),
+            )
+        })?;
+        // The streams endpoint is the table's (DynamoDB Local serves both on one port).
+        let mut config = aws_sdk_dynamodbstreams::config::Builder::from(sdk);
+        if let Some(endpoint) = std::env::var("AWS_ENDPOINT_URL_DYNAMODB_STREAMS")
+            .ok()
+            .or_else(|| std::env::var("AWS_ENDPOINT_URL_DYNAMODB").ok())
+        {
+            config = config.endpoint_url(endpoint);
+        }
+        let mut follower = Self { client: Client::from_conf(config.build()), stream_arn, shards: HashMap::new() };
+        follower.discover(ShardIteratorType::Latest).await?;
+        Ok(follower)
+    }
+
+    /// Adds the shards not followed yet, read from `start`.
+    async fn discover(&mut self, start: ShardIteratorType) -> Result<(), StoreError> {
+        let mut last = None;
+        loop {
+            let out = self
+                .client
+                .describe_stream()
+                .stream_arn(&self.stream_arn)
+                .set_exclusive_start_shard_id(last.take())
+                .send()
+                .await
+                .map_err(unavailable)?;
+            let Some(description) = out.stream_description else { return Ok(()) };
+            for shard in description.shards.unwrap_or_default() {
+                let Some(id) = shard.shard_id else { continue };
+                if self.shards.contains_key(&id) {
+                    continue;
+                }
+                let iterator = self
+                    .client
+                    .get_shard_iterator()
+                    .stream_arn(&self.stream_arn)
+                    .shard_id(&id)
+                    .shard_iterator_type(start.clone())
+                    .send()
+                    .await
+                    .map_err(unavailable)?
+                    .shard_iterator;
+                self.shards.insert(id, iterator);
+            }
+            match description.last_evaluated_shard_id {
+                Some(id) => last = Some(id),
+                None => return Ok(()),
+            }
+        }
+    }
+
+    /// The records that arrived since the last call, in each shard's order; an empty batch when
+    /// none did. New shards (a closed shard's children) are read from their start.
+    pub async fn next_batch(&mut self) -> Result<Vec<StreamRecord>, StoreError> {
+        let mut records = Vec::new();
+        let mut closed = false;
+        let ids: Vec<String> = self.shards.keys().cloned().collect();
+        for id in ids {
+            let Some(Some(iterator)) = self.shards.get(&id).cloned() else { continue };
+            let out = self.client.get_records().shard_iterator(iterator).send().await.map_err(unavailable)?;
+            for record in out.records.unwrap_or_default() {
+                records.extend(convert(record));
+            }
+            closed |= out.next_shard_iterator.is_none();
+            self.shards.insert(id, out.next_shard_iterator);
+        }
+        if closed {
+            self.discover(ShardIteratorType::TrimHorizon).await?;
+        }
+        Ok(records)
+    }
+
+    /// How long to wait between empty polls.
+    pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
+}
+
+fn unavailable<E: std::error::Error + Send + Sync + 'static>(e: E) -> StoreError {
+    StoreError::Unavailable(Box::new(e))
+}
+
+fn convert(record: aws_sdk_dynamodbstreams::types::Record) -> Option<StreamRecord> {
+    let event_name = record.event_name?.as_str().to_owned();
+    let data = record.dynamodb?;
+    let image = |map: Option<HashMap<String, AttributeValue>>| map.map(|m| to_image(&m));
+    Some(StreamRecord {
+        event_name,
+        dynamodb: StreamData {
+            keys: image(data.keys).unwrap_or_default(),
+            old_image: image(data.old_image),
+            new_image: image(data.new_image),
+            sequence_number: data.sequence_number?,
+        },
+    })
+}
+
+/// An SDK image in DynamoDB's JSON, as Lambda delivers it.
+fn to_image(map: &HashMap<String, AttributeValue>) -> Image {
+    map.iter().map(|(name, value)| (name.clone(), to_json(value))).collect::<BTreeMap<_, _>>()
+}
+
+fn to_json(value: &AttributeValue) -> Value {
+    match value {
+        AttributeValue::S(s) => json!({"S": s}),
+        AttributeValue::N(n) => json!({"N": n}),
+        AttributeValue::Bool(b) => json!({"BOOL": b}),
+        AttributeValue::Null(n) => json!({"NULL": n}),
+        AttributeValue::Ss(list) => json!({"SS": list}),
+        AttributeValue::Ns(list) => json!({"NS": list}),
+        AttributeValue::L(list) => json!({"L": list.iter().map(to_json).collect::<Vec<_>>()}),
+        AttributeValue::M(map) => json!({"M": to_image(map)}),
+        // Binary values: chatgate stores none.
+        _ => json!({"NULL": true}),
+    }
+}

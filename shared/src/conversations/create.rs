@@ -1,0 +1,380 @@
+//! Create-or-join: the request as a tagged enum, turned into a [`Plan`] (which conversation, who
+//! should be in it) with `TryFrom`, then carried out idempotently: the same request twice, the
+//! same pair from either side, or many at once, give one Twilio conversation.
+
+use std::collections::BTreeSet;
+
+use futures_util::{StreamExt as _, TryStreamExt as _};
+use serde::{Deserialize, Serialize};
+
+use super::Conversations;
+use crate::acl::AclReader;
+use crate::domain::{
+    AssetId, ConversationAttributes, ConversationKind, Identity, RoomName, Scope, asset_unique_name,
+    direct_unique_name, group_unique_name,
+};
+use crate::http::ApiError;
+use crate::twilio::rest::{Deadline, TwilioError, codes};
+
+/// Most participants one request may name (Twilio allows 1000 per conversation).
+pub const MAX_PARTICIPANTS: usize = 50;
+/// Participant additions in flight at once.
+const ADD_CONCURRENCY: usize = 8;
+
+/// `POST /conversations`'s body, by `type`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum CreateCommand {
+    Direct {
+        participant: String,
+    },
+    Group {
+        friendly_name: String,
+        #[serde(default)]
+        participants: Vec<String>,
+        #[serde(default)]
+        unique_name: Option<String>,
+    },
+    Asset {
+        asset_id: String,
+        #[serde(default)]
+        participants: Vec<String>,
+    },
+    Room {
+        name: String,
+    },
+}
+
+/// A command and who sent it: what a [`Plan`] is made from.
+#[derive(Debug, Clone)]
+pub struct Requested {
+    pub caller: Identity,
+    pub command: CreateCommand,
+}
+
+/// A validated create-or-join request: which conversation, and who should be in it.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub kind: ConversationKind,
+    pub unique_name: Option<String>,
+    /// An asset conversation's is the asset's name, known once access has been checked.
+    pub friendly_name: String,
+    pub asset: Option<AssetId>,
+    /// The caller first, then the others, without repeats.
+    pub wanted: Vec<Identity>,
+}
+
+impl TryFrom<Requested> for Plan {
+    type Error = ApiError;
+
+    fn try_from(Requested { caller, command }: Requested) -> Result<Self, ApiError> {
+        let mut wanted = vec![caller.clone()];
+        let mut add_others = |others: Vec<String>| -> Result<(), ApiError> {
+            if others.len() > MAX_PARTICIPANTS {
+                return Err(ApiError::BadRequest(format!("at most {MAX_PARTICIPANTS} participants")));
+            }
+            for (i, other) in others.into_iter().enumerate() {
+                let other = identity(other, &format!("participants[{i}]"))?;
+                if !wanted.contains(&other) {
+                    wanted.push(other);
+                }
+            }
+            Ok(())
+        };
+        match command {
+            CreateCommand::Direct { participant } => {
+                let other = identity(participant, "participant")?;
+                if other == caller {
+                    return Err(ApiError::BadRequest("a direct conversation needs another user".into()));
+                }
+                let (a, b) = if caller <= other { (&caller, &other) } else { (&other, &caller) };
+                let friendly_name = format!("{a} & {b}");
+                let unique_name = Some(direct_unique_name(&caller, &other));
+                wanted.push(other);
+                Ok(Self { kind: ConversationKind::Direct, unique_name, friendly_name, asset: None, wanted })
+            }
+            CreateCommand::Group { friendly_name, participants, unique_name } => {
+                if friendly_name.trim().is_empty()
+                    || friendly_name.len() > 256
+                    || friendly_name.chars().any(char::is_control)
+                {
+                    return Err(ApiError::BadRequest(
+                        "friendly_name must be 1 to 256 bytes without control characters".into(),
+                    ));
+                }
+                let unique_name = match unique_name {
+                    Some(name) if name.is_empty() || name.len() > 256 => {
+                        return Err(ApiError::BadRequest("unique_name must be 1 to 256 bytes".into()));
+                    }
+                    Some(name) => Some(group_unique_name(&caller, &name)),
+                    None => None,
+                };
+                add_others(participants)?;
+                Ok(Self { kind: ConversationKind::Group, unique_name, friendly_name, asset: None, wanted })
+            }
+            CreateCommand::Asset { asset_id, participants } => {
+                let asset = AssetId::try_from(asset_id).map_err(|e| ApiError::BadRequest(format!("asset_id: {e}")))?;
+                add_others(participants)?;
+                Ok(Self {
+                    kind: ConversationKind::Asset,
+                    unique_name: Some(asset_unique_name(&asset)),
+                    friendly_name: asset.to_string(),
+                    asset: Some(asset),
+                    wanted,
+                })
+            }
+            CreateCommand::Room { name } => {
+                let room = RoomName::try_from(name.as_str()).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+                Ok(Self {
+                    kind: ConversationKind::Room,
+                    unique_name: Some(room.unique_name()),
+                    friendly_name: room.to_string(),
+                    asset: None,
+                    wanted,
+                })
+            }
+        }
+    }
+}
+
+fn identity(raw: String, what: &str) -> Result<Identity, ApiError> {
+    Identity::try_from(raw).map_err(|e| ApiError::BadRequest(format!("{what}: {e}")))
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ParticipantView {
+    pub identity: Identity,
+    pub added: bool,
+}
+
+/// The conversation a create-or-join request ended in.
+#[derive(Debug, Clone, Serialize)]
+pub struct Joined {
+    pub sid: String,
+    pub unique_name: Option<String>,
+    pub friendly_name: Option<String>,
+    #[serde(rename = "type")]
+    pub kind: ConversationKind,
+    pub asset_id: Option<AssetId>,
+    pub created: bool,
+    pub participants: Vec<ParticipantView>,
+}
+
+/// The conversation a request lands in: its SID, its name, whether this request created it, and
+/// who was in it already (empty when unknown; adding is idempotent anyway).
+struct Target {
+    sid: String,
+    friendly_name: Option<String>,
+    created: bool,
+    present: BTreeSet<String>,
+}
+
+impl<R: AclReader> Conversations<R> {
+    /// Carries the plan out. An asset conversation admits only readers of the asset (checked
+    /// before any Twilio call), and whoever it gains is checked again once in: a grant revoked
+    /// while they were being added cannot leave them inside.
+    pub async fn create_or_join(&self, mut plan: Plan, deadline: Deadline) -> Result<Joined, ApiError> {
+        if let Some(asset) = &plan.asset {
+            plan.friendly_name = self.require_readers(asset, &plan.wanted).await?;
+        }
+        let target = self.target(&plan, deadline).await?;
+        tracing::Span::current().record("conversation_sid", target.sid.as_str());
+
+        let missing: Vec<Identity> =
+            plan.wanted.iter().filter(|who| !target.present.contains(who.as_str())).cloned().collect();
+        self.ensure_users(missing, deadline).await?;
+        let added: Vec<bool> = futures_util::stream::iter(plan.wanted.clone())
+            .map(|who| {
+                let target = &target;
+                async move {
+                    if target.present.contains(who.as_str()) {
+                        return Ok(false);
+                    }
+                    match self.twilio.add_participant(&target.sid, who.as_str(), deadline).await {
+                        Ok(_) => Ok(true),
+                        Err(e) if e.code() == Some(codes::PARTICIPANT_EXISTS) => Ok(false),
+                        Err(e) => Err(ApiError::from(e)),
+                    }
+                }
+            })
+            .buffered(ADD_CONCURRENCY)
+            .try_collect()
+            .await?;
+
+        if let Some(asset) = &plan.asset {
+            let newcomers: Vec<&Identity> =
+                plan.wanted.iter().zip(&added).filter(|(_, a)| **a).map(|(w, _)| w).collect();
+            self.recheck(asset, &newcomers, deadline).await?;
+        }
+        tracing::info!(
+            kind = plan.kind.as_str(),
+            created = target.created,
+            added = added.iter().filter(|a| **a).count(),
+            "conversation ready"
+        );
+        Ok(Joined {
+            sid: target.sid,
+            unique_name: plan.unique_name,
+            friendly_name: target.friendly_name,
+            kind: plan.kind,
+            asset_id: plan.asset,
+            created: target.created,
+            participants: plan
+                .wanted
+                .into_iter()
+                .zip(added)
+                .map(|(identity, added)| ParticipantView { identity, added })
+                .collect(),
+        })
+    }
+
+    /// Every identity must be able to read the asset: one round trip of reads. Returns the
+    /// asset's name for the conversation's friendly name.
+    async fn require_readers(&self, asset: &AssetId, wanted: &[Identity]) -> Result<String, ApiError> {
+        let facts = self.store.audience_facts(asset, wanted).await?;
+        let decisions = facts.decisions(wanted, self.clock.now());
+        let lacking: Vec<&str> =
+            wanted.iter().zip(&decisions).filter(|(_, d)| !d.can_read()).map(|(who, _)| who.as_str()).collect();
+        if !lacking.is_empty() {
+            return Err(ApiError::Forbidden(format!("cannot read asset {asset}: {}", lacking.join(", "))));
+        }
+        let name = facts.asset.asset.map(|record| record.name).filter(|n| !n.is_empty());
+        Ok(name.unwrap_or_else(|| asset.to_string()))
+    }
+
+    /// The access rule, applied to the participants this request added: if a revocation landed
+    /// between the check at the door and the addition, the revocation's own reconciliation may
+    /// have looked before they were in; this look comes after, so one of the two removes them.
+    async fn recheck(&self, asset: &AssetId, newcomers: &[&Identity], deadline: Deadline) -> Result<(), ApiError> {
+        let scopes: Vec<Scope> =
+            newcomers.iter().map(|user| Scope::Reader { asset: asset.clone(), user: (*user).clone() }).collect();
+        let removed = futures_util::future::try_join_all(scopes.iter().map(|s| self.rule.apply(s, deadline))).await?;
+        let removed: Vec<String> = removed.into_iter().flatten().map(|r| r.identity.to_string()).collect();
+        if removed.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(format!("cannot read asset {asset}: {}", removed.join(", "))))
+        }
+    }
+
+    /// Finds or creates the conversation the plan means.
+    async fn target(&self, plan: &Plan, deadline: Deadline) -> Result<Target, ApiError> {
+        let new = |(sid, friendly_name, created)| Target { sid, friendly_name, created, present: BTreeSet::new() };
+        let Some(unique) = &plan.unique_name else {
+            // An unnamed group: a new conversation every time.
+            let (conversation, ()) =
+                tokio::try_join!(self.create(plan, None, deadline), self.ensure_users(plan.wanted.clone(), deadline))?;
+            return Ok(new(conversation));
+        };
+        if plan.kind == ConversationKind::Room {
+            // Rooms can be large: fetch the room, then add the caller (50433 when already in).
+            let room = self
+                .twilio
+                .fetch_conversation(unique, deadline)
+                .await?
+                .ok_or_else(|| ApiError::NotFound("no such room".into()))?;
+            return Ok(new((room.sid, room.friendly_name, false)));
+        }
+        match self.twilio.participants(unique, deadline).await? {
+            // The common case, an existing conversation: this one call says who is in it.
+            Some(participants) if !participants.is_empty() => Ok(Target {
+                sid: participants[0].conversation_sid.clone(),
+                friendly_name: Some(plan.friendly_name.clone()),
+                created: false,
+                present: participants.into_iter().filter_map(|p| p.identity).collect(),
+            }),
+            _ => {
+                // New: create the users while the conversation is created.
+                let (conversation, ()) = tokio::try_join!(
+                    self.create(plan, Some(unique), deadline),
+                    self.ensure_users(plan.wanted.clone(), deadline)
+                )?;
+                Ok(new(conversation))
+            }
+        }
+    }
+
+    /// Creates the conversation; a concurrent creator's 50353 means it exists, which is fetched.
+    async fn create(
+        &self,
+        plan: &Plan,
+        unique: Option<&String>,
+        deadline: Deadline,
+    ) -> Result<(String, Option<String>, bool), ApiError> {
+        let attributes = ConversationAttributes::new(plan.kind, plan.asset.clone()).to_json();
+        let unique = unique.map(String::as_str);
+        match self.twilio.create_conversation(unique, &plan.friendly_name, &attributes, deadline).await {
+            Ok(c) => Ok((c.sid, c.friendly_name, true)),
+            Err(e) if e.code() == Some(codes::CONVERSATION_EXISTS) => {
+                let c = self.twilio.fetch_conversation(unique.unwrap_or(""), deadline).await?.ok_or_else(|| {
+                    ApiError::from(TwilioError::Unavailable { status: Some(409), retry_after: Some(1), source: None })
+                })?;
+                Ok((c.sid, c.friendly_name, false))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Creates the Twilio users chatgate has not seen yet, with the restricted role; 50201 means
+    /// the user exists already.
+    async fn ensure_users(&self, who: Vec<Identity>, deadline: Deadline) -> Result<(), ApiError> {
+        let unknown: Vec<Identity> = {
+            let known = self.known_users();
+            who.into_iter().filter(|id| !known.contains(id)).collect()
+        };
+        futures_util::future::try_join_all(unknown.iter().map(|id| async move {
+            match self.twilio.create_user(id.as_str(), self.user_role.as_str(), deadline).await {
+                Ok(()) => Ok(()),
+                Err(e) if e.code() == Some(codes::USER_EXISTS) => Ok(()),
+                Err(e) => Err(ApiError::from(e)),
+            }
+        }))
+        .await?;
+        let mut known = self.known_users();
+        if known.len() + unknown.len() > super::KNOWN_USERS_CAP {
+            known.clear();
+        }
+        known.extend(unknown);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(body: &str) -> Result<Plan, ApiError> {
+        let command: CreateCommand =
+            serde_json::from_str(body).map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
+        Plan::try_from(Requested { caller: Identity::try_from("u-1").expect("caller"), command })
+    }
+
+    #[test]
+    fn commands_are_tagged_by_type_and_refuse_fields_of_other_types() {
+        let direct = plan(r#"{"type":"direct","participant":"u-2"}"#).expect("direct");
+        assert_eq!(direct.wanted.len(), 2);
+        assert_eq!(direct.friendly_name, "u-1 & u-2");
+        for bad in [
+            r#"{"type":"direct","participant":"u-2","participants":["u-3"]}"#,
+            r#"{"type":"room","name":"support","asset_id":"a-1"}"#,
+            r#"{"type":"secret"}"#,
+            r#"{"participant":"u-2"}"#,
+            r#"{"type":"direct"}"#,
+            r#"{"type":"direct","participant":"u-1"}"#,
+            r#"{"type":"group","friendly_name":"  "}"#,
+            r#"{"type":"room","name":"Not A Room"}"#,
+        ] {
+            assert!(matches!(plan(bad), Err(ApiError::BadRequest(_))), "{bad}");
+        }
+    }
+
+    #[test]
+    fn participants_are_deduplicated_after_the_caller() {
+        let asset = plan(r#"{"type":"asset","asset_id":"a-1","participants":["u-2","u-1","u-2"]}"#).expect("asset");
+        let wanted: Vec<&str> = asset.wanted.iter().map(Identity::as_str).collect();
+        assert_eq!(wanted, ["u-1", "u-2"]);
+        let many: Vec<String> = (0..=MAX_PARTICIPANTS).map(|i| format!("\"u-{i}\"")).collect();
+        let body = format!(r#"{{"type":"group","friendly_name":"g","participants":[{}]}}"#, many.join(","));
+        assert!(plan(&body).is_err());
+    }
+}

@@ -1,0 +1,67 @@
+//! A batch of changes, as the table's stream delivers them: each item names what may have shrunk
+//! (or could not be read), the same scope is applied once however many items name it, and the
+//! items whose scope failed are reported, so the trigger retries exactly those.
+
+use std::collections::BTreeMap;
+
+use futures_util::StreamExt as _;
+
+use super::{Reconciler, Removal};
+use crate::acl::AclReader;
+use crate::domain::Scope;
+use crate::http::ErrorChain;
+use crate::twilio::rest::Deadline;
+
+/// Scopes applied at once.
+const SCOPE_CONCURRENCY: usize = 4;
+
+/// One item of a batch: its id (a stream record's sequence number), and what it may have shrunk,
+/// `None` when nothing, or why the record could not be read.
+#[derive(Debug, Clone)]
+pub struct BatchItem {
+    pub id: String,
+    pub scope: Result<Option<Scope>, String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct BatchOutcome {
+    /// The ids of the items to retry: unreadable ones, and those whose scope could not be applied.
+    pub failed: Vec<String>,
+    pub removals: Vec<Removal>,
+    /// Distinct scopes applied.
+    pub scopes: usize,
+}
+
+impl<R: AclReader> Reconciler<R> {
+    /// Applies every distinct scope of the batch once, a few at a time, and says which items failed.
+    pub async fn apply_batch(&self, items: Vec<BatchItem>, deadline: Deadline) -> BatchOutcome {
+        let mut outcome = BatchOutcome::default();
+        let mut by_scope: BTreeMap<Scope, Vec<String>> = BTreeMap::new();
+        for item in items {
+            match item.scope {
+                Ok(Some(scope)) => by_scope.entry(scope).or_default().push(item.id),
+                Ok(None) => {}
+                Err(reason) => {
+                    tracing::error!(item = item.id, reason, "unreadable change record");
+                    outcome.failed.push(item.id);
+                }
+            }
+        }
+        outcome.scopes = by_scope.len();
+        let results: Vec<_> = futures_util::stream::iter(by_scope)
+            .map(|(scope, ids)| async move { (self.apply(&scope, deadline).await, scope, ids) })
+            .buffer_unordered(SCOPE_CONCURRENCY)
+            .collect()
+            .await;
+        for (result, scope, ids) in results {
+            match result {
+                Ok(removals) => outcome.removals.extend(removals),
+                Err(e) => {
+                    tracing::error!(scope = %scope, error = %ErrorChain(&e), "could not reconcile; the items are retried");
+                    outcome.failed.extend(ids);
+                }
+            }
+        }
+        outcome
+    }
+}

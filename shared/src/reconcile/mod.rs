@@ -1,0 +1,268 @@
+//! The rule "an asset conversation's participants are always readers of its asset", applied.
+//! Given what may have shrunk ([`Scope`]), the reconciler re-reads the ACL (strongly consistent),
+//! decides with the one [`decide`](crate::domain::decide), and removes from Twilio exactly the
+//! participants who can no longer read. It never acts on a change record's images, so applying a
+//! scope late, twice, or after access came back removes nobody who can read. The table's stream
+//! (the `reconciler` function), the expiry sweep, offboarding, the operator CLI and `chatgate
+//! dev` all come here.
+
+mod batch;
+mod expiry;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use futures_util::{StreamExt as _, TryStreamExt as _};
+use serde::Serialize;
+
+pub use batch::{BatchItem, BatchOutcome};
+pub use expiry::SweepReport;
+
+use crate::acl::{AclReader, CatalogWriter, MAX_BATCH_ASSETS, StoreError};
+use crate::audit;
+use crate::clock::Clock;
+use crate::domain::{AssetId, ConversationAttributes, ConversationKind, Identity, Scope, asset_unique_name};
+use crate::http::ApiError;
+use crate::twilio::rest::{ConversationsClient, Deadline, TwilioError, UserConversation};
+
+/// Removals in flight at once: well inside Twilio's 30 actions per second per conversation.
+const REMOVAL_CONCURRENCY: usize = 8;
+
+/// Who does the removing, in audit lines.
+pub const RECONCILER_ACTOR: &str = "chatgate:reconciler";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error("could not read the ACL")]
+    Store(#[from] StoreError),
+    #[error("could not reach Twilio")]
+    Twilio(#[from] TwilioError),
+}
+
+impl From<ReconcileError> for ApiError {
+    fn from(e: ReconcileError) -> Self {
+        match e {
+            ReconcileError::Store(e) => e.into(),
+            ReconcileError::Twilio(e) => e.into(),
+        }
+    }
+}
+
+/// One participant taken out of one conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Removal {
+    pub identity: Identity,
+    /// The conversation's SID, or its unique name when that is how it was addressed.
+    pub conversation: String,
+    /// The asset the conversation is about, when it is an asset conversation.
+    pub asset: Option<AssetId>,
+}
+
+/// What offboarding a user did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Offboarded {
+    pub groups_left: usize,
+    pub removals: Vec<Removal>,
+}
+
+/// The reconciler over a store `R` and one Twilio Conversations service; built once.
+#[derive(Debug)]
+pub struct Reconciler<R> {
+    store: Arc<R>,
+    twilio: ConversationsClient,
+    clock: Arc<dyn Clock>,
+}
+
+impl<R> Reconciler<R> {
+    pub fn new(store: Arc<R>, twilio: ConversationsClient, clock: Arc<dyn Clock>) -> Self {
+        Self { store, twilio, clock }
+    }
+
+    pub fn store(&self) -> &Arc<R> {
+        &self.store
+    }
+
+    pub fn twilio(&self) -> &ConversationsClient {
+        &self.twilio
+    }
+
+    /// Takes `user` out of `conversation`; `None` when they were not in it.
+    async fn remove(
+        &self,
+        user: &Identity,
+        conversation: &str,
+        asset: Option<&AssetId>,
+        cause: &str,
+        deadline: Deadline,
+    ) -> Result<Option<Removal>, ReconcileError> {
+        if !self.twilio.remove_user_from_conversation(user.as_str(), conversation, deadline).await? {
+            return Ok(None);
+        }
+        let removal = Removal { identity: user.clone(), conversation: conversation.to_owned(), asset: asset.cloned() };
+        audit::record(&audit::Entry {
+            event: "participant.removed",
+            actor: RECONCILER_ACTOR,
+            asset: asset.map(AssetId::as_str),
+            principal: Some(&format!("user:{user}")),
+            conversation: Some(conversation),
+            detail: Some(cause),
+        });
+        Ok(Some(removal))
+    }
+
+    /// Removes each `(user, conversation, asset)`, a few at a time; the first failure wins.
+    async fn remove_all(
+        &self,
+        leaving: Vec<(Identity, String, Option<AssetId>)>,
+        cause: &str,
+        deadline: Deadline,
+    ) -> Result<Vec<Removal>, ReconcileError> {
+        let removed: Vec<Option<Removal>> = futures_util::stream::iter(leaving)
+            .map(|(user, conversation, asset)| async move {
+                self.remove(&user, &conversation, asset.as_ref(), cause, deadline).await
+            })
+            .buffer_unordered(REMOVAL_CONCURRENCY)
+            .try_collect()
+            .await?;
+        Ok(removed.into_iter().flatten().collect())
+    }
+}
+
+impl<R: AclReader> Reconciler<R> {
+    /// Applies the rule to `scope` now: removes whoever it covers who can no longer read.
+    pub async fn apply(&self, scope: &Scope, deadline: Deadline) -> Result<Vec<Removal>, ReconcileError> {
+        let cause = scope.to_string();
+        let removals = match scope {
+            Scope::Reader { asset, user } => self.reader(asset, user, &cause, deadline).await?,
+            Scope::Asset(asset) => self.audience(asset, &cause, deadline).await?,
+            Scope::User(user) => self.user(user, &cause, deadline).await?,
+        };
+        tracing::info!(scope = %scope, removed = removals.len(), "reconciled");
+        Ok(removals)
+    }
+
+    /// One user in one asset's conversation: one decision, and at most one Twilio call.
+    async fn reader(
+        &self,
+        asset: &AssetId,
+        user: &Identity,
+        cause: &str,
+        deadline: Deadline,
+    ) -> Result<Vec<Removal>, ReconcileError> {
+        let facts = self.store.check_facts(user, std::slice::from_ref(asset)).await?;
+        if facts.decisions(user, self.clock.now()).iter().all(|d| d.can_read()) {
+            return Ok(Vec::new());
+        }
+        let removal = self.remove(user, &asset_unique_name(asset), Some(asset), cause, deadline).await?;
+        Ok(removal.into_iter().collect())
+    }
+
+    /// Everyone in one asset's conversation: one listing, one wave of decisions, one call per removal.
+    async fn audience(&self, asset: &AssetId, cause: &str, deadline: Deadline) -> Result<Vec<Removal>, ReconcileError> {
+        let Some(participants) = self.twilio.participants(&asset_unique_name(asset), deadline).await? else {
+            return Ok(Vec::new());
+        };
+        let Some(sid) = participants.first().map(|p| p.conversation_sid.clone()) else { return Ok(Vec::new()) };
+        // Participants without a chat identity (SMS, WhatsApp) are never added by chatgate and
+        // cannot be decided for; they are left alone.
+        let users: Vec<Identity> = participants
+            .iter()
+            .filter_map(|p| p.identity.as_deref())
+            .filter_map(|id| Identity::try_from(id).ok())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        if users.is_empty() {
+            return Ok(Vec::new());
+        }
+        let facts = self.store.audience_facts(asset, &users).await?;
+        let decisions = facts.decisions(&users, self.clock.now());
+        let leaving = users
+            .into_iter()
+            .zip(decisions)
+            .filter(|(_, decision)| !decision.can_read())
+            .map(|(user, _)| (user, sid.clone(), Some(asset.clone())))
+            .collect();
+        self.remove_all(leaving, cause, deadline).await
+    }
+
+    /// One user in every asset conversation they are in: their conversations from Twilio, one
+    /// wave of decisions per 100 assets, one call per removal.
+    async fn user(&self, user: &Identity, cause: &str, deadline: Deadline) -> Result<Vec<Removal>, ReconcileError> {
+        let conversations = self.twilio.all_user_conversations(user.as_str(), deadline).await?.unwrap_or_default();
+        let in_assets: Vec<(String, AssetId)> = conversations
+            .iter()
+            .filter_map(|c| match managed(c) {
+                Some(ConversationAttributes { kind: ConversationKind::Asset, asset: Some(asset) }) => {
+                    Some((c.conversation_sid.clone(), asset))
+                }
+                _ => None,
+            })
+            .collect();
+        let now = self.clock.now();
+        let mut leaving = Vec::new();
+        for chunk in in_assets.chunks(MAX_BATCH_ASSETS) {
+            let assets: Vec<AssetId> = chunk.iter().map(|(_, asset)| asset.clone()).collect();
+            let decisions = self.store.check_facts(user, &assets).await?.decisions(user, now);
+            leaving.extend(
+                chunk
+                    .iter()
+                    .zip(decisions)
+                    .filter(|(_, decision)| !decision.can_read())
+                    .map(|((sid, asset), _)| (user.clone(), sid.clone(), Some(asset.clone()))),
+            );
+        }
+        self.remove_all(leaving, cause, deadline).await
+    }
+}
+
+impl<R: AclReader + CatalogWriter> Reconciler<R> {
+    /// Offboarding: the user leaves every group, then every conversation chatgate manages for
+    /// them (direct, group, asset, room). Idempotent: run again, it finishes what a failure left.
+    pub async fn offboard(
+        &self,
+        user: &Identity,
+        actor: &str,
+        deadline: Deadline,
+    ) -> Result<Offboarded, ReconcileError> {
+        let groups = self.store.check_facts(user, &[]).await?.groups;
+        futures_util::future::try_join_all(groups.iter().map(|group| self.store.remove_member(group, user))).await?;
+        for group in &groups {
+            let principal = format!("user:{user}");
+            audit::record(&audit::Entry {
+                event: "member.removed",
+                actor,
+                principal: Some(&principal),
+                detail: Some(&format!("group:{group}; offboarding")),
+                ..audit::Entry::default()
+            });
+        }
+        let conversations = self.twilio.all_user_conversations(user.as_str(), deadline).await?.unwrap_or_default();
+        let leaving = conversations
+            .iter()
+            .filter_map(|c| managed(c).map(|about| (user.clone(), c.conversation_sid.clone(), about.asset)))
+            .collect();
+        let removals = self.remove_all(leaving, "offboarding", deadline).await?;
+        audit::record(&audit::Entry {
+            event: "user.offboarded",
+            actor,
+            principal: Some(&format!("user:{user}")),
+            detail: Some(&format!("{} group(s), {} conversation(s)", groups.len(), removals.len())),
+            ..audit::Entry::default()
+        });
+        Ok(Offboarded { groups_left: groups.len(), removals })
+    }
+}
+
+/// chatgate's attributes on a conversation, when chatgate created it. A conversation whose
+/// attributes claim chatgate's format but break it is left alone and logged: nobody can say what
+/// it is about.
+fn managed(conversation: &UserConversation) -> Option<ConversationAttributes> {
+    match ConversationAttributes::parse(conversation.attributes.as_deref()) {
+        Ok(about) => about,
+        Err(e) => {
+            tracing::warn!(conversation_sid = conversation.conversation_sid, error = %e, "unreadable conversation attributes");
+            None
+        }
+    }
+}
