@@ -192,3 +192,93 @@ fn documents_are_shared_and_checked_through_the_local_server() {
         curl(&format!("-X PUT {base}/admin/groups/designers/members/bob -H 'Authorization: Bearer {owner}'"));
     assert_eq!(status, 401, "a session token is no admin key");
 }
+
+/// The rule as a new user tries it on `chatgate dev`: the owner shares a-1 with u-2 directly, u-3
+/// for a few seconds, and u-4 through a group, opens the document's conversation with them, then
+/// takes each access away. Each leaves the conversation within 5 s of the change (of the expiry).
+fn lost_access_leaves_the_conversation(server: &DevServer) {
+    let exe = env!("CARGO_BIN_EXE_chatgate");
+    let base = &server.base;
+    let admin_key =
+        server.line("admin key (generated; the /admin routes take `Authorization: Bearer <key>`): ").to_owned();
+    let another = server.line("another user: ").replace("chatgate session", &format!("{exe} session"));
+    let session = |sub: &str| sh(&another.replace("--sub u-2", &format!("--sub {sub}"))).trim().to_owned();
+    let owner = session("dev-user");
+    let admin = |method: &str, path: &str, body: &str| {
+        curl(&format!(
+            "-X {method} {base}{path} -H 'Authorization: Bearer {admin_key}' -H 'content-type: application/json' {body}"
+        ))
+    };
+    let as_owner = |method: &str, path: &str, body: &str| {
+        curl(&format!(
+            "-X {method} {base}{path} -H 'Authorization: Bearer {owner}' -H 'content-type: application/json' -d '{body}'"
+        ))
+    };
+    assert_eq!(
+        admin("PUT", "/admin/assets/a-1", r#"-d '{"owner":"dev-user","type":"document","name":"Plan"}'"#).0,
+        201
+    );
+    assert_eq!(admin("PUT", "/admin/groups/designers/members/u-4", "").0, 204);
+    let soon = time::OffsetDateTime::now_utc() + time::Duration::seconds(4);
+    let soon_rfc = soon.format(&time::format_description::well_known::Rfc3339).expect("time");
+    assert_eq!(as_owner("PUT", "/assets/a-1/grants/user:u-2", r#"{"role":"reader"}"#).0, 200);
+    assert_eq!(
+        as_owner("PUT", "/assets/a-1/grants/user:u-3", &format!(r#"{{"role":"reader","expires_at":"{soon_rfc}"}}"#)).0,
+        200
+    );
+    assert_eq!(as_owner("PUT", "/assets/a-1/grants/group:designers", r#"{"role":"reader"}"#).0, 200);
+    let (status, _, body) =
+        as_owner("POST", "/conversations", r#"{"type":"asset","asset_id":"a-1","participants":["u-2","u-3","u-4"]}"#);
+    assert_eq!(status, 201, "{body}");
+
+    let in_conversation = |who: &str| {
+        let (status, _, body) = curl(&format!("{base}/conversations -H 'Authorization: Bearer {}'", session(who)));
+        assert_eq!(status, 200, "{body}");
+        body.contains(r#""asset_id":"a-1""#)
+    };
+    let leaves_within_five_seconds = |who: &str, since: std::time::Instant| {
+        while in_conversation(who) {
+            assert!(since.elapsed() < std::time::Duration::from_secs(5), "{who} still in the conversation");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    };
+    assert!(["u-2", "u-3", "u-4"].iter().all(|who| in_conversation(who)));
+
+    let revoked = std::time::Instant::now();
+    assert_eq!(as_owner("DELETE", "/assets/a-1/grants/user:u-2", "").0, 204);
+    leaves_within_five_seconds("u-2", revoked);
+    let left_group = std::time::Instant::now();
+    assert_eq!(admin("DELETE", "/admin/groups/designers/members/u-4", "").0, 204);
+    leaves_within_five_seconds("u-4", left_group);
+
+    assert!(in_conversation("u-3"), "u-3's grant has not expired yet");
+    let until = soon - time::OffsetDateTime::now_utc();
+    std::thread::sleep(std::time::Duration::try_from(until).unwrap_or_default());
+    leaves_within_five_seconds("u-3", std::time::Instant::now());
+    assert!(in_conversation("dev-user"), "the owner stays");
+}
+
+#[test]
+fn lost_access_leaves_the_conversation_on_the_in_memory_store() {
+    lost_access_leaves_the_conversation(&DevServer::start(&[]));
+}
+
+#[test]
+fn lost_access_leaves_the_conversation_on_dynamodb_local() {
+    use chatgate_tests::dynamo::{ACCESS_KEY, REGION, SECRET_KEY, dynamo_local, unique_table_name};
+    let table = unique_table_name("dev");
+    let endpoint = dynamo_local().endpoint.clone();
+    let env = [
+        ("TABLE_NAME", table.as_str()),
+        ("AWS_ENDPOINT_URL_DYNAMODB", endpoint.as_str()),
+        ("AWS_ACCESS_KEY_ID", ACCESS_KEY),
+        ("AWS_SECRET_ACCESS_KEY", SECRET_KEY),
+        ("AWS_REGION", REGION),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ];
+    let create = Command::new(env!("CARGO_BIN_EXE_chatgate")).args(["table", "create"]).env_clear().envs(env).output();
+    assert!(create.expect("run").status.success());
+    let server = DevServer::start(&env);
+    assert!(server.line("access over time: ").contains("the table's stream"), "{:?}", server.lines);
+    lost_access_leaves_the_conversation(&server);
+}

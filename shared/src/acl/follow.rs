@@ -7,14 +7,20 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use aws_sdk_dynamodbstreams::Client;
+use aws_sdk_dynamodbstreams::error::ProvideErrorMetadata as _;
 use aws_sdk_dynamodbstreams::types::{AttributeValue, ShardIteratorType};
 use serde_json::{Value, json};
 
 use super::stream::{Image, StreamData, StreamRecord};
 use super::{DynamoStore, StoreError};
 
-/// Where a shard is read from next; `None` once it is closed and read to its end.
-type Position = Option<String>;
+/// Where a shard is read from next (`iterator`: `None` once it is closed and read to its end),
+/// and the last record read from it.
+#[derive(Debug, Clone, Default)]
+struct Position {
+    iterator: Option<String>,
+    last: Option<String>,
+}
 
 /// A reader of the table's stream from now on, shard by shard (children of closed shards included).
 #[derive(Debug)]
@@ -63,23 +69,33 @@ impl StreamFollower {
                 if self.shards.contains_key(&id) {
                     continue;
                 }
-                let iterator = self
-                    .client
-                    .get_shard_iterator()
-                    .stream_arn(&self.stream_arn)
-                    .shard_id(&id)
-                    .shard_iterator_type(start.clone())
-                    .send()
-                    .await
-                    .map_err(unavailable)?
-                    .shard_iterator;
-                self.shards.insert(id, iterator);
+                let iterator = self.iterator(&id, start.clone(), None).await?;
+                self.shards.insert(id, Position { iterator, last: None });
             }
             match description.last_evaluated_shard_id {
                 Some(id) => last = Some(id),
                 None => return Ok(()),
             }
         }
+    }
+
+    async fn iterator(
+        &self,
+        shard: &str,
+        kind: ShardIteratorType,
+        after: Option<&str>,
+    ) -> Result<Option<String>, StoreError> {
+        let out = self
+            .client
+            .get_shard_iterator()
+            .stream_arn(&self.stream_arn)
+            .shard_id(shard)
+            .shard_iterator_type(kind)
+            .set_sequence_number(after.map(str::to_owned))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(out.shard_iterator)
     }
 
     /// The records that arrived since the last call, in each shard's order; an empty batch when
@@ -89,13 +105,30 @@ impl StreamFollower {
         let mut closed = false;
         let ids: Vec<String> = self.shards.keys().cloned().collect();
         for id in ids {
-            let Some(Some(iterator)) = self.shards.get(&id).cloned() else { continue };
-            let out = self.client.get_records().shard_iterator(iterator).send().await.map_err(unavailable)?;
+            let Some(Position { iterator: Some(iterator), last }) = self.shards.get(&id).cloned() else { continue };
+            let out = match self.client.get_records().shard_iterator(iterator).send().await {
+                Ok(out) => out,
+                // An iterator that expired, or that DynamoDB Local no longer honours: start again
+                // after the last record read (from the shard's start when none was).
+                Err(e) if matches!(e.code(), Some("ExpiredIteratorException" | "TrimmedDataAccessException")) => {
+                    let iterator = match &last {
+                        Some(seq) => self.iterator(&id, ShardIteratorType::AfterSequenceNumber, Some(seq)).await?,
+                        None => self.iterator(&id, ShardIteratorType::TrimHorizon, None).await?,
+                    };
+                    self.shards.insert(id, Position { iterator, last });
+                    continue;
+                }
+                Err(e) => return Err(unavailable(e)),
+            };
+            let mut last = last;
             for record in out.records.unwrap_or_default() {
-                records.extend(convert(record));
+                if let Some(record) = convert(record) {
+                    last = Some(record.dynamodb.sequence_number.clone());
+                    records.push(record);
+                }
             }
             closed |= out.next_shard_iterator.is_none();
-            self.shards.insert(id, out.next_shard_iterator);
+            self.shards.insert(id, Position { iterator: out.next_shard_iterator, last });
         }
         if closed {
             self.discover(ShardIteratorType::TrimHorizon).await?;

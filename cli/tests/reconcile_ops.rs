@@ -1,0 +1,75 @@
+//! `chatgate reconcile asset|user` against DynamoDB Local and the Twilio stand-in: it applies the
+//! rule now, says whom it removed, and removes nobody who can read.
+
+use std::process::{Command, Output};
+
+use chatgate::acl::{CatalogWriter, GrantWriter};
+use chatgate::domain::{AssetType, Grant, Principal, Role, asset_unique_name};
+use chatgate_tests::acl_contract::{asset, group, record, user};
+use chatgate_tests::dynamo::{ACCESS_KEY, REGION, SECRET_KEY, dynamo_local, test_store, unique_table_name};
+use chatgate_tests::{ACCOUNT_SID, API_KEY_SECRET, API_KEY_SID, SERVICE_SID};
+use twilio_standin::{StandIn, StandInConfig};
+
+fn run(table: &str, standin: &StandIn, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_chatgate"))
+        .args(args)
+        .env_clear()
+        .env("TABLE_NAME", table)
+        .env("AWS_ENDPOINT_URL_DYNAMODB", &dynamo_local().endpoint)
+        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+        .env("AWS_REGION", REGION)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("TWILIO_API_BASE", &standin.base_url)
+        .env("TWILIO_CONVERSATIONS_SERVICE_SID", SERVICE_SID)
+        .env("TWILIO_API_KEY_SID", API_KEY_SID)
+        .env("TWILIO_API_KEY_SECRET", API_KEY_SECRET)
+        .output()
+        .expect("run chatgate")
+}
+
+fn ok(table: &str, standin: &StandIn, args: &[&str]) -> String {
+    let out = run(table, standin, args);
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_apply_the_rule_now_and_hear_whom_it_removed() {
+    let table = unique_table_name("reconcile");
+    let store = test_store(&dynamo_local().endpoint, &table).await;
+    store.create_table().await.expect("table");
+    for id in ["a-1", "a-2"] {
+        store.put_asset(&asset(id), &user("ana"), AssetType::Document, id, 0).await.expect("asset");
+    }
+    let a2 = record(&store, "a-2").await;
+    let grant = Grant {
+        principal: Principal::Group(group("designers")),
+        role: Role::Reader,
+        expires_at: None,
+        generation: a2.generation.clone(),
+    };
+    store.put_grant(&a2, &grant, 0).await.expect("grant");
+    store.add_member(&group("designers"), &user("bob")).await.expect("member");
+    let standin = StandIn::start(StandInConfig::new(ACCOUNT_SID, API_KEY_SID, API_KEY_SECRET, SERVICE_SID)).await;
+    for id in ["a-1", "a-2"] {
+        let name = asset_unique_name(&asset(id));
+        let attributes = format!(r#"{{"type":"asset","asset_id":"{id}"}}"#);
+        let sid = standin.create_conversation(Some(&name), None, Some(&attributes)).expect("conversation").sid;
+        for who in ["ana", "bob", "cy"] {
+            standin.add_participant(&sid, who).expect("participant");
+        }
+    }
+    let a1 = standin.conversation(&asset_unique_name(&asset("a-1"))).expect("a-1").sid;
+
+    let out = ok(&table, &standin, &["reconcile", "user", "bob"]);
+    assert_eq!(out, format!("removed bob from {a1} (asset a-1)\n"), "bob reads a-2 through designers");
+    let out = ok(&table, &standin, &["reconcile", "asset", "a-2"]);
+    assert!(
+        out.starts_with("removed cy from CH") && out.ends_with("(asset a-2)\n") && out.lines().count() == 1,
+        "{out}"
+    );
+    assert_eq!(ok(&table, &standin, &["reconcile", "asset", "a-2"]), "asset a-2: nobody to remove\n");
+    let out = run(&table, &standin, &["reconcile", "asset", ""]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("asset id"));
+}
