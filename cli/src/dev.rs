@@ -27,7 +27,7 @@ use token::handler::TokenState;
 use tokio::net::TcpListener;
 use twilio_standin::{StandIn, StandInConfig};
 
-use crate::reconcile;
+use chatgate::reconcile::local as reconcile;
 use chatgate::acl::follow::StreamFollower;
 
 /// The local server reads bodies up to API Gateway's own limit would be 10 MB; 1 MiB is plenty.

@@ -2,7 +2,6 @@
 
 mod dev;
 mod ops;
-mod reconcile;
 mod reconcile_ops;
 mod session;
 mod twilio_ops;

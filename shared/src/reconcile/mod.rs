@@ -8,6 +8,8 @@
 
 mod batch;
 mod expiry;
+#[cfg(feature = "local-stream")]
+pub mod local;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

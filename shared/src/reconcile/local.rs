@@ -1,17 +1,19 @@
-//! The reconciler inside `chatgate dev`: the same code as the reconciler function, driven by the
-//! in-memory store's change feed or by DynamoDB Local's stream (what Lambda's event source mapping
-//! does in AWS), and the expiry sweep every second (what EventBridge does every minute).
+//! The reconciler in a long-running process (`chatgate dev`, the tests, the benchmark): the same
+//! code as the reconciler function, driven by the in-memory store's change feed or by DynamoDB
+//! Local's stream (what Lambda's event source mapping does in AWS), and the expiry sweep every
+//! second (what EventBridge does every minute).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use chatgate::acl::follow::StreamFollower;
-use chatgate::acl::{AclReader, ExpiryIndex};
-use chatgate::domain::AclChange;
-use chatgate::http::ErrorChain;
-use chatgate::reconcile::{BatchItem, Reconciler};
-use chatgate::twilio::rest::Deadline;
 use tokio::sync::{Semaphore, mpsc};
+
+use super::{BatchItem, Reconciler};
+use crate::acl::follow::StreamFollower;
+use crate::acl::{AclReader, ExpiryIndex};
+use crate::domain::AclChange;
+use crate::http::ErrorChain;
+use crate::twilio::rest::Deadline;
 
 /// Budget of one reconciliation.
 const BUDGET: Duration = Duration::from_secs(30);
