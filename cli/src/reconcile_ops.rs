@@ -1,14 +1,16 @@
-//! `chatgate reconcile asset|user`: applies the access rule now (after an outage, or after
-//! redriving the failure queue) with the same reconciler as the functions, and says whom it removed.
+//! `chatgate reconcile asset|user|failure`: applies the access rule now (after an outage, or to a
+//! batch from the reconciler's failure queue) with the same reconciler as the functions, and says
+//! whom it removed.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use chatgate::acl::DynamoStore;
+use chatgate::acl::follow::StreamFollower;
 use chatgate::clock::SystemClock;
 use chatgate::config::{Settings, TwilioSecrets};
 use chatgate::domain::{AssetId, Identity, Scope};
-use chatgate::reconcile::Reconciler;
+use chatgate::reconcile::{BatchItem, Reconciler, Removal};
 use chatgate::twilio::rest::{ConversationsClient, Deadline};
 use clap::Subcommand;
 
@@ -20,9 +22,38 @@ pub enum ReconcileCommand {
     Asset { asset_id: String },
     /// Remove the user from every asset conversation whose asset they can no longer read.
     User { user_id: String },
+    /// Redrive one message of the reconciler's failure queue: read its batch back from the
+    /// table's stream (kept 24 h) and apply the rule to every record in it.
+    Failure {
+        /// The message body (the on-failure record with `DDBStreamBatchInfo`); `-` for stdin.
+        message: String,
+    },
+}
+
+/// What Lambda puts on the failure queue for a stream batch: where the batch is, not the records.
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct BatchInfo {
+    shard_id: String,
+    start_sequence_number: String,
+    end_sequence_number: String,
+    stream_arn: String,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct FailureMessage {
+    #[serde(rename = "DDBStreamBatchInfo")]
+    batch: BatchInfo,
 }
 
 pub async fn reconcile(command: ReconcileCommand) -> Result<()> {
+    let settings = Settings::from_env();
+    let aws = chatgate::lambda::aws_config().await;
+    let store = DynamoStore::from_sdk(&aws, &settings)?;
+    let secrets = TwilioSecrets::load_with(&settings, &aws).await?;
+    let twilio = ConversationsClient::from_settings(&settings, &secrets)?;
+    let rule = Reconciler::new(Arc::new(store), twilio, Arc::new(SystemClock));
+    let deadline = Deadline::after(Duration::from_secs(120));
     let scope = match command {
         ReconcileCommand::Asset { asset_id } => {
             Scope::Asset(AssetId::try_from(asset_id).map_err(|e| format!("asset id: {e}"))?)
@@ -30,23 +61,63 @@ pub async fn reconcile(command: ReconcileCommand) -> Result<()> {
         ReconcileCommand::User { user_id } => {
             Scope::User(Identity::try_from(user_id).map_err(|e| format!("user id: {e}"))?)
         }
+        ReconcileCommand::Failure { message } => return redrive(&rule, &aws, &message, deadline).await,
     };
-    let settings = Settings::from_env();
-    let aws = chatgate::lambda::aws_config().await;
-    let store = DynamoStore::from_sdk(&aws, &settings)?;
-    let secrets = TwilioSecrets::load_with(&settings, &aws).await?;
-    let twilio = ConversationsClient::from_settings(&settings, &secrets)?;
-    let rule = Reconciler::new(Arc::new(store), twilio, Arc::new(SystemClock));
-    let removals = rule.apply(&scope, Deadline::after(Duration::from_secs(120))).await.map_err(|e| {
-        let e: Box<dyn std::error::Error> = format!("{}", chatgate::http::ErrorChain(&e)).into();
-        e
-    })?;
+    let removals = rule.apply(&scope, deadline).await.map_err(|e| format!("{}", chatgate::http::ErrorChain(&e)))?;
     if removals.is_empty() {
         println!("{scope}: nobody to remove");
     }
+    print_removals(removals);
+    Ok(())
+}
+
+fn print_removals(removals: Vec<Removal>) {
     for removal in removals {
         let about = removal.asset.map_or_else(String::new, |a| format!(" (asset {a})"));
         println!("removed {} from {}{about}", removal.identity, removal.conversation);
     }
-    Ok(())
+}
+
+async fn redrive(
+    rule: &Reconciler<DynamoStore>,
+    aws: &aws_config::SdkConfig,
+    message: &str,
+    deadline: Deadline,
+) -> Result<()> {
+    let body = if message == "-" { std::io::read_to_string(std::io::stdin())? } else { std::fs::read_to_string(message)? };
+    let FailureMessage { batch } = serde_json::from_str(&body)
+        .map_err(|e| format!("not a failure-queue message with DDBStreamBatchInfo: {e}"))?;
+    let records = StreamFollower::read_range(
+        aws,
+        &batch.stream_arn,
+        &batch.shard_id,
+        &batch.start_sequence_number,
+        &batch.end_sequence_number,
+    )
+    .await
+    .map_err(|e| {
+        format!(
+            "could not read the batch back from the stream (it keeps records 24 h; reconcile the assets and users concerned by hand): {}",
+            chatgate::http::ErrorChain(&e)
+        )
+    })?;
+    if records.is_empty() {
+        return Err("the batch is no longer in the stream (it keeps records 24 h): reconcile the assets and users concerned by hand".into());
+    }
+    let items: Vec<BatchItem> = records
+        .into_iter()
+        .map(|record| BatchItem {
+            id: record.dynamodb.sequence_number.clone(),
+            scope: record.change().map(|c| c.and_then(|c| c.shrinks())).map_err(|e| e.to_string()),
+        })
+        .collect();
+    let count = items.len();
+    let outcome = rule.apply_batch(items, deadline).await;
+    println!("{count} record(s), {} scope(s) reconciled", outcome.scopes);
+    print_removals(outcome.removals);
+    if outcome.failed.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{} record(s) failed again: {}", outcome.failed.len(), outcome.failed.join(", ")).into())
+    }
 }

@@ -11,7 +11,12 @@ use chatgate_tests::{ACCOUNT_SID, API_KEY_SECRET, API_KEY_SID, SERVICE_SID};
 use twilio_standin::{StandIn, StandInConfig};
 
 fn run(table: &str, standin: &StandIn, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_chatgate"))
+    command(table, standin, args).output().expect("run chatgate")
+}
+
+fn command(table: &str, standin: &StandIn, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_chatgate"));
+    command
         .args(args)
         .env_clear()
         .env("TABLE_NAME", table)
@@ -23,9 +28,8 @@ fn run(table: &str, standin: &StandIn, args: &[&str]) -> Output {
         .env("TWILIO_API_BASE", &standin.base_url)
         .env("TWILIO_CONVERSATIONS_SERVICE_SID", SERVICE_SID)
         .env("TWILIO_API_KEY_SID", API_KEY_SID)
-        .env("TWILIO_API_KEY_SECRET", API_KEY_SECRET)
-        .output()
-        .expect("run chatgate")
+        .env("TWILIO_API_KEY_SECRET", API_KEY_SECRET);
+    command
 }
 
 fn ok(table: &str, standin: &StandIn, args: &[&str]) -> String {
@@ -72,4 +76,64 @@ async fn operators_apply_the_rule_now_and_hear_whom_it_removed() {
     assert_eq!(ok(&table, &standin, &["reconcile", "asset", "a-2"]), "asset a-2: nobody to remove\n");
     let out = run(&table, &standin, &["reconcile", "asset", ""]);
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("asset id"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_queue_message_is_redriven_from_the_stream() {
+    use chatgate::acl::follow::StreamFollower;
+    use std::io::Write as _;
+
+    let table = unique_table_name("redrive");
+    let endpoint = &dynamo_local().endpoint;
+    let store = test_store(endpoint, &table).await;
+    store.create_table().await.expect("table");
+    let mut follower =
+        StreamFollower::from_now(&chatgate_tests::dynamo::sdk_config(endpoint).await, &store).await.expect("stream");
+    store.put_asset(&asset("a-1"), &user("ana"), AssetType::Document, "", 0).await.expect("asset");
+    let a1 = record(&store, "a-1").await;
+    let bob = Principal::User(user("bob"));
+    let grant = Grant { principal: bob.clone(), role: Role::Reader, expires_at: None, generation: a1.generation.clone() };
+    store.put_grant(&a1, &grant, 0).await.expect("grant");
+    store.delete_grant(&a1, &bob).await.expect("revoke");
+    let mut records = Vec::new();
+    let started = std::time::Instant::now();
+    while records.len() < 3 {
+        records.extend(follower.next_batch().await.expect("stream"));
+        assert!(started.elapsed() < std::time::Duration::from_secs(20), "records: {records:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let standin = StandIn::start(StandInConfig::new(ACCOUNT_SID, API_KEY_SID, API_KEY_SECRET, SERVICE_SID)).await;
+    let name = asset_unique_name(&asset("a-1"));
+    standin.create_conversation(Some(&name), None, Some(r#"{"type":"asset","asset_id":"a-1"}"#)).expect("c");
+    for who in ["ana", "bob"] {
+        standin.add_participant(&name, who).expect("participant");
+    }
+    // The message Lambda sends after the batch (the three records) kept failing.
+    let message = serde_json::json!({
+        "requestContext": {"requestId": "r", "condition": "RetryAttemptsExhausted", "approximateInvokeCount": 6},
+        "version": "1.0",
+        "DDBStreamBatchInfo": {
+            "shardId": follower.shard_ids()[0],
+            "startSequenceNumber": records[0].dynamodb.sequence_number,
+            "endSequenceNumber": records[2].dynamodb.sequence_number,
+            "batchSize": 3,
+            "streamArn": follower.stream_arn(),
+        }
+    });
+    let mut child = command(&table, &standin, &["reconcile", "failure", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child.stdin.take().expect("stdin").write_all(message.to_string().as_bytes()).expect("write");
+    let out = child.wait_with_output().expect("output");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).expect("utf-8");
+    assert_eq!(stdout, format!("3 record(s), 1 scope(s) reconciled\nremoved bob from {name} (asset a-1)\n"));
+    let participants = standin.conversation(&name).expect("c").participants;
+    assert_eq!(participants.iter().map(|p| p.identity.as_str()).collect::<Vec<_>>(), ["ana"]);
+
+    let out = run(&table, &standin, &["reconcile", "failure", "/nonexistent"]);
+    assert!(!out.status.success());
 }

@@ -38,15 +38,7 @@ impl StreamFollower {
                 format!("table {} has no stream (`chatgate table create` makes one)", store.table()).into(),
             )
         })?;
-        // The streams endpoint is the table's (DynamoDB Local serves both on one port).
-        let mut config = aws_sdk_dynamodbstreams::config::Builder::from(sdk);
-        if let Some(endpoint) = std::env::var("AWS_ENDPOINT_URL_DYNAMODB_STREAMS")
-            .ok()
-            .or_else(|| std::env::var("AWS_ENDPOINT_URL_DYNAMODB").ok())
-        {
-            config = config.endpoint_url(endpoint);
-        }
-        let mut follower = Self { client: Client::from_conf(config.build()), stream_arn, shards: HashMap::new() };
+        let mut follower = Self { client: client(sdk), stream_arn, shards: HashMap::new() };
         follower.discover(ShardIteratorType::Latest).await?;
         Ok(follower)
     }
@@ -136,8 +128,65 @@ impl StreamFollower {
         Ok(records)
     }
 
+    /// The records of one shard from `first` to `last` (sequence numbers, both included): what a
+    /// failed batch of the reconciler's failure queue names. The stream keeps records 24 hours;
+    /// older ones are gone (`Ok` with fewer records than asked, or an error naming the trim).
+    pub async fn read_range(
+        sdk: &aws_config::SdkConfig,
+        stream_arn: &str,
+        shard: &str,
+        first: &str,
+        last: &str,
+    ) -> Result<Vec<StreamRecord>, StoreError> {
+        let follower = Self { client: client(sdk), stream_arn: stream_arn.to_owned(), shards: HashMap::new() };
+        let mut iterator = follower.iterator(shard, ShardIteratorType::AtSequenceNumber, Some(first)).await?;
+        let mut records = Vec::new();
+        // Sequence numbers are decimal strings of growing length: compare them as numbers.
+        let after_last = |seq: &str| (seq.len(), seq) > (last.len(), last);
+        while let Some(current) = iterator {
+            let out = follower.client.get_records().shard_iterator(current).send().await.map_err(unavailable)?;
+            let batch = out.records.unwrap_or_default();
+            if batch.is_empty() {
+                break;
+            }
+            for record in batch.into_iter().filter_map(convert) {
+                if after_last(&record.dynamodb.sequence_number) {
+                    return Ok(records);
+                }
+                let done = record.dynamodb.sequence_number == last;
+                records.push(record);
+                if done {
+                    return Ok(records);
+                }
+            }
+            iterator = out.next_shard_iterator;
+        }
+        Ok(records)
+    }
+
+    /// The followed stream and its shards (what a failure-queue message names).
+    pub fn stream_arn(&self) -> &str {
+        &self.stream_arn
+    }
+
+    pub fn shard_ids(&self) -> Vec<String> {
+        self.shards.keys().cloned().collect()
+    }
+
     /// How long to wait between empty polls.
     pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
+}
+
+/// A streams client; its endpoint is the table's unless set apart (DynamoDB Local serves both on
+/// one port).
+fn client(sdk: &aws_config::SdkConfig) -> Client {
+    let mut config = aws_sdk_dynamodbstreams::config::Builder::from(sdk);
+    if let Some(endpoint) =
+        std::env::var("AWS_ENDPOINT_URL_DYNAMODB_STREAMS").ok().or_else(|| std::env::var("AWS_ENDPOINT_URL_DYNAMODB").ok())
+    {
+        config = config.endpoint_url(endpoint);
+    }
+    Client::from_conf(config.build())
 }
 
 fn unavailable<E: std::error::Error + Send + Sync + 'static>(e: E) -> StoreError {
