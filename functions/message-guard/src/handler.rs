@@ -134,7 +134,7 @@ async fn decide<R: AclReader>(
         "onMessageAdd" | "onMessageUpdate" => match AssetReference::from_attributes(event.get("Attributes")) {
             Err(e) => refuse(None, format!("malformed asset reference: {e}")),
             Ok(None) => Ok(Ok(())),
-            Ok(Some(reference)) => reader(state, event.actor(), &reference.asset, "cannot read").await,
+            Ok(Some(reference)) => reader(state, event.actor(), &reference.asset).await,
         },
         "onParticipantAdd" => {
             let known = conversation(state, event).await?;
@@ -142,7 +142,7 @@ async fn decide<R: AclReader>(
                 Err(_) => refuse(None, "malformed conversation attributes".into()),
                 Ok(Some(ConversationAttributes { asset: Some(asset), .. })) => {
                     let who = event.get("Identity").unwrap_or("");
-                    let verdict = reader(state, who, asset, "cannot join the conversation of").await?;
+                    let verdict = reader(state, who, asset).await?;
                     Ok(verdict.map_err(|r| Refusal { actor: who.to_owned(), ..r }))
                 }
                 Ok(_) => Ok(Ok(())),
@@ -182,7 +182,6 @@ async fn reader<R: AclReader>(
     state: &GuardState<R>,
     who: &str,
     asset: &AssetId,
-    verb: &str,
 ) -> Result<Result<(), Refusal>, ApiError> {
     let refusal = |reason: String| Refusal { actor: who.to_owned(), asset: Some(asset.clone()), reason };
     let Ok(user) = Identity::try_from(who) else {
@@ -194,7 +193,7 @@ async fn reader<R: AclReader>(
         tracing::info!(asset_id = asset.as_str(), "allowed");
         Ok(Ok(()))
     } else {
-        Ok(Err(refusal(format!("{user} {verb} asset {asset}"))))
+        Ok(Err(refusal(format!("{user} cannot read asset {asset}"))))
     }
 }
 
