@@ -27,8 +27,8 @@ use token::handler::TokenState;
 use tokio::net::TcpListener;
 use twilio_standin::{StandIn, StandInConfig};
 
-use chatgate::reconcile::local as reconcile;
 use chatgate::acl::follow::StreamFollower;
+use chatgate::reconcile::local as reconcile;
 
 /// The local server reads bodies up to API Gateway's own limit would be 10 MB; 1 MiB is plenty.
 const MAX_BODY_BYTES: usize = 1024 * 1024;

@@ -84,9 +84,10 @@ async fn redrive(
     message: &str,
     deadline: Deadline,
 ) -> Result<()> {
-    let body = if message == "-" { std::io::read_to_string(std::io::stdin())? } else { std::fs::read_to_string(message)? };
-    let FailureMessage { batch } = serde_json::from_str(&body)
-        .map_err(|e| format!("not a failure-queue message with DDBStreamBatchInfo: {e}"))?;
+    let body =
+        if message == "-" { std::io::read_to_string(std::io::stdin())? } else { std::fs::read_to_string(message)? };
+    let FailureMessage { batch } =
+        serde_json::from_str(&body).map_err(|e| format!("not a failure-queue message with DDBStreamBatchInfo: {e}"))?;
     let records = StreamFollower::read_range(
         aws,
         &batch.stream_arn,

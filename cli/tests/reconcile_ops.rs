@@ -92,7 +92,8 @@ async fn a_failure_queue_message_is_redriven_from_the_stream() {
     store.put_asset(&asset("a-1"), &user("ana"), AssetType::Document, "", 0).await.expect("asset");
     let a1 = record(&store, "a-1").await;
     let bob = Principal::User(user("bob"));
-    let grant = Grant { principal: bob.clone(), role: Role::Reader, expires_at: None, generation: a1.generation.clone() };
+    let grant =
+        Grant { principal: bob.clone(), role: Role::Reader, expires_at: None, generation: a1.generation.clone() };
     store.put_grant(&a1, &grant, 0).await.expect("grant");
     store.delete_grant(&a1, &bob).await.expect("revoke");
     let mut records = Vec::new();

@@ -8,6 +8,7 @@ pub mod clock;
 pub mod config;
 pub mod conversations;
 pub mod domain;
+pub mod guard;
 pub mod http;
 pub mod lambda;
 pub mod reconcile;

@@ -181,8 +181,9 @@ impl StreamFollower {
 /// one port).
 fn client(sdk: &aws_config::SdkConfig) -> Client {
     let mut config = aws_sdk_dynamodbstreams::config::Builder::from(sdk);
-    if let Some(endpoint) =
-        std::env::var("AWS_ENDPOINT_URL_DYNAMODB_STREAMS").ok().or_else(|| std::env::var("AWS_ENDPOINT_URL_DYNAMODB").ok())
+    if let Some(endpoint) = std::env::var("AWS_ENDPOINT_URL_DYNAMODB_STREAMS")
+        .ok()
+        .or_else(|| std::env::var("AWS_ENDPOINT_URL_DYNAMODB").ok())
     {
         config = config.endpoint_url(endpoint);
     }

@@ -1,0 +1,197 @@
+//! The message guard's judgement of Twilio's pre-event webhooks, once the signature is checked:
+//! a message (added or edited) that references an asset needs an author who can read it, a
+//! participant joins an asset conversation only if they can read the asset, and a client cannot
+//! retarget a conversation chatgate created. Any failure to decide is an error, which refuses.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::acl::AclReader;
+use crate::clock::Clock;
+use crate::domain::{AssetId, AssetReference, AttributesError, ConversationAttributes, Identity};
+use crate::http::ApiError;
+use crate::twilio::rest::{ConversationsClient, Deadline};
+
+/// Twilio waits 5 s for the answer; the conversation lookup must leave room for the decision.
+const TWILIO_BUDGET: Duration = Duration::from_millis(2500);
+/// Conversations this warm instance already knows. What the guard reads of one (what it is
+/// about, its attributes and unique name) never changes once chatgate created it: clients'
+/// changes are refused here, and chatgate itself never changes them.
+const CONVERSATION_CACHE_CAP: usize = 10_000;
+
+/// The guard's state, built once at cold start.
+pub struct MessageGuard<R> {
+    store: Arc<R>,
+    twilio: ConversationsClient,
+    clock: Arc<dyn Clock>,
+    conversations: Mutex<HashMap<String, Arc<Known>>>,
+}
+
+impl<R> std::fmt::Debug for MessageGuard<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MessageGuard").field("twilio", &self.twilio).finish_non_exhaustive()
+    }
+}
+
+/// What the guard knows of a conversation.
+#[derive(Debug)]
+struct Known {
+    /// chatgate's attributes; `Ok(None)` for a conversation chatgate did not create.
+    about: Result<Option<ConversationAttributes>, AttributesError>,
+    attributes: Value,
+    unique_name: Option<String>,
+}
+
+/// The event's parameters, as Twilio signed them.
+pub struct Event(pub Vec<(String, String)>);
+
+impl std::fmt::Debug for Event {
+    /// The parameters' names only: values carry message bodies.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Event").field(&self.0.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>()).finish()
+    }
+}
+
+impl Event {
+    /// A parameter's value, when present and not empty.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.raw(name).filter(|v| !v.is_empty())
+    }
+
+    /// A parameter's value as sent, empty included.
+    fn raw(&self, name: &str) -> Option<&str> {
+        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    /// Who acts: the access token's identity (`ClientIdentity`); `Author` only when it is absent
+    /// (an action through the REST API, by the back end).
+    pub fn actor(&self) -> &str {
+        self.get("ClientIdentity").or_else(|| self.get("Author")).unwrap_or("")
+    }
+}
+
+/// Why an event is refused, for the caller and the audit line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub actor: String,
+    pub asset: Option<AssetId>,
+    pub reason: String,
+}
+
+impl<R: AclReader> MessageGuard<R> {
+    pub fn new(store: Arc<R>, twilio: ConversationsClient, clock: Arc<dyn Clock>) -> Self {
+        Self { store, twilio, clock, conversations: Mutex::default() }
+    }
+
+    /// The verdict on one signed event: `Ok(Err(_))` refuses it; `Err(_)` is a failure to decide,
+    /// which refuses it too.
+    pub async fn judge(&self, event: &Event) -> Result<Result<(), Refusal>, ApiError> {
+        decide(self, event.get("EventType").unwrap_or(""), event).await
+    }
+}
+
+/// `Ok(Err(_))` refuses the event; `Err(_)` is a failure to decide, which refuses it too.
+async fn decide<R: AclReader>(
+    state: &MessageGuard<R>,
+    kind: &str,
+    event: &Event,
+) -> Result<Result<(), Refusal>, ApiError> {
+    let refuse =
+        |asset: Option<AssetId>, reason: String| Ok(Err(Refusal { actor: event.actor().to_owned(), asset, reason }));
+    match kind {
+        // An edit is a new chance to reference an asset: guarded exactly like a new message.
+        "onMessageAdd" | "onMessageUpdate" => match AssetReference::from_attributes(event.get("Attributes")) {
+            Err(e) => refuse(None, format!("malformed asset reference: {e}")),
+            Ok(None) => Ok(Ok(())),
+            Ok(Some(reference)) => reader(state, event.actor(), &reference.asset).await,
+        },
+        "onParticipantAdd" => {
+            let known = conversation(state, event).await?;
+            match &known.about {
+                Err(_) => refuse(None, "malformed conversation attributes".into()),
+                Ok(Some(ConversationAttributes { asset: Some(asset), .. })) => {
+                    let who = event.get("Identity").unwrap_or("");
+                    let verdict = reader(state, who, asset).await?;
+                    Ok(verdict.map_err(|r| Refusal { actor: who.to_owned(), ..r }))
+                }
+                Ok(_) => Ok(Ok(())),
+            }
+        }
+        "onConversationUpdate" => {
+            let known = conversation(state, event).await?;
+            if retargets(&known, event) {
+                let asset = known.about.as_ref().ok().and_then(|a| a.as_ref()).and_then(|a| a.asset.clone());
+                return refuse(
+                    asset,
+                    "clients cannot change a chatgate conversation's attributes or unique name".into(),
+                );
+            }
+            Ok(Ok(()))
+        }
+        _ => Ok(Ok(())),
+    }
+}
+
+/// Whether the update changes what a conversation is about: a chatgate conversation's
+/// `Attributes` (compared as JSON) or `UniqueName`, or attributes that would make another
+/// conversation look like chatgate's. Parameters the event leaves out are not changes.
+fn retargets(known: &Known, event: &Event) -> bool {
+    let attributes = event.raw("Attributes").map(|a| serde_json::from_str::<Value>(a).unwrap_or(Value::Null));
+    match &known.about {
+        Ok(None) => attributes.is_some_and(|a| !matches!(ConversationAttributes::from_value(&a), Ok(None))),
+        Ok(Some(_)) | Err(_) => {
+            let unique_name = event.raw("UniqueName").map(|u| Some(u).filter(|u| !u.is_empty()));
+            attributes.is_some_and(|a| a != known.attributes)
+                || unique_name.is_some_and(|u| u != known.unique_name.as_deref())
+        }
+    }
+}
+
+async fn reader<R: AclReader>(
+    state: &MessageGuard<R>,
+    who: &str,
+    asset: &AssetId,
+) -> Result<Result<(), Refusal>, ApiError> {
+    let refusal = |reason: String| Refusal { actor: who.to_owned(), asset: Some(asset.clone()), reason };
+    let Ok(user) = Identity::try_from(who) else {
+        return Ok(Err(refusal("the event names no usable identity".into())));
+    };
+    tracing::Span::current().record("identity", user.as_str());
+    let facts = state.store.check_facts(&user, std::slice::from_ref(asset)).await?;
+    if facts.decisions(&user, state.clock.now()).iter().all(|d| d.can_read()) {
+        tracing::info!(asset_id = asset.as_str(), "allowed");
+        Ok(Ok(()))
+    } else {
+        Ok(Err(refusal(format!("{user} cannot read asset {asset}"))))
+    }
+}
+
+/// What the guard knows of the event's conversation: from this instance's cache, or fetched once.
+async fn conversation<R>(state: &MessageGuard<R>, event: &Event) -> Result<Arc<Known>, ApiError> {
+    let sid = event.get("ConversationSid").ok_or_else(|| ApiError::Forbidden("no ConversationSid".into()))?;
+    let cached = state.conversations.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(sid).cloned();
+    if let Some(known) = cached {
+        return Ok(known);
+    }
+    let conversation = state
+        .twilio
+        .fetch_conversation(sid, Deadline::after(TWILIO_BUDGET))
+        .await?
+        .ok_or_else(|| ApiError::Forbidden("unknown conversation".into()))?;
+    let attributes: Value =
+        conversation.attributes.as_deref().and_then(|a| serde_json::from_str(a).ok()).unwrap_or(Value::Null);
+    let known = Arc::new(Known {
+        about: ConversationAttributes::from_value(&attributes),
+        attributes,
+        unique_name: conversation.unique_name,
+    });
+    let mut cache = state.conversations.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if cache.len() >= CONVERSATION_CACHE_CAP {
+        cache.clear();
+    }
+    cache.insert(sid.to_owned(), known.clone());
+    Ok(known)
+}
