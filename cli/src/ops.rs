@@ -61,6 +61,9 @@ pub enum GrantsCommand {
     Delete { asset_id: String, principal: String },
     /// List an asset's live grants.
     List { asset_id: String },
+    /// One-time, after upgrading: index the expiries of grants written before the expiry index
+    /// existed, so the sweep finds them (a Scan of the table).
+    IndexExpiries,
 }
 
 async fn store() -> Result<DynamoStore> {
@@ -177,6 +180,14 @@ pub async fn grants(command: GrantsCommand) -> Result<()> {
                 store.asset_facts(&id).await.map_err(describe)?.asset.ok_or_else(|| format!("no asset {id}"))?;
             store.delete_grant(&record, &who).await.map_err(describe)?;
             println!("revoked {who}'s grant on asset {id}");
+        }
+        GrantsCommand::IndexExpiries => {
+            let (written, expired) = store.backfill_expiry_index(now).await.map_err(describe)?;
+            println!("indexed {written} grant expiry(ies)");
+            let assets: std::collections::BTreeSet<String> = expired.iter().map(|e| e.asset.to_string()).collect();
+            for asset in assets {
+                println!("already expired on asset {asset}: run `chatgate reconcile asset {asset}`");
+            }
         }
         GrantsCommand::List { asset_id: id } => {
             let id = asset_id(&id)?;

@@ -35,6 +35,7 @@ pub enum ReconcileCommand {
 #[serde(rename_all = "camelCase")]
 struct BatchInfo {
     shard_id: String,
+    batch_size: usize,
     start_sequence_number: String,
     end_sequence_number: String,
     stream_arn: String,
@@ -102,16 +103,15 @@ async fn redrive(
             chatgate::http::ErrorChain(&e)
         )
     })?;
-    if records.is_empty() {
-        return Err("the batch is no longer in the stream (it keeps records 24 h): reconcile the assets and users concerned by hand".into());
+    if records.len() < batch.batch_size {
+        return Err(format!(
+            "only {} of the batch's {} record(s) are still in the stream (it keeps records 24 h): reconcile the assets and users concerned by hand",
+            records.len(),
+            batch.batch_size
+        )
+        .into());
     }
-    let items: Vec<BatchItem> = records
-        .into_iter()
-        .map(|record| BatchItem {
-            id: record.dynamodb.sequence_number.clone(),
-            scope: record.change().map(|c| c.and_then(|c| c.shrinks())).map_err(|e| e.to_string()),
-        })
-        .collect();
+    let items: Vec<BatchItem> = records.into_iter().map(BatchItem::from).collect();
     let count = items.len();
     let outcome = rule.apply_batch(items, deadline).await;
     println!("{count} record(s), {} scope(s) reconciled", outcome.scopes);

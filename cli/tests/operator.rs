@@ -88,3 +88,40 @@ fn a_missing_table_name_is_named() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("TABLE_NAME"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grants_written_before_the_expiry_index_are_indexed_once_by_hand() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use chatgate::acl::ExpiryIndex as _;
+
+    let op = Operator { table: unique_table_name("backfill") };
+    op.ok(&["table", "create"]);
+    op.ok(&["assets", "put", "a-1", "--owner", "ana", "--type", "document"]);
+    let store = chatgate_tests::dynamo::test_store(&dynamo_local().endpoint, &op.table).await;
+    let generation = chatgate_tests::acl_contract::record(&store, "a-1").await.generation;
+    // Grants as an earlier version wrote them: with an expiry, without an index entry.
+    let now = chatgate_tests::now();
+    let client = chatgate_tests::dynamo::client(&dynamo_local().endpoint).await;
+    for (who, at) in [("bob", now + 3600), ("cy", now - 60)] {
+        client
+            .put_item()
+            .table_name(&op.table)
+            .item("pk", AttributeValue::S("A#a-1".into()))
+            .item("sk", AttributeValue::S(format!("G#user:{who}")))
+            .item("r", AttributeValue::S("r".into()))
+            .item("g", AttributeValue::S(generation.clone()))
+            .item("x", AttributeValue::N(at.to_string()))
+            .send()
+            .await
+            .expect("old grant");
+    }
+    let minute = (now + 3600) / 60;
+    assert!(store.expiring_in(minute).await.expect("index").is_empty());
+    assert_eq!(
+        op.ok(&["grants", "index-expiries"]),
+        "indexed 1 grant expiry(ies)\nalready expired on asset a-1: run `chatgate reconcile asset a-1`\n"
+    );
+    let entries = store.expiring_in(minute).await.expect("index");
+    assert_eq!(entries.len(), 1);
+    assert_eq!((entries[0].principal.to_string(), entries[0].expires_at), ("user:bob".to_owned(), now + 3600));
+}

@@ -161,7 +161,7 @@ async fn reader<R: AclReader>(
     };
     tracing::Span::current().record("identity", user.as_str());
     let facts = state.store.check_facts(&user, std::slice::from_ref(asset)).await?;
-    if facts.decisions(&user, state.clock.now()).iter().all(|d| d.can_read()) {
+    if facts.decision(&user, state.clock.now()).can_read() {
         tracing::info!(asset_id = asset.as_str(), "allowed");
         Ok(Ok(()))
     } else {

@@ -92,6 +92,21 @@ pub fn twilio_client(base_url: &str) -> chatgate::twilio::rest::ConversationsCli
     .expect("client")
 }
 
+/// Invokes the reconciler function's handler with `event` as Lambda would: the JSON deserialized
+/// into its trigger, the answer serialized back.
+pub async fn invoke_reconciler<R>(
+    state: &reconciler::handler::ReconcilerState<R>,
+    event: Value,
+) -> Result<Value, String>
+where
+    R: chatgate::acl::AclReader + chatgate::acl::ExpiryIndex,
+{
+    let trigger = serde_json::from_value(event).map_err(|e| format!("not a trigger: {e}"))?;
+    let event = lambda_runtime::LambdaEvent::new(trigger, lambda_runtime::Context::default());
+    let answer = reconciler::handler::handle(state, event).await.map_err(|e| e.to_string())?;
+    Ok(serde_json::to_value(answer).expect("answer"))
+}
+
 /// A client for routes that never reach Twilio in a test: nothing listens at its address.
 pub fn no_twilio() -> chatgate::twilio::rest::ConversationsClient {
     twilio_client("http://127.0.0.1:9")

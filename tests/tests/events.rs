@@ -18,7 +18,6 @@ use chatgate_tests::*;
 use conversations::handler::ConversationsState;
 use lambda_http::http::header;
 use lambda_http::{Body, Request, Response};
-use lambda_runtime::LambdaEvent;
 use message_guard::handler::GuardState;
 use reconciler::handler::ReconcilerState;
 use serde_json::Value;
@@ -147,8 +146,8 @@ async fn reconciler_route(event: Value) -> (usize, Result<Value, String>) {
     // u-7's grant expired a minute and a half ago.
     let clock = Arc::new(FixedClock(NOW + 120));
     let state = ReconcilerState { rule: Reconciler::new(store, twilio_client(&standin.base_url), clock) };
-    let answer = reconciler::handler::handle(&state, LambdaEvent::new(event, lambda_runtime::Context::default())).await;
-    (before - count(&standin), answer.map_err(|e| e.to_string()))
+    let answer = invoke_reconciler(&state, event).await;
+    (before - count(&standin), answer)
 }
 
 fn fixtures() -> Vec<(String, PathBuf)> {

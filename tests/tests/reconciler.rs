@@ -16,7 +16,6 @@ use chatgate::reconcile::Reconciler;
 use chatgate_tests::acl_contract::{asset, group, record, user};
 use chatgate_tests::dynamo::{dynamo_local, sdk_config, test_store, unique_table_name};
 use chatgate_tests::*;
-use lambda_runtime::LambdaEvent;
 use reconciler::handler::ReconcilerState;
 use serde_json::{Value, json};
 use twilio_standin::{Fault, StandIn, StandInConfig};
@@ -103,8 +102,7 @@ impl World {
 
     /// Runs one batch through the function's handler; its answer.
     async fn deliver(&self, records: Vec<Value>) -> Value {
-        let event = LambdaEvent::new(json!({"Records": records}), lambda_runtime::Context::default());
-        reconciler::handler::handle(&self.state, event).await.expect("handled")
+        invoke_reconciler(&self.state, json!({"Records": records})).await.expect("handled")
     }
 
     /// The records so far, delivered: the failures the handler reported.
@@ -324,12 +322,11 @@ async fn a_poison_record_is_reported_alone_however_the_batch_is_cut() {
     // A record that cannot even be named fails the invocation, so Lambda bisects it out.
     let mut nameless = good[0].clone();
     nameless["dynamodb"].as_object_mut().expect("dynamodb").remove("SequenceNumber");
-    let event = LambdaEvent::new(json!({"Records": [nameless]}), lambda_runtime::Context::default());
-    assert!(reconciler::handler::handle(&w.state, event).await.is_err());
+    assert!(invoke_reconciler(&w.state, json!({"Records": [nameless]})).await.is_err());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn expired_grants_leave_when_the_sweep_passes_and_extended_ones_stay() {
+async fn expired_grants_leave_once_when_the_sweep_passes_and_extended_ones_stay() {
     let w = World::new().await;
     let start = w.clock.now();
     w.asset("a-1", "ana").await;
@@ -339,22 +336,52 @@ async fn expired_grants_leave_when_the_sweep_passes_and_extended_ones_stay() {
     // cy's grant is extended (no expiry any more) before it runs out; its old index entry stays.
     w.grant("a-1", "user:cy", None).await;
     let sweep = json!({"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}});
-    let run = || async {
-        let event = LambdaEvent::new(sweep.clone(), lambda_runtime::Context::default());
-        reconciler::handler::handle(&w.state, event).await.expect("sweep")
-    };
+    let run = || async { invoke_reconciler(&w.state, sweep.clone()).await.expect("sweep") };
 
-    w.clock.set(start + 29);
-    assert_eq!(run().await["removed"], 0, "not yet");
+    // The function leaves expiries younger than 10 s to the next sweep (a slow write's margin).
+    w.clock.set(start + 35);
+    assert_eq!(run().await["removed"], 0, "not settled yet");
     assert_eq!(w.members("a-1"), set(&["ana", "bob", "cy"]));
+    w.standin.reset_requests();
     w.clock.set(start + 45);
     assert_eq!(run().await["removed"], 1);
-    assert_eq!(w.members("a-1"), set(&["ana", "cy"]), "cy's grant was extended");
-    // The next sweeps find nothing new to do, and a sweep minutes later has moved its cursor on.
-    assert_eq!(run().await["removed"], 0);
+    assert_eq!(w.members("a-1"), set(&["ana", "cy"]));
+    assert_eq!(w.standin.request_count(), 1, "one Twilio call for a user grant's expiry");
+    // Each expiry is handled once: later sweeps make no call for it.
+    assert_eq!(run().await["expired"], 0);
     w.clock.set(start + 600);
-    assert_eq!(run().await["removed"], 0);
-    assert!(w.store.sweep_cursor().await.expect("cursor").is_some_and(|c| c * 60 > start));
+    let later = run().await;
+    assert_eq!((later["expired"].as_u64(), later["removed"].as_u64()), (Some(1), Some(0)), "cy's grant was extended");
+    assert_eq!(w.members("a-1"), set(&["ana", "cy"]));
+    assert_eq!(w.standin.request_count(), 1);
+    assert_eq!(w.store.sweep_cursor().await.expect("cursor"), Some(start + 590));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_group_grant_is_retried_by_the_next_sweep_until_twilio_answers() {
+    let w = World::new().await;
+    let start = w.clock.now();
+    w.asset("a-2", "ana").await;
+    for member in ["bob", "cy"] {
+        w.store.add_member(&group("designers"), &user(member)).await.expect("member");
+    }
+    w.grant("a-2", "group:designers", Some(start + 30)).await;
+    w.grant("a-2", "user:cy", None).await;
+    w.conversation("a-2", &["ana", "bob", "cy"]);
+    let sweep = json!({"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}});
+    let run = || async { invoke_reconciler(&w.state, sweep.clone()).await.expect("sweep") };
+
+    w.standin.fail_always(Fault::TOO_MANY_REQUESTS, Some("GET /Participants"));
+    w.clock.set(start + 45);
+    let failed = run().await;
+    assert_eq!((failed["failed"].as_u64(), failed["removed"].as_u64()), (Some(1), Some(0)));
+    assert_eq!(w.members("a-2"), set(&["ana", "bob", "cy"]));
+    assert!(w.store.sweep_cursor().await.expect("cursor").is_some_and(|c| c < start + 30), "the cursor waits");
+
+    w.standin.heal();
+    w.clock.set(start + 105);
+    assert_eq!(run().await["removed"], 1);
+    assert_eq!(w.members("a-2"), set(&["ana", "cy"]), "cy reads directly");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -400,4 +427,28 @@ async fn offboarding_takes_the_user_out_of_every_group_and_every_chatgate_conver
     assert_eq!(w.standin.conversation(&theirs).expect("c").participants.len(), 1, "not chatgate's");
     assert_eq!(offboard().await, 204, "idempotent");
     assert_twilio_spec_accepts(&w.standin.requests()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offboarding_that_fails_halfway_is_finished_by_a_retry() {
+    let w = World::new().await;
+    w.store.add_member(&group("designers"), &user("bob")).await.expect("member");
+    let mut sids = Vec::new();
+    for (name, attributes) in [("direct:1", r#"{"type":"direct"}"#), ("g:1", r#"{"type":"group"}"#)] {
+        let c = w.standin.create_conversation(Some(name), None, Some(attributes)).expect("c");
+        w.standin.add_participant(&c.sid, "bob").expect("participant");
+        sids.push(c.sid);
+    }
+    let deadline = || chatgate::twilio::rest::Deadline::after(Duration::from_secs(20));
+    w.standin.fail_always(Fault::INTERNAL_ERROR, Some(&format!("DELETE /Users/bob/Conversations/{}", sids[1])));
+    assert!(w.state.rule.offboard(&user("bob"), "test", deadline()).await.is_err());
+    assert!(w.store.check_facts(&user("bob"), &[]).await.expect("groups").groups.is_empty(), "groups first");
+    assert_eq!(w.standin.conversation(&sids[1]).expect("c").participants.len(), 1);
+
+    w.standin.heal();
+    let done = w.state.rule.offboard(&user("bob"), "test", deadline()).await.expect("retry");
+    assert_eq!(done.groups_left, 0);
+    for sid in &sids {
+        assert!(w.standin.conversation(sid).expect("c").participants.is_empty(), "{sid}");
+    }
 }

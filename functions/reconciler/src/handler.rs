@@ -9,13 +9,17 @@ use std::time::Duration;
 use chatgate::acl::{AclReader, ExpiryIndex, StreamRecord};
 use chatgate::clock::SystemClock;
 use chatgate::config::{ConfigError, Settings, TwilioSecrets};
-use chatgate::reconcile::{BatchItem, Reconciler};
+use chatgate::reconcile::{BatchItem, ReconcileError, Reconciler};
 use chatgate::twilio::rest::ConversationsClient;
 use lambda_runtime::LambdaEvent;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 /// Most time one invocation's Twilio calls may take (the function's timeout is 60 s).
 const BUDGET: Duration = Duration::from_secs(50);
+/// How long a grant write can take to commit after reading the clock: the timeout of the
+/// functions that write grants (10 s). The sweep leaves younger expiries to its next run.
+const SETTLE: Duration = Duration::from_secs(10);
 
 #[derive(Debug)]
 pub struct ReconcilerState<R> {
@@ -29,55 +33,88 @@ impl<R> ReconcilerState<R> {
     }
 }
 
+/// What invokes the function.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum Trigger {
+    /// A batch of the table's stream. Records stay raw until each is read on its own, so one bad
+    /// record fails alone.
+    Stream {
+        #[serde(rename = "Records")]
+        records: Vec<Value>,
+    },
+    /// EventBridge's schedule (`"source": "aws.events"`).
+    Schedule { source: String },
+}
+
+#[derive(Debug, Serialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum Answer {
+    /// Lambda's partial batch response: the records to retry.
+    Batch {
+        #[serde(rename = "batchItemFailures")]
+        failures: Vec<ItemFailure>,
+    },
+    Sweep {
+        expired: usize,
+        removed: usize,
+        failed: usize,
+    },
+}
+
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct ItemFailure {
+    #[serde(rename = "itemIdentifier")]
+    pub item_identifier: String,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum InvocationError {
     /// A record without a sequence number cannot be reported on its own: failing the whole
     /// invocation makes Lambda bisect the batch until the record is alone.
     #[error("a stream record has no sequence number")]
     Unidentifiable,
-    #[error("{0} expired grant(s) could not be reconciled; the next sweep retries")]
-    SweepIncomplete(usize),
-    #[error("neither a stream batch nor a scheduled event")]
-    UnknownEvent,
+    #[error("a scheduled event from `{0}`, not EventBridge")]
+    UnknownSource(String),
     #[error(transparent)]
-    Sweep(#[from] chatgate::reconcile::ReconcileError),
+    Sweep(#[from] ReconcileError),
 }
 
 pub async fn handle<R: AclReader + ExpiryIndex>(
     state: &ReconcilerState<R>,
-    event: LambdaEvent<Value>,
-) -> Result<Value, InvocationError> {
+    event: LambdaEvent<Trigger>,
+) -> Result<Answer, InvocationError> {
     let deadline = chatgate::lambda::deadline(Some(event.context.deadline), BUDGET);
-    let payload = event.payload;
-    if let Some(records) = payload.get("Records").and_then(Value::as_array) {
-        let items = records.iter().map(item).collect::<Result<Vec<_>, _>>()?;
-        let outcome = state.rule.apply_batch(items, deadline).await;
-        tracing::info!(
-            records = records.len(),
-            scopes = outcome.scopes,
-            removed = outcome.removals.len(),
-            failed = outcome.failed.len(),
-            "stream batch reconciled"
-        );
-        let failures: Vec<Value> = outcome.failed.iter().map(|id| json!({"itemIdentifier": id})).collect();
-        return Ok(json!({"batchItemFailures": failures}));
-    }
-    if payload.get("source").and_then(Value::as_str) == Some("aws.events") {
-        let report = state.rule.sweep_expiries(deadline).await?;
-        if report.failed > 0 {
-            return Err(InvocationError::SweepIncomplete(report.failed));
+    match event.payload {
+        Trigger::Stream { records } => {
+            let count = records.len();
+            let items = records.into_iter().map(item).collect::<Result<Vec<_>, _>>()?;
+            let outcome = state.rule.apply_batch(items, deadline).await;
+            tracing::info!(
+                records = count,
+                scopes = outcome.scopes,
+                removed = outcome.removals.len(),
+                failed = outcome.failed.len(),
+                "stream batch reconciled"
+            );
+            let failures = outcome.failed.into_iter().map(|item_identifier| ItemFailure { item_identifier }).collect();
+            Ok(Answer::Batch { failures })
         }
-        return Ok(json!({"expired": report.expired, "removed": report.removals.len()}));
+        Trigger::Schedule { source } if source == "aws.events" => {
+            // A scope that fails is logged and retried by the next sweep (the cursor stops before
+            // it); the invocation itself succeeded.
+            let report = state.rule.sweep_expiries(SETTLE, deadline).await?;
+            Ok(Answer::Sweep { expired: report.expired, removed: report.removals.len(), failed: report.failed })
+        }
+        Trigger::Schedule { source } => Err(InvocationError::UnknownSource(source)),
     }
-    Err(InvocationError::UnknownEvent)
 }
 
 /// One stream record as a batch item: what it may have shrunk, or why it could not be read.
-fn item(record: &Value) -> Result<BatchItem, InvocationError> {
-    let id = StreamRecord::sequence_number_of(record).ok_or(InvocationError::Unidentifiable)?.to_owned();
-    let scope = serde_json::from_value::<StreamRecord>(record.clone())
-        .map_err(|e| e.to_string())
-        .and_then(|r| r.change().map_err(|e| e.to_string()))
-        .map(|change| change.and_then(|c| c.shrinks()));
-    Ok(BatchItem { id, scope })
+fn item(record: Value) -> Result<BatchItem, InvocationError> {
+    let id = StreamRecord::sequence_number_of(&record).ok_or(InvocationError::Unidentifiable)?.to_owned();
+    Ok(match StreamRecord::from_lambda(record) {
+        Ok(record) => BatchItem::from(record),
+        Err(unreadable) => BatchItem { id, scope: Err(unreadable) },
+    })
 }

@@ -8,7 +8,7 @@ use chatgate::acl::{AclReader, GrantWriter};
 use chatgate::audit;
 use chatgate::auth::SessionRoutes;
 use chatgate::config::{ConfigError, Settings};
-use chatgate::domain::{AccessDecision, AssetId, AssetRecord, Grant, Identity, Principal, Role};
+use chatgate::domain::{AssetId, AssetRecord, Grant, Identity, Principal, Role};
 use chatgate::http::{self, ApiError};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
@@ -99,7 +99,7 @@ async fn list<S: AclReader>(
 ) -> Result<Response<Body>, ApiError> {
     let now = state.session.clock.now();
     let facts = state.store.check_facts(user, std::slice::from_ref(&asset)).await?;
-    let can_write = facts.decisions(user, now).iter().all(AccessDecision::can_write);
+    let can_write = facts.decision(user, now).can_write();
     let Some((Some(record), grants)) = facts.assets.first().map(|f| (&f.asset, &f.grants)).filter(|_| can_write) else {
         return Err(ApiError::Forbidden("only the owner or a writer can see this asset's grants".into()));
     };

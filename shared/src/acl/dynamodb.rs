@@ -51,8 +51,8 @@ pub(super) mod attr {
     pub const ID: &str = "id";
     /// An expiry entry's asset id.
     pub const ASSET: &str = "a";
-    /// The expiry sweep's cursor: the last minute it finished.
-    pub const CURSOR: &str = "m";
+    /// The expiry sweep's cursor: the time (Unix seconds) up to which it reconciled every expiry.
+    pub const CURSOR: &str = "t";
 }
 
 const TTL_GRACE_SECONDS: u64 = 86_400;
@@ -193,6 +193,51 @@ impl DynamoStore {
         let out = self.client.describe_table().table_name(&self.table).send().await.map_err(store_error)?;
         let enabled = out.table().and_then(|t| t.stream_specification()).is_some_and(|s| s.stream_enabled());
         Ok(out.table().and_then(|t| t.latest_stream_arn()).filter(|_| enabled).map(str::to_owned))
+    }
+
+    /// The one-time migration to the expiry index, for grants written before it existed: a `Scan`
+    /// (an operator's command, never a function's) for grants with an expiry, writing the entry
+    /// of each that expires after `now`. Returns those written and those that already expired.
+    pub async fn backfill_expiry_index(&self, now: u64) -> Result<(usize, Vec<Expiry>), StoreError> {
+        let mut start = None;
+        let (mut written, mut expired) = (0, Vec::new());
+        loop {
+            let out = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("begins_with(#sk, :grant) AND attribute_exists(#x)")
+                .expression_attribute_names("#sk", SK)
+                .expression_attribute_names("#x", attr::EXPIRES_AT)
+                .expression_attribute_values(":grant", AttributeValue::S(GRANT_PREFIX.to_owned()))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(store_error)?;
+            for item in out.items.unwrap_or_default() {
+                let Some(asset) = s(&item, PK).and_then(|pk| pk.strip_prefix("A#")) else { continue };
+                let asset = AssetId::try_from(asset).map_err(internal)?;
+                let grant = grant(&item)?;
+                let Some(at) = grant.expires_at else { continue };
+                let entry = Expiry { asset, principal: grant.principal, expires_at: at };
+                if at <= now {
+                    expired.push(entry);
+                    continue;
+                }
+                self.client
+                    .put_item()
+                    .table_name(&self.table)
+                    .set_item(Some(expiry_entry(&entry)))
+                    .send()
+                    .await
+                    .map_err(store_error)?;
+                written += 1;
+            }
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok((written, expired)),
+            }
+        }
     }
 
     /// Every item of one partition (with `sk` starting with `prefix`), strongly consistent.
@@ -403,12 +448,8 @@ impl GrantWriter for DynamoStore {
             // The sweep finds the grant in its minute without scanning the table. An entry left
             // by an earlier expiry of the same grant stays in its own minute, harmless: the sweep
             // re-decides before it removes anyone.
-            let mut entry = Self::key(keys::expiry_pk(minute_of(at)), keys::expiry_sk(&asset.id, &grant.principal));
-            entry.insert(attr::ASSET.into(), AttributeValue::S(asset.id.to_string()));
-            entry.insert(attr::ID.into(), AttributeValue::S(grant.principal.to_string()));
-            entry.insert(attr::EXPIRES_AT.into(), AttributeValue::N(at.to_string()));
-            entry.insert(attr::TTL.into(), AttributeValue::N((at + EXPIRY_ENTRY_TTL_SECONDS).to_string()));
-            writes.push(self.put(entry)?);
+            let entry = Expiry { asset: asset.id.clone(), principal: grant.principal.clone(), expires_at: at };
+            writes.push(self.put(expiry_entry(&entry))?);
         }
         writes.push(self.put(item)?);
         self.transact(writes).await
@@ -527,20 +568,31 @@ impl ExpiryIndex for DynamoStore {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(Self::key(SWEEP_PK.to_owned(), SWEEP_SK.to_owned())))
-            .update_expression("SET #m = :to")
-            .expression_attribute_names("#m", attr::CURSOR)
+            .update_expression("SET #t = :to")
+            .expression_attribute_names("#t", attr::CURSOR)
             .expression_attribute_values(":to", AttributeValue::N(to.to_string()))
             .return_consumed_capacity(ReturnConsumedCapacity::Total);
         let update = match from {
             Some(from) => update
-                .condition_expression("#m = :from")
+                .condition_expression("#t = :from")
                 .expression_attribute_values(":from", AttributeValue::N(from.to_string())),
-            None => update.condition_expression("attribute_not_exists(#m)"),
+            None => update.condition_expression("attribute_not_exists(#t)"),
         };
         let out = update.send().await.map_err(store_error)?;
         self.stats.record(out.consumed_capacity());
         Ok(())
     }
+}
+
+/// A grant's entry in the expiry index.
+fn expiry_entry(entry: &Expiry) -> Item {
+    let mut item =
+        DynamoStore::key(keys::expiry_pk(minute_of(entry.expires_at)), keys::expiry_sk(&entry.asset, &entry.principal));
+    item.insert(attr::ASSET.into(), AttributeValue::S(entry.asset.to_string()));
+    item.insert(attr::ID.into(), AttributeValue::S(entry.principal.to_string()));
+    item.insert(attr::EXPIRES_AT.into(), AttributeValue::N(entry.expires_at.to_string()));
+    item.insert(attr::TTL.into(), AttributeValue::N((entry.expires_at + EXPIRY_ENTRY_TTL_SECONDS).to_string()));
+    item
 }
 
 fn s<'a>(item: &'a Item, name: &str) -> Option<&'a str> {

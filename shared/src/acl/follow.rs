@@ -93,44 +93,46 @@ impl StreamFollower {
     /// The records that arrived since the last call, in each shard's order; an empty batch when
     /// none did. New shards (a closed shard's children) are read from their start.
     pub async fn next_batch(&mut self) -> Result<Vec<StreamRecord>, StoreError> {
+        // Positions move only once every shard has been read: after an error, the next call reads
+        // the same records again (the reconciler takes them twice without harm) and none is lost.
         let mut records = Vec::new();
+        let mut moved = Vec::new();
         let mut closed = false;
-        let ids: Vec<String> = self.shards.keys().cloned().collect();
-        for id in ids {
-            let Some(Position { iterator: Some(iterator), last }) = self.shards.get(&id).cloned() else { continue };
+        for (id, position) in &self.shards {
+            let Some(iterator) = position.iterator.clone() else { continue };
             let out = match self.client.get_records().shard_iterator(iterator).send().await {
                 Ok(out) => out,
                 // An iterator that expired, or that DynamoDB Local no longer honours: start again
                 // after the last record read (from the shard's start when none was).
                 Err(e) if matches!(e.code(), Some("ExpiredIteratorException" | "TrimmedDataAccessException")) => {
-                    let iterator = match &last {
-                        Some(seq) => self.iterator(&id, ShardIteratorType::AfterSequenceNumber, Some(seq)).await?,
-                        None => self.iterator(&id, ShardIteratorType::TrimHorizon, None).await?,
+                    let iterator = match &position.last {
+                        Some(seq) => self.iterator(id, ShardIteratorType::AfterSequenceNumber, Some(seq)).await?,
+                        None => self.iterator(id, ShardIteratorType::TrimHorizon, None).await?,
                     };
-                    self.shards.insert(id, Position { iterator, last });
+                    moved.push((id.clone(), Position { iterator, last: position.last.clone() }));
                     continue;
                 }
                 Err(e) => return Err(unavailable(e)),
             };
-            let mut last = last;
-            for record in out.records.unwrap_or_default() {
-                if let Some(record) = convert(record) {
-                    last = Some(record.dynamodb.sequence_number.clone());
-                    records.push(record);
-                }
+            let mut last = position.last.clone();
+            for record in out.records.unwrap_or_default().into_iter().filter_map(convert) {
+                last = Some(record.dynamodb.sequence_number.clone());
+                records.push(record);
             }
             closed |= out.next_shard_iterator.is_none();
-            self.shards.insert(id, Position { iterator: out.next_shard_iterator, last });
+            moved.push((id.clone(), Position { iterator: out.next_shard_iterator, last }));
         }
         if closed {
+            // The children of a closed shard, read from their start.
             self.discover(ShardIteratorType::TrimHorizon).await?;
         }
+        self.shards.extend(moved);
         Ok(records)
     }
 
     /// The records of one shard from `first` to `last` (sequence numbers, both included): what a
     /// failed batch of the reconciler's failure queue names. The stream keeps records 24 hours;
-    /// older ones are gone (`Ok` with fewer records than asked, or an error naming the trim).
+    /// what is older is gone, and fewer records come back than the batch held.
     pub async fn read_range(
         sdk: &aws_config::SdkConfig,
         stream_arn: &str,
@@ -138,18 +140,23 @@ impl StreamFollower {
         first: &str,
         last: &str,
     ) -> Result<Vec<StreamRecord>, StoreError> {
+        /// An open shard answers empty pages at its end, and sometimes before it: give up after
+        /// this many in a row.
+        const EMPTY_PAGES: usize = 5;
         let follower = Self { client: client(sdk), stream_arn: stream_arn.to_owned(), shards: HashMap::new() };
         let mut iterator = follower.iterator(shard, ShardIteratorType::AtSequenceNumber, Some(first)).await?;
         let mut records = Vec::new();
+        let mut empty = 0;
         // Sequence numbers are decimal strings of growing length: compare them as numbers.
         let after_last = |seq: &str| (seq.len(), seq) > (last.len(), last);
         while let Some(current) = iterator {
             let out = follower.client.get_records().shard_iterator(current).send().await.map_err(unavailable)?;
-            let batch = out.records.unwrap_or_default();
-            if batch.is_empty() {
+            let page: Vec<StreamRecord> = out.records.unwrap_or_default().into_iter().filter_map(convert).collect();
+            empty = if page.is_empty() { empty + 1 } else { 0 };
+            if empty == EMPTY_PAGES {
                 break;
             }
-            for record in batch.into_iter().filter_map(convert) {
+            for record in page {
                 if after_last(&record.dynamodb.sequence_number) {
                     return Ok(records);
                 }

@@ -62,6 +62,11 @@ pub struct CheckFacts {
 }
 
 impl CheckFacts {
+    /// The decision on the one asset asked about (the first, if more were): no facts, no access.
+    pub fn decision(&self, user: &Identity, now: u64) -> AccessDecision {
+        self.assets.first().map_or(AccessDecision::NONE, |facts| decide(user, &self.groups, facts, now))
+    }
+
     /// The decision for each asked asset, in the order asked.
     pub fn decisions(&self, user: &Identity, now: u64) -> Vec<AccessDecision> {
         self.assets.iter().map(|facts| decide(user, &self.groups, facts, now)).collect()
@@ -180,7 +185,8 @@ pub trait ExpiryIndex: Send + Sync {
     /// entry is a hint, not a fact: the grant may have been deleted or extended since.
     fn expiring_in(&self, minute: u64) -> impl Future<Output = Result<Vec<Expiry>, StoreError>> + Send;
 
-    /// The last minute whose expiries have all been reconciled; `None` before the first sweep.
+    /// The time (Unix seconds) up to which every expiry has been reconciled; `None` before the
+    /// first sweep.
     fn sweep_cursor(&self) -> impl Future<Output = Result<Option<u64>, StoreError>> + Send;
 
     /// Moves the cursor from `from` (what the caller read) to `to`; `Conflict` when another sweep

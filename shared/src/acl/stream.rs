@@ -34,10 +34,18 @@ pub struct StreamData {
     pub sequence_number: String,
 }
 
-/// Why a record could not be read: it claims one of chatgate's item kinds but breaks its layout.
+/// Why a record could not be read: it is not a stream record, or it claims one of chatgate's
+/// item kinds but breaks its layout.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unreadable stream record: {0}")]
 pub struct UnreadableRecord(String);
+
+impl StreamRecord {
+    /// A record as Lambda delivers it, or why it is not one.
+    pub fn from_lambda(record: Value) -> Result<Self, UnreadableRecord> {
+        serde_json::from_value(record).map_err(|e| UnreadableRecord(e.to_string()))
+    }
+}
 
 impl StreamRecord {
     /// The sequence number of a record as Lambda delivers it, when it has one: what a partial

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use futures_util::StreamExt as _;
 
 use super::{Reconciler, Removal};
-use crate::acl::AclReader;
+use crate::acl::{AclReader, StreamRecord, UnreadableRecord};
 use crate::domain::Scope;
 use crate::http::ErrorChain;
 use crate::twilio::rest::Deadline;
@@ -20,7 +20,14 @@ const SCOPE_CONCURRENCY: usize = 4;
 #[derive(Debug, Clone)]
 pub struct BatchItem {
     pub id: String,
-    pub scope: Result<Option<Scope>, String>,
+    pub scope: Result<Option<Scope>, UnreadableRecord>,
+}
+
+impl From<StreamRecord> for BatchItem {
+    fn from(record: StreamRecord) -> Self {
+        let scope = record.change().map(|change| change.and_then(|c| c.shrinks()));
+        Self { id: record.dynamodb.sequence_number, scope }
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -42,7 +49,7 @@ impl<R: AclReader> Reconciler<R> {
                 Ok(Some(scope)) => by_scope.entry(scope).or_default().push(item.id),
                 Ok(None) => {}
                 Err(reason) => {
-                    tracing::error!(item = item.id, reason, "unreadable change record");
+                    tracing::error!(item = item.id, %reason, "unreadable change record");
                     outcome.failed.push(item.id);
                 }
             }

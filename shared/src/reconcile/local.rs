@@ -36,8 +36,11 @@ pub async fn follow_memory<S: AclReader + 'static>(
             for attempt in 1..=ATTEMPTS {
                 match rule.apply(&scope, Deadline::after(BUDGET)).await {
                     Ok(_) => break,
+                    Err(e) if attempt == ATTEMPTS => {
+                        tracing::error!(scope = %scope, error = %ErrorChain(&e), "gave up reconciling; run `chatgate reconcile`");
+                    }
                     Err(e) => {
-                        tracing::warn!(scope = %scope, attempt, error = %ErrorChain(&e), "could not reconcile");
+                        tracing::warn!(scope = %scope, attempt, error = %ErrorChain(&e), "could not reconcile; retrying");
                         tokio::time::sleep(Duration::from_secs(u64::from(attempt))).await;
                     }
                 }
@@ -60,10 +63,7 @@ pub async fn follow_table<S: AclReader + 'static>(rule: Arc<Reconciler<S>>, mut 
             }
         };
         let mut items: Vec<(BatchItem, u32)> = std::mem::take(&mut retry);
-        items.extend(records.into_iter().map(|record| {
-            let scope = record.change().map(|c| c.and_then(|c| c.shrinks())).map_err(|e| e.to_string());
-            (BatchItem { id: record.dynamodb.sequence_number, scope }, 1)
-        }));
+        items.extend(records.into_iter().map(|record| (BatchItem::from(record), 1)));
         if items.is_empty() {
             tokio::time::sleep(StreamFollower::POLL_INTERVAL).await;
             continue;
@@ -71,8 +71,13 @@ pub async fn follow_table<S: AclReader + 'static>(rule: Arc<Reconciler<S>>, mut 
         let outcome =
             rule.apply_batch(items.iter().map(|(item, _)| item.clone()).collect(), Deadline::after(BUDGET)).await;
         for (item, attempt) in items {
-            if outcome.failed.contains(&item.id) && attempt < ATTEMPTS && item.scope.is_ok() {
+            if !outcome.failed.contains(&item.id) {
+                continue;
+            }
+            if attempt < ATTEMPTS && item.scope.is_ok() {
                 retry.push((item, attempt + 1));
+            } else {
+                tracing::error!(item = item.id, "gave up on a stream record; run `chatgate reconcile`");
             }
         }
         if !retry.is_empty() {
@@ -81,13 +86,17 @@ pub async fn follow_table<S: AclReader + 'static>(rule: Arc<Reconciler<S>>, mut 
     }
 }
 
-/// The expiry sweep, every second.
+/// How long a local grant write can take to commit after reading the clock: the sweep leaves
+/// younger expiries to its next run (see [`Reconciler::sweep_expiries`]).
+const SETTLE: Duration = Duration::from_secs(2);
+
+/// The expiry sweep, every second: a holder leaves within about 3 s of `expires_at`.
 pub async fn sweep_expiries<S: AclReader + ExpiryIndex + 'static>(rule: Arc<Reconciler<S>>) {
     let mut every = tokio::time::interval(Duration::from_secs(1));
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         every.tick().await;
-        if let Err(e) = rule.sweep_expiries(Deadline::after(BUDGET)).await {
+        if let Err(e) = rule.sweep_expiries(SETTLE, Deadline::after(BUDGET)).await {
             tracing::warn!(error = %ErrorChain(&e), "expiry sweep failed; the next one retries");
         }
     }

@@ -23,7 +23,7 @@ pub use expiry::SweepReport;
 use crate::acl::{AclReader, CatalogWriter, MAX_BATCH_ASSETS, StoreError};
 use crate::audit;
 use crate::clock::Clock;
-use crate::domain::{AssetId, ConversationAttributes, ConversationKind, Identity, Scope, asset_unique_name};
+use crate::domain::{AssetId, ConversationAttributes, ConversationKind, Identity, Principal, Scope, asset_unique_name};
 use crate::http::ApiError;
 use crate::twilio::rest::{ConversationsClient, Deadline, TwilioError, UserConversation};
 
@@ -105,7 +105,7 @@ impl<R> Reconciler<R> {
             event: "participant.removed",
             actor: RECONCILER_ACTOR,
             asset: asset.map(AssetId::as_str),
-            principal: Some(&format!("user:{user}")),
+            principal: Some(&Principal::User(user.clone()).to_string()),
             conversation: Some(conversation),
             detail: Some(cause),
         });
@@ -152,7 +152,7 @@ impl<R: AclReader> Reconciler<R> {
         deadline: Deadline,
     ) -> Result<Vec<Removal>, ReconcileError> {
         let facts = self.store.check_facts(user, std::slice::from_ref(asset)).await?;
-        if facts.decisions(user, self.clock.now()).iter().all(|d| d.can_read()) {
+        if facts.decision(user, self.clock.now()).can_read() {
             return Ok(Vec::new());
         }
         let removal = self.remove(user, &asset_unique_name(asset), Some(asset), cause, deadline).await?;
@@ -229,8 +229,8 @@ impl<R: AclReader + CatalogWriter> Reconciler<R> {
     ) -> Result<Offboarded, ReconcileError> {
         let groups = self.store.check_facts(user, &[]).await?.groups;
         futures_util::future::try_join_all(groups.iter().map(|group| self.store.remove_member(group, user))).await?;
+        let principal = Principal::User(user.clone()).to_string();
         for group in &groups {
-            let principal = format!("user:{user}");
             audit::record(&audit::Entry {
                 event: "member.removed",
                 actor,
@@ -240,15 +240,21 @@ impl<R: AclReader + CatalogWriter> Reconciler<R> {
             });
         }
         let conversations = self.twilio.all_user_conversations(user.as_str(), deadline).await?.unwrap_or_default();
+        // Every conversation that claims chatgate's attributes, broken ones included: an
+        // offboarded user leaves when in doubt.
         let leaving = conversations
             .iter()
-            .filter_map(|c| managed(c).map(|about| (user.clone(), c.conversation_sid.clone(), about.asset)))
+            .filter_map(|c| match ConversationAttributes::parse(c.attributes.as_deref()) {
+                Ok(None) => None,
+                Ok(Some(about)) => Some((user.clone(), c.conversation_sid.clone(), about.asset)),
+                Err(_) => Some((user.clone(), c.conversation_sid.clone(), None)),
+            })
             .collect();
         let removals = self.remove_all(leaving, "offboarding", deadline).await?;
         audit::record(&audit::Entry {
             event: "user.offboarded",
             actor,
-            principal: Some(&format!("user:{user}")),
+            principal: Some(&principal),
             detail: Some(&format!("{} group(s), {} conversation(s)", groups.len(), removals.len())),
             ..audit::Entry::default()
         });
