@@ -31,6 +31,17 @@ pub async fn aws_config() -> aws_config::SdkConfig {
     aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
 }
 
+/// The table (`TABLE_NAME`) and Twilio's secrets, for functions that need both: the SDK
+/// configuration loaded once, the secret read while the table's connections warm.
+pub async fn table_and_secrets(
+    settings: &crate::config::Settings,
+) -> Result<(crate::acl::DynamoStore, crate::config::TwilioSecrets), ConfigError> {
+    let aws = aws_config().await;
+    let store = crate::acl::DynamoStore::from_sdk(&aws, settings)?;
+    let (secrets, ()) = tokio::join!(crate::config::TwilioSecrets::load_with(settings, &aws), store.warm_up());
+    Ok((store, secrets?))
+}
+
 /// Builds the state with `start`, then serves invocations with `handle` until the runtime stops.
 /// The state lives as long as the process, as a Lambda's cold-start state does.
 pub async fn serve<S, H, Fut>(start: impl Future<Output = Result<S, ConfigError>>, handle: H) -> Result<(), Error>

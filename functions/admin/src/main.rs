@@ -4,8 +4,7 @@
 use std::sync::Arc;
 
 use admin::handler::{self, AdminAuth, AdminState};
-use chatgate::acl::DynamoStore;
-use chatgate::config::{Settings, TwilioSecrets};
+use chatgate::config::Settings;
 use lambda_http::Error;
 
 #[tokio::main]
@@ -13,10 +12,8 @@ async fn main() -> Result<(), Error> {
     chatgate::telemetry::init_lambda();
     let settings = Settings::from_env();
     let start = async {
-        let aws = chatgate::lambda::aws_config().await;
-        let store = DynamoStore::from_sdk(&aws, &settings)?;
-        let (secrets, ()) = tokio::join!(TwilioSecrets::load_with(&settings, &aws), store.warm_up());
-        AdminState::from_settings(AdminAuth::Iam, Arc::new(store), &settings, &secrets?)
+        let (store, secrets) = chatgate::lambda::table_and_secrets(&settings).await?;
+        AdminState::from_settings(AdminAuth::Iam, Arc::new(store), &settings, &secrets)
     };
     chatgate::lambda::serve(start, handler::handle).await
 }

@@ -3,8 +3,7 @@
 
 use std::sync::Arc;
 
-use chatgate::acl::DynamoStore;
-use chatgate::config::{Settings, TwilioSecrets};
+use chatgate::config::Settings;
 use conversations::handler::{self, ConversationsState};
 use lambda_http::Error;
 
@@ -13,10 +12,8 @@ async fn main() -> Result<(), Error> {
     chatgate::telemetry::init_lambda();
     let settings = Settings::from_env();
     let start = async {
-        let aws = chatgate::lambda::aws_config().await;
-        let store = DynamoStore::from_sdk(&aws, &settings)?;
-        let (secrets, ()) = tokio::join!(TwilioSecrets::load_with(&settings, &aws), store.warm_up());
-        ConversationsState::from_settings(&settings, &secrets?, Arc::new(store))
+        let (store, secrets) = chatgate::lambda::table_and_secrets(&settings).await?;
+        ConversationsState::from_settings(&settings, &secrets, Arc::new(store))
     };
     chatgate::lambda::serve(start, handler::handle).await
 }

@@ -4,8 +4,7 @@
 
 use std::sync::Arc;
 
-use chatgate::acl::DynamoStore;
-use chatgate::config::{Settings, TwilioSecrets};
+use chatgate::config::Settings;
 use lambda_runtime::Error;
 use reconciler::handler::{self, ReconcilerState};
 
@@ -14,10 +13,8 @@ async fn main() -> Result<(), Error> {
     chatgate::telemetry::init_lambda();
     let settings = Settings::from_env();
     let start = async {
-        let aws = chatgate::lambda::aws_config().await;
-        let store = DynamoStore::from_sdk(&aws, &settings)?;
-        let (secrets, ()) = tokio::join!(TwilioSecrets::load_with(&settings, &aws), store.warm_up());
-        ReconcilerState::from_settings(&settings, &secrets?, Arc::new(store))
+        let (store, secrets) = chatgate::lambda::table_and_secrets(&settings).await?;
+        ReconcilerState::from_settings(&settings, &secrets, Arc::new(store))
     };
     chatgate::lambda::serve_events(start, handler::handle).await
 }
