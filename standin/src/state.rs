@@ -699,11 +699,8 @@ impl State {
     }
 
     fn user_conversation_json(&self, user: &User, c: &Conversation, p: &Participant) -> Value {
-        // Unread: messages after the read horizon, or all of them before one is set.
-        let unread = match p.last_read_message_index {
-            Some(read) => c.messages.iter().filter(|m| m.index > read).count(),
-            None => c.messages.len(),
-        };
+        // Unread: messages after the read horizon; like Twilio, none (null) before one is set.
+        let unread = p.last_read_message_index.map(|read| c.messages.iter().filter(|m| m.index > read).count());
         let conversation_url = format!("{}/Conversations/{}", self.service_url, c.sid);
         json!({
             "account_sid": self.account_sid,

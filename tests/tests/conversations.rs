@@ -329,6 +329,38 @@ async fn the_listing_has_unread_counts_participants_and_last_messages() {
 }
 
 #[tokio::test]
+async fn unread_counts_are_numbers_for_everyone_chatgate_put_in_a_conversation() {
+    let w = World::new().await;
+    let (_, group) = w.post("ana", json!({"type": "group", "friendly_name": "Team", "unique_name": "team"})).await;
+    let sid = group["sid"].as_str().expect("sid");
+    for text in ["one", "two", "three"] {
+        w.standin.add_message(sid, "ana", text).expect("message");
+    }
+    // bob joins a conversation with history: it starts read, at its last message.
+    let (status, joined) = w
+        .post("ana", json!({"type": "group", "friendly_name": "Team", "unique_name": "team", "participants": ["bob"]}))
+        .await;
+    assert_eq!(status, 200, "{joined}");
+    w.standin.add_message(sid, "ana", "four").expect("message");
+    let w = &w;
+    let unread = |who: &'static str| async move {
+        let (status, listing) = w.call(who, "GET", "/conversations", None).await;
+        assert_eq!(status, 200, "{listing}");
+        (listing["conversations"][0]["unread_count"].clone(), listing["conversations"][0]["last_read_index"].clone())
+    };
+    assert_eq!(unread("bob").await, (json!(1), json!(2)), "bob read up to his arrival");
+    // ana was there from the start and has read nothing: Twilio has no count for her, chatgate does.
+    assert_eq!(unread("ana").await, (json!(4), Value::Null));
+    let (_, with_messages) = w.call("ana", "GET", "/conversations?messages=2", None).await;
+    assert_eq!(with_messages["conversations"][0]["unread_count"], 4);
+    assert_eq!(with_messages["conversations"][0]["messages"].as_array().map(Vec::len), Some(2));
+    // An empty conversation: nothing unread.
+    w.post("cy", json!({"type": "direct", "participant": "dee"})).await;
+    assert_eq!(unread("dee").await.0, json!(0));
+    assert_twilio_spec_accepts(&w.standin.requests()).await;
+}
+
+#[tokio::test]
 async fn the_listing_pages_through_twilios_pages() {
     let w = World::new().await;
     for i in 0..55 {

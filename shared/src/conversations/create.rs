@@ -183,16 +183,16 @@ impl<R: AclReader> Conversations<R> {
         let missing: Vec<Identity> =
             plan.wanted.iter().filter(|who| !target.present.contains(who.as_str())).cloned().collect();
         self.ensure_users(missing, deadline).await?;
-        let added: Vec<bool> = futures_util::stream::iter(plan.wanted.clone())
+        let joined: Vec<Option<String>> = futures_util::stream::iter(plan.wanted.clone())
             .map(|who| {
                 let target = &target;
                 async move {
                     if target.present.contains(who.as_str()) {
-                        return Ok(false);
+                        return Ok(None);
                     }
                     match self.twilio.add_participant(&target.sid, who.as_str(), deadline).await {
-                        Ok(_) => Ok(true),
-                        Err(e) if e.code() == Some(codes::PARTICIPANT_EXISTS) => Ok(false),
+                        Ok(participant) => Ok(Some(participant.sid)),
+                        Err(e) if e.code() == Some(codes::PARTICIPANT_EXISTS) => Ok(None),
                         Err(e) => Err(ApiError::from(e)),
                     }
                 }
@@ -200,6 +200,10 @@ impl<R: AclReader> Conversations<R> {
             .buffered(ADD_CONCURRENCY)
             .try_collect()
             .await?;
+        if !target.created {
+            self.start_read_horizons(&target.sid, &joined, deadline).await?;
+        }
+        let added: Vec<bool> = joined.iter().map(Option::is_some).collect();
 
         if let Some(asset) = &plan.asset {
             let newcomers: Vec<&Identity> =
@@ -226,6 +230,27 @@ impl<R: AclReader> Conversations<R> {
                 .map(|(identity, added)| ParticipantView { identity, added })
                 .collect(),
         })
+    }
+
+    /// Participants who join a conversation with history start with it read: their read horizon
+    /// is its last message, so Twilio counts their unread messages from there (without one,
+    /// Twilio reports no count at all). One call for the last message, one per newcomer.
+    async fn start_read_horizons(
+        &self,
+        conversation: &str,
+        joined: &[Option<String>],
+        deadline: Deadline,
+    ) -> Result<(), ApiError> {
+        let newcomers: Vec<&String> = joined.iter().flatten().collect();
+        if newcomers.is_empty() {
+            return Ok(());
+        }
+        let Some(last) = self.twilio.last_messages(conversation, 1, deadline).await?.pop() else { return Ok(()) };
+        futures_util::future::try_join_all(
+            newcomers.into_iter().map(|sid| self.twilio.set_last_read(conversation, sid, last.index, deadline)),
+        )
+        .await?;
+        Ok(())
     }
 
     /// Every identity must be able to read the asset: one round trip of reads. Returns the

@@ -125,9 +125,19 @@ impl<R> Conversations<R> {
         let conversations: Vec<ListedConversation> = futures_util::stream::iter(page.items)
             .map(|c| async move {
                 let sid = c.conversation_sid.clone();
-                let (participants, recent) = tokio::try_join!(twilio.participants(&sid, deadline), async {
-                    if messages == 0 { Ok(Vec::new()) } else { twilio.last_messages(&sid, messages, deadline).await }
+                // Without a read horizon Twilio gives no unread count: nothing is read yet, so every
+                // message is unread, which the last message's index tells.
+                let horizonless = c.unread_messages_count.is_none() && c.last_read_message_index.is_none();
+                let wanted = if horizonless { messages.max(1) } else { messages };
+                let (participants, mut recent) = tokio::try_join!(twilio.participants(&sid, deadline), async {
+                    if wanted == 0 { Ok(Vec::new()) } else { twilio.last_messages(&sid, wanted, deadline).await }
                 })?;
+                let unread_count = match c.unread_messages_count {
+                    Some(count) => Some(count),
+                    None if horizonless => Some(recent.last().map_or(0, |m| m.index + 1)),
+                    None => None,
+                };
+                recent.drain(..recent.len().saturating_sub(usize::from(messages)));
                 // A conversation chatgate did not create (or whose attributes someone broke) lists
                 // without a type.
                 let about = ConversationAttributes::parse(c.attributes.as_deref()).ok().flatten();
@@ -137,7 +147,7 @@ impl<R> Conversations<R> {
                     friendly_name: c.friendly_name,
                     kind: about.as_ref().map(|a| a.kind.as_str()),
                     asset_id: about.and_then(|a| a.asset).map(|a| a.to_string()),
-                    unread_count: c.unread_messages_count,
+                    unread_count,
                     last_read_index: c.last_read_message_index,
                     participants: participants.unwrap_or_default().into_iter().filter_map(|p| p.identity).collect(),
                     messages: recent

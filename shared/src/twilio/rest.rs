@@ -402,6 +402,20 @@ impl ConversationsClient {
         self.send(call, deadline).await
     }
 
+    /// Sets the participant's read horizon: the index of the last message it has read.
+    pub async fn set_last_read(
+        &self,
+        conversation: &str,
+        participant_sid: &str,
+        index: u64,
+        deadline: Deadline,
+    ) -> Result<Participant, TwilioError> {
+        let mut call =
+            self.call(reqwest::Method::POST, &["Conversations", conversation, "Participants", participant_sid]);
+        call.form.push(("LastReadMessageIndex", index.to_string()));
+        self.send(call, deadline).await
+    }
+
     /// Creates the user with `role_sid`; fails with code 50201 when it exists.
     pub async fn create_user(&self, identity: &str, role_sid: &str, deadline: Deadline) -> Result<(), TwilioError> {
         let mut call = self.call(reqwest::Method::POST, &["Users"]);
