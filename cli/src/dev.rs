@@ -42,6 +42,9 @@ pub struct DevArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1")]
     host: String,
+    /// Seed a few documents, shares and conversations to try the example SPA on.
+    #[arg(long)]
+    demo: bool,
 }
 
 /// Every route the local server serves, each with the state its Lambda function would build,
@@ -195,7 +198,7 @@ pub async fn run(args: DevArgs) -> Result<(), Box<dyn std::error::Error>> {
             };
             tokio::spawn(reconcile::sweep_expiries(rule));
             let routes = Routes::new(token, store, &settings, &secrets, admin_key.clone())?;
-            let what = Backing { store: "the DynamoDB table TABLE_NAME", changes };
+            let what = Backing { store: "the DynamoDB table TABLE_NAME", changes, demo: args.demo };
             serve(routes, listener, &settings, &defaulted, &admin_key, what).await
         }
         None => {
@@ -207,16 +210,18 @@ pub async fn run(args: DevArgs) -> Result<(), Box<dyn std::error::Error>> {
             let what = Backing {
                 store: "an in-memory store (set TABLE_NAME for DynamoDB)",
                 changes: "the in-memory store's changes",
+                demo: args.demo,
             };
             serve(routes, listener, &settings, &defaulted, &admin_key, what).await
         }
     }
 }
 
-/// What the server runs on, for the banner.
+/// What the server runs on, for the banner, and whether to seed the demonstration.
 struct Backing {
     store: &'static str,
     changes: &'static str,
+    demo: bool,
 }
 
 async fn serve<S: AclReader + GrantWriter + CatalogWriter + ExpiryIndex + 'static>(
@@ -236,6 +241,21 @@ async fn serve<S: AclReader + GrantWriter + CatalogWriter + ExpiryIndex + 'stati
         backing.changes
     );
     println!("twilio: {}", settings.get("TWILIO_API_BASE").unwrap_or(chatgate::twilio::rest::DEFAULT_API_BASE));
+    if defaulted.contains(&"TWILIO_API_BASE") {
+        // The stand-in's credentials are made up for this process: scripts may seed messages with them.
+        println!(
+            "twilio stand-in credentials (for seeding messages): {} {} {}",
+            settings.required("TWILIO_CONVERSATIONS_SERVICE_SID")?,
+            settings.required("TWILIO_API_KEY_SID")?,
+            settings.required("TWILIO_API_KEY_SECRET")?
+        );
+    }
+    if backing.demo {
+        let conversations = &routes.conversations.conversations;
+        let summary =
+            crate::demo::seed(routes.admin.store.as_ref(), conversations, routes.admin.rule.twilio(), DEV_USER).await?;
+        println!("{summary}");
+    }
     let key_note =
         if settings.get("CHATGATE_DEV_ADMIN_KEY").is_some() { "CHATGATE_DEV_ADMIN_KEY" } else { "generated" };
     println!(

@@ -1,5 +1,6 @@
 //! The `chatgate` binary: the local development server and operator commands.
 
+mod demo;
 mod dev;
 mod ops;
 mod reconcile_ops;

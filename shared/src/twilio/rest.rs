@@ -356,6 +356,23 @@ impl ConversationsClient {
         self.send(call, deadline).await
     }
 
+    /// Posts a message as `author` (the back end speaking for a user; pre-event webhooks do not
+    /// fire for REST calls). For seeding demonstrations and tests.
+    pub async fn post_message(
+        &self,
+        conversation: &str,
+        author: &str,
+        body: &str,
+        attributes: &serde_json::Value,
+        deadline: Deadline,
+    ) -> Result<Message, TwilioError> {
+        let mut call = self.call(reqwest::Method::POST, &["Conversations", conversation, "Messages"]);
+        call.form.push(("Author", author.to_owned()));
+        call.form.push(("Body", body.to_owned()));
+        call.form.push(("Attributes", attributes.to_string()));
+        self.send(call, deadline).await
+    }
+
     /// By SID or unique name; `None` when there is none.
     pub async fn fetch_conversation(
         &self,
