@@ -35,8 +35,6 @@ pub enum ApiError {
     PayloadTooLarge(String),
     #[error("unsupported media type: {0}")]
     UnsupportedMediaType(String),
-    #[error("rate limited")]
-    RateLimited { retry_after: Option<u32> },
     /// An upstream (Twilio, DynamoDB, the identity provider) failed after retries.
     #[error("upstream unavailable: {what}")]
     Upstream {
@@ -65,7 +63,6 @@ impl ApiError {
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             Self::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             Self::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
-            Self::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             Self::Upstream { status, .. } => (*status, "upstream_unavailable"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -82,7 +79,6 @@ impl ApiError {
             | Self::PayloadTooLarge(d)
             | Self::UnsupportedMediaType(d) => Some(d.clone()),
             Self::MethodNotAllowed { allow } => Some(format!("this route accepts {allow}")),
-            Self::RateLimited { .. } => Some("too many requests; retry later".into()),
             Self::Upstream { what, .. } => Some(format!("{what} is unavailable; retry later")),
             Self::Internal(_) => None,
         }
@@ -113,12 +109,58 @@ impl ApiError {
             Self::MethodNotAllowed { allow } => {
                 headers.insert(header::ALLOW, HeaderValue::from_static(allow));
             }
-            Self::RateLimited { retry_after: Some(s) } | Self::Upstream { retry_after: Some(s), .. } => {
+            Self::Upstream { retry_after: Some(s), .. } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*s));
             }
             _ => {}
         }
         response
+    }
+}
+
+// Every other boundary's error, mapped to what the caller sees: here, next to `into_response`.
+
+impl From<crate::acl::StoreError> for ApiError {
+    fn from(e: crate::acl::StoreError) -> Self {
+        use crate::acl::StoreError;
+        match e {
+            StoreError::Unavailable(source) => ApiError::Upstream {
+                what: "the permission store",
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                retry_after: Some(1),
+                source: Some(source),
+            },
+            StoreError::Conflict => ApiError::Conflict("the asset changed meanwhile; retry".into()),
+            StoreError::Internal(source) => ApiError::Internal(source),
+        }
+    }
+}
+
+impl From<crate::twilio::rest::TwilioError> for ApiError {
+    fn from(e: crate::twilio::rest::TwilioError) -> Self {
+        use crate::twilio::rest::TwilioError;
+        let (status, retry_after) = match &e {
+            TwilioError::Unavailable { status: Some(429), retry_after, .. } => {
+                (StatusCode::SERVICE_UNAVAILABLE, retry_after.or(Some(1)))
+            }
+            TwilioError::Unavailable { status: Some(s), retry_after, .. } if *s >= 500 => {
+                (StatusCode::BAD_GATEWAY, *retry_after)
+            }
+            TwilioError::Unavailable { retry_after, .. } => (StatusCode::SERVICE_UNAVAILABLE, *retry_after),
+            TwilioError::RaceLost => (StatusCode::SERVICE_UNAVAILABLE, Some(1)),
+            TwilioError::Api { .. } | TwilioError::Decode(_) => (StatusCode::BAD_GATEWAY, None),
+        };
+        ApiError::Upstream { what: "Twilio", status, retry_after, source: Some(Box::new(e)) }
+    }
+}
+
+impl From<crate::reconcile::ReconcileError> for ApiError {
+    fn from(e: crate::reconcile::ReconcileError) -> Self {
+        use crate::reconcile::ReconcileError;
+        match e {
+            ReconcileError::Store(e) => e.into(),
+            ReconcileError::Twilio(e) => e.into(),
+        }
     }
 }
 
@@ -230,20 +272,16 @@ pub fn match_path<'a>(segments: &'a [String], pattern: &[&str]) -> Option<Vec<&'
 }
 
 fn percent_decode(segment: &str) -> Option<String> {
+    // A `%` must start a two-hex-digit escape: anything else is malformed, not literal.
     let bytes = segment.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
+    let well_formed = bytes
+        .iter()
+        .enumerate()
+        .all(|(i, b)| *b != b'%' || bytes.get(i + 1..i + 3).is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit)));
+    if !well_formed {
+        return None;
     }
-    String::from_utf8(out).ok()
+    percent_encoding::percent_decode(bytes).decode_utf8().ok().map(std::borrow::Cow::into_owned)
 }
 
 /// The request body as `T`, required.

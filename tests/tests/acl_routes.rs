@@ -1,4 +1,4 @@
-//! Every API.md rule of the asset routes, through the handlers over the in-memory store (the
+//! Every rule of the asset routes (openapi.yaml), through the handlers over the in-memory store (the
 //! store contract itself runs against both stores in acl_memory.rs and acl_dynamodb.rs).
 
 use std::sync::Arc;

@@ -1,4 +1,4 @@
-//! Every rule of API.md's `POST /token` apart from session forgery (see `sessions.rs`).
+//! Every rule of `POST /token` (openapi.yaml) apart from session forgery (see `sessions.rs`).
 
 use std::sync::Arc;
 

@@ -20,7 +20,7 @@ use chatgate_tests::dynamo::{dynamo_local, sdk_config, test_store, unique_table_
 use chatgate_tests::{ACCOUNT_SID, API_KEY_SECRET, API_KEY_SID, SERVICE_SID, twilio_client};
 use twilio_standin::{StandIn, StandInConfig};
 
-/// A revocation's removal must show within this (API.md: 5 s locally).
+/// A revocation's removal must show within this locally (README, "What happens when access is revoked").
 const LATENCY_TARGET: Duration = Duration::from_secs(5);
 
 #[derive(Clone, Copy, PartialEq, Eq)]

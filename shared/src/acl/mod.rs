@@ -13,8 +13,6 @@ use std::collections::BTreeSet;
 use std::error::Error as StdError;
 use std::future::Future;
 
-use lambda_http::http::StatusCode;
-
 pub use dynamodb::{DynamoStore, TableStats};
 pub use memory::MemoryStore;
 pub use stream::{StreamRecord, UnreadableRecord};
@@ -22,7 +20,6 @@ pub use stream::{StreamRecord, UnreadableRecord};
 use crate::domain::{
     AccessDecision, AccessFacts, AssetId, AssetRecord, AssetType, Grant, GroupId, Identity, Principal, decide,
 };
-use crate::http::ApiError;
 
 /// Most assets one batch check may ask about.
 pub const MAX_BATCH_ASSETS: usize = 100;
@@ -37,21 +34,6 @@ pub enum StoreError {
     Unavailable(#[source] Box<dyn StdError + Send + Sync>),
     #[error("the ACL table failed")]
     Internal(#[source] Box<dyn StdError + Send + Sync>),
-}
-
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::Unavailable(source) => ApiError::Upstream {
-                what: "the permission store",
-                status: StatusCode::SERVICE_UNAVAILABLE,
-                retry_after: Some(1),
-                source: Some(source),
-            },
-            StoreError::Conflict => ApiError::Conflict("the asset changed meanwhile; retry".into()),
-            StoreError::Internal(source) => ApiError::Internal(source),
-        }
-    }
 }
 
 /// What a check needs: the user's groups and, per asked asset in order, its record and grants.

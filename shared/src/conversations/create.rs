@@ -331,9 +331,11 @@ impl<R: AclReader> Conversations<R> {
         match self.twilio.create_conversation(unique, &plan.friendly_name, &attributes, deadline).await {
             Ok(c) => Ok((c.sid, c.friendly_name, true)),
             Err(e) if e.code() == Some(codes::CONVERSATION_EXISTS) => {
-                let c = self.twilio.fetch_conversation(unique.unwrap_or(""), deadline).await?.ok_or_else(|| {
-                    ApiError::from(TwilioError::Unavailable { status: Some(409), retry_after: Some(1), source: None })
-                })?;
+                let c = self
+                    .twilio
+                    .fetch_conversation(unique.unwrap_or(""), deadline)
+                    .await?
+                    .ok_or(TwilioError::RaceLost)?;
                 Ok((c.sid, c.friendly_name, false))
             }
             Err(e) => Err(e.into()),

@@ -24,7 +24,6 @@ use crate::acl::{AclReader, CatalogWriter, MAX_BATCH_ASSETS, StoreError};
 use crate::audit;
 use crate::clock::Clock;
 use crate::domain::{AssetId, ConversationAttributes, ConversationKind, Identity, Principal, Scope, asset_unique_name};
-use crate::http::ApiError;
 use crate::twilio::rest::{ConversationsClient, Deadline, TwilioError, UserConversation};
 
 /// Removals in flight at once: well inside Twilio's 30 actions per second per conversation.
@@ -39,15 +38,6 @@ pub enum ReconcileError {
     Store(#[from] StoreError),
     #[error("could not reach Twilio")]
     Twilio(#[from] TwilioError),
-}
-
-impl From<ReconcileError> for ApiError {
-    fn from(e: ReconcileError) -> Self {
-        match e {
-            ReconcileError::Store(e) => e.into(),
-            ReconcileError::Twilio(e) => e.into(),
-        }
-    }
 }
 
 /// One participant taken out of one conversation.

@@ -1,5 +1,5 @@
-//! Everything chatgate speaks with Twilio: access tokens now; webhook signatures and the
-//! Conversations REST client as they are built.
+//! Everything chatgate speaks with Twilio: access tokens, webhook signatures, and the
+//! Conversations REST client.
 
 mod access_token;
 pub mod rest;

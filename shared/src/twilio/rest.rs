@@ -7,14 +7,12 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use lambda_http::http::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use crate::config::{ConfigError, Settings, TwilioSecrets};
 use crate::domain::{ApiKeySid, ServiceSid};
-use crate::http::ApiError;
 
 pub const DEFAULT_API_BASE: &str = "https://conversations.twilio.com";
 
@@ -66,6 +64,10 @@ pub enum TwilioError {
     },
     #[error("Twilio's answer could not be read")]
     Decode(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// Another request created the conversation this one tried to create (50353), but it could
+    /// not be read back: the race was lost and the winner is not visible yet.
+    #[error("a conversation created concurrently cannot be read yet")]
+    RaceLost,
 }
 
 impl TwilioError {
@@ -74,22 +76,6 @@ impl TwilioError {
             Self::Api { code, .. } => Some(*code),
             _ => None,
         }
-    }
-}
-
-impl From<TwilioError> for ApiError {
-    fn from(e: TwilioError) -> Self {
-        let (status, retry_after) = match &e {
-            TwilioError::Unavailable { status: Some(429), retry_after, .. } => {
-                (StatusCode::SERVICE_UNAVAILABLE, retry_after.or(Some(1)))
-            }
-            TwilioError::Unavailable { status: Some(s), retry_after, .. } if *s >= 500 => {
-                (StatusCode::BAD_GATEWAY, *retry_after)
-            }
-            TwilioError::Unavailable { retry_after, .. } => (StatusCode::SERVICE_UNAVAILABLE, *retry_after),
-            TwilioError::Api { .. } | TwilioError::Decode(_) => (StatusCode::BAD_GATEWAY, None),
-        };
-        ApiError::Upstream { what: "Twilio", status, retry_after, source: Some(Box::new(e)) }
     }
 }
 
@@ -223,10 +209,6 @@ impl ConversationsClient {
             secrets.api_key_secret()?.clone(),
         )
         .map_err(|e| ConfigError::new("TWILIO_API_BASE", format!("no HTTP client: {e}")))
-    }
-
-    pub fn service(&self) -> &ServiceSid {
-        &self.service
     }
 
     /// `/v1/Services/{service}/<segments…>`, each segment percent-encoded.
@@ -551,17 +533,13 @@ fn full_jitter(attempt: u32) -> Duration {
     Duration::from_millis(rand::random_range(0..=ceiling.as_millis() as u64))
 }
 
+/// Everything but RFC 3986's unreserved characters is encoded in a path segment.
+const SEGMENT: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
 /// Percent-encodes everything but RFC 3986's unreserved characters.
 pub fn encode_segment(segment: &str) -> String {
-    let mut out = String::with_capacity(segment.len());
-    for byte in segment.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
+    percent_encoding::utf8_percent_encode(segment, SEGMENT).to_string()
 }
 
 #[cfg(test)]
