@@ -236,6 +236,8 @@ struct ProxyState {
     rules: Mutex<Vec<Rule>>,
     /// The operation (`GetItem`, ...) of every request seen since the last reset.
     operations: Mutex<Vec<String>>,
+    /// The IAM actions those requests need (a transaction needs one per item kind).
+    actions: Mutex<std::collections::BTreeSet<String>>,
     faults: AtomicUsize,
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
@@ -362,6 +364,14 @@ impl FaultProxy {
         self.state.operations.lock().expect("lock").clone()
     }
 
+    /// The IAM actions (`dynamodb:Query`, ...) the requests seen since the start needed: what a
+    /// policy must allow for them. `TransactWriteItems` has no action of its own: IAM authorises
+    /// each contained `Put`, `Delete`, `Update` and `ConditionCheck` as `PutItem`, `DeleteItem`,
+    /// `UpdateItem` and `ConditionCheckItem`.
+    pub fn iam_actions(&self) -> std::collections::BTreeSet<String> {
+        self.state.actions.lock().expect("lock").clone()
+    }
+
     /// Requests answered with a fault since the last reset.
     pub fn faults_injected(&self) -> usize {
         self.state.faults.load(Ordering::SeqCst)
@@ -390,6 +400,12 @@ async fn handle(
     let target = req.headers().get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
     let op = operation(&target).to_owned();
     state.operations.lock().expect("lock").push(op.clone());
+    let (parts, body) = req.into_parts();
+    let body = match body.collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) => return reply(400, &[("content-type", "text/plain")], format!("fault proxy: unreadable body: {e}")),
+    };
+    state.actions.lock().expect("lock").extend(iam_actions(&op, &body));
     let fault = state.pick_fault(&op);
     let delay = *state.delay.lock().expect("lock");
     if !delay.is_zero() {
@@ -404,19 +420,36 @@ async fn handle(
             body,
         );
     }
-    match forward(upstream, http, req).await {
+    match forward(upstream, http, parts, body).await {
         Ok(response) => response,
         Err(e) => reply(502, &[("content-type", "text/plain")], format!("fault proxy: upstream {upstream}: {e}")),
     }
 }
 
+/// The IAM actions one request needs.
+fn iam_actions(op: &str, body: &[u8]) -> Vec<String> {
+    let action = |name: &str| format!("dynamodb:{name}");
+    if op != "TransactWriteItems" {
+        return vec![action(op)];
+    }
+    let request: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    let items = request["TransactItems"].as_array().cloned().unwrap_or_default();
+    items
+        .iter()
+        .filter_map(|item| item.as_object()?.keys().next().cloned())
+        .map(|kind| match kind.as_str() {
+            "ConditionCheck" => action("ConditionCheckItem"),
+            other => action(&format!("{other}Item")),
+        })
+        .collect()
+}
+
 async fn forward(
     upstream: &str,
     http: &reqwest::Client,
-    req: hyper::Request<hyper::body::Incoming>,
+    parts: hyper::http::request::Parts,
+    body: Bytes,
 ) -> Result<ProxyResponse, Box<dyn std::error::Error + Send + Sync>> {
-    let (parts, body) = req.into_parts();
-    let body = body.collect().await?.to_bytes();
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let mut outbound = http.request(parts.method, format!("{upstream}{path}"));
     // The Host header goes along unchanged: the SDK signed it, and a real endpoint would check.

@@ -343,6 +343,32 @@ impl StubServer {
     }
 }
 
+/// The secret's ARN in tests that read the Twilio secret from a Secrets Manager stand-in.
+pub const SECRET_ARN: &str = "arn:aws:secretsmanager:us-east-1:123456789012:secret:chatgate-twilio-AbCdEf";
+
+/// A Secrets Manager stand-in holding `document` (the JSON string of the secret) under
+/// [`SECRET_ARN`]; any other secret is `ResourceNotFoundException`. Its requests show who read it.
+pub async fn secrets_manager(document: Value) -> StubServer {
+    StubServer::start(move |req| {
+        let target = req.headers.iter().find(|(k, _)| k == "x-amz-target").map(|(_, v)| v.clone()).unwrap_or_default();
+        let asked: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
+        let json = || vec![("content-type".into(), "application/x-amz-json-1.1".into())];
+        if target == "secretsmanager.GetSecretValue" && asked["SecretId"] == SECRET_ARN {
+            let body = json!({"ARN": SECRET_ARN, "Name": "chatgate-twilio", "SecretString": document.to_string(), "VersionId": "v1"});
+            (200, json(), body.to_string().into_bytes())
+        } else {
+            let body = json!({"__type": "ResourceNotFoundException", "message": "Secrets Manager can't find the specified secret."});
+            (400, json(), body.to_string().into_bytes())
+        }
+    })
+    .await
+}
+
+/// The `x-amz-target` of a recorded request to an AWS JSON API (`secretsmanager.GetSecretValue`).
+pub fn amz_target(request: &Recorded) -> Option<&str> {
+    request.headers.iter().find(|(k, _)| k == "x-amz-target").map(|(_, v)| v.as_str())
+}
+
 /// A minimal Lambda Runtime API: hands out `events` one by one (then holds the next poll open,
 /// as Lambda does between invocations) and records responses and errors.
 pub async fn runtime_api(events: Vec<Value>) -> StubServer {

@@ -9,23 +9,7 @@ use chatgate_tests::*;
 use serde_json::{Value, json};
 use tokio::process::Command;
 
-const SECRET_ARN: &str = "arn:aws:secretsmanager:us-east-1:123456789012:secret:chatgate-twilio-AbCdEf";
 const STORED_API_KEY_SECRET: &str = "api-key-secret-from-secrets-manager";
-
-async fn secrets_manager(document: Value) -> StubServer {
-    StubServer::start(move |req| {
-        let target = req.headers.iter().find(|(k, _)| k == "x-amz-target").map(|(_, v)| v.clone()).unwrap_or_default();
-        let asked: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
-        if target == "secretsmanager.GetSecretValue" && asked["SecretId"] == SECRET_ARN {
-            let body = json!({"ARN": SECRET_ARN, "Name": "chatgate-twilio", "SecretString": document.to_string(), "VersionId": "v1"});
-            (200, vec![("content-type".into(), "application/x-amz-json-1.1".into())], body.to_string().into_bytes())
-        } else {
-            let body = json!({"__type": "ResourceNotFoundException", "message": "Secrets Manager can't find the specified secret."});
-            (400, vec![("content-type".into(), "application/x-amz-json-1.1".into())], body.to_string().into_bytes())
-        }
-    })
-    .await
-}
 
 struct Run {
     success: bool,
