@@ -205,7 +205,8 @@ pub fn json_response(status: StatusCode, body: &impl Serialize) -> Response<Body
 }
 
 /// The request body as `T`; an empty body is `None`. Non-JSON content types are 415, oversized
-/// bodies 413, and malformed JSON or unknown fields 400 naming the problem.
+/// bodies 413, and anything but a JSON object, malformed JSON or unknown fields 400 naming the
+/// problem.
 pub fn optional_json_body<T: DeserializeOwned>(req: &Request) -> Result<Option<T>, ApiError> {
     let bytes: &[u8] = req.body().as_ref();
     if bytes.iter().all(u8::is_ascii_whitespace) {
@@ -218,6 +219,10 @@ pub fn optional_json_body<T: DeserializeOwned>(req: &Request) -> Result<Option<T
     let essence = content_type.split(';').next().unwrap_or("").trim();
     if !essence.eq_ignore_ascii_case("application/json") {
         return Err(ApiError::UnsupportedMediaType("send the body as application/json".into()));
+    }
+    // Every body chatgate takes is an object; serde would also read a struct from an array.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::BadRequest("the body must be a JSON object".into()));
     }
     serde_json::from_slice(bytes).map(Some).map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
 }
@@ -282,6 +287,21 @@ fn percent_decode(segment: &str) -> Option<String> {
         return None;
     }
     percent_encoding::percent_decode(bytes).decode_utf8().ok().map(std::borrow::Cow::into_owned)
+}
+
+/// Deserializes an optional whole number the way JSON Schema counts one: `1706` and `1706.0` are
+/// the same integer, `1706.5` is not one. `null` is absent.
+pub fn whole_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<i64>, D::Error> {
+    use serde::Deserialize as _;
+    use serde::de::Error as _;
+    match Option::<serde_json::Number>::deserialize(deserializer)? {
+        None => Ok(None),
+        Some(n) => n
+            .as_i64()
+            .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15).map(|f| f as i64))
+            .map(Some)
+            .ok_or_else(|| D::Error::custom(format!("expected a whole number, got {n}"))),
+    }
 }
 
 /// The request body as `T`, required.

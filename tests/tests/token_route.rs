@@ -49,6 +49,20 @@ async fn ttl_is_bounded_by_180_and_the_configured_maximum() {
 }
 
 #[tokio::test]
+async fn an_integer_valued_number_is_an_integer() {
+    let state = state(&[]).await;
+    for (body, status) in
+        [(r#"{"ttl_seconds": 1706.0}"#, 200), (r#"{"ttl_seconds": 1.706e3}"#, 200), (r#"{"ttl_seconds": 1706.5}"#, 400)]
+    {
+        let response = handle(&state, token_request(Some(&session()), Some(body))).await;
+        assert_eq!(response.status(), status, "{body}");
+        if status == 200 {
+            assert_eq!(json_body(&response)["ttl_seconds"], 1706);
+        }
+    }
+}
+
+#[tokio::test]
 async fn configured_default_ttl_applies_to_an_empty_body() {
     let state = state(&[("TOKEN_TTL_SECONDS", "900")]).await;
     for body in [None, Some("{}"), Some(r#"{"ttl_seconds": null}"#), Some("  ")] {

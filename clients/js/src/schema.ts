@@ -473,7 +473,11 @@ export interface components {
          *     `ttl_seconds` (or without a body at all) the token lives `TOKEN_TTL_SECONDS` (default 3600).
          */
         TokenRequest: {
-            ttl_seconds?: components["schemas"]["TtlSeconds"];
+            /**
+             * @description The lifetime to issue; `null` is the same as leaving it out. A whole number written
+             *     with a fraction part (`3600.0`) is that whole number; `3600.5` is `400`.
+             */
+            ttl_seconds?: components["schemas"]["TtlSeconds"] | null;
         };
         TokenResponse: {
             /** @description The Twilio Conversations access token (a JWT) for the Twilio Conversations SDK; abbreviated in the example. */
@@ -661,13 +665,14 @@ export interface components {
              */
             friendly_name: string;
             /**
-             * @description Makes the request idempotent: 1–256 bytes of UTF-8 (else `400`), any characters. Scoped
+             * @description Makes the request idempotent (`null` is the same as leaving it out): 1–256 bytes of
+             *     UTF-8 (else `400`), any characters. Scoped
              *     to the caller: the conversation's unique name is `group:` + a digest of the caller's
              *     identity and this name, so the same caller with the same name gets the same group, and
              *     another user with the same name gets another group. The name itself is not stored.
              * @example design-review
              */
-            unique_name?: string;
+            unique_name?: string | null;
             participants?: components["schemas"]["ConversationParticipants"];
         };
         /**
@@ -746,7 +751,8 @@ export interface components {
         };
         /**
          * @description Opaque paging token issued by chatgate in `next_page_token`; send it back unchanged. It
-         *     names only a page of the caller's own listing.
+         *     names only a page of the caller's own listing. Anything else, or a token Twilio no longer
+         *     honours, is `400` `invalid page_token`.
          * @example WyIxIiwiUFRDSGM0ZDM4MDJkNWIxYjBiNTc2MTdkZjliNTBhZTA2OTJkIl0
          */
         PageToken: string;

@@ -54,6 +54,7 @@ impl TokenState {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TokenRequest {
+    #[serde(default, deserialize_with = "http::whole_number")]
     ttl_seconds: Option<i64>,
 }
 

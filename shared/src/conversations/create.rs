@@ -18,6 +18,17 @@ use crate::twilio::rest::{Deadline, TwilioError, codes};
 
 /// Most participants one request may name (Twilio allows 1000 per conversation).
 pub const MAX_PARTICIPANTS: usize = 50;
+/// Twilio's limit on a conversation's friendly name, in characters.
+const MAX_FRIENDLY_NAME: usize = 256;
+
+/// A friendly name chatgate makes up (two identities, an asset's catalogue name) cut to Twilio's
+/// limit: it is for display only.
+fn friendly(name: String) -> String {
+    match name.char_indices().nth(MAX_FRIENDLY_NAME) {
+        Some((end, _)) => name[..end].to_owned(),
+        None => name,
+    }
+}
 /// Participant additions in flight at once.
 const ADD_CONCURRENCY: usize = 8;
 
@@ -88,7 +99,7 @@ impl TryFrom<Requested> for Plan {
                     return Err(ApiError::BadRequest("a direct conversation needs another user".into()));
                 }
                 let (a, b) = if caller <= other { (&caller, &other) } else { (&other, &caller) };
-                let friendly_name = format!("{a} & {b}");
+                let friendly_name = friendly(format!("{a} & {b}"));
                 let unique_name = Some(direct_unique_name(&caller, &other));
                 wanted.push(other);
                 Ok(Self { kind: ConversationKind::Direct, unique_name, friendly_name, asset: None, wanted })
@@ -264,7 +275,7 @@ impl<R: AclReader> Conversations<R> {
             return Err(ApiError::Forbidden(format!("cannot read asset {asset}: {}", lacking.join(", "))));
         }
         let name = facts.asset.asset.map(|record| record.name).filter(|n| !n.is_empty());
-        Ok(name.unwrap_or_else(|| asset.to_string()))
+        Ok(friendly(name.unwrap_or_else(|| asset.to_string())))
     }
 
     /// The access rule, applied to the participants this request added: if a revocation landed
@@ -393,6 +404,15 @@ mod tests {
         ] {
             assert!(matches!(plan(bad), Err(ApiError::BadRequest(_))), "{bad}");
         }
+    }
+
+    #[test]
+    fn made_up_friendly_names_fit_twilios_limit() {
+        let long = "é".repeat(256);
+        let direct = plan(&format!(r#"{{"type":"direct","participant":"{long}"}}"#)).expect("direct");
+        assert_eq!(direct.friendly_name.chars().count(), MAX_FRIENDLY_NAME);
+        assert!(direct.friendly_name.starts_with("u-1 & éé"));
+        assert_eq!(friendly("short".into()), "short");
     }
 
     #[test]

@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::Conversations;
 use crate::domain::{ConversationAttributes, Identity};
 use crate::http::ApiError;
-use crate::twilio::rest::Deadline;
+use crate::twilio::rest::{Deadline, TwilioError};
 
 /// Most messages per conversation in the listing.
 pub const MAX_MESSAGES: u8 = 20;
@@ -117,7 +117,14 @@ impl<R> Conversations<R> {
     pub async fn list(&self, user: &Identity, query: &ListingQuery, deadline: Deadline) -> Result<Listing, ApiError> {
         let twilio = &self.twilio;
         let page = query.page.as_ref().map(|(p, t)| (p.as_str(), t.as_str()));
-        let Some(page) = twilio.user_conversations(user.as_str(), page, deadline).await? else {
+        let listed = match twilio.user_conversations(user.as_str(), page, deadline).await {
+            // Twilio refuses a page token it did not issue (or one that expired): the caller's.
+            Err(TwilioError::Api { status: 400, .. }) if page.is_some() => {
+                return Err(ApiError::BadRequest("invalid page_token: expired, or not from this listing".into()));
+            }
+            other => other?,
+        };
+        let Some(page) = listed else {
             // Twilio has never seen this user: nothing to list.
             return Ok(Listing { conversations: Vec::new(), next_page_token: None });
         };
