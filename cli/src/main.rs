@@ -47,9 +47,17 @@ enum Command {
     Reconcile(reconcile_ops::ReconcileCommand),
 }
 
+/// Human-readable lines on stderr, `RUST_LOG` to tune.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
-    chatgate::telemetry::init_cli();
+    init_logging();
     let result = match Cli::parse().command {
         Command::Dev(args) => dev::run(args).await,
         Command::Session(args) => session::run(&args),

@@ -286,6 +286,7 @@ struct KeySet {
 
 impl JwksCache {
     fn new(url: String, algorithm: Algorithm) -> Result<Self, ConfigError> {
+        crate::tls::install();
         let http = reqwest::Client::builder()
             .timeout(JWKS_TIMEOUT)
             .build()

@@ -28,7 +28,7 @@ pub fn request_deadline(req: &Request, cap: Duration) -> Deadline {
 
 /// The SDK's standard configuration, loaded once and shared by every client a function builds.
 pub async fn aws_config() -> aws_config::SdkConfig {
-    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+    aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(crate::tls::aws_http_client()).load().await
 }
 
 /// The table (`TABLE_NAME`) and Twilio's secrets, for functions that need both: the SDK

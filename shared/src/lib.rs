@@ -13,4 +13,5 @@ pub mod http;
 pub mod lambda;
 pub mod reconcile;
 pub mod telemetry;
+pub mod tls;
 pub mod twilio;

@@ -1,17 +1,20 @@
-//! Logging set-up: structured JSON under Lambda's own log controls (`AWS_LAMBDA_LOG_FORMAT`,
-//! `AWS_LAMBDA_LOG_LEVEL`), readable text for the CLI.
+//! Logging set-up for a Lambda function: structured JSON under Lambda's own log controls
+//! (`AWS_LAMBDA_LOG_FORMAT`, `AWS_LAMBDA_LOG_LEVEL`), with a plain level filter (no regex
+//! machinery in the binary). The runtime puts the request id on every line through its
+//! invocation span.
 
-use tracing_subscriber::EnvFilter;
+use std::str::FromStr as _;
 
-/// For a Lambda function: follows the function's logging configuration (JSON in `template.yaml`);
-/// the runtime puts the request id on every line through its invocation span.
+use tracing_subscriber::filter::LevelFilter;
+
+/// For a Lambda function: the function's logging configuration (JSON in `template.yaml`).
 pub fn init_lambda() {
-    lambda_http::tracing::init_default_subscriber();
-}
-
-/// For the CLI and the local server: human-readable lines on stderr, `RUST_LOG` to tune.
-pub fn init_cli() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ =
-        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .ok()
+        .and_then(|level| LevelFilter::from_str(level.trim()).ok())
+        .unwrap_or(LevelFilter::INFO);
+    let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    let subscriber = tracing_subscriber::fmt().with_target(false).without_time().with_max_level(level);
+    let _ = if json { subscriber.json().try_init() } else { subscriber.with_ansi(false).try_init() };
 }

@@ -19,6 +19,8 @@ impl Twilio {
 
     async fn with(config: StandInConfig) -> Self {
         let standin = StandIn::start(config).await;
+        // The workspace's reqwest brings no crypto of its own: ring, as chatgate uses.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         Self { standin, http: reqwest::Client::new() }
     }
 

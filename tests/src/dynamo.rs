@@ -130,6 +130,7 @@ fn list_tables(port: u16) -> Result<(), Probe> {
 /// probes the instance-metadata service; the production code builds its clients from this.
 pub async fn sdk_config(endpoint: &str) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
+        .http_client(chatgate::tls::aws_http_client())
         .region(Region::new(REGION))
         .credentials_provider(Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "chatgate-tests"))
         .endpoint_url(endpoint)
@@ -303,6 +304,7 @@ impl FaultProxy {
     pub async fn start(upstream: &str) -> Self {
         let upstream = upstream.trim_end_matches('/').to_owned();
         let state = Arc::new(ProxyState::default());
+        chatgate::tls::install();
         let http = reqwest::Client::builder().no_proxy().build().expect("reqwest client");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");

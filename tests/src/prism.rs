@@ -320,6 +320,7 @@ impl TwilioCall {
             let _ = write!(url, "?{}", form_urlencode(&self.query));
         }
         // One client per call: a pooled connection must not outlive the runtime of one #[tokio::test].
+        chatgate::tls::install();
         let client = reqwest::Client::builder().no_proxy().build().expect("reqwest client");
         let mut request = client.request(self.method.clone(), &url).timeout(Duration::from_secs(30));
         for (name, value) in &self.headers {

@@ -5,7 +5,7 @@
 //! whatever characters they contain. Parts too long for DynamoDB's sort-key limit are replaced
 //! by their SHA-256 under a different prefix, and then the item carries the full id (`id`).
 
-use aws_lc_rs::digest;
+use ring::digest;
 
 use crate::domain::{AssetId, GroupId, Identity, Principal};
 

@@ -4,9 +4,9 @@
 
 use std::fmt;
 
-use aws_lc_rs::digest;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ring::digest;
 use serde_json::{Value, json};
 
 use super::asset::AssetId;

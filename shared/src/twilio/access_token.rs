@@ -5,9 +5,9 @@
 use std::fmt;
 use std::fmt::Write as _;
 
-use aws_lc_rs::hmac;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ring::hmac;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::domain::{AccountSid, ApiKeySid, Identity, PushCredentialSid, ServiceSid, Ttl};

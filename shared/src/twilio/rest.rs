@@ -188,6 +188,7 @@ impl ConversationsClient {
         key_sid: ApiKeySid,
         key_secret: SecretString,
     ) -> Result<Self, reqwest::Error> {
+        crate::tls::install();
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(2))
             .pool_idle_timeout(Duration::from_secs(50))

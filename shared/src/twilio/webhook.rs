@@ -5,9 +5,9 @@
 
 use std::fmt;
 
-use aws_lc_rs::hmac;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use ring::hmac;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::config::ConfigError;
