@@ -4,9 +4,10 @@
 use std::time::Duration;
 
 use chatgate::acl::{AclReader, CatalogWriter, GrantWriter};
+use chatgate::clock::Deadline;
 use chatgate::conversations::{Conversations, CreateCommand, Plan, Requested};
 use chatgate::domain::{AssetId, AssetType, Grant, GroupId, Identity, Principal, Role};
-use chatgate::twilio::rest::{ConversationsClient, Deadline};
+use chatgate::twilio::rest::ConversationsClient;
 use serde_json::json;
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;

@@ -183,7 +183,7 @@ pub async fn run(args: DevArgs) -> Result<(), Box<dyn std::error::Error>> {
     let twilio = chatgate::twilio::rest::ConversationsClient::from_settings(&settings, &secrets)?;
     match settings.get("TABLE_NAME") {
         Some(_) => {
-            let aws = chatgate::lambda::aws_config().await;
+            let aws = chatgate::aws::sdk_config(&settings).await?;
             let store = Arc::new(DynamoStore::from_sdk(&aws, &settings)?);
             let rule = Arc::new(Reconciler::new(store.clone(), twilio, Arc::new(chatgate::clock::SystemClock)));
             let changes = match StreamFollower::from_now(&aws, &store).await {

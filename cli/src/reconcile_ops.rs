@@ -7,11 +7,12 @@ use std::time::Duration;
 
 use chatgate::acl::DynamoStore;
 use chatgate::acl::follow::StreamFollower;
+use chatgate::clock::Deadline;
 use chatgate::clock::SystemClock;
 use chatgate::config::{Settings, TwilioSecrets};
 use chatgate::domain::{AssetId, Identity, Scope};
 use chatgate::reconcile::{BatchItem, Reconciler, Removal};
-use chatgate::twilio::rest::{ConversationsClient, Deadline};
+use chatgate::twilio::rest::ConversationsClient;
 use clap::Subcommand;
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
@@ -49,7 +50,7 @@ struct FailureMessage {
 
 pub async fn reconcile(command: ReconcileCommand) -> Result<()> {
     let settings = Settings::from_env();
-    let aws = chatgate::lambda::aws_config().await;
+    let aws = chatgate::aws::sdk_config(&settings).await?;
     let store = DynamoStore::from_sdk(&aws, &settings)?;
     let secrets = TwilioSecrets::load_with(&settings, &aws).await?;
     let twilio = ConversationsClient::from_settings(&settings, &secrets)?;

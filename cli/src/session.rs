@@ -27,6 +27,7 @@ pub fn run(args: &SessionArgs) -> Result<(), Box<dyn std::error::Error>> {
 pub fn sign(secret: &str, issuer: &str, audience: &str, sub: &str, ttl: u64) -> Result<String, ConfigError> {
     let now = chatgate::clock::Clock::now(&chatgate::clock::SystemClock);
     let claims = json!({"sub": sub, "iss": issuer, "aud": audience, "iat": now, "nbf": now, "exp": now + ttl});
+    chatgate::auth::install_jwt_crypto();
     jsonwebtoken::encode(&Header::default(), &claims, &EncodingKey::from_secret(secret.as_bytes()))
         .map_err(|e| ConfigError::new("JWT_HS256_SECRET", format!("cannot sign a session: {e}")))
 }

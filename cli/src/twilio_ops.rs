@@ -3,9 +3,10 @@
 
 use std::time::Duration;
 
+use chatgate::clock::Deadline;
 use chatgate::config::{Settings, TwilioSecrets};
 use chatgate::domain::{ConversationAttributes, ConversationKind, RoomName};
-use chatgate::twilio::rest::{ConversationsClient, Deadline, codes};
+use chatgate::twilio::rest::{ConversationsClient, codes};
 use clap::Subcommand;
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;

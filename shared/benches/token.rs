@@ -56,6 +56,7 @@ fn mint(c: &mut Criterion) {
 fn session(header: Header, key: &EncodingKey) -> String {
     let now = now();
     let claims = json!({"sub": IDENTITY, "iss": ISSUER, "aud": AUDIENCE, "iat": now, "nbf": now, "exp": now + 3600});
+    chatgate::auth::install_jwt_crypto();
     jsonwebtoken::encode(&header, &claims, key).expect("sign session")
 }
 

@@ -138,15 +138,17 @@ struct SecretDocument {
 
 impl TwilioSecrets {
     /// Reads the secrets once, at cold start.
+    #[cfg(feature = "secrets")]
     pub async fn load(settings: &Settings) -> Result<Self, ConfigError> {
         match settings.get("TWILIO_SECRET_ARN") {
-            Some(_) => Self::load_with(settings, &crate::lambda::aws_config().await).await,
+            Some(_) => Self::load_with(settings, &crate::aws::sdk_config(settings).await?).await,
             None => Ok(Self::from_env(settings)),
         }
     }
 
     /// The same on an SDK configuration the caller already loaded.
-    pub async fn load_with(settings: &Settings, aws: &aws_config::SdkConfig) -> Result<Self, ConfigError> {
+    #[cfg(feature = "secrets")]
+    pub async fn load_with(settings: &Settings, aws: &aws_types::SdkConfig) -> Result<Self, ConfigError> {
         let Some(arn) = settings.get("TWILIO_SECRET_ARN") else { return Ok(Self::from_env(settings)) };
         let output =
             aws_sdk_secretsmanager::Client::new(aws).get_secret_value().secret_id(arn).send().await.map_err(|e| {
@@ -156,7 +158,8 @@ impl TwilioSecrets {
         Self::from_secret_string(output.secret_string().unwrap_or_default())
     }
 
-    fn from_env(settings: &Settings) -> Self {
+    /// From `TWILIO_API_KEY_SECRET` and `TWILIO_AUTH_TOKEN` (the local server, the tests).
+    pub fn from_env(settings: &Settings) -> Self {
         Self {
             api_key_secret: settings.secret("TWILIO_API_KEY_SECRET"),
             auth_token: settings.secret("TWILIO_AUTH_TOKEN"),
@@ -259,6 +262,7 @@ mod tests {
         assert!(TwilioSecrets::from_secret_string("k").is_err());
     }
 
+    #[cfg(feature = "secrets")]
     #[tokio::test]
     async fn secrets_come_from_the_environment_without_an_arn() {
         let secrets =

@@ -11,9 +11,10 @@ use serde_json::Value;
 
 use crate::acl::AclReader;
 use crate::clock::Clock;
+use crate::clock::Deadline;
 use crate::domain::{AssetId, AssetReference, AttributesError, ConversationAttributes, Identity};
 use crate::http::ApiError;
-use crate::twilio::rest::{ConversationsClient, Deadline};
+use crate::twilio::rest::ConversationsClient;
 
 /// Twilio waits 5 s for the answer; the conversation lookup must leave room for the decision.
 const TWILIO_BUDGET: Duration = Duration::from_millis(2500);

@@ -136,6 +136,7 @@ impl From<crate::acl::StoreError> for ApiError {
     }
 }
 
+#[cfg(feature = "twilio-rest")]
 impl From<crate::twilio::rest::TwilioError> for ApiError {
     fn from(e: crate::twilio::rest::TwilioError) -> Self {
         use crate::twilio::rest::TwilioError;
@@ -154,6 +155,7 @@ impl From<crate::twilio::rest::TwilioError> for ApiError {
     }
 }
 
+#[cfg(all(feature = "twilio-rest", feature = "dynamodb"))]
 impl From<crate::reconcile::ReconcileError> for ApiError {
     fn from(e: crate::reconcile::ReconcileError) -> Self {
         use crate::reconcile::ReconcileError;

@@ -6,8 +6,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use lambda_http::{Body, Error, Request, RequestExt as _, Response, run, service_fn};
 
+use crate::clock::Deadline;
 use crate::config::ConfigError;
-use crate::twilio::rest::Deadline;
 
 /// Time kept back from an invocation's deadline to answer in.
 const ANSWER_MARGIN: Duration = Duration::from_millis(500);
@@ -26,17 +26,13 @@ pub fn request_deadline(req: &Request, cap: Duration) -> Deadline {
     deadline(req.lambda_context_ref().map(|ctx| ctx.deadline), cap)
 }
 
-/// The SDK's standard configuration, loaded once and shared by every client a function builds.
-pub async fn aws_config() -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(crate::tls::aws_http_client()).load().await
-}
-
 /// The table (`TABLE_NAME`) and Twilio's secrets, for functions that need both: the SDK
 /// configuration loaded once, the secret read while the table's connections warm.
+#[cfg(all(feature = "dynamodb", feature = "secrets"))]
 pub async fn table_and_secrets(
     settings: &crate::config::Settings,
 ) -> Result<(crate::acl::DynamoStore, crate::config::TwilioSecrets), ConfigError> {
-    let aws = aws_config().await;
+    let aws = crate::aws::sdk_config(settings).await?;
     let store = crate::acl::DynamoStore::from_sdk(&aws, settings)?;
     let (secrets, ()) = tokio::join!(crate::config::TwilioSecrets::load_with(settings, &aws), store.warm_up());
     Ok((store, secrets?))

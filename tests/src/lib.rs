@@ -71,6 +71,7 @@ pub fn es256_session(kid: Option<&str>, claims: &Value) -> String {
 }
 
 pub fn sign(header: Header, claims: &Value, key: &EncodingKey) -> String {
+    chatgate::auth::install_jwt_crypto();
     jsonwebtoken::encode(&header, claims, key).expect("sign session")
 }
 

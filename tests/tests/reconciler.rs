@@ -439,7 +439,7 @@ async fn offboarding_that_fails_halfway_is_finished_by_a_retry() {
         w.standin.add_participant(&c.sid, "bob").expect("participant");
         sids.push(c.sid);
     }
-    let deadline = || chatgate::twilio::rest::Deadline::after(Duration::from_secs(20));
+    let deadline = || chatgate::clock::Deadline::after(Duration::from_secs(20));
     w.standin.fail_always(Fault::INTERNAL_ERROR, Some(&format!("DELETE /Users/bob/Conversations/{}", sids[1])));
     assert!(w.state.rule.offboard(&user("bob"), "test", deadline()).await.is_err());
     assert!(w.store.check_facts(&user("bob"), &[]).await.expect("groups").groups.is_empty(), "groups first");

@@ -116,7 +116,7 @@ async fn every_kind_of_write_on_dynamodb_local_is_filtered_as_the_rule_needs() {
     ))
     .await;
     let rule = Reconciler::new(store.clone(), twilio_client(&standin.base_url), Arc::new(ManualClock::at(now)));
-    rule.sweep_expiries(Duration::ZERO, chatgate::twilio::rest::Deadline::after(Duration::from_secs(30)))
+    rule.sweep_expiries(Duration::ZERO, chatgate::clock::Deadline::after(Duration::from_secs(30)))
         .await
         .expect("sweep");
     assert!(store.sweep_cursor().await.expect("cursor").is_some());

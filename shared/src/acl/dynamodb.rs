@@ -21,7 +21,7 @@ use aws_sdk_dynamodb::types::{
 use futures_util::future::try_join_all;
 use futures_util::{StreamExt as _, TryStreamExt as _};
 
-use super::keys::{self, ASSET_SK, GRANT_PREFIX, MEMBER_PREFIX, PK, SK, SWEEP_PK, SWEEP_SK};
+use super::keys::{self, ASSET_SK, GRANT_PREFIX, MEMBER_PREFIX, PK, SK, SWEEP_PK, SWEEP_SK, attr};
 use super::{
     AclReader, AudienceFacts, CatalogWriter, CheckFacts, Expiry, ExpiryIndex, GrantWriter, StoreError, Upsert,
     minute_of, new_generation,
@@ -29,31 +29,6 @@ use super::{
 use crate::domain::{AccessFacts, AssetId, AssetRecord, AssetType, Grant, GroupId, Identity, Principal, Role};
 
 type Item = HashMap<String, AttributeValue>;
-
-/// Attribute names; every expression refers to them through `#placeholders` (several are
-/// DynamoDB reserved words). Grants and memberships are read in bulk by every check, where a
-/// strongly consistent Query costs one RCU per 4 KB, so their attributes are one letter.
-pub(super) mod attr {
-    pub const OWNER: &str = "owner";
-    pub const KIND: &str = "kind";
-    pub const NAME: &str = "name";
-    pub const UPDATED_AT: &str = "updated_at";
-    /// The asset's generation, on the record and on each grant.
-    pub const GENERATION: &str = "g";
-    /// A grant's role: `r` (reader) or `w` (writer).
-    pub const ROLE: &str = "r";
-    /// A grant's expiry, Unix seconds.
-    pub const EXPIRES_AT: &str = "x";
-    /// DynamoDB TTL attribute: expired grants are swept a day after they stop counting.
-    pub const TTL: &str = "ttl";
-    /// The full principal or member id, stored only when the sort key holds its hash; on an
-    /// expiry entry, the principal.
-    pub const ID: &str = "id";
-    /// An expiry entry's asset id.
-    pub const ASSET: &str = "a";
-    /// The expiry sweep's cursor: the time (Unix seconds) up to which it reconciled every expiry.
-    pub const CURSOR: &str = "t";
-}
 
 const TTL_GRACE_SECONDS: u64 = 86_400;
 /// Expiry entries are kept a week after their minute, so a sweep that was down for days still
@@ -95,13 +70,13 @@ pub struct DynamoStore {
 impl DynamoStore {
     /// Built once at cold start. Retries are bounded well inside the function's timeout: three
     /// attempts with jittered backoff, 1.5 s per attempt, 4 s in all.
-    pub fn new(sdk: &aws_config::SdkConfig, table: impl Into<String>) -> Self {
+    pub fn new(sdk: &aws_types::SdkConfig, table: impl Into<String>) -> Self {
         Self::with_timeouts(sdk, table, Duration::from_millis(1500), Duration::from_secs(4))
     }
 
     /// The same with other time limits: for tools and tests on a loaded machine, never a function.
     pub fn with_timeouts(
-        sdk: &aws_config::SdkConfig,
+        sdk: &aws_types::SdkConfig,
         table: impl Into<String>,
         attempt: Duration,
         operation: Duration,
@@ -120,15 +95,15 @@ impl DynamoStore {
         Self { client: Client::from_conf(config), table: table.into(), stats: Arc::default() }
     }
 
-    /// The store for `TABLE_NAME`, with the SDK's standard configuration chain
+    /// The store for `TABLE_NAME`, on [`crate::aws::sdk_config`]
     /// (`AWS_ENDPOINT_URL_DYNAMODB` points it at DynamoDB Local).
     pub async fn from_settings(settings: &crate::config::Settings) -> Result<Self, crate::config::ConfigError> {
-        Self::from_sdk(&crate::lambda::aws_config().await, settings)
+        Self::from_sdk(&crate::aws::sdk_config(settings).await?, settings)
     }
 
     /// The store for `TABLE_NAME` on an SDK configuration the caller already loaded.
     pub fn from_sdk(
-        sdk: &aws_config::SdkConfig,
+        sdk: &aws_types::SdkConfig,
         settings: &crate::config::Settings,
     ) -> Result<Self, crate::config::ConfigError> {
         Ok(Self::new(sdk, settings.required("TABLE_NAME")?))

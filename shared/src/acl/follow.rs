@@ -32,7 +32,7 @@ pub struct StreamFollower {
 
 impl StreamFollower {
     /// Follows `store`'s table from its latest record on: what happened before is not replayed.
-    pub async fn from_now(sdk: &aws_config::SdkConfig, store: &DynamoStore) -> Result<Self, StoreError> {
+    pub async fn from_now(sdk: &aws_types::SdkConfig, store: &DynamoStore) -> Result<Self, StoreError> {
         let stream_arn = store.latest_stream_arn().await?.ok_or_else(|| {
             StoreError::Internal(
                 format!("table {} has no stream (`chatgate table create` makes one)", store.table()).into(),
@@ -134,7 +134,7 @@ impl StreamFollower {
     /// failed batch of the reconciler's failure queue names. The stream keeps records 24 hours;
     /// what is older is gone, and fewer records come back than the batch held.
     pub async fn read_range(
-        sdk: &aws_config::SdkConfig,
+        sdk: &aws_types::SdkConfig,
         stream_arn: &str,
         shard: &str,
         first: &str,
@@ -186,7 +186,7 @@ impl StreamFollower {
 
 /// A streams client; its endpoint is the table's unless set apart (DynamoDB Local serves both on
 /// one port).
-fn client(sdk: &aws_config::SdkConfig) -> Client {
+fn client(sdk: &aws_types::SdkConfig) -> Client {
     let mut config = aws_sdk_dynamodbstreams::config::Builder::from(sdk);
     if let Some(endpoint) = std::env::var("AWS_ENDPOINT_URL_DYNAMODB_STREAMS")
         .ok()

@@ -20,6 +20,31 @@ pub const EXPIRY_PREFIX: &str = "E#";
 pub const SWEEP_PK: &str = "S#expiry-sweep";
 pub const SWEEP_SK: &str = "#CURSOR";
 
+/// Attribute names; every expression refers to them through `#placeholders` (several are
+/// DynamoDB reserved words). Grants and memberships are read in bulk by every check, where a
+/// strongly consistent Query costs one RCU per 4 KB, so their attributes are one letter.
+pub mod attr {
+    pub const OWNER: &str = "owner";
+    pub const KIND: &str = "kind";
+    pub const NAME: &str = "name";
+    pub const UPDATED_AT: &str = "updated_at";
+    /// The asset's generation, on the record and on each grant.
+    pub const GENERATION: &str = "g";
+    /// A grant's role: `r` (reader) or `w` (writer).
+    pub const ROLE: &str = "r";
+    /// A grant's expiry, Unix seconds.
+    pub const EXPIRES_AT: &str = "x";
+    /// DynamoDB TTL attribute: expired grants are swept a day after they stop counting.
+    pub const TTL: &str = "ttl";
+    /// The full principal or member id, stored only when the sort key holds its hash; on an
+    /// expiry entry, the principal.
+    pub const ID: &str = "id";
+    /// An expiry entry's asset id.
+    pub const ASSET: &str = "a";
+    /// The expiry sweep's cursor: the time (Unix seconds) up to which it reconciled every expiry.
+    pub const CURSOR: &str = "t";
+}
+
 /// Longest raw part kept in a sort key (DynamoDB allows 1024 bytes).
 const MAX_RAW_PART: usize = 512;
 

@@ -2,19 +2,24 @@
 //! function depends on what its IAM policy allows), a DynamoDB adapter and an in-memory adapter.
 //! Stores fetch facts; [`crate::domain::decide`] decides.
 
+#[cfg(feature = "dynamodb")]
 mod dynamodb;
 #[cfg(feature = "local-stream")]
 pub mod follow;
+#[cfg(feature = "dynamodb")]
 mod keys;
 mod memory;
+#[cfg(feature = "dynamodb")]
 pub mod stream;
 
 use std::collections::BTreeSet;
 use std::error::Error as StdError;
 use std::future::Future;
 
+#[cfg(feature = "dynamodb")]
 pub use dynamodb::{DynamoStore, TableStats};
 pub use memory::MemoryStore;
+#[cfg(feature = "dynamodb")]
 pub use stream::{StreamRecord, UnreadableRecord};
 
 use crate::domain::{

@@ -7,8 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::dynamodb::attr;
-use super::keys::{self, ASSET_SK, GRANT_PREFIX, MEMBER_PREFIX, PK, SK};
+use super::keys::{self, ASSET_SK, GRANT_PREFIX, MEMBER_PREFIX, PK, SK, attr};
 use crate::domain::{AclChange, AssetId, GroupId, Identity, Principal};
 
 /// Attribute values in DynamoDB's JSON (`{"S": "…"}`, `{"N": "…"}`), by attribute name.

@@ -9,12 +9,13 @@ use serde::{Deserialize, Serialize};
 
 use super::Conversations;
 use crate::acl::AclReader;
+use crate::clock::Deadline;
 use crate::domain::{
     AssetId, ConversationAttributes, ConversationKind, Identity, RoomName, Scope, asset_unique_name,
     direct_unique_name, group_unique_name,
 };
 use crate::http::ApiError;
-use crate::twilio::rest::{Deadline, TwilioError, codes};
+use crate::twilio::rest::{TwilioError, codes};
 
 /// Most participants one request may name (Twilio allows 1000 per conversation).
 pub const MAX_PARTICIPANTS: usize = 50;

@@ -8,9 +8,10 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::Conversations;
+use crate::clock::Deadline;
 use crate::domain::{ConversationAttributes, Identity};
 use crate::http::ApiError;
-use crate::twilio::rest::{Deadline, TwilioError};
+use crate::twilio::rest::TwilioError;
 
 /// Most messages per conversation in the listing.
 pub const MAX_MESSAGES: u8 = 20;

@@ -8,9 +8,9 @@ use futures_util::StreamExt as _;
 
 use super::{Reconciler, Removal};
 use crate::acl::{AclReader, StreamRecord, UnreadableRecord};
+use crate::clock::Deadline;
 use crate::domain::Scope;
 use crate::http::ErrorChain;
-use crate::twilio::rest::Deadline;
 
 /// Scopes applied at once.
 const SCOPE_CONCURRENCY: usize = 4;

@@ -11,9 +11,9 @@ use futures_util::{StreamExt as _, TryStreamExt as _};
 
 use super::{ReconcileError, Reconciler, Removal};
 use crate::acl::{AclReader, Expiry, ExpiryIndex, StoreError, minute_of};
+use crate::clock::Deadline;
 use crate::domain::Scope;
 use crate::http::ErrorChain;
-use crate::twilio::rest::Deadline;
 
 /// With no cursor yet (a new deployment), the sweep starts this far back: entries are written
 /// from the version that introduced the index on, so there is nothing older to find.

@@ -11,9 +11,9 @@ use tokio::sync::{Semaphore, mpsc};
 use super::{BatchItem, Reconciler};
 use crate::acl::follow::StreamFollower;
 use crate::acl::{AclReader, ExpiryIndex};
+use crate::clock::Deadline;
 use crate::domain::AclChange;
 use crate::http::ErrorChain;
-use crate::twilio::rest::Deadline;
 
 /// Budget of one reconciliation.
 const BUDGET: Duration = Duration::from_secs(30);

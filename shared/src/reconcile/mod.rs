@@ -23,8 +23,9 @@ pub use expiry::SweepReport;
 use crate::acl::{AclReader, CatalogWriter, MAX_BATCH_ASSETS, StoreError};
 use crate::audit;
 use crate::clock::Clock;
+use crate::clock::Deadline;
 use crate::domain::{AssetId, ConversationAttributes, ConversationKind, Identity, Principal, Scope, asset_unique_name};
-use crate::twilio::rest::{ConversationsClient, Deadline, TwilioError, UserConversation};
+use crate::twilio::rest::{ConversationsClient, TwilioError, UserConversation};
 
 /// Removals in flight at once: well inside Twilio's 30 actions per second per conversation.
 const REMOVAL_CONCURRENCY: usize = 8;

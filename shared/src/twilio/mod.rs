@@ -2,6 +2,7 @@
 //! Conversations REST client.
 
 mod access_token;
+#[cfg(feature = "twilio-rest")]
 pub mod rest;
 pub mod webhook;
 

@@ -5,12 +5,13 @@
 //! exponential backoff and full jitter, bounded by the request's deadline.
 
 use std::fmt;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
+use crate::clock::Deadline;
 use crate::config::{ConfigError, Settings, TwilioSecrets};
 use crate::domain::{ApiKeySid, ServiceSid};
 
@@ -34,20 +35,6 @@ const MAX_ATTEMPTS: u32 = 4;
 const BACKOFF_BASE: Duration = Duration::from_millis(100);
 const BACKOFF_CAP: Duration = Duration::from_secs(2);
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// When the caller needs an answer by; retries stop before it.
-#[derive(Debug, Clone, Copy)]
-pub struct Deadline(pub Instant);
-
-impl Deadline {
-    pub fn after(budget: Duration) -> Self {
-        Self(Instant::now() + budget)
-    }
-
-    fn remaining(self) -> Duration {
-        self.0.saturating_duration_since(Instant::now())
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum TwilioError {

@@ -16,6 +16,10 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use tokio::sync::{Mutex, RwLock};
 
+mod ring_crypto;
+
+pub use ring_crypto::install as install_jwt_crypto;
+
 use crate::config::{ConfigError, Settings};
 use crate::domain::Identity;
 use crate::http::ApiError;
@@ -155,6 +159,7 @@ enum Keys {
 impl SessionVerifier {
     /// Built once at cold start; parses the keys, fetches nothing.
     pub fn new(config: &AuthConfig) -> Result<Self, ConfigError> {
+        install_jwt_crypto();
         let (claim, mode) = match config {
             AuthConfig::Authorizer { claim } => (claim.clone(), Mode::Authorizer),
             AuthConfig::Jwt { claim, issuer, audience, keys } => {
