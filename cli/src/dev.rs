@@ -23,7 +23,7 @@ use message_guard::handler::GuardState;
 use rand::RngCore as _;
 use secrecy::{ExposeSecret as _, SecretString};
 use sharing::handler::SharingState;
-use token::handler::TokenState;
+use token::handler::{TokenConfig, TokenState};
 use tokio::net::TcpListener;
 use twilio_standin::{StandIn, StandInConfig};
 
@@ -71,9 +71,9 @@ impl<S: AclReader + GrantWriter + CatalogWriter> Routes<S> {
         let mut sharing = SharingState::from_settings(settings, store.clone())?;
         let mut conversations = ConversationsState::from_settings(settings, secrets, store.clone())?;
         let guard = GuardState::from_settings(settings, secrets, store.clone())?;
-        access.session.cors = token.session.cors.clone();
-        sharing.session.cors = token.session.cors.clone();
-        conversations.session.cors = token.session.cors.clone();
+        access.cors = token.cors.clone();
+        sharing.cors = token.cors.clone();
+        conversations.cors = token.cors.clone();
         let admin = AdminState::from_settings(AdminAuth::DevKey(admin_key), store, settings, secrets)?;
         Ok(Self { token, access, sharing, admin, conversations, guard })
     }
@@ -92,7 +92,7 @@ impl<S: AclReader + GrantWriter + CatalogWriter> Routes<S> {
             (Some("assets"), Some(_), Some("grants")) => sharing::handler::handle(&self.sharing, req).await,
             (Some("admin"), _, _) => admin::handler::handle(&self.admin, req).await,
             _ => {
-                let cors = self.token.session.cors.as_ref();
+                let cors = self.token.cors.as_ref();
                 chatgate::http::respond(cors, req, |_| async { Err(ApiError::NotFound("no such route".into())) }).await
             }
         }
@@ -171,12 +171,12 @@ pub async fn run(args: DevArgs) -> Result<(), Box<dyn std::error::Error>> {
     let use_standin = settings.get("TWILIO_API_KEY_SECRET").is_none() && settings.get("TWILIO_SECRET_ARN").is_none();
     let mut defaulted = apply_defaults(&mut settings)?;
     // Settings are checked (and named when wrong) before anything starts on them.
-    chatgate::config::TokenConfig::from_settings(&settings)?;
+    chatgate::config::MintConfig::from_settings(&settings)?;
     let _standin = if use_standin { Some(start_standin(&mut settings, &mut defaulted).await?) } else { None };
     let secrets = TwilioSecrets::load(&settings).await?;
-    let mut token = TokenState::from_settings(&settings).await?;
-    if token.session.cors.is_none() {
-        token.session.cors = Some(CorsPolicy::Loopback);
+    let mut token = TokenState::new(TokenConfig::from_settings(&settings)?, &secrets)?;
+    if token.cors.is_none() {
+        token.cors = Some(CorsPolicy::Loopback);
     }
     let admin_key = settings.get("CHATGATE_DEV_ADMIN_KEY").map_or_else(random_secret, str::to_owned);
     let admin_key = SecretString::from(admin_key);
@@ -184,7 +184,7 @@ pub async fn run(args: DevArgs) -> Result<(), Box<dyn std::error::Error>> {
     match settings.get("TABLE_NAME") {
         Some(_) => {
             let aws = chatgate::aws::sdk_config(&settings).await?;
-            let store = Arc::new(DynamoStore::from_sdk(&aws, &settings)?);
+            let store = Arc::new(DynamoStore::new(&aws, chatgate::config::table_name(&settings)?));
             let rule = Arc::new(Reconciler::new(store.clone(), twilio, Arc::new(chatgate::clock::SystemClock)));
             let changes = match StreamFollower::from_now(&aws, &store).await {
                 Ok(follower) => {

@@ -9,7 +9,7 @@ use chatgate::acl::DynamoStore;
 use chatgate::acl::follow::StreamFollower;
 use chatgate::clock::Deadline;
 use chatgate::clock::SystemClock;
-use chatgate::config::{Settings, TwilioSecrets};
+use chatgate::config::{SecretsSource, Settings};
 use chatgate::domain::{AssetId, Identity, Scope};
 use chatgate::reconcile::{BatchItem, Reconciler, Removal};
 use chatgate::twilio::rest::ConversationsClient;
@@ -51,8 +51,8 @@ struct FailureMessage {
 pub async fn reconcile(command: ReconcileCommand) -> Result<()> {
     let settings = Settings::from_env();
     let aws = chatgate::aws::sdk_config(&settings).await?;
-    let store = DynamoStore::from_sdk(&aws, &settings)?;
-    let secrets = TwilioSecrets::load_with(&settings, &aws).await?;
+    let store = DynamoStore::new(&aws, chatgate::config::table_name(&settings)?);
+    let secrets = SecretsSource::from_settings(&settings).load(&aws).await?;
     let twilio = ConversationsClient::from_settings(&settings, &secrets)?;
     let rule = Reconciler::new(Arc::new(store), twilio, Arc::new(SystemClock));
     let deadline = Deadline::after(Duration::from_secs(120));

@@ -84,10 +84,9 @@ impl Settings {
     }
 }
 
-/// What the token route needs to mint access tokens (the API key secret comes from
-/// [`TwilioSecrets`]).
+/// What minting access tokens needs (the API key secret comes from [`TwilioSecrets`]).
 #[derive(Debug, Clone)]
-pub struct TokenConfig {
+pub struct MintConfig {
     pub account_sid: AccountSid,
     pub api_key_sid: ApiKeySid,
     pub service_sid: ServiceSid,
@@ -95,7 +94,9 @@ pub struct TokenConfig {
     pub ttl: TtlPolicy,
 }
 
-impl TokenConfig {
+impl MintConfig {
+    /// `TWILIO_ACCOUNT_SID`, `TWILIO_API_KEY_SID`, `TWILIO_CONVERSATIONS_SERVICE_SID`,
+    /// `TWILIO_PUSH_CREDENTIAL_SID`, `TOKEN_TTL_SECONDS`, `TOKEN_MAX_TTL_SECONDS`.
     pub fn from_settings(settings: &Settings) -> Result<Self, ConfigError> {
         let max = settings.seconds("TOKEN_MAX_TTL_SECONDS", 86_400)?;
         let default = settings.seconds("TOKEN_TTL_SECONDS", 3_600.min(max))?;
@@ -121,8 +122,47 @@ pub fn cors_policy(settings: &Settings) -> Result<Option<CorsPolicy>, ConfigErro
         .transpose()
 }
 
-/// Twilio's two secrets: from Secrets Manager (`TWILIO_SECRET_ARN`) in AWS, else from the
-/// environment. Each function asks only for the one it uses.
+/// `TABLE_NAME`.
+pub fn table_name(settings: &Settings) -> Result<String, ConfigError> {
+    settings.required("TABLE_NAME").map(str::to_owned)
+}
+
+/// Where Twilio's secrets come from: the secret `TWILIO_SECRET_ARN` names in Secrets Manager (in
+/// AWS), else `TWILIO_API_KEY_SECRET` and `TWILIO_AUTH_TOKEN` (the local server, the tests).
+#[derive(Debug, Clone)]
+pub enum SecretsSource {
+    SecretsManager { arn: String },
+    Environment(TwilioSecrets),
+}
+
+impl SecretsSource {
+    pub fn from_settings(settings: &Settings) -> Self {
+        match settings.get("TWILIO_SECRET_ARN") {
+            Some(arn) => Self::SecretsManager { arn: arn.to_owned() },
+            None => Self::Environment(TwilioSecrets::from_env(settings)),
+        }
+    }
+
+    /// Reads the secrets once, at cold start, on an SDK configuration the caller already loaded.
+    #[cfg(feature = "secrets")]
+    pub async fn load(&self, aws: &aws_types::SdkConfig) -> Result<TwilioSecrets, ConfigError> {
+        match self {
+            Self::Environment(secrets) => Ok(secrets.clone()),
+            Self::SecretsManager { arn } => {
+                let output =
+                    aws_sdk_secretsmanager::Client::new(aws).get_secret_value().secret_id(arn).send().await.map_err(
+                        |e| {
+                            let reason = aws_sdk_secretsmanager::error::DisplayErrorContext(e);
+                            ConfigError::new("TWILIO_SECRET_ARN", format!("could not be read: {reason}"))
+                        },
+                    )?;
+                TwilioSecrets::from_secret_string(output.secret_string().unwrap_or_default())
+            }
+        }
+    }
+}
+
+/// Twilio's two secrets (see [`SecretsSource`]). Each function asks only for the one it uses.
 #[derive(Debug, Clone, Default)]
 pub struct TwilioSecrets {
     api_key_secret: Option<SecretString>,
@@ -137,25 +177,13 @@ struct SecretDocument {
 }
 
 impl TwilioSecrets {
-    /// Reads the secrets once, at cold start.
+    /// Reads the secrets once, at cold start (loading the AWS configuration only for an ARN).
     #[cfg(feature = "secrets")]
     pub async fn load(settings: &Settings) -> Result<Self, ConfigError> {
-        match settings.get("TWILIO_SECRET_ARN") {
-            Some(_) => Self::load_with(settings, &crate::aws::sdk_config(settings).await?).await,
-            None => Ok(Self::from_env(settings)),
+        match SecretsSource::from_settings(settings) {
+            SecretsSource::Environment(secrets) => Ok(secrets),
+            source => source.load(&crate::aws::sdk_config(settings).await?).await,
         }
-    }
-
-    /// The same on an SDK configuration the caller already loaded.
-    #[cfg(feature = "secrets")]
-    pub async fn load_with(settings: &Settings, aws: &aws_types::SdkConfig) -> Result<Self, ConfigError> {
-        let Some(arn) = settings.get("TWILIO_SECRET_ARN") else { return Ok(Self::from_env(settings)) };
-        let output =
-            aws_sdk_secretsmanager::Client::new(aws).get_secret_value().secret_id(arn).send().await.map_err(|e| {
-                let reason = aws_sdk_secretsmanager::error::DisplayErrorContext(e);
-                ConfigError::new("TWILIO_SECRET_ARN", format!("could not be read: {reason}"))
-            })?;
-        Self::from_secret_string(output.secret_string().unwrap_or_default())
     }
 
     /// From `TWILIO_API_KEY_SECRET` and `TWILIO_AUTH_TOKEN` (the local server, the tests).
@@ -213,12 +241,12 @@ mod tests {
     }
 
     fn error_name(settings: &Settings) -> String {
-        TokenConfig::from_settings(settings).expect_err("must fail").name
+        MintConfig::from_settings(settings).expect_err("must fail").name
     }
 
     #[test]
     fn token_config_has_twilio_defaults() {
-        let config = TokenConfig::from_settings(&token_settings(&[])).expect("valid");
+        let config = MintConfig::from_settings(&token_settings(&[])).expect("valid");
         assert_eq!(config.ttl.default_ttl().seconds(), 3600);
         assert_eq!(config.ttl.max_seconds(), 86_400);
         assert!(config.push_credential_sid.is_none());
@@ -240,7 +268,7 @@ mod tests {
 
     #[test]
     fn a_lower_maximum_lowers_the_default() {
-        let config = TokenConfig::from_settings(&token_settings(&[("TOKEN_MAX_TTL_SECONDS", "600")])).expect("valid");
+        let config = MintConfig::from_settings(&token_settings(&[("TOKEN_MAX_TTL_SECONDS", "600")])).expect("valid");
         assert_eq!(config.ttl.default_ttl().seconds(), 600);
     }
 

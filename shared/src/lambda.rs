@@ -26,15 +26,18 @@ pub fn request_deadline(req: &Request, cap: Duration) -> Deadline {
     deadline(req.lambda_context_ref().map(|ctx| ctx.deadline), cap)
 }
 
-/// The table (`TABLE_NAME`) and Twilio's secrets, for functions that need both: the SDK
-/// configuration loaded once, the secret read while the table's connections warm.
+/// The table (`TABLE_NAME`) and Twilio's secrets ([`crate::config::SecretsSource`]), for
+/// functions that need both: the SDK configuration loaded once, the secret read while the table's
+/// connections warm.
 #[cfg(all(feature = "dynamodb", feature = "secrets"))]
 pub async fn table_and_secrets(
     settings: &crate::config::Settings,
 ) -> Result<(crate::acl::DynamoStore, crate::config::TwilioSecrets), ConfigError> {
+    let (table, secrets) =
+        (crate::config::table_name(settings)?, crate::config::SecretsSource::from_settings(settings));
     let aws = crate::aws::sdk_config(settings).await?;
-    let store = crate::acl::DynamoStore::from_sdk(&aws, settings)?;
-    let (secrets, ()) = tokio::join!(crate::config::TwilioSecrets::load_with(settings, &aws), store.warm_up());
+    let store = crate::acl::DynamoStore::new(&aws, table);
+    let (secrets, ()) = tokio::join!(secrets.load(&aws), store.warm_up());
     Ok((store, secrets?))
 }
 

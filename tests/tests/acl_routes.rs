@@ -30,7 +30,7 @@ impl Api {
         let mut sharing = SharingState::from_settings(&settings, store.clone()).expect("sharing");
         let mut admin = AdminState::new(AdminAuth::DevKey(ADMIN_KEY.into()), store, no_twilio());
         let clock = Arc::new(FixedClock(NOW));
-        (access.session.clock, sharing.session.clock, admin.clock) = (clock.clone(), clock.clone(), clock);
+        (access.clock, sharing.clock, admin.clock) = (clock.clone(), clock.clone(), clock);
         Self { access, sharing, admin }
     }
 
@@ -258,7 +258,7 @@ async fn grants_expire_and_are_listed_with_their_expiry() {
 
     // Past its expiry the grant counts as absent everywhere.
     let mut later = AccessState::from_settings(&jwt_settings(&[]), api.access.store.clone()).expect("access");
-    later.session.clock = Arc::new(FixedClock(1_795_003_600));
+    later.clock = Arc::new(FixedClock(1_795_003_600));
     let req = lambda_http::http::Request::builder()
         .uri("http://localhost/assets/a-1/access")
         .header(header::AUTHORIZATION, format!("Bearer {}", hs256_session(&claims("eve"))))

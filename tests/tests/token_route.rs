@@ -19,7 +19,7 @@ fn session() -> String {
 #[tokio::test]
 async fn default_ttl_is_an_hour_and_expiry_matches_the_token() {
     let mut state = state(&[]).await;
-    state.session.clock = Arc::new(FixedClock(1_795_000_000));
+    state.clock = Arc::new(FixedClock(1_795_000_000));
     let response = handle(&state, token_request(Some(&session()), None)).await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");

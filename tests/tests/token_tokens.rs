@@ -15,7 +15,7 @@ const PUSH_SID: &str = "CR00000000000000000000000000000009";
 
 async fn minted(settings: &chatgate::config::Settings, identity: &str, ttl: u32, now: u64) -> Value {
     let mut state = TokenState::from_settings(settings).await.expect("config");
-    state.session.clock = Arc::new(FixedClock(now));
+    state.clock = Arc::new(FixedClock(now));
     let session = hs256_session(&claims(identity));
     let response = handle(&state, token_request(Some(&session), Some(&json!({"ttl_seconds": ttl}).to_string()))).await;
     assert_eq!(response.status(), 200, "{:?}", response.body());

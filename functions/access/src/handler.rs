@@ -5,10 +5,11 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use chatgate::acl::{AclReader, MAX_BATCH_ASSETS};
-use chatgate::auth::SessionRoutes;
-use chatgate::config::{ConfigError, Settings};
+use chatgate::auth::{AuthConfig, SessionVerifier};
+use chatgate::clock::{Clock, SystemClock};
+use chatgate::config::{self, ConfigError, Settings};
 use chatgate::domain::{AccessAnswer, AssetId, Identity};
-use chatgate::http::{self, ApiError};
+use chatgate::http::{self, ApiError, CorsPolicy};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use serde::{Deserialize, Serialize};
@@ -17,13 +18,36 @@ use tracing::Instrument as _;
 /// Everything the routes need, built once at cold start; `R` is the read-only store port.
 #[derive(Debug)]
 pub struct AccessState<R> {
-    pub session: SessionRoutes,
+    pub sessions: SessionVerifier,
+    pub cors: Option<CorsPolicy>,
+    pub clock: Arc<dyn Clock>,
     pub store: Arc<R>,
 }
 
+/// What the routes read from the environment, parsed once at cold start (the table's settings
+/// are the store's: [`chatgate::acl::DynamoStore::from_settings`]).
+#[derive(Debug, Clone)]
+pub struct AccessConfig {
+    /// `AUTH_MODE` and the session settings that go with it.
+    pub auth: AuthConfig,
+    /// `ALLOWED_ORIGINS`.
+    pub cors: Option<CorsPolicy>,
+}
+
+impl AccessConfig {
+    pub fn from_settings(settings: &Settings) -> Result<Self, ConfigError> {
+        Ok(Self { auth: AuthConfig::from_settings(settings)?, cors: config::cors_policy(settings)? })
+    }
+}
+
 impl<R: AclReader> AccessState<R> {
+    pub fn new(config: AccessConfig, store: Arc<R>) -> Result<Self, ConfigError> {
+        let sessions = SessionVerifier::new(&config.auth)?;
+        Ok(Self { sessions, cors: config.cors, clock: Arc::new(SystemClock), store })
+    }
+
     pub fn from_settings(settings: &Settings, store: Arc<R>) -> Result<Self, ConfigError> {
-        Ok(Self { session: SessionRoutes::from_settings(settings)?, store })
+        Self::new(AccessConfig::from_settings(settings)?, store)
     }
 }
 
@@ -40,14 +64,14 @@ struct CheckResponse {
 
 pub async fn handle<R: AclReader>(state: &AccessState<R>, req: Request) -> Response<Body> {
     let span = tracing::info_span!("access", identity = tracing::field::Empty, asset_id = tracing::field::Empty);
-    http::respond(state.session.cors.as_ref(), req, |req| route(state, req)).instrument(span).await
+    http::respond(state.cors.as_ref(), req, |req| route(state, req)).instrument(span).await
 }
 
 async fn route<R: AclReader>(state: &AccessState<R>, req: Request) -> Result<Response<Body>, ApiError> {
     let segments = http::path_segments(&req)?;
     if let Some([asset]) = http::match_path(&segments, &["assets", "{}", "access"]).as_deref() {
         http::require_method(&req, Method::GET, "GET")?;
-        let user = state.session.identity(&req).await?;
+        let user = state.sessions.identity(&req).await?;
         let asset = parse_asset(asset)?;
         tracing::Span::current().record("asset_id", asset.as_str());
         let mut results = check(state, user, vec![asset]).await?;
@@ -55,7 +79,7 @@ async fn route<R: AclReader>(state: &AccessState<R>, req: Request) -> Result<Res
     }
     if http::match_path(&segments, &["access", "check"]).is_some() {
         http::require_method(&req, Method::POST, "POST")?;
-        let user = state.session.identity(&req).await?;
+        let user = state.sessions.identity(&req).await?;
         let body: CheckRequest = http::json_body(&req)?;
         let assets = parse_batch(body.asset_ids)?;
         let results = check(state, user, assets).await?;
@@ -93,7 +117,7 @@ async fn check<R: AclReader>(
     user: Identity,
     assets: Vec<AssetId>,
 ) -> Result<Vec<AccessAnswer>, ApiError> {
-    let decisions = state.store.check_facts(&user, &assets).await?.decisions(&user, state.session.clock.now());
+    let decisions = state.store.check_facts(&user, &assets).await?.decisions(&user, state.clock.now());
     let answers: Vec<AccessAnswer> =
         assets.into_iter().zip(&decisions).map(|(asset, d)| AccessAnswer::new(asset, user.clone(), d)).collect();
     tracing::info!(assets = answers.len(), readable = answers.iter().filter(|a| a.can_read).count(), "access checked");

@@ -3,18 +3,21 @@
 
 use std::sync::Arc;
 
-use access::handler::{self, AccessState};
+use access::handler::{self, AccessConfig, AccessState};
 use chatgate::acl::DynamoStore;
 use chatgate::config::Settings;
 use lambda_http::Error;
 
-#[tokio::main]
+// Lambda hands an execution environment one event at a time: a single-threaded runtime starts no
+// worker threads (and their allocator arenas) that would only lengthen the cold start.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     chatgate::telemetry::init_lambda();
     let settings = Settings::from_env();
     let start = async {
+        let config = AccessConfig::from_settings(&settings)?;
         let store = DynamoStore::from_settings(&settings).await?;
-        let state = AccessState::from_settings(&settings, Arc::new(store.clone()))?;
+        let state = AccessState::new(config, Arc::new(store.clone()))?;
         store.warm_up().await;
         Ok(state)
     };

@@ -12,7 +12,7 @@ use chatgate::config::{ConfigError, Settings, TwilioSecrets};
 use chatgate::domain::{AssetId, AssetType, GroupId, Identity};
 use chatgate::http::{self, ApiError};
 use chatgate::reconcile::Reconciler;
-use chatgate::twilio::rest::ConversationsClient;
+use chatgate::twilio::rest::{ConversationsClient, RestConfig};
 use lambda_http::http::{Method, StatusCode, header};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt as _, Response};
@@ -51,14 +51,24 @@ impl<C> AdminState<C> {
         Self { auth, store, clock, rule }
     }
 
-    /// The Twilio client from `TWILIO_API_BASE`, `TWILIO_CONVERSATIONS_SERVICE_SID` and the API key.
+    /// The routes read Twilio's REST settings alone ([`RestConfig`], for offboarding); the table
+    /// and Twilio's secrets are [`chatgate::lambda::table_and_secrets`]'s.
+    pub fn from_config(
+        auth: AdminAuth,
+        store: Arc<C>,
+        config: &RestConfig,
+        secrets: &TwilioSecrets,
+    ) -> Result<Self, ConfigError> {
+        Ok(Self::new(auth, store, ConversationsClient::from_config(config, secrets)?))
+    }
+
     pub fn from_settings(
         auth: AdminAuth,
         store: Arc<C>,
         settings: &Settings,
         secrets: &TwilioSecrets,
     ) -> Result<Self, ConfigError> {
-        Ok(Self::new(auth, store, ConversationsClient::from_settings(settings, secrets)?))
+        Self::from_config(auth, store, &RestConfig::from_settings(settings)?, secrets)
     }
 }
 

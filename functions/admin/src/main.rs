@@ -5,15 +5,19 @@ use std::sync::Arc;
 
 use admin::handler::{self, AdminAuth, AdminState};
 use chatgate::config::Settings;
+use chatgate::twilio::rest::RestConfig;
 use lambda_http::Error;
 
-#[tokio::main]
+// Lambda hands an execution environment one event at a time: a single-threaded runtime starts no
+// worker threads (and their allocator arenas) that would only lengthen the cold start.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     chatgate::telemetry::init_lambda();
     let settings = Settings::from_env();
     let start = async {
+        let config = RestConfig::from_settings(&settings)?;
         let (store, secrets) = chatgate::lambda::table_and_secrets(&settings).await?;
-        AdminState::from_settings(AdminAuth::Iam, Arc::new(store), &settings, &secrets)
+        AdminState::from_config(AdminAuth::Iam, Arc::new(store), &config, &secrets)
     };
     chatgate::lambda::serve(start, handler::handle).await
 }

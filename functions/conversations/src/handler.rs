@@ -6,11 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chatgate::acl::AclReader;
-use chatgate::auth::SessionRoutes;
-use chatgate::config::{ConfigError, Settings, TwilioSecrets};
+use chatgate::auth::{AuthConfig, SessionVerifier};
+use chatgate::clock::SystemClock;
+use chatgate::config::{self, ConfigError, Settings, TwilioSecrets};
 use chatgate::conversations::{Conversations, CreateCommand, ListingQuery, Plan, Requested};
-use chatgate::http::{self, ApiError};
-use chatgate::twilio::rest::ConversationsClient;
+use chatgate::domain::RoleSid;
+use chatgate::http::{self, ApiError, CorsPolicy};
+use chatgate::twilio::rest::{ConversationsClient, RestConfig};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use tracing::Instrument as _;
@@ -20,17 +22,48 @@ const BUDGET: Duration = Duration::from_secs(8);
 
 #[derive(Debug)]
 pub struct ConversationsState<R> {
-    pub session: SessionRoutes,
+    pub sessions: SessionVerifier,
+    pub cors: Option<CorsPolicy>,
     pub conversations: Conversations<R>,
 }
 
+/// What the routes read from the environment, parsed once at cold start (the table and Twilio's
+/// secrets are [`chatgate::lambda::table_and_secrets`]'s).
+#[derive(Debug, Clone)]
+pub struct ConversationsConfig {
+    /// `AUTH_MODE` and the session settings that go with it.
+    pub auth: AuthConfig,
+    /// `ALLOWED_ORIGINS`.
+    pub cors: Option<CorsPolicy>,
+    /// `TWILIO_API_BASE`, `TWILIO_CONVERSATIONS_SERVICE_SID`, `TWILIO_API_KEY_SID`.
+    pub twilio: RestConfig,
+    /// `TWILIO_USER_ROLE_SID`: the role of participants chatgate adds.
+    pub user_role: RoleSid,
+}
+
+impl ConversationsConfig {
+    pub fn from_settings(settings: &Settings) -> Result<Self, ConfigError> {
+        Ok(Self {
+            auth: AuthConfig::from_settings(settings)?,
+            cors: config::cors_policy(settings)?,
+            twilio: RestConfig::from_settings(settings)?,
+            user_role: settings.sid("TWILIO_USER_ROLE_SID")?,
+        })
+    }
+}
+
 impl<R: AclReader> ConversationsState<R> {
+    pub fn new(config: ConversationsConfig, secrets: &TwilioSecrets, store: Arc<R>) -> Result<Self, ConfigError> {
+        let twilio = ConversationsClient::from_config(&config.twilio, secrets)?;
+        Ok(Self {
+            sessions: SessionVerifier::new(&config.auth)?,
+            cors: config.cors,
+            conversations: Conversations::new(store, twilio, config.user_role, Arc::new(SystemClock)),
+        })
+    }
+
     pub fn from_settings(settings: &Settings, secrets: &TwilioSecrets, store: Arc<R>) -> Result<Self, ConfigError> {
-        let session = SessionRoutes::from_settings(settings)?;
-        let twilio = ConversationsClient::from_settings(settings, secrets)?;
-        let conversations =
-            Conversations::new(store, twilio, settings.sid("TWILIO_USER_ROLE_SID")?, session.clock.clone());
-        Ok(Self { session, conversations })
+        Self::new(ConversationsConfig::from_settings(settings)?, secrets, store)
     }
 }
 
@@ -40,7 +73,7 @@ pub async fn handle<R: AclReader>(state: &ConversationsState<R>, req: Request) -
         identity = tracing::field::Empty,
         conversation_sid = tracing::field::Empty
     );
-    http::respond(state.session.cors.as_ref(), req, |req| route(state, req)).instrument(span).await
+    http::respond(state.cors.as_ref(), req, |req| route(state, req)).instrument(span).await
 }
 
 async fn route<R: AclReader>(state: &ConversationsState<R>, req: Request) -> Result<Response<Body>, ApiError> {
@@ -52,7 +85,7 @@ async fn route<R: AclReader>(state: &ConversationsState<R>, req: Request) -> Res
     if method != Method::GET && method != Method::POST {
         return Err(ApiError::MethodNotAllowed { allow: "GET, POST" });
     }
-    let caller = state.session.identity(&req).await?;
+    let caller = state.sessions.identity(&req).await?;
     let deadline = chatgate::lambda::request_deadline(&req, BUDGET);
     if method == Method::POST {
         let command: CreateCommand = http::json_body(&req)?;

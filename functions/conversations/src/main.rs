@@ -4,16 +4,19 @@
 use std::sync::Arc;
 
 use chatgate::config::Settings;
-use conversations::handler::{self, ConversationsState};
+use conversations::handler::{self, ConversationsConfig, ConversationsState};
 use lambda_http::Error;
 
-#[tokio::main]
+// Lambda hands an execution environment one event at a time: a single-threaded runtime starts no
+// worker threads (and their allocator arenas) that would only lengthen the cold start.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     chatgate::telemetry::init_lambda();
     let settings = Settings::from_env();
     let start = async {
+        let config = ConversationsConfig::from_settings(&settings)?;
         let (store, secrets) = chatgate::lambda::table_and_secrets(&settings).await?;
-        ConversationsState::from_settings(&settings, &secrets, Arc::new(store))
+        ConversationsState::new(config, &secrets, Arc::new(store))
     };
     chatgate::lambda::serve(start, handler::handle).await
 }

@@ -11,7 +11,7 @@ use chatgate::config::{ConfigError, Settings, TwilioSecrets};
 use chatgate::domain::AssetId;
 use chatgate::guard::{Event, MessageGuard};
 use chatgate::http::{self, ApiError};
-use chatgate::twilio::rest::ConversationsClient;
+use chatgate::twilio::rest::{ConversationsClient, RestConfig};
 use chatgate::twilio::webhook::{SIGNATURE_HEADER, WebhookValidator};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
@@ -23,11 +23,32 @@ pub struct GuardState<R> {
     pub guard: MessageGuard<R>,
 }
 
+/// What the webhook reads from the environment, parsed once at cold start (the table and Twilio's
+/// secrets are [`chatgate::lambda::table_and_secrets`]'s).
+#[derive(Debug, Clone)]
+pub struct GuardConfig {
+    /// `TWILIO_WEBHOOK_URL`: the URL Twilio signs, as configured on the service.
+    pub webhook_url: String,
+    /// `TWILIO_API_BASE`, `TWILIO_CONVERSATIONS_SERVICE_SID`, `TWILIO_API_KEY_SID`.
+    pub twilio: RestConfig,
+}
+
+impl GuardConfig {
+    pub fn from_settings(settings: &Settings) -> Result<Self, ConfigError> {
+        let webhook_url = settings.required("TWILIO_WEBHOOK_URL")?.to_owned();
+        Ok(Self { webhook_url, twilio: RestConfig::from_settings(settings)? })
+    }
+}
+
 impl<R: AclReader> GuardState<R> {
-    pub fn from_settings(settings: &Settings, secrets: &TwilioSecrets, store: Arc<R>) -> Result<Self, ConfigError> {
-        let validator = WebhookValidator::new(secrets.auth_token()?, settings.required("TWILIO_WEBHOOK_URL")?)?;
-        let twilio = ConversationsClient::from_settings(settings, secrets)?;
+    pub fn new(config: &GuardConfig, secrets: &TwilioSecrets, store: Arc<R>) -> Result<Self, ConfigError> {
+        let validator = WebhookValidator::new(secrets.auth_token()?, &config.webhook_url)?;
+        let twilio = ConversationsClient::from_config(&config.twilio, secrets)?;
         Ok(Self { validator, guard: MessageGuard::new(store, twilio, Arc::new(SystemClock)) })
+    }
+
+    pub fn from_settings(settings: &Settings, secrets: &TwilioSecrets, store: Arc<R>) -> Result<Self, ConfigError> {
+        Self::new(&GuardConfig::from_settings(settings)?, secrets, store)
     }
 }
 

@@ -6,15 +6,18 @@ use std::sync::Arc;
 
 use chatgate::config::Settings;
 use lambda_http::Error;
-use message_guard::handler::{self, GuardState};
+use message_guard::handler::{self, GuardConfig, GuardState};
 
-#[tokio::main]
+// Lambda hands an execution environment one event at a time: a single-threaded runtime starts no
+// worker threads (and their allocator arenas) that would only lengthen the cold start.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     chatgate::telemetry::init_lambda();
     let settings = Settings::from_env();
     let start = async {
+        let config = GuardConfig::from_settings(&settings)?;
         let (store, secrets) = chatgate::lambda::table_and_secrets(&settings).await?;
-        GuardState::from_settings(&settings, &secrets, Arc::new(store))
+        GuardState::new(&config, &secrets, Arc::new(store))
     };
     chatgate::lambda::serve(start, handler::handle).await
 }

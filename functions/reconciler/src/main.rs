@@ -5,16 +5,20 @@
 use std::sync::Arc;
 
 use chatgate::config::Settings;
+use chatgate::twilio::rest::RestConfig;
 use lambda_runtime::Error;
 use reconciler::handler::{self, ReconcilerState};
 
-#[tokio::main]
+// Lambda hands an execution environment one event at a time: a single-threaded runtime starts no
+// worker threads (and their allocator arenas) that would only lengthen the cold start.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     chatgate::telemetry::init_lambda();
     let settings = Settings::from_env();
     let start = async {
+        let config = RestConfig::from_settings(&settings)?;
         let (store, secrets) = chatgate::lambda::table_and_secrets(&settings).await?;
-        ReconcilerState::from_settings(&settings, &secrets, Arc::new(store))
+        ReconcilerState::new(&config, &secrets, Arc::new(store))
     };
     chatgate::lambda::serve_events(start, handler::handle).await
 }

@@ -6,10 +6,11 @@ use std::sync::Arc;
 
 use chatgate::acl::{AclReader, GrantWriter};
 use chatgate::audit;
-use chatgate::auth::SessionRoutes;
-use chatgate::config::{ConfigError, Settings};
+use chatgate::auth::{AuthConfig, SessionVerifier};
+use chatgate::clock::{Clock, SystemClock};
+use chatgate::config::{self, ConfigError, Settings};
 use chatgate::domain::{AssetId, AssetRecord, Grant, Identity, Principal, Role};
-use chatgate::http::{self, ApiError};
+use chatgate::http::{self, ApiError, CorsPolicy};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use serde::{Deserialize, Serialize};
@@ -21,13 +22,36 @@ const NOT_OWNER: &str = "only the owner can share this asset";
 
 #[derive(Debug)]
 pub struct SharingState<S> {
-    pub session: SessionRoutes,
+    pub sessions: SessionVerifier,
+    pub cors: Option<CorsPolicy>,
+    pub clock: Arc<dyn Clock>,
     pub store: Arc<S>,
 }
 
+/// What the routes read from the environment, parsed once at cold start (the table's settings
+/// are the store's: [`chatgate::acl::DynamoStore::from_settings`]).
+#[derive(Debug, Clone)]
+pub struct SharingConfig {
+    /// `AUTH_MODE` and the session settings that go with it.
+    pub auth: AuthConfig,
+    /// `ALLOWED_ORIGINS`.
+    pub cors: Option<CorsPolicy>,
+}
+
+impl SharingConfig {
+    pub fn from_settings(settings: &Settings) -> Result<Self, ConfigError> {
+        Ok(Self { auth: AuthConfig::from_settings(settings)?, cors: config::cors_policy(settings)? })
+    }
+}
+
 impl<S: AclReader + GrantWriter> SharingState<S> {
+    pub fn new(config: SharingConfig, store: Arc<S>) -> Result<Self, ConfigError> {
+        let sessions = SessionVerifier::new(&config.auth)?;
+        Ok(Self { sessions, cors: config.cors, clock: Arc::new(SystemClock), store })
+    }
+
     pub fn from_settings(settings: &Settings, store: Arc<S>) -> Result<Self, ConfigError> {
-        Ok(Self { session: SessionRoutes::from_settings(settings)?, store })
+        Self::new(SharingConfig::from_settings(settings)?, store)
     }
 }
 
@@ -62,18 +86,18 @@ struct PutGrantResponse<'a> {
 
 pub async fn handle<S: AclReader + GrantWriter>(state: &SharingState<S>, req: Request) -> Response<Body> {
     let span = tracing::info_span!("sharing", identity = tracing::field::Empty, asset_id = tracing::field::Empty);
-    http::respond(state.session.cors.as_ref(), req, |req| route(state, req)).instrument(span).await
+    http::respond(state.cors.as_ref(), req, |req| route(state, req)).instrument(span).await
 }
 
 async fn route<S: AclReader + GrantWriter>(state: &SharingState<S>, req: Request) -> Result<Response<Body>, ApiError> {
     let segments = http::path_segments(&req)?;
     if let Some([asset]) = http::match_path(&segments, &["assets", "{}", "grants"]).as_deref() {
         http::require_method(&req, Method::GET, "GET")?;
-        let user = state.session.identity(&req).await?;
+        let user = state.sessions.identity(&req).await?;
         return list(state, &user, parse_asset(asset)?).await;
     }
     if let Some([asset, principal]) = http::match_path(&segments, &["assets", "{}", "grants", "{}"]).as_deref() {
-        let user = state.session.identity(&req).await?;
+        let user = state.sessions.identity(&req).await?;
         let asset = parse_asset(asset)?;
         let principal = Principal::try_from(*principal).map_err(|e| ApiError::BadRequest(format!("principal: {e}")))?;
         return match *req.method() {
@@ -97,7 +121,7 @@ async fn list<S: AclReader>(
     user: &Identity,
     asset: AssetId,
 ) -> Result<Response<Body>, ApiError> {
-    let now = state.session.clock.now();
+    let now = state.clock.now();
     let facts = state.store.check_facts(user, std::slice::from_ref(&asset)).await?;
     let can_write = facts.decision(user, now).can_write();
     let Some((Some(record), grants)) = facts.assets.first().map(|f| (&f.asset, &f.grants)).filter(|_| can_write) else {
@@ -129,7 +153,7 @@ async fn put<S: AclReader + GrantWriter>(
     let body: GrantRequest = http::json_body(req)?;
     let role =
         Role::grantable(&body.role).ok_or_else(|| ApiError::BadRequest("role must be `reader` or `writer`".into()))?;
-    let now = state.session.clock.now();
+    let now = state.clock.now();
     let expires_at = body.expires_at.as_deref().map(|at| parse_expiry(at, now)).transpose()?;
     let record = owned(state, user, &asset).await?;
     if principal == Principal::User(record.owner.clone()) {

@@ -6,15 +6,18 @@ use std::sync::Arc;
 use chatgate::acl::DynamoStore;
 use chatgate::config::Settings;
 use lambda_http::Error;
-use sharing::handler::{self, SharingState};
+use sharing::handler::{self, SharingConfig, SharingState};
 
-#[tokio::main]
+// Lambda hands an execution environment one event at a time: a single-threaded runtime starts no
+// worker threads (and their allocator arenas) that would only lengthen the cold start.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     chatgate::telemetry::init_lambda();
     let settings = Settings::from_env();
     let start = async {
+        let config = SharingConfig::from_settings(&settings)?;
         let store = DynamoStore::from_settings(&settings).await?;
-        let state = SharingState::from_settings(&settings, Arc::new(store.clone()))?;
+        let state = SharingState::new(config, Arc::new(store.clone()))?;
         store.warm_up().await;
         Ok(state)
     };

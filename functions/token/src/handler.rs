@@ -1,8 +1,11 @@
 //! `POST /token`: exchanges the verified session for a Twilio Conversations access token.
 //! No network call: the key is ready from cold start and minting is a local HMAC.
 
-use chatgate::auth::{AuthConfig, SessionRoutes, SessionVerifier};
-use chatgate::config::{self, ConfigError, Settings, TokenConfig, TwilioSecrets};
+use std::sync::Arc;
+
+use chatgate::auth::{AuthConfig, SessionVerifier};
+use chatgate::clock::{Clock, SystemClock};
+use chatgate::config::{self, ConfigError, MintConfig, Settings, TwilioSecrets};
 use chatgate::domain::{Identity, TtlPolicy};
 use chatgate::http::{self, ApiError, CorsPolicy};
 use chatgate::twilio::{AccessTokenMinter, TokenSigningKey};
@@ -16,37 +19,55 @@ use tracing::Instrument as _;
 /// Everything the route needs, built once at cold start.
 #[derive(Debug)]
 pub struct TokenState {
-    pub session: SessionRoutes,
+    pub sessions: SessionVerifier,
+    pub cors: Option<CorsPolicy>,
+    pub clock: Arc<dyn Clock>,
     pub minter: AccessTokenMinter,
     pub ttl: TtlPolicy,
 }
 
+/// What the route reads from the environment, parsed once at cold start (Twilio's API key secret
+/// is [`TwilioSecrets`]'s).
+#[derive(Debug, Clone)]
+pub struct TokenConfig {
+    /// `AUTH_MODE` and the session settings that go with it.
+    pub auth: AuthConfig,
+    /// `ALLOWED_ORIGINS`.
+    pub cors: Option<CorsPolicy>,
+    /// The account, API key, service, push credential and lifetimes of the tokens.
+    pub mint: MintConfig,
+}
+
+impl TokenConfig {
+    pub fn from_settings(settings: &Settings) -> Result<Self, ConfigError> {
+        Ok(Self {
+            auth: AuthConfig::from_settings(settings)?,
+            cors: config::cors_policy(settings)?,
+            mint: MintConfig::from_settings(settings)?,
+        })
+    }
+}
+
 impl TokenState {
     pub async fn from_settings(settings: &Settings) -> Result<Self, ConfigError> {
-        let auth = AuthConfig::from_settings(settings)?;
-        let token = TokenConfig::from_settings(settings)?;
-        let cors = config::cors_policy(settings)?;
-        let secrets = TwilioSecrets::load(settings).await?;
-        Self::new(&auth, token, &secrets, cors)
+        let config = TokenConfig::from_settings(settings)?;
+        Self::new(config, &TwilioSecrets::load(settings).await?)
     }
 
-    pub fn new(
-        auth: &AuthConfig,
-        token: TokenConfig,
-        secrets: &TwilioSecrets,
-        cors: Option<CorsPolicy>,
-    ) -> Result<Self, ConfigError> {
-        let key = TokenSigningKey::new(secrets.api_key_secret()?);
+    pub fn new(config: TokenConfig, secrets: &TwilioSecrets) -> Result<Self, ConfigError> {
+        let (key, mint) = (TokenSigningKey::new(secrets.api_key_secret()?), config.mint);
         Ok(Self {
-            session: SessionRoutes::new(SessionVerifier::new(auth)?, cors),
+            sessions: SessionVerifier::new(&config.auth)?,
+            cors: config.cors,
+            clock: Arc::new(SystemClock),
             minter: AccessTokenMinter::new(
-                token.account_sid,
-                token.api_key_sid,
+                mint.account_sid,
+                mint.api_key_sid,
                 key,
-                &token.service_sid,
-                token.push_credential_sid.as_ref(),
+                &mint.service_sid,
+                mint.push_credential_sid.as_ref(),
             ),
-            ttl: token.ttl,
+            ttl: mint.ttl,
         })
     }
 }
@@ -69,16 +90,16 @@ struct TokenResponse<'a> {
 /// Handles one request; every expected failure is already a problem+json response.
 pub async fn handle(state: &TokenState, req: Request) -> Response<Body> {
     let span = tracing::info_span!("token", identity = tracing::field::Empty);
-    http::respond(state.session.cors.as_ref(), req, |req| issue(state, req)).instrument(span).await
+    http::respond(state.cors.as_ref(), req, |req| issue(state, req)).instrument(span).await
 }
 
 async fn issue(state: &TokenState, req: Request) -> Result<Response<Body>, ApiError> {
     http::require_method(&req, Method::POST, "POST")?;
-    let identity = state.session.identity(&req).await?;
+    let identity = state.sessions.identity(&req).await?;
     let body: TokenRequest = http::optional_json_body(&req)?.unwrap_or_default();
     let ttl = state.ttl.ttl(body.ttl_seconds).map_err(|e| ApiError::BadRequest(e.to_string()))?;
 
-    let minted = state.minter.mint(&identity, ttl, state.session.clock.now());
+    let minted = state.minter.mint(&identity, ttl, state.clock.now());
     let expires_at = OffsetDateTime::from_unix_timestamp(i64::try_from(minted.expires_at).map_err(ApiError::internal)?)
         .map_err(ApiError::internal)?
         .format(&Rfc3339)

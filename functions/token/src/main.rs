@@ -4,7 +4,9 @@ use chatgate::config::Settings;
 use lambda_http::Error;
 use token::handler::{self, TokenState};
 
-#[tokio::main]
+// Lambda hands an execution environment one event at a time: a single-threaded runtime starts no
+// worker threads (and their allocator arenas) that would only lengthen the cold start.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     chatgate::telemetry::init_lambda();
     let settings = Settings::from_env();

@@ -98,15 +98,8 @@ impl DynamoStore {
     /// The store for `TABLE_NAME`, on [`crate::aws::sdk_config`]
     /// (`AWS_ENDPOINT_URL_DYNAMODB` points it at DynamoDB Local).
     pub async fn from_settings(settings: &crate::config::Settings) -> Result<Self, crate::config::ConfigError> {
-        Self::from_sdk(&crate::aws::sdk_config(settings).await?, settings)
-    }
-
-    /// The store for `TABLE_NAME` on an SDK configuration the caller already loaded.
-    pub fn from_sdk(
-        sdk: &aws_types::SdkConfig,
-        settings: &crate::config::Settings,
-    ) -> Result<Self, crate::config::ConfigError> {
-        Ok(Self::new(sdk, settings.required("TABLE_NAME")?))
+        let table = settings.required("TABLE_NAME")?;
+        Ok(Self::new(&crate::aws::sdk_config(settings).await?, table))
     }
 
     /// Opens the connections during cold start (the first TLS handshake dominates a cold request

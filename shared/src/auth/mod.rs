@@ -95,35 +95,6 @@ impl AuthConfig {
     }
 }
 
-/// What every route behind a user session shares: the session check, the clock, and CORS.
-#[derive(Debug)]
-pub struct SessionRoutes {
-    pub verifier: SessionVerifier,
-    pub clock: std::sync::Arc<dyn crate::clock::Clock>,
-    pub cors: Option<crate::http::CorsPolicy>,
-}
-
-impl SessionRoutes {
-    /// `AUTH_MODE` and friends, and `ALLOWED_ORIGINS`, read once at cold start.
-    pub fn from_settings(settings: &Settings) -> Result<Self, ConfigError> {
-        Ok(Self::new(
-            SessionVerifier::new(&AuthConfig::from_settings(settings)?)?,
-            crate::config::cors_policy(settings)?,
-        ))
-    }
-
-    pub fn new(verifier: SessionVerifier, cors: Option<crate::http::CorsPolicy>) -> Self {
-        Self { verifier, clock: std::sync::Arc::new(crate::clock::SystemClock), cors }
-    }
-
-    /// The verified caller, also recorded as `identity` on the current span.
-    pub async fn identity(&self, req: &Request) -> Result<Identity, ApiError> {
-        let identity = self.verifier.verify(req).await?;
-        tracing::Span::current().record("identity", identity.as_str());
-        Ok(identity)
-    }
-}
-
 /// Verifies the session on a request and yields the acting identity.
 #[derive(Debug)]
 pub struct SessionVerifier {
@@ -188,6 +159,13 @@ impl SessionVerifier {
 
     /// The caller's identity: `401` for a missing or invalid session, `400` for an identity
     /// Twilio cannot take.
+    /// The verified caller, also recorded as `identity` on the current span.
+    pub async fn identity(&self, req: &Request) -> Result<Identity, ApiError> {
+        let identity = self.verify(req).await?;
+        tracing::Span::current().record("identity", identity.as_str());
+        Ok(identity)
+    }
+
     pub async fn verify(&self, req: &Request) -> Result<Identity, ApiError> {
         let raw = match &self.mode {
             Mode::Authorizer => authorizer_claim(req, &self.claim)?,

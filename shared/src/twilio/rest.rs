@@ -168,6 +168,29 @@ struct Call<'a> {
     form: Vec<(&'a str, String)>,
 }
 
+/// Where Twilio's REST API is, and the service and API key chatgate calls it as.
+#[derive(Debug, Clone)]
+pub struct RestConfig {
+    pub base: String,
+    pub service_sid: ServiceSid,
+    pub api_key_sid: ApiKeySid,
+}
+
+impl RestConfig {
+    /// `TWILIO_API_BASE` (default Twilio's), `TWILIO_CONVERSATIONS_SERVICE_SID`, `TWILIO_API_KEY_SID`.
+    pub fn from_settings(settings: &Settings) -> Result<Self, ConfigError> {
+        let base = settings.get("TWILIO_API_BASE").unwrap_or(DEFAULT_API_BASE);
+        if !(base.starts_with("https://") || base.starts_with("http://")) {
+            return Err(ConfigError::new("TWILIO_API_BASE", "must be an http(s) URL"));
+        }
+        Ok(Self {
+            base: base.to_owned(),
+            service_sid: settings.sid("TWILIO_CONVERSATIONS_SERVICE_SID")?,
+            api_key_sid: settings.sid("TWILIO_API_KEY_SID")?,
+        })
+    }
+}
+
 impl ConversationsClient {
     pub fn new(
         base: &str,
@@ -183,20 +206,20 @@ impl ConversationsClient {
         Ok(Self { http, base: base.trim_end_matches('/').to_owned(), service, key_sid, key_secret })
     }
 
-    /// The client for `TWILIO_API_BASE` (default Twilio's), `TWILIO_CONVERSATIONS_SERVICE_SID` and
-    /// `TWILIO_API_KEY_SID` with its secret: built once at cold start.
-    pub fn from_settings(settings: &Settings, secrets: &TwilioSecrets) -> Result<Self, ConfigError> {
-        let base = settings.get("TWILIO_API_BASE").unwrap_or(DEFAULT_API_BASE);
-        if !(base.starts_with("https://") || base.starts_with("http://")) {
-            return Err(ConfigError::new("TWILIO_API_BASE", "must be an http(s) URL"));
-        }
+    /// The client for `config` with the API key's secret: built once at cold start.
+    pub fn from_config(config: &RestConfig, secrets: &TwilioSecrets) -> Result<Self, ConfigError> {
         Self::new(
-            base,
-            settings.sid("TWILIO_CONVERSATIONS_SERVICE_SID")?,
-            settings.sid("TWILIO_API_KEY_SID")?,
+            &config.base,
+            config.service_sid.clone(),
+            config.api_key_sid.clone(),
             secrets.api_key_secret()?.clone(),
         )
         .map_err(|e| ConfigError::new("TWILIO_API_BASE", format!("no HTTP client: {e}")))
+    }
+
+    /// [`Self::from_config`] on [`RestConfig::from_settings`] (tools and tests).
+    pub fn from_settings(settings: &Settings, secrets: &TwilioSecrets) -> Result<Self, ConfigError> {
+        Self::from_config(&RestConfig::from_settings(settings)?, secrets)
     }
 
     /// `/v1/Services/{service}/<segments…>`, each segment percent-encoded.
