@@ -7,6 +7,7 @@
 //! SID or unique name), participants, messages with their read horizons, users, roles and the
 //! service webhook configuration. Tests can inject faults, slow every request down, turn on
 //! Twilio's rate limits, read back every request, and inspect or seed the state directly.
+//! [`harness`] holds the server plumbing it shares with chatgate's other test servers.
 //!
 //! ```no_run
 //! # async fn demo() {
@@ -18,6 +19,7 @@
 //! ```
 
 mod error;
+pub mod harness;
 mod model;
 mod paging;
 mod server;
@@ -25,14 +27,13 @@ mod state;
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub use error::{Rejection, codes};
 pub use model::{Conversation, Message, Participant, Role, RoleKind, User, Webhooks};
 
-use server::lock;
+use harness::{Delay, FaultRules, InFlight, Server, lock};
 use state::{Form, State, is_sid, new_sid};
 
 /// Twilio's limit, in actions per second, per conversation (participant and message writes) and
@@ -199,14 +200,6 @@ impl Recorded {
     }
 }
 
-#[derive(Debug)]
-struct Rule {
-    fault: Fault,
-    filter: Option<String>,
-    /// `None` until healed.
-    remaining: Option<usize>,
-}
-
 /// `"POST /Participants"` matches POSTs whose path contains `/Participants`; a filter without a
 /// leading method matches the path of any method.
 fn filter_matches(filter: &str, method: &str, path: &str) -> bool {
@@ -226,34 +219,16 @@ pub(crate) struct Shared {
     api_key_sid: String,
     api_key_secret: String,
     state: Mutex<State>,
-    rules: Mutex<Vec<Rule>>,
+    faults: FaultRules<Fault>,
     recorded: Mutex<Vec<Recorded>>,
-    faults_injected: AtomicUsize,
-    in_flight: AtomicUsize,
-    max_in_flight: AtomicUsize,
-    delay: Mutex<Duration>,
+    in_flight: InFlight,
+    delay: Delay,
 }
 
 impl Shared {
+    /// The fault to answer `method path` with, counted as injected, if a rule matches it.
     fn pick_fault(&self, method: &str, path: &str) -> Option<Fault> {
-        let mut rules = lock(&self.rules);
-        let rule = rules
-            .iter_mut()
-            .find(|r| r.remaining != Some(0) && r.filter.as_deref().is_none_or(|f| filter_matches(f, method, path)))?;
-        if let Some(n) = rule.remaining.as_mut() {
-            *n -= 1;
-        }
-        Some(rule.fault)
-    }
-}
-
-/// Stops the accept loop when the last handle to the stand-in is dropped.
-#[derive(Debug)]
-struct ServerTask(tokio::task::AbortHandle);
-
-impl Drop for ServerTask {
-    fn drop(&mut self) {
-        self.0.abort();
+        self.faults.pick(|filter| filter_matches(filter, method, path)).map(|(fault, _)| fault)
     }
 }
 
@@ -269,7 +244,8 @@ pub struct StandIn {
     pub api_key_sid: String,
     pub api_key_secret: String,
     shared: Arc<Shared>,
-    _server: Arc<ServerTask>,
+    /// Stops accepting when the last clone drops.
+    _server: Arc<Server>,
 }
 
 impl fmt::Debug for StandIn {
@@ -297,8 +273,8 @@ impl StandIn {
         config.check()?;
         let addr = config.bind.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
         let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, source })?;
-        let addr = listener.local_addr().map_err(|source| StartError::Bind { addr, source })?;
-        let base_url = format!("http://{addr}");
+        let bound = listener.local_addr().map_err(|source| StartError::Bind { addr, source })?;
+        let base_url = format!("http://{bound}");
         let mut state = State::new(&config.account_sid, &config.service_sid, &base_url, config.seed_default_roles);
         state.rate_limit = config.rate_limit;
         let shared = Arc::new(Shared {
@@ -307,23 +283,23 @@ impl StandIn {
             api_key_sid: config.api_key_sid.clone(),
             api_key_secret: config.api_key_secret.clone(),
             state: Mutex::new(state),
-            rules: Mutex::new(Vec::new()),
+            faults: FaultRules::default(),
             recorded: Mutex::new(Vec::new()),
-            faults_injected: AtomicUsize::new(0),
-            in_flight: AtomicUsize::new(0),
-            max_in_flight: AtomicUsize::new(0),
-            delay: Mutex::new(Duration::ZERO),
+            in_flight: InFlight::default(),
+            delay: Delay::default(),
         });
-        let task = tokio::spawn(serve(listener, shared.clone()));
+        let handled = shared.clone();
+        let server = Server::spawn(listener, move |request| server::handle(handled.clone(), request))
+            .map_err(|source| StartError::Bind { addr, source })?;
         Ok(Self {
             base_url,
-            addr,
+            addr: bound,
             account_sid: config.account_sid,
             service_sid: config.service_sid,
             api_key_sid: config.api_key_sid,
             api_key_secret: config.api_key_secret,
             shared,
-            _server: Arc::new(ServerTask(task.abort_handle())),
+            _server: Arc::new(server),
         })
     }
 
@@ -339,26 +315,22 @@ impl StandIn {
     /// `"POST /Participants"`. Rules queue up: the oldest matching rule with requests left
     /// applies. Requests refused for bad credentials or a bad body use up no fault.
     pub fn fail_next(&self, n: usize, fault: Fault, path_contains: Option<&str>) {
-        self.push_rule(Some(n), fault, path_contains);
+        self.shared.faults.fail_next(n, fault, path_contains.map(str::to_owned));
     }
 
     /// Like [`Self::fail_next`] for every matching request until [`Self::heal`].
     pub fn fail_always(&self, fault: Fault, path_contains: Option<&str>) {
-        self.push_rule(None, fault, path_contains);
+        self.shared.faults.fail_always(fault, path_contains.map(str::to_owned));
     }
 
     /// Drops every pending fault.
     pub fn heal(&self) {
-        lock(&self.shared.rules).clear();
-    }
-
-    fn push_rule(&self, remaining: Option<usize>, fault: Fault, filter: Option<&str>) {
-        lock(&self.shared.rules).push(Rule { fault, filter: filter.map(str::to_owned), remaining });
+        self.shared.faults.heal();
     }
 
     /// Holds every request this long before answering, so concurrent requests overlap visibly.
     pub fn set_delay(&self, delay: Duration) {
-        *lock(&self.shared.delay) = delay;
+        self.shared.delay.set(delay);
     }
 
     /// Turns rate limiting on (actions per second) or off (`None`) from now on.
@@ -384,19 +356,19 @@ impl StandIn {
 
     /// Requests answered with an injected fault since the last reset.
     pub fn faults_injected(&self) -> usize {
-        self.shared.faults_injected.load(Ordering::SeqCst)
+        self.shared.faults.injected()
     }
 
     /// The most requests in flight at once since the last reset: 1 for sequential round trips.
     pub fn max_in_flight(&self) -> usize {
-        self.shared.max_in_flight.load(Ordering::SeqCst)
+        self.shared.in_flight.max()
     }
 
     /// Forgets the recorded requests and zeroes the counters (not the faults, delay or state).
     pub fn reset_requests(&self) {
         lock(&self.shared.recorded).clear();
-        self.shared.faults_injected.store(0, Ordering::SeqCst);
-        self.shared.max_in_flight.store(self.shared.in_flight.load(Ordering::SeqCst), Ordering::SeqCst);
+        self.shared.faults.reset_injected();
+        self.shared.in_flight.reset_max();
     }
 
     // ---- state, for assertions ----
@@ -477,29 +449,6 @@ impl StandIn {
 
 fn form(pairs: &[(&str, Option<&str>)]) -> Form {
     Form(pairs.iter().filter_map(|(k, v)| v.map(|v| ((*k).to_owned(), v.to_owned()))).collect())
-}
-
-async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
-    loop {
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
-            // Out of file descriptors and the like: wait for some to free up.
-            Err(_) => {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        let shared = shared.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |request| {
-                let shared = shared.clone();
-                async move { Ok::<_, std::convert::Infallible>(server::handle(shared, request).await) }
-            });
-            let io = hyper_util::rt::TokioIo::new(stream);
-            let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
-        });
-    }
 }
 
 #[cfg(test)]

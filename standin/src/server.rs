@@ -1,8 +1,7 @@
 //! The HTTP face of the stand-in: basic auth, injected faults, recording, form parsing and the
 //! routes of the Conversations v1 paths chatgate uses.
 
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 
 use base64::Engine as _;
 use http_body_util::{BodyExt as _, Full};
@@ -13,6 +12,7 @@ use percent_encoding::percent_decode_str;
 use serde_json::Value;
 
 use crate::error::{Rejection, codes};
+use crate::harness::lock;
 use crate::paging::{PageRequest, page_body};
 use crate::state::{Form, State, new_sid};
 use crate::{Fault, Recorded, Shared};
@@ -29,27 +29,6 @@ const ROLES_MAX: usize = 50;
 const SERVICE_BUCKET: &str = "service";
 
 pub(crate) type StandInResponse = Response<Full<Bytes>>;
-
-/// A poisoned lock only means another request panicked; the data is still the best we have.
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-struct InFlight<'a>(&'a Shared);
-
-impl<'a> InFlight<'a> {
-    fn enter(shared: &'a Shared) -> Self {
-        let now = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-        shared.max_in_flight.fetch_max(now, Ordering::SeqCst);
-        Self(shared)
-    }
-}
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
-    }
-}
 
 /// What a request asked for, parsed once.
 struct Call {
@@ -82,7 +61,7 @@ fn created(value: Value) -> Result<Answer, Rejection> {
 }
 
 pub(crate) async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> StandInResponse {
-    let _in_flight = InFlight::enter(&shared);
+    let _in_flight = shared.in_flight.enter();
     let (parts, body) = request.into_parts();
     let body = match http_body_util::Limited::new(body, MAX_BODY).collect().await {
         Ok(collected) => collected.to_bytes(),
@@ -97,10 +76,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> S
         Some(Err(_)) => (Vec::new(), true),
     };
     let call = Call { method: parts.method, path: parts.uri.path().to_owned(), query, headers: parts.headers, body };
-    let delay = *lock(&shared.delay);
-    if !delay.is_zero() {
-        tokio::time::sleep(delay).await;
-    }
+    shared.delay.wait().await;
     let (answer, form) = if bad_query {
         (Answer::Rejected(Rejection::invalid("Malformed query string")), Form::default())
     } else {
@@ -121,7 +97,6 @@ fn answer(shared: &Shared, call: &Call) -> (Answer, Form) {
         Err(rejection) => return (rejection.into(), Form::default()),
     };
     if let Some(fault) = shared.pick_fault(call.method.as_str(), &call.path) {
-        shared.faults_injected.fetch_add(1, Ordering::SeqCst);
         return (Rejection::new(fault.status, fault.code, fault.message()).into(), form);
     }
     let Some(segments) = segments(&call.path) else { return (Rejection::not_found().into(), form) };

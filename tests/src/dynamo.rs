@@ -10,6 +10,7 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::config::Credentials;
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::Bytes;
+use twilio_standin::harness::{Delay, FaultRules, InFlight, Server};
 
 use crate::process::{self, Probe, Start, WatchedServer};
 
@@ -224,25 +225,16 @@ impl Fault {
     }
 }
 
-#[derive(Debug)]
-struct Rule {
-    fault: Fault,
-    only_target: Option<String>,
-    /// `None` until healed.
-    remaining: Option<usize>,
-}
-
 #[derive(Debug, Default)]
 struct ProxyState {
-    rules: Mutex<Vec<Rule>>,
+    /// Filtered by operation (see [`target_matches`]).
+    faults: FaultRules<Fault>,
     /// The operation (`GetItem`, ...) of every request seen since the last reset.
     operations: Mutex<Vec<String>>,
     /// The IAM actions those requests need (a transaction needs one per item kind).
     actions: Mutex<std::collections::BTreeSet<String>>,
-    faults: AtomicUsize,
-    in_flight: AtomicUsize,
-    max_in_flight: AtomicUsize,
-    delay: Mutex<Duration>,
+    in_flight: InFlight,
+    delay: Delay,
 }
 
 /// The operation name of an `x-amz-target` such as `DynamoDB_20120810.GetItem`.
@@ -255,44 +247,16 @@ fn target_matches(operation_name: &str, wanted: &str) -> bool {
     operation_name == wanted || operation(wanted) == operation_name
 }
 
-impl ProxyState {
-    fn pick_fault(&self, op: &str) -> Option<Fault> {
-        let mut rules = self.rules.lock().expect("lock");
-        let rule = rules
-            .iter_mut()
-            .find(|r| r.remaining != Some(0) && r.only_target.as_deref().is_none_or(|t| target_matches(op, t)))?;
-        if let Some(n) = rule.remaining.as_mut() {
-            *n -= 1;
-        }
-        Some(rule.fault)
-    }
-}
-
-struct InFlight<'a>(&'a ProxyState);
-
-impl<'a> InFlight<'a> {
-    fn enter(state: &'a ProxyState) -> Self {
-        let now = state.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-        state.max_in_flight.fetch_max(now, Ordering::SeqCst);
-        Self(state)
-    }
-}
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
 /// An HTTP proxy in front of DynamoDB (Local) that forwards requests verbatim, counts them, and
 /// answers chosen ones with a [`Fault`] instead of forwarding them (so a faulted write writes
-/// nothing). It lives as long as the tokio runtime that started it.
+/// nothing). It stops accepting connections when the last clone is dropped.
 #[derive(Debug, Clone)]
 pub struct FaultProxy {
     /// `http://127.0.0.1:PORT`: give this to [`client`] or [`sdk_config`].
     pub endpoint: String,
     pub upstream: String,
     state: Arc<ProxyState>,
+    _server: Arc<Server>,
 }
 
 type ProxyResponse = hyper::Response<Full<Bytes>>;
@@ -306,50 +270,35 @@ impl FaultProxy {
         let state = Arc::new(ProxyState::default());
         chatgate::tls::install();
         let http = reqwest::Client::builder().no_proxy().build().expect("reqwest client");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
         let (s, u) = (state.clone(), upstream.clone());
-        tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else { return };
-                let (s, u, http) = (s.clone(), u.clone(), http.clone());
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |req| {
-                        let (s, u, http) = (s.clone(), u.clone(), http.clone());
-                        async move { Ok::<_, std::convert::Infallible>(handle(&s, &u, &http, req).await) }
-                    });
-                    let io = hyper_util::rt::TokioIo::new(stream);
-                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
-                });
-            }
-        });
-        Self { endpoint: format!("http://{addr}"), upstream, state }
+        let server = Server::loopback(move |req| {
+            let (s, u, http) = (s.clone(), u.clone(), http.clone());
+            async move { handle(&s, &u, &http, req).await }
+        })
+        .await
+        .expect("fault proxy listens");
+        Self { endpoint: server.url(), upstream, state, _server: Arc::new(server) }
     }
 
     /// Answers the next `n` requests (for operation `only_target`, or any) with `fault`.
     /// Rules queue up: the oldest rule with requests left that matches applies.
     pub fn fail_next(&self, n: usize, fault: Fault, only_target: Option<&str>) {
-        self.push_rule(Some(n), fault, only_target);
+        self.state.faults.fail_next(n, fault, only_target.map(str::to_owned));
     }
 
     /// Answers every request (for operation `only_target`, or any) with `fault` until [`Self::heal`].
     pub fn fail_always(&self, fault: Fault, only_target: Option<&str>) {
-        self.push_rule(None, fault, only_target);
+        self.state.faults.fail_always(fault, only_target.map(str::to_owned));
     }
 
     /// Drops every pending fault: from now on all requests are forwarded.
     pub fn heal(&self) {
-        self.state.rules.lock().expect("lock").clear();
-    }
-
-    fn push_rule(&self, remaining: Option<usize>, fault: Fault, only_target: Option<&str>) {
-        let only_target = only_target.map(str::to_owned);
-        self.state.rules.lock().expect("lock").push(Rule { fault, only_target, remaining });
+        self.state.faults.heal();
     }
 
     /// Holds every request this long before answering, so concurrent requests overlap visibly.
     pub fn set_delay(&self, delay: Duration) {
-        *self.state.delay.lock().expect("lock") = delay;
+        self.state.delay.set(delay);
     }
 
     /// Requests seen since the last reset (faulted ones included), for one operation or all.
@@ -376,19 +325,19 @@ impl FaultProxy {
 
     /// Requests answered with a fault since the last reset.
     pub fn faults_injected(&self) -> usize {
-        self.state.faults.load(Ordering::SeqCst)
+        self.state.faults.injected()
     }
 
     /// The most requests in flight at once since the last reset: 1 for sequential round trips.
     pub fn max_in_flight(&self) -> usize {
-        self.state.max_in_flight.load(Ordering::SeqCst)
+        self.state.in_flight.max()
     }
 
     /// Zeroes the counters (not the faults or the delay).
     pub fn reset_counts(&self) {
         self.state.operations.lock().expect("lock").clear();
-        self.state.faults.store(0, Ordering::SeqCst);
-        self.state.max_in_flight.store(self.state.in_flight.load(Ordering::SeqCst), Ordering::SeqCst);
+        self.state.faults.reset_injected();
+        self.state.in_flight.reset_max();
     }
 }
 
@@ -398,7 +347,7 @@ async fn handle(
     http: &reqwest::Client,
     req: hyper::Request<hyper::body::Incoming>,
 ) -> ProxyResponse {
-    let _in_flight = InFlight::enter(state);
+    let _in_flight = state.in_flight.enter();
     let target = req.headers().get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
     let op = operation(&target).to_owned();
     state.operations.lock().expect("lock").push(op.clone());
@@ -408,13 +357,9 @@ async fn handle(
         Err(e) => return reply(400, &[("content-type", "text/plain")], format!("fault proxy: unreadable body: {e}")),
     };
     state.actions.lock().expect("lock").extend(iam_actions(&op, &body));
-    let fault = state.pick_fault(&op);
-    let delay = *state.delay.lock().expect("lock");
-    if !delay.is_zero() {
-        tokio::time::sleep(delay).await;
-    }
-    if let Some(fault) = fault {
-        let n = state.faults.fetch_add(1, Ordering::SeqCst) + 1;
+    let fault = state.faults.pick(|wanted| target_matches(&op, wanted));
+    state.delay.wait().await;
+    if let Some((fault, n)) = fault {
         let (status, body) = fault.response();
         return reply(
             status,

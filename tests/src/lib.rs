@@ -23,6 +23,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use lambda_http::http::header;
 use lambda_http::{Body, Request, Response};
 use serde_json::{Value, json};
+use twilio_standin::harness::Server;
 
 pub const ISSUER: &str = "https://idp.test/";
 pub const AUDIENCE: &str = "chatgate-tests";
@@ -181,47 +182,36 @@ pub fn json_body(response: &Response<Body>) -> Value {
         .unwrap_or_else(|e| panic!("JSON body ({e}): {:?}", response.body()))
 }
 
-/// A JWKS endpoint on loopback that counts how often it is fetched.
+/// A JWKS endpoint on loopback that counts how often it is fetched; it stops accepting
+/// connections when the last clone is dropped.
 #[derive(Debug, Clone)]
 pub struct JwksServer {
     pub url: String,
     hits: Arc<AtomicUsize>,
     document: Arc<Mutex<Option<Value>>>,
+    _server: Arc<Server>,
 }
 
 impl JwksServer {
     pub async fn start(document: Value) -> Self {
         let hits = Arc::new(AtomicUsize::new(0));
         let document = Arc::new(Mutex::new(Some(document)));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr: SocketAddr = listener.local_addr().expect("addr");
         let (h, d) = (hits.clone(), document.clone());
-        tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else { return };
-                let (h, d) = (h.clone(), d.clone());
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |_req| {
-                        h.fetch_add(1, Ordering::SeqCst);
-                        let doc = d.lock().expect("lock").clone();
-                        async move {
-                            let response = match doc {
-                                Some(doc) => hyper::Response::new(Full::new(Bytes::from(doc.to_string()))),
-                                None => {
-                                    let mut r = hyper::Response::new(Full::new(Bytes::from_static(b"down")));
-                                    *r.status_mut() = hyper::StatusCode::SERVICE_UNAVAILABLE;
-                                    r
-                                }
-                            };
-                            Ok::<_, std::convert::Infallible>(response)
-                        }
-                    });
-                    let io = hyper_util::rt::TokioIo::new(stream);
-                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
-                });
-            }
-        });
-        Self { url: format!("http://{addr}/.well-known/jwks.json"), hits, document }
+        let server = Server::loopback(move |_req| {
+            h.fetch_add(1, Ordering::SeqCst);
+            let response = match d.lock().expect("lock").clone() {
+                Some(doc) => hyper::Response::new(Full::new(Bytes::from(doc.to_string()))),
+                None => {
+                    let mut r = hyper::Response::new(Full::new(Bytes::from_static(b"down")));
+                    *r.status_mut() = hyper::StatusCode::SERVICE_UNAVAILABLE;
+                    r
+                }
+            };
+            std::future::ready(response)
+        })
+        .await
+        .expect("JWKS server listens");
+        Self { url: format!("{}/.well-known/jwks.json", server.url()), hits, document, _server: Arc::new(server) }
     }
 
     pub fn hits(&self) -> usize {
@@ -277,11 +267,13 @@ type Reply = (u16, Vec<(String, String)>, Vec<u8>);
 type Script = dyn Fn(&Recorded) -> Reply + Send + Sync;
 
 /// An HTTP/1.1 server on loopback that answers from a script and records every request: the
-/// stand-in for AWS endpoints (the Lambda Runtime API, Secrets Manager) in black-box tests.
+/// stand-in for AWS endpoints (the Lambda Runtime API, Secrets Manager) in black-box tests. It
+/// stops accepting connections when the last clone is dropped.
 #[derive(Clone)]
 pub struct StubServer {
     pub addr: SocketAddr,
     requests: Arc<Mutex<Vec<Recorded>>>,
+    _server: Arc<Server>,
 }
 
 impl std::fmt::Debug for StubServer {
@@ -294,49 +286,39 @@ impl StubServer {
     pub async fn start(script: impl Fn(&Recorded) -> Reply + Send + Sync + 'static) -> Self {
         let script: Arc<Script> = Arc::new(script);
         let requests = Arc::new(Mutex::new(Vec::new()));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
         let (s, r) = (script.clone(), requests.clone());
-        tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else { return };
-                let (s, r) = (s.clone(), r.clone());
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                        let (s, r) = (s.clone(), r.clone());
-                        async move {
-                            use http_body_util::BodyExt as _;
-                            let (parts, body) = req.into_parts();
-                            let body = body.collect().await.map(|b| b.to_bytes().to_vec()).unwrap_or_default();
-                            let recorded = Recorded {
-                                method: parts.method.to_string(),
-                                path: parts.uri.path_and_query().map_or(String::new(), |p| p.to_string()),
-                                headers: parts
-                                    .headers
-                                    .iter()
-                                    .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned()))
-                                    .collect(),
-                                body,
-                            };
-                            let (status, headers, body) = s(&recorded);
-                            r.lock().expect("lock").push(recorded);
-                            let mut response = hyper::Response::new(Full::new(Bytes::from(body)));
-                            *response.status_mut() = hyper::StatusCode::from_u16(status).expect("status");
-                            for (k, v) in headers {
-                                response.headers_mut().insert(
-                                    hyper::header::HeaderName::try_from(k).expect("header name"),
-                                    v.parse().expect("header value"),
-                                );
-                            }
-                            Ok::<_, std::convert::Infallible>(response)
-                        }
-                    });
-                    let io = hyper_util::rt::TokioIo::new(stream);
-                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
-                });
+        let server = Server::loopback(move |req: hyper::Request<hyper::body::Incoming>| {
+            let (s, r) = (s.clone(), r.clone());
+            async move {
+                use http_body_util::BodyExt as _;
+                let (parts, body) = req.into_parts();
+                let body = body.collect().await.map(|b| b.to_bytes().to_vec()).unwrap_or_default();
+                let recorded = Recorded {
+                    method: parts.method.to_string(),
+                    path: parts.uri.path_and_query().map_or(String::new(), |p| p.to_string()),
+                    headers: parts
+                        .headers
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned()))
+                        .collect(),
+                    body,
+                };
+                let (status, headers, body) = s(&recorded);
+                r.lock().expect("lock").push(recorded);
+                let mut response = hyper::Response::new(Full::new(Bytes::from(body)));
+                *response.status_mut() = hyper::StatusCode::from_u16(status).expect("status");
+                for (k, v) in headers {
+                    response.headers_mut().insert(
+                        hyper::header::HeaderName::try_from(k).expect("header name"),
+                        v.parse().expect("header value"),
+                    );
+                }
+                response
             }
-        });
-        Self { addr, requests }
+        })
+        .await
+        .expect("stub server listens");
+        Self { addr: server.addr(), requests, _server: Arc::new(server) }
     }
 
     pub fn requests(&self) -> Vec<Recorded> {
