@@ -71,9 +71,11 @@ impl<S: AclReader + GrantWriter + CatalogWriter> Routes<S> {
         let mut sharing = SharingState::from_settings(settings, store.clone())?;
         let mut conversations = ConversationsState::from_settings(settings, secrets, store.clone())?;
         let guard = GuardState::from_settings(settings, secrets, store.clone())?;
-        access.cors = token.cors.clone();
-        sharing.cors = token.cors.clone();
-        conversations.cors = token.cors.clone();
+        // One session check (one JWKS cache) and one CORS policy for every route, as API Gateway's
+        // one authorizer and CORS configuration would.
+        (access.sessions, access.cors) = (token.sessions.clone(), token.cors.clone());
+        (sharing.sessions, sharing.cors) = (token.sessions.clone(), token.cors.clone());
+        (conversations.sessions, conversations.cors) = (token.sessions.clone(), token.cors.clone());
         let admin = AdminState::from_settings(AdminAuth::DevKey(admin_key), store, settings, secrets)?;
         Ok(Self { token, access, sharing, admin, conversations, guard })
     }
@@ -173,7 +175,7 @@ pub async fn run(args: DevArgs) -> Result<(), Box<dyn std::error::Error>> {
     // Settings are checked (and named when wrong) before anything starts on them.
     chatgate::config::MintConfig::from_settings(&settings)?;
     let _standin = if use_standin { Some(start_standin(&mut settings, &mut defaulted).await?) } else { None };
-    let secrets = TwilioSecrets::load(&settings).await?;
+    let secrets = crate::ops::twilio_secrets(&settings).await?;
     let mut token = TokenState::new(TokenConfig::from_settings(&settings)?, &secrets)?;
     if token.cors.is_none() {
         token.cors = Some(CorsPolicy::Loopback);
@@ -183,7 +185,7 @@ pub async fn run(args: DevArgs) -> Result<(), Box<dyn std::error::Error>> {
     let twilio = chatgate::twilio::rest::ConversationsClient::from_settings(&settings, &secrets)?;
     match settings.get("TABLE_NAME") {
         Some(_) => {
-            let aws = chatgate::aws::sdk_config(&settings).await?;
+            let aws = chatgate::aws::default_chain().await;
             let store = Arc::new(DynamoStore::new(&aws, chatgate::config::table_name(&settings)?));
             let rule = Arc::new(Reconciler::new(store.clone(), twilio, Arc::new(chatgate::clock::SystemClock)));
             let changes = match StreamFollower::from_now(&aws, &store).await {

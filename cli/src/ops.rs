@@ -66,8 +66,19 @@ pub enum GrantsCommand {
     IndexExpiries,
 }
 
+/// The table `TABLE_NAME` names, with the operator's AWS credentials (the SDK's default chain).
 async fn store() -> Result<DynamoStore> {
-    Ok(DynamoStore::from_settings(&Settings::from_env()).await?)
+    let table = chatgate::config::table_name(&Settings::from_env())?;
+    Ok(DynamoStore::new(&chatgate::aws::default_chain().await, table))
+}
+
+/// Twilio's secrets for the operator's tools: from the environment, or from Secrets Manager with
+/// the operator's AWS credentials (the SDK's default chain).
+pub async fn twilio_secrets(settings: &Settings) -> Result<chatgate::config::TwilioSecrets> {
+    Ok(match chatgate::config::SecretsSource::from_settings(settings) {
+        chatgate::config::SecretsSource::Environment(secrets) => secrets,
+        source => source.load(&chatgate::aws::default_chain().await).await?,
+    })
 }
 
 fn asset_id(raw: &str) -> Result<AssetId> {

@@ -50,7 +50,7 @@ struct FailureMessage {
 
 pub async fn reconcile(command: ReconcileCommand) -> Result<()> {
     let settings = Settings::from_env();
-    let aws = chatgate::aws::sdk_config(&settings).await?;
+    let aws = chatgate::aws::default_chain().await;
     let store = DynamoStore::new(&aws, chatgate::config::table_name(&settings)?);
     let secrets = SecretsSource::from_settings(&settings).load(&aws).await?;
     let twilio = ConversationsClient::from_settings(&settings, &secrets)?;

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use chatgate::clock::Deadline;
-use chatgate::config::{Settings, TwilioSecrets};
+use chatgate::config::Settings;
 use chatgate::domain::{ConversationAttributes, ConversationKind, RoomName};
 use chatgate::twilio::rest::{ConversationsClient, codes};
 use clap::Subcommand;
@@ -49,7 +49,7 @@ pub enum TwilioCommand {
 
 async fn client() -> Result<ConversationsClient> {
     let settings = Settings::from_env();
-    let secrets = TwilioSecrets::load(&settings).await?;
+    let secrets = crate::ops::twilio_secrets(&settings).await?;
     Ok(ConversationsClient::from_settings(&settings, &secrets)?)
 }
 

@@ -3,8 +3,9 @@
 //! `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN`. [`from_environment`] reads those (with the
 //! SDK's standard `AWS_ENDPOINT_URL[_<SERVICE>]`, `AWS_USE_FIPS_ENDPOINT` and
 //! `AWS_USE_DUALSTACK_ENDPOINT`) and nothing else, so no function links profile files, SSO, STS or
-//! instance metadata it could never use. The CLI and the tests build with the `aws-config`
-//! feature, and [`sdk_config`] then loads the SDK's whole default chain instead.
+//! instance metadata it could never use. The operator CLI asks for the SDK's whole default chain
+//! ([`default_chain`], with the `aws-config` feature) by name: which configuration a caller gets
+//! never depends on the features something else compiled in.
 
 use std::collections::BTreeMap;
 
@@ -17,21 +18,11 @@ use aws_types::service_config::{LoadServiceConfig, ServiceConfigKey};
 
 use crate::config::{ConfigError, Settings};
 
-/// The configuration every client of a process shares: [`from_environment`] in a Lambda function,
-/// the SDK's default chain where the `aws-config` feature is on (the CLI, the tests).
-pub async fn sdk_config(settings: &Settings) -> Result<SdkConfig, ConfigError> {
-    #[cfg(feature = "aws-config")]
-    {
-        let _ = settings;
-        Ok(aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .http_client(crate::tls::aws_http_client())
-            .load()
-            .await)
-    }
-    #[cfg(not(feature = "aws-config"))]
-    {
-        from_environment(settings)
-    }
+/// The SDK's default chain (profiles, SSO, instance and container credentials, ...) on chatgate's
+/// TLS stack: for operators' tools, never a function.
+#[cfg(feature = "aws-config")]
+pub async fn default_chain() -> SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(crate::tls::aws_http_client()).load().await
 }
 
 /// The configuration a Lambda's environment gives; a missing region or credential is a

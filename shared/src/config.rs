@@ -122,6 +122,25 @@ pub fn cors_policy(settings: &Settings) -> Result<Option<CorsPolicy>, ConfigErro
         .transpose()
 }
 
+/// A URL chatgate sends credentials to or takes keys from: https, or plain http to this machine
+/// only (the local server, stand-ins, tests), since anywhere else plain http would carry the API
+/// key, or a key set that signs sessions, in the clear.
+pub fn check_https_url(name: &str, url: &str) -> Result<(), ConfigError> {
+    if url.starts_with("https://") && url.len() > "https://".len() {
+        return Ok(());
+    }
+    let loopback = url.strip_prefix("http://").is_some_and(|rest| {
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+        let host = match host.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or_default(),
+            None => host.split(':').next().unwrap_or_default(),
+        };
+        host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    });
+    if loopback { Ok(()) } else { Err(ConfigError::new(name, "must be an https URL (plain http only to localhost)")) }
+}
+
 /// `TABLE_NAME`.
 pub fn table_name(settings: &Settings) -> Result<String, ConfigError> {
     settings.required("TABLE_NAME").map(str::to_owned)
@@ -177,12 +196,13 @@ struct SecretDocument {
 }
 
 impl TwilioSecrets {
-    /// Reads the secrets once, at cold start (loading the AWS configuration only for an ARN).
+    /// A function's secrets, read once at cold start: on [`crate::aws::from_environment`], and only
+    /// for an ARN.
     #[cfg(feature = "secrets")]
     pub async fn load(settings: &Settings) -> Result<Self, ConfigError> {
         match SecretsSource::from_settings(settings) {
             SecretsSource::Environment(secrets) => Ok(secrets),
-            source => source.load(&crate::aws::sdk_config(settings).await?).await,
+            source => source.load(&crate::aws::from_environment(settings)?).await,
         }
     }
 
@@ -233,7 +253,7 @@ mod tests {
     const SK: &str = "SK0123456789abcdef0123456789abcdef";
     const IS: &str = "IS0123456789abcdef0123456789abcdef";
 
-    fn token_settings(extra: &[(&str, &str)]) -> Settings {
+    fn mint_settings(extra: &[(&str, &str)]) -> Settings {
         let mut pairs =
             vec![("TWILIO_ACCOUNT_SID", AC), ("TWILIO_API_KEY_SID", SK), ("TWILIO_CONVERSATIONS_SERVICE_SID", IS)];
         pairs.extend_from_slice(extra);
@@ -245,8 +265,8 @@ mod tests {
     }
 
     #[test]
-    fn token_config_has_twilio_defaults() {
-        let config = MintConfig::from_settings(&token_settings(&[])).expect("valid");
+    fn mint_config_has_twilio_defaults() {
+        let config = MintConfig::from_settings(&mint_settings(&[])).expect("valid");
         assert_eq!(config.ttl.default_ttl().seconds(), 3600);
         assert_eq!(config.ttl.max_seconds(), 86_400);
         assert!(config.push_credential_sid.is_none());
@@ -255,21 +275,38 @@ mod tests {
     #[test]
     fn each_bad_setting_is_named() {
         assert_eq!(error_name(&Settings::from_pairs([("TWILIO_API_KEY_SID", SK)])), "TWILIO_ACCOUNT_SID");
-        assert_eq!(error_name(&token_settings(&[("TWILIO_API_KEY_SID", AC)])), "TWILIO_API_KEY_SID");
-        assert_eq!(error_name(&token_settings(&[("TWILIO_PUSH_CREDENTIAL_SID", "CR1")])), "TWILIO_PUSH_CREDENTIAL_SID");
-        assert_eq!(error_name(&token_settings(&[("TOKEN_TTL_SECONDS", "1h")])), "TOKEN_TTL_SECONDS");
-        assert_eq!(error_name(&token_settings(&[("TOKEN_TTL_SECONDS", "100")])), "TOKEN_TTL_SECONDS");
-        assert_eq!(error_name(&token_settings(&[("TOKEN_MAX_TTL_SECONDS", "90000")])), "TOKEN_MAX_TTL_SECONDS");
+        assert_eq!(error_name(&mint_settings(&[("TWILIO_API_KEY_SID", AC)])), "TWILIO_API_KEY_SID");
+        assert_eq!(error_name(&mint_settings(&[("TWILIO_PUSH_CREDENTIAL_SID", "CR1")])), "TWILIO_PUSH_CREDENTIAL_SID");
+        assert_eq!(error_name(&mint_settings(&[("TOKEN_TTL_SECONDS", "1h")])), "TOKEN_TTL_SECONDS");
+        assert_eq!(error_name(&mint_settings(&[("TOKEN_TTL_SECONDS", "100")])), "TOKEN_TTL_SECONDS");
+        assert_eq!(error_name(&mint_settings(&[("TOKEN_MAX_TTL_SECONDS", "90000")])), "TOKEN_MAX_TTL_SECONDS");
         assert_eq!(
-            error_name(&token_settings(&[("TOKEN_MAX_TTL_SECONDS", "600"), ("TOKEN_TTL_SECONDS", "3600")])),
+            error_name(&mint_settings(&[("TOKEN_MAX_TTL_SECONDS", "600"), ("TOKEN_TTL_SECONDS", "3600")])),
             "TOKEN_TTL_SECONDS"
         );
     }
 
     #[test]
     fn a_lower_maximum_lowers_the_default() {
-        let config = MintConfig::from_settings(&token_settings(&[("TOKEN_MAX_TTL_SECONDS", "600")])).expect("valid");
+        let config = MintConfig::from_settings(&mint_settings(&[("TOKEN_MAX_TTL_SECONDS", "600")])).expect("valid");
         assert_eq!(config.ttl.default_ttl().seconds(), 600);
+    }
+
+    #[test]
+    fn plain_http_only_to_this_machine() {
+        for ok in ["https://conversations.twilio.com", "http://127.0.0.1:4010", "http://localhost/x", "http://[::1]:9/"]
+        {
+            assert_eq!(check_https_url("U", ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "http://conversations.twilio.com",
+            "http://127.0.0.1.example.com/",
+            "http://localhost@evil.com",
+            "ftp://x",
+            "https://",
+        ] {
+            assert_eq!(check_https_url("U", bad).expect_err(bad).name, "U", "{bad}");
+        }
     }
 
     #[test]

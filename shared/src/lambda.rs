@@ -35,7 +35,7 @@ pub async fn table_and_secrets(
 ) -> Result<(crate::acl::DynamoStore, crate::config::TwilioSecrets), ConfigError> {
     let (table, secrets) =
         (crate::config::table_name(settings)?, crate::config::SecretsSource::from_settings(settings));
-    let aws = crate::aws::sdk_config(settings).await?;
+    let aws = crate::aws::from_environment(settings)?;
     let store = crate::acl::DynamoStore::new(&aws, table);
     let (secrets, ()) = tokio::join!(secrets.load(&aws), store.warm_up());
     Ok((store, secrets?))

@@ -70,10 +70,11 @@ fn granted() -> BTreeMap<String, BTreeSet<String>> {
     functions
 }
 
+/// A function's binary as it ships: built alone, with its own features (`scripts/test` builds them).
 fn binary(name: &str) -> PathBuf {
     let dir = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| workspace_root().join("target"), PathBuf::from);
-    let path = dir.join("debug").join(name);
-    assert!(path.is_file(), "{} is not built: cargo build --workspace", path.display());
+    let path = dir.join("functions").join("debug").join(name);
+    assert!(path.is_file(), "{} is not built: cargo build -p {name} --target-dir target/functions", path.display());
     path
 }
 

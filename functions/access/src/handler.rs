@@ -18,7 +18,8 @@ use tracing::Instrument as _;
 /// Everything the routes need, built once at cold start; `R` is the read-only store port.
 #[derive(Debug)]
 pub struct AccessState<R> {
-    pub sessions: SessionVerifier,
+    /// Shared, so that the local server's routes verify with one key cache, as behind one authorizer.
+    pub sessions: Arc<SessionVerifier>,
     pub cors: Option<CorsPolicy>,
     pub clock: Arc<dyn Clock>,
     pub store: Arc<R>,
@@ -42,7 +43,7 @@ impl AccessConfig {
 
 impl<R: AclReader> AccessState<R> {
     pub fn new(config: AccessConfig, store: Arc<R>) -> Result<Self, ConfigError> {
-        let sessions = SessionVerifier::new(&config.auth)?;
+        let sessions = Arc::new(SessionVerifier::new(&config.auth)?);
         Ok(Self { sessions, cors: config.cors, clock: Arc::new(SystemClock), store })
     }
 

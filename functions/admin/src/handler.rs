@@ -55,11 +55,11 @@ impl<C> AdminState<C> {
     /// and Twilio's secrets are [`chatgate::lambda::table_and_secrets`]'s.
     pub fn from_config(
         auth: AdminAuth,
-        store: Arc<C>,
-        config: &RestConfig,
+        config: RestConfig,
         secrets: &TwilioSecrets,
+        store: Arc<C>,
     ) -> Result<Self, ConfigError> {
-        Ok(Self::new(auth, store, ConversationsClient::from_config(config, secrets)?))
+        Ok(Self::new(auth, store, ConversationsClient::from_config(&config, secrets)?))
     }
 
     pub fn from_settings(
@@ -68,7 +68,7 @@ impl<C> AdminState<C> {
         settings: &Settings,
         secrets: &TwilioSecrets,
     ) -> Result<Self, ConfigError> {
-        Self::from_config(auth, store, &RestConfig::from_settings(settings)?, secrets)
+        Self::from_config(auth, RestConfig::from_settings(settings)?, secrets, store)
     }
 }
 

@@ -17,7 +17,7 @@ async fn main() -> Result<(), Error> {
     let start = async {
         let config = RestConfig::from_settings(&settings)?;
         let (store, secrets) = chatgate::lambda::table_and_secrets(&settings).await?;
-        AdminState::from_config(AdminAuth::Iam, Arc::new(store), &config, &secrets)
+        AdminState::from_config(AdminAuth::Iam, config, &secrets, Arc::new(store))
     };
     chatgate::lambda::serve(start, handler::handle).await
 }

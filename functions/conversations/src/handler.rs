@@ -22,7 +22,8 @@ const BUDGET: Duration = Duration::from_secs(8);
 
 #[derive(Debug)]
 pub struct ConversationsState<R> {
-    pub sessions: SessionVerifier,
+    /// Shared, so that the local server's routes verify with one key cache, as behind one authorizer.
+    pub sessions: Arc<SessionVerifier>,
     pub cors: Option<CorsPolicy>,
     pub conversations: Conversations<R>,
 }
@@ -56,7 +57,7 @@ impl<R: AclReader> ConversationsState<R> {
     pub fn new(config: ConversationsConfig, secrets: &TwilioSecrets, store: Arc<R>) -> Result<Self, ConfigError> {
         let twilio = ConversationsClient::from_config(&config.twilio, secrets)?;
         Ok(Self {
-            sessions: SessionVerifier::new(&config.auth)?,
+            sessions: Arc::new(SessionVerifier::new(&config.auth)?),
             cors: config.cors,
             conversations: Conversations::new(store, twilio, config.user_role, Arc::new(SystemClock)),
         })

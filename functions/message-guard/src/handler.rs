@@ -41,14 +41,14 @@ impl GuardConfig {
 }
 
 impl<R: AclReader> GuardState<R> {
-    pub fn new(config: &GuardConfig, secrets: &TwilioSecrets, store: Arc<R>) -> Result<Self, ConfigError> {
+    pub fn new(config: GuardConfig, secrets: &TwilioSecrets, store: Arc<R>) -> Result<Self, ConfigError> {
         let validator = WebhookValidator::new(secrets.auth_token()?, &config.webhook_url)?;
         let twilio = ConversationsClient::from_config(&config.twilio, secrets)?;
         Ok(Self { validator, guard: MessageGuard::new(store, twilio, Arc::new(SystemClock)) })
     }
 
     pub fn from_settings(settings: &Settings, secrets: &TwilioSecrets, store: Arc<R>) -> Result<Self, ConfigError> {
-        Self::new(&GuardConfig::from_settings(settings)?, secrets, store)
+        Self::new(GuardConfig::from_settings(settings)?, secrets, store)
     }
 }
 

@@ -17,7 +17,7 @@ async fn main() -> Result<(), Error> {
     let start = async {
         let config = GuardConfig::from_settings(&settings)?;
         let (store, secrets) = chatgate::lambda::table_and_secrets(&settings).await?;
-        GuardState::new(&config, &secrets, Arc::new(store))
+        GuardState::new(config, &secrets, Arc::new(store))
     };
     chatgate::lambda::serve(start, handler::handle).await
 }

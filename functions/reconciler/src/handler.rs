@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use chatgate::acl::{AclReader, ExpiryIndex, StreamRecord};
 use chatgate::clock::SystemClock;
-use chatgate::config::{ConfigError, Settings, TwilioSecrets};
+use chatgate::config::{ConfigError, TwilioSecrets};
 use chatgate::reconcile::{BatchItem, ReconcileError, Reconciler};
 use chatgate::twilio::rest::{ConversationsClient, RestConfig};
 use lambda_runtime::LambdaEvent;
@@ -29,13 +29,9 @@ pub struct ReconcilerState<R> {
 impl<R> ReconcilerState<R> {
     /// The rule needs Twilio's REST settings alone ([`RestConfig`]); the table and Twilio's
     /// secrets are [`chatgate::lambda::table_and_secrets`]'s.
-    pub fn new(config: &RestConfig, secrets: &TwilioSecrets, store: Arc<R>) -> Result<Self, ConfigError> {
-        let twilio = ConversationsClient::from_config(config, secrets)?;
+    pub fn new(config: RestConfig, secrets: &TwilioSecrets, store: Arc<R>) -> Result<Self, ConfigError> {
+        let twilio = ConversationsClient::from_config(&config, secrets)?;
         Ok(Self { rule: Reconciler::new(store, twilio, Arc::new(SystemClock)) })
-    }
-
-    pub fn from_settings(settings: &Settings, secrets: &TwilioSecrets, store: Arc<R>) -> Result<Self, ConfigError> {
-        Self::new(&RestConfig::from_settings(settings)?, secrets, store)
     }
 }
 

@@ -18,7 +18,7 @@ async fn main() -> Result<(), Error> {
     let start = async {
         let config = RestConfig::from_settings(&settings)?;
         let (store, secrets) = chatgate::lambda::table_and_secrets(&settings).await?;
-        ReconcilerState::new(&config, &secrets, Arc::new(store))
+        ReconcilerState::new(config, &secrets, Arc::new(store))
     };
     chatgate::lambda::serve_events(start, handler::handle).await
 }

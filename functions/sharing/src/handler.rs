@@ -22,7 +22,8 @@ const NOT_OWNER: &str = "only the owner can share this asset";
 
 #[derive(Debug)]
 pub struct SharingState<S> {
-    pub sessions: SessionVerifier,
+    /// Shared, so that the local server's routes verify with one key cache, as behind one authorizer.
+    pub sessions: Arc<SessionVerifier>,
     pub cors: Option<CorsPolicy>,
     pub clock: Arc<dyn Clock>,
     pub store: Arc<S>,
@@ -46,7 +47,7 @@ impl SharingConfig {
 
 impl<S: AclReader + GrantWriter> SharingState<S> {
     pub fn new(config: SharingConfig, store: Arc<S>) -> Result<Self, ConfigError> {
-        let sessions = SessionVerifier::new(&config.auth)?;
+        let sessions = Arc::new(SessionVerifier::new(&config.auth)?);
         Ok(Self { sessions, cors: config.cors, clock: Arc::new(SystemClock), store })
     }
 

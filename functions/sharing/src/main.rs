@@ -16,7 +16,7 @@ async fn main() -> Result<(), Error> {
     let settings = Settings::from_env();
     let start = async {
         let config = SharingConfig::from_settings(&settings)?;
-        let store = DynamoStore::from_settings(&settings).await?;
+        let store = DynamoStore::from_settings(&settings)?;
         let state = SharingState::new(config, Arc::new(store.clone()))?;
         store.warm_up().await;
         Ok(state)

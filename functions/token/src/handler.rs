@@ -19,7 +19,8 @@ use tracing::Instrument as _;
 /// Everything the route needs, built once at cold start.
 #[derive(Debug)]
 pub struct TokenState {
-    pub sessions: SessionVerifier,
+    /// Shared, so that the local server's routes verify with one key cache, as behind one authorizer.
+    pub sessions: Arc<SessionVerifier>,
     pub cors: Option<CorsPolicy>,
     pub clock: Arc<dyn Clock>,
     pub minter: AccessTokenMinter,
@@ -57,7 +58,7 @@ impl TokenState {
     pub fn new(config: TokenConfig, secrets: &TwilioSecrets) -> Result<Self, ConfigError> {
         let (key, mint) = (TokenSigningKey::new(secrets.api_key_secret()?), config.mint);
         Ok(Self {
-            sessions: SessionVerifier::new(&config.auth)?,
+            sessions: Arc::new(SessionVerifier::new(&config.auth)?),
             cors: config.cors,
             clock: Arc::new(SystemClock),
             minter: AccessTokenMinter::new(

@@ -95,11 +95,11 @@ impl DynamoStore {
         Self { client: Client::from_conf(config), table: table.into(), stats: Arc::default() }
     }
 
-    /// The store for `TABLE_NAME`, on [`crate::aws::sdk_config`]
+    /// A function's store: `TABLE_NAME`, on [`crate::aws::from_environment`]
     /// (`AWS_ENDPOINT_URL_DYNAMODB` points it at DynamoDB Local).
-    pub async fn from_settings(settings: &crate::config::Settings) -> Result<Self, crate::config::ConfigError> {
-        let table = settings.required("TABLE_NAME")?;
-        Ok(Self::new(&crate::aws::sdk_config(settings).await?, table))
+    pub fn from_settings(settings: &crate::config::Settings) -> Result<Self, crate::config::ConfigError> {
+        let table = crate::config::table_name(settings)?;
+        Ok(Self::new(&crate::aws::from_environment(settings)?, table))
     }
 
     /// Opens the connections during cold start (the first TLS handshake dominates a cold request

@@ -67,9 +67,7 @@ impl AuthConfig {
                         KeySource::Hs256(secret)
                     }
                     (None, Some(url)) => {
-                        if !(url.starts_with("https://") || url.starts_with("http://")) {
-                            return Err(ConfigError::new("JWT_JWKS_URL", "must be an http(s) URL"));
-                        }
+                        crate::config::check_https_url("JWT_JWKS_URL", url)?;
                         let algorithm = match settings.get("JWT_ALGORITHM").unwrap_or("RS256") {
                             "RS256" => Algorithm::RS256,
                             "ES256" => Algorithm::ES256,
@@ -157,15 +155,15 @@ impl SessionVerifier {
         Ok(Self { claim, mode })
     }
 
-    /// The caller's identity: `401` for a missing or invalid session, `400` for an identity
-    /// Twilio cannot take.
-    /// The verified caller, also recorded as `identity` on the current span.
+    /// [`Self::verify`], the identity also recorded as `identity` on the current span.
     pub async fn identity(&self, req: &Request) -> Result<Identity, ApiError> {
         let identity = self.verify(req).await?;
         tracing::Span::current().record("identity", identity.as_str());
         Ok(identity)
     }
 
+    /// The caller's identity: `401` for a missing or invalid session, `400` for an identity
+    /// Twilio cannot take.
     pub async fn verify(&self, req: &Request) -> Result<Identity, ApiError> {
         let raw = match &self.mode {
             Mode::Authorizer => authorizer_claim(req, &self.claim)?,

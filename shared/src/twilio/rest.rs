@@ -180,9 +180,7 @@ impl RestConfig {
     /// `TWILIO_API_BASE` (default Twilio's), `TWILIO_CONVERSATIONS_SERVICE_SID`, `TWILIO_API_KEY_SID`.
     pub fn from_settings(settings: &Settings) -> Result<Self, ConfigError> {
         let base = settings.get("TWILIO_API_BASE").unwrap_or(DEFAULT_API_BASE);
-        if !(base.starts_with("https://") || base.starts_with("http://")) {
-            return Err(ConfigError::new("TWILIO_API_BASE", "must be an http(s) URL"));
-        }
+        crate::config::check_https_url("TWILIO_API_BASE", base)?;
         Ok(Self {
             base: base.to_owned(),
             service_sid: settings.sid("TWILIO_CONVERSATIONS_SERVICE_SID")?,
