@@ -136,6 +136,18 @@ impl From<crate::acl::StoreError> for ApiError {
     }
 }
 
+#[cfg(feature = "sessions")]
+impl From<crate::auth::JwksUnavailable> for ApiError {
+    fn from(e: crate::auth::JwksUnavailable) -> Self {
+        ApiError::Upstream {
+            what: "the identity provider's key set",
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            retry_after: None,
+            source: Some(Box::new(e)),
+        }
+    }
+}
+
 #[cfg(feature = "twilio-rest")]
 impl From<crate::twilio::rest::TwilioError> for ApiError {
     fn from(e: crate::twilio::rest::TwilioError) -> Self {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use lambda_http::http::{StatusCode, header};
+use lambda_http::http::header;
 use lambda_http::request::RequestContext;
 use lambda_http::{Request, RequestExt};
 use secrecy::{ExposeSecret, SecretString};
@@ -92,6 +92,11 @@ impl AuthConfig {
         }
     }
 }
+
+/// The identity provider's key set could not be fetched or read.
+#[derive(Debug, thiserror::Error)]
+#[error("the identity provider's key set could not be fetched")]
+pub struct JwksUnavailable(#[source] pub reqwest::Error);
 
 /// Verifies the session on a request and yields the acting identity.
 #[derive(Debug)]
@@ -299,22 +304,16 @@ impl JwksCache {
     }
 
     async fn fetch(&self) -> Result<KeySet, ApiError> {
-        let upstream = |e: reqwest::Error| ApiError::Upstream {
-            what: "the identity provider's key set",
-            status: StatusCode::SERVICE_UNAVAILABLE,
-            retry_after: None,
-            source: Some(Box::new(e)),
-        };
         let set: JwkSet = self
             .http
             .get(&self.url)
             .send()
             .await
             .and_then(reqwest::Response::error_for_status)
-            .map_err(upstream)?
+            .map_err(JwksUnavailable)?
             .json()
             .await
-            .map_err(upstream)?;
+            .map_err(JwksUnavailable)?;
         let mut keys = KeySet { loaded: true, ..KeySet::default() };
         let usable: Vec<_> = set.keys.iter().filter(|jwk| self.fits(jwk)).collect();
         for jwk in &usable {
