@@ -9,6 +9,9 @@ pub mod codes {
     pub const INVALID_PARAMETER: u32 = 20001;
     /// 401: missing or wrong basic-auth credentials.
     pub const AUTHENTICATE: u32 = 20003;
+    /// 401 on the SDK face: the access token is malformed, badly signed, expired, not yet valid,
+    /// or for another account, API key or service.
+    pub const INVALID_ACCESS_TOKEN: u32 = 20101;
     /// 405: the path exists but not with this method.
     pub const METHOD_NOT_ALLOWED: u32 = 20004;
     /// 404: no such resource (or service).
@@ -21,6 +24,12 @@ pub mod codes {
     pub const INTERNAL_ERROR: u32 = 20500;
     /// 503: service unavailable (only ever injected).
     pub const SERVICE_UNAVAILABLE: u32 = 20503;
+    /// 403 on the SDK face: the acting user's roles lack the permission the action needs, or the
+    /// user is not a participant of the conversation it reads or writes.
+    pub const NOT_AUTHORIZED: u32 = 50107;
+    /// 403 on the SDK face: the pre-event webhook answered with a non-2xx status, so the action
+    /// was not published. The stand-in's choice: Twilio documents no code for it.
+    pub const REJECTED_BY_WEBHOOK: u32 = 50050;
     /// 409: the service already has a user with this identity.
     pub const USER_EXISTS: u32 = 50201;
     /// 409: the service already has a conversation with this unique name.
@@ -58,12 +67,29 @@ impl Rejection {
         Self::new(409, code, message)
     }
 
+    pub(crate) fn participant_exists() -> Self {
+        Self::conflict(codes::PARTICIPANT_EXISTS, "Participant already exists")
+    }
+
     pub(crate) fn rate_limited() -> Self {
         Self { retry_after: Some(1), ..Self::new(429, codes::RATE_LIMITED, "Too Many Requests") }
     }
 
     pub(crate) fn unauthenticated() -> Self {
         Self::new(401, codes::AUTHENTICATE, "Authenticate")
+    }
+
+    pub(crate) fn invalid_access_token() -> Self {
+        Self::new(401, codes::INVALID_ACCESS_TOKEN, "Invalid Access Token")
+    }
+
+    pub(crate) fn not_authorized() -> Self {
+        Self::new(403, codes::NOT_AUTHORIZED, "User not authorized to perform the requested action")
+    }
+
+    /// What the webhook answered stays out of the message: the client learns only the refusal.
+    pub(crate) fn rejected_by_webhook() -> Self {
+        Self::new(403, codes::REJECTED_BY_WEBHOOK, "The action was rejected by the pre-event webhook")
     }
 
     pub(crate) fn method_not_allowed() -> Self {

@@ -1,29 +1,58 @@
 //! A stateful, in-process stand-in for the Twilio Conversations v1 endpoints chatgate uses, for
 //! the test suite and for the local dev server when no Twilio credentials are set.
 //!
-//! It serves one Conversations service under `http://127.0.0.1:PORT/v1/Services/{ServiceSid}/…`
-//! with Twilio's paths, form-encoded parameters, response shapes, paging `meta` and error bodies
+//! **The REST face** serves one Conversations service under
+//! `http://127.0.0.1:PORT/v1/Services/{ServiceSid}/…`, with basic auth (the API key), Twilio's
+//! paths, form-encoded parameters, response shapes, paging `meta` and error bodies
 //! (`{"code", "message", "more_info", "status"}`), and keeps what is created: conversations (by
-//! SID or unique name), participants, messages with their read horizons, users, roles and the
-//! service webhook configuration. Tests can inject faults, slow every request down, turn on
-//! Twilio's rate limits, read back every request, and inspect or seed the state directly.
+//! SID or unique name), participants, messages with their read horizons, users, roles, the
+//! service configuration (`/Configuration`: the default roles of new users, participants and
+//! conversation creators) and the webhook configuration (`/Configuration/Webhooks`). Tests can
+//! inject faults, slow every request down, turn on Twilio's rate limits, read back every request,
+//! and inspect or seed the state directly. REST calls never fire pre-event webhooks (Twilio's rule).
+//!
+//! **The SDK face** ([`sdk`]) serves, on the same listener under `/sdk/v1/…`, what a
+//! Conversations SDK does with an access token, so a test (another process included) can play a
+//! client, a hostile one included, holding a token chatgate minted. A request carries
+//! `Authorization: Bearer <token>`: an HS256 JWT signed with the API key secret, header
+//! `cty: twilio-fpa;v=1`, `iss` the API key SID, `sub` the account SID, `grants.identity`,
+//! `grants.chat.service_sid` this service, `exp` in the future and `nbf` (if any) not; anything
+//! else is 401 code 20101. Twilio creates the user of a new identity on its first request, with
+//! the service's default role; every action is then checked against the user's service role and
+//! the participant's conversation role as they are at that moment (403 code 50107), and only a
+//! participant can read a conversation. Each write is offered to the service's pre-event webhook
+//! (`PreWebhookUrl`, when its `Filters` name the event), signed with
+//! [`StandInConfig::auth_token`] as Twilio signs (`X-Twilio-Signature`): a 2xx answer lets it
+//! through, any other status refuses it (403 code 50050), and no answer within
+//! [`StandInConfig::pre_event_timeout`] (Twilio's 5 s by default) lets it through unchanged.
+//! After a write, the post-event webhook (`PostWebhookUrl`) is told in the background. Every
+//! delivery is kept for [`StandIn::webhook_deliveries`]. The SDK face's requests are not part of
+//! [`StandIn::requests`], faults, delay or the in-flight gauge: those describe chatgate's REST calls.
+//!
 //! [`harness`] holds the server plumbing it shares with chatgate's other test servers.
 //!
 //! ```no_run
 //! # async fn demo() {
 //! use twilio_standin::{Fault, StandIn, StandInConfig};
-//! let twilio = StandIn::start(StandInConfig::default()).await;
+//! let twilio = StandIn::start(StandInConfig::default().with_auth_token("webhook-signing-token")).await;
 //! // Point the REST client at `twilio.base_url` with `twilio.api_key_sid` / `twilio.api_key_secret`.
 //! twilio.fail_next(1, Fault::TOO_MANY_REQUESTS, Some("POST /Participants"));
+//! // Play an SDK user with a token chatgate minted for it.
+//! # let token = String::new();
+//! let mallory = twilio.sdk_client(&token);
+//! let refused = mallory.create_conversation(Some("asset:42"), None).await;
 //! # }
 //! ```
 
 mod error;
 pub mod harness;
 mod model;
+mod outbound;
 mod paging;
+pub mod sdk;
 mod server;
 mod state;
+mod webhooks;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -31,10 +60,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub use error::{Rejection, codes};
-pub use model::{Conversation, Message, Participant, Role, RoleKind, User, Webhooks};
+pub use model::{Conversation, Message, Participant, Role, RoleKind, ServiceConfiguration, User, Webhooks};
+pub use webhooks::{Delivery, Outcome, Phase, SIGNATURE_HEADER, signature};
 
 use harness::{Delay, FaultRules, InFlight, Server, lock};
 use state::{Form, State, is_sid, new_sid};
+
+/// How long Twilio waits for a pre-event webhook before publishing the action unchanged.
+pub const PRE_EVENT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Twilio's limit, in actions per second, per conversation (participant and message writes) and
 /// per service (conversation, user and role creates); give it to [`StandInConfig::with_rate_limit`].
@@ -58,8 +91,15 @@ pub struct StandInConfig {
     pub rate_limit: Option<u32>,
     /// Whether the service starts with Twilio's four default roles (`service admin`,
     /// `service user`, `channel admin`, `channel user`); `service user` and `channel user` are
-    /// then the default roles of new users and participants. On by default.
+    /// then the default roles of new users and participants, and `channel admin` that of a
+    /// conversation's creator. On by default.
     pub seed_default_roles: bool,
+    /// The account's auth token, which signs webhook deliveries (`X-Twilio-Signature`); `None`
+    /// (the default) sends them unsigned.
+    pub auth_token: Option<String>,
+    /// How long a pre-event webhook may take before the action goes through unchanged
+    /// ([`PRE_EVENT_TIMEOUT`] by default); post-event deliveries are bounded by it too.
+    pub pre_event_timeout: Duration,
 }
 
 impl Default for StandInConfig {
@@ -73,6 +113,8 @@ impl Default for StandInConfig {
             bind: None,
             rate_limit: None,
             seed_default_roles: true,
+            auth_token: None,
+            pre_event_timeout: PRE_EVENT_TIMEOUT,
         }
     }
 }
@@ -100,6 +142,17 @@ impl StandInConfig {
 
     pub fn without_default_roles(mut self) -> Self {
         self.seed_default_roles = false;
+        self
+    }
+
+    pub fn with_auth_token(mut self, auth_token: impl Into<String>) -> Self {
+        self.auth_token = Some(auth_token.into());
+        self
+    }
+
+    /// Shortens (or lengthens) Twilio's 5 s, so tests of a silent webhook run quickly.
+    pub fn with_pre_event_timeout(mut self, timeout: Duration) -> Self {
+        self.pre_event_timeout = timeout;
         self
     }
 
@@ -132,6 +185,8 @@ impl fmt::Debug for StandInConfig {
             .field("bind", &self.bind)
             .field("rate_limit", &self.rate_limit)
             .field("seed_default_roles", &self.seed_default_roles)
+            .field("auth_token", &self.auth_token.as_ref().map(|_| "[redacted]"))
+            .field("pre_event_timeout", &self.pre_event_timeout)
             .finish()
     }
 }
@@ -215,10 +270,14 @@ fn filter_matches(filter: &str, method: &str, path: &str) -> bool {
 #[derive(Debug)]
 pub(crate) struct Shared {
     base_url: String,
+    account_sid: String,
     service_sid: String,
     api_key_sid: String,
     api_key_secret: String,
+    auth_token: Option<String>,
+    pre_event_timeout: Duration,
     state: Mutex<State>,
+    deliveries: Mutex<Vec<Delivery>>,
     faults: FaultRules<Fault>,
     recorded: Mutex<Vec<Recorded>>,
     in_flight: InFlight,
@@ -229,6 +288,16 @@ impl Shared {
     /// The fault to answer `method path` with, counted as injected, if a rule matches it.
     fn pick_fault(&self, method: &str, path: &str) -> Option<Fault> {
         self.faults.pick(|filter| filter_matches(filter, method, path)).map(|(fault, _)| fault)
+    }
+
+    /// What an access token must have been issued for.
+    fn issuer(&self) -> sdk::token::Issuer<'_> {
+        sdk::token::Issuer {
+            account_sid: &self.account_sid,
+            api_key_sid: &self.api_key_sid,
+            api_key_secret: &self.api_key_secret,
+            service_sid: &self.service_sid,
+        }
     }
 }
 
@@ -279,10 +348,14 @@ impl StandIn {
         state.rate_limit = config.rate_limit;
         let shared = Arc::new(Shared {
             base_url: base_url.clone(),
+            account_sid: config.account_sid.clone(),
             service_sid: config.service_sid.clone(),
             api_key_sid: config.api_key_sid.clone(),
             api_key_secret: config.api_key_secret.clone(),
+            auth_token: config.auth_token.clone(),
+            pre_event_timeout: config.pre_event_timeout,
             state: Mutex::new(state),
+            deliveries: Mutex::new(Vec::new()),
             faults: FaultRules::default(),
             recorded: Mutex::new(Vec::new()),
             in_flight: InFlight::default(),
@@ -303,9 +376,14 @@ impl StandIn {
         })
     }
 
-    /// `{base_url}/v1/Services/{service_sid}`: the prefix of every path the stand-in serves.
+    /// `{base_url}/v1/Services/{service_sid}`: the prefix of every REST path the stand-in serves.
     pub fn service_url(&self) -> String {
         format!("{}/v1/Services/{}", self.base_url, self.service_sid)
+    }
+
+    /// A client of the SDK face acting with `token` (see [`sdk`]).
+    pub fn sdk_client(&self, token: &str) -> sdk::SdkClient {
+        sdk::SdkClient::new(&self.base_url, token)
     }
 
     // ---- faults, delay, rate limits ----
@@ -408,6 +486,21 @@ impl StandIn {
 
     pub fn webhooks(&self) -> Webhooks {
         lock(&self.shared.state).webhooks().clone()
+    }
+
+    /// The service's default roles and reachability, as `GET …/Configuration` shows them.
+    pub fn configuration(&self) -> ServiceConfiguration {
+        lock(&self.shared.state).configuration()
+    }
+
+    /// Every webhook delivery the SDK face made since the last clear, in the order they ended
+    /// (a post-event is recorded when its answer, or its timeout, comes).
+    pub fn webhook_deliveries(&self) -> Vec<Delivery> {
+        lock(&self.shared.deliveries).clone()
+    }
+
+    pub fn clear_webhook_deliveries(&self) {
+        lock(&self.shared.deliveries).clear();
     }
 
     // ---- state, seeded directly (not recorded, not rate limited, never faulted) ----

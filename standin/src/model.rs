@@ -62,6 +62,8 @@ pub struct Message {
     /// The author's participant, if the author is one.
     pub participant_sid: Option<String>,
     pub date_created: OffsetDateTime,
+    /// Equal to `date_created` until the message is edited.
+    pub date_updated: OffsetDateTime,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,4 +123,17 @@ pub struct Webhooks {
     pub filters: Vec<String>,
     /// `GET` or `POST`; `None` until set.
     pub method: Option<String>,
+}
+
+/// The service's defaults (`/v1/Services/{IS}/Configuration`): the roles Twilio gives a new user,
+/// a new participant and a conversation's creator.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServiceConfiguration {
+    /// A conversation role: what the creator of a conversation gets in it (SDK creates only).
+    pub default_conversation_creator_role_sid: Option<String>,
+    /// A conversation role: what every other participant gets.
+    pub default_conversation_role_sid: Option<String>,
+    /// A service role: what a user gets when Twilio creates it (SDK connect, participant add).
+    pub default_chat_service_role_sid: Option<String>,
+    pub reachability_enabled: bool,
 }

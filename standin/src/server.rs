@@ -15,9 +15,11 @@ use crate::error::{Rejection, codes};
 use crate::harness::lock;
 use crate::paging::{PageRequest, page_body};
 use crate::state::{Form, State, new_sid};
-use crate::{Fault, Recorded, Shared};
+use crate::{Fault, Recorded, Shared, sdk};
 
 const MAX_BODY: usize = 1024 * 1024;
+/// Where the SDK face's routes live, beside the REST face's `/v1/…`.
+pub(crate) const SDK_PREFIX: &str = "/sdk/";
 /// Page-size ceilings, per list, as the spec's `PageSize.maximum` gives them.
 const CONVERSATIONS_MAX: usize = 100;
 const PARTICIPANTS_MAX: usize = 100;
@@ -31,16 +33,43 @@ const SERVICE_BUCKET: &str = "service";
 pub(crate) type StandInResponse = Response<Full<Bytes>>;
 
 /// What a request asked for, parsed once.
-struct Call {
-    method: Method,
+pub(crate) struct Call {
+    pub method: Method,
     /// As sent: still percent-encoded, without the query.
-    path: String,
-    query: Vec<(String, String)>,
-    headers: HeaderMap,
-    body: Bytes,
+    pub path: String,
+    pub query: Vec<(String, String)>,
+    /// The query string could not be parsed (`query` is then empty).
+    pub bad_query: bool,
+    pub headers: HeaderMap,
+    pub body: Bytes,
 }
 
-enum Answer {
+impl Call {
+    /// The request read whole; refused when its body cannot be read or is too large.
+    pub async fn read(request: Request<Incoming>) -> Result<Self, Rejection> {
+        let (parts, body) = request.into_parts();
+        let body = match http_body_util::Limited::new(body, MAX_BODY).collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(_) => return Err(Rejection::invalid("Unreadable body")),
+        };
+        let query = parts.uri.query().map(serde_urlencoded::from_str::<Vec<(String, String)>>);
+        let (query, bad_query) = match query {
+            None => (Vec::new(), false),
+            Some(Ok(pairs)) => (pairs, false),
+            Some(Err(_)) => (Vec::new(), true),
+        };
+        Ok(Self {
+            method: parts.method,
+            path: parts.uri.path().to_owned(),
+            query,
+            bad_query,
+            headers: parts.headers,
+            body,
+        })
+    }
+}
+
+pub(crate) enum Answer {
     Json(StatusCode, Value),
     NoContent,
     Rejected(Rejection),
@@ -52,32 +81,28 @@ impl From<Rejection> for Answer {
     }
 }
 
-fn ok(value: Value) -> Result<Answer, Rejection> {
+pub(crate) fn ok(value: Value) -> Result<Answer, Rejection> {
     Ok(Answer::Json(StatusCode::OK, value))
 }
 
-fn created(value: Value) -> Result<Answer, Rejection> {
+pub(crate) fn created(value: Value) -> Result<Answer, Rejection> {
     Ok(Answer::Json(StatusCode::CREATED, value))
 }
 
 pub(crate) async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> StandInResponse {
+    // The SDK face is another client's traffic: not chatgate's REST calls, so not recorded,
+    // delayed, faulted or counted in flight.
+    if request.uri().path().starts_with(SDK_PREFIX) {
+        return sdk::face::handle(shared, request).await;
+    }
     let _in_flight = shared.in_flight.enter();
-    let (parts, body) = request.into_parts();
-    let body = match http_body_util::Limited::new(body, MAX_BODY).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(_) => {
-            return respond(parts.uri.path(), Answer::Rejected(Rejection::invalid("Unreadable body")));
-        }
+    let path = request.uri().path().to_owned();
+    let call = match Call::read(request).await {
+        Ok(call) => call,
+        Err(rejection) => return respond(&path, Answer::Rejected(rejection)),
     };
-    let query = parts.uri.query().map(serde_urlencoded::from_str::<Vec<(String, String)>>);
-    let (query, bad_query) = match query {
-        None => (Vec::new(), false),
-        Some(Ok(pairs)) => (pairs, false),
-        Some(Err(_)) => (Vec::new(), true),
-    };
-    let call = Call { method: parts.method, path: parts.uri.path().to_owned(), query, headers: parts.headers, body };
     shared.delay.wait().await;
-    let (answer, form) = if bad_query {
+    let (answer, form) = if call.bad_query {
         (Answer::Rejected(Rejection::invalid("Malformed query string")), Form::default())
     } else {
         answer(&shared, &call)
@@ -130,7 +155,7 @@ fn authenticated(shared: &Shared, headers: &HeaderMap) -> bool {
 }
 
 /// The form of a POST; other methods have none. A body that is not form-encoded is refused.
-fn parse_form(call: &Call) -> Result<Form, Rejection> {
+pub(crate) fn parse_form(call: &Call) -> Result<Form, Rejection> {
     if call.method != Method::POST || call.body.is_empty() {
         return Ok(Form::default());
     }
@@ -145,7 +170,7 @@ fn parse_form(call: &Call) -> Result<Form, Rejection> {
 }
 
 /// The path's segments, percent-decoded one by one (an encoded `/` stays inside its segment).
-fn segments(path: &str) -> Option<Vec<String>> {
+pub(crate) fn segments(path: &str) -> Option<Vec<String>> {
     path.trim_start_matches('/')
         .split('/')
         .map(|s| percent_decode_str(s).decode_utf8().ok().map(|s| s.into_owned()))
@@ -289,6 +314,11 @@ fn route(state: &mut State, call: &Call, rest: &[String], form: &Form, list_url:
             state.delete_role(sid)?;
             Ok(Answer::NoContent)
         }
+        (["Configuration"], &Method::GET) => ok(state.configuration_json()),
+        (["Configuration"], &Method::POST) => {
+            state.update_configuration(form)?;
+            ok(state.configuration_json())
+        }
         (["Configuration", "Webhooks"], &Method::GET) => ok(state.webhooks_json()),
         (["Configuration", "Webhooks"], &Method::POST) => {
             state.update_webhooks(form)?;
@@ -321,11 +351,12 @@ fn known_path(path: &[&str]) -> bool {
             | ["Users", _, "Conversations", _]
             | ["Roles"]
             | ["Roles", _]
+            | ["Configuration"]
             | ["Configuration", "Webhooks"]
     )
 }
 
-fn respond(path: &str, answer: Answer) -> StandInResponse {
+pub(crate) fn respond(path: &str, answer: Answer) -> StandInResponse {
     let (status, body, retry_after, authenticate) = match answer {
         Answer::Json(status, value) => (status, Some(value), None, false),
         Answer::NoContent => (StatusCode::NO_CONTENT, None, None, false),

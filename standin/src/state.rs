@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 use time::macros::format_description;
 
 use crate::error::{Rejection, codes};
-use crate::model::{Conversation, Message, Participant, Role, RoleKind, User, Webhooks};
+use crate::model::{Conversation, Message, Participant, Role, RoleKind, ServiceConfiguration, User, Webhooks};
 
 /// Twilio's limit on conversation (and, here, user and participant) attributes.
 const ATTRIBUTES_LIMIT: usize = 16 * 1024;
@@ -21,7 +21,7 @@ const PARTICIPANTS_LIMIT: usize = 1000;
 const CONVERSATION_STATES: [&str; 3] = ["active", "inactive", "closed"];
 
 /// The events a service webhook may filter on, as the spec lists them.
-const WEBHOOK_FILTERS: [&str; 20] = [
+const WEBHOOK_FILTERS: [&str; 23] = [
     "onParticipantAdd",
     "onParticipantAdded",
     "onDeliveryUpdated",
@@ -42,6 +42,9 @@ const WEBHOOK_FILTERS: [&str; 20] = [
     "onParticipantRemoved",
     "onMessageUpdate",
     "onConversationStateUpdated",
+    "onUserAdded",
+    "onUserUpdate",
+    "onUserUpdated",
 ];
 
 /// The roles a new Twilio Conversations service comes with; the permission lists are close to
@@ -133,6 +136,8 @@ pub(crate) struct State {
     webhooks: Webhooks,
     default_service_role: Option<String>,
     default_conversation_role: Option<String>,
+    default_conversation_creator_role: Option<String>,
+    reachability_enabled: bool,
     /// Actions per second per conversation and per service; `None` for no limit.
     pub rate_limit: Option<u32>,
     windows: HashMap<String, Window>,
@@ -150,6 +155,8 @@ impl State {
             webhooks: Webhooks::default(),
             default_service_role: None,
             default_conversation_role: None,
+            default_conversation_creator_role: None,
+            reachability_enabled: false,
             rate_limit: None,
             windows: HashMap::new(),
         };
@@ -159,8 +166,13 @@ impl State {
                 match name {
                     "service user" => state.default_service_role = Some(role.sid),
                     "channel user" => state.default_conversation_role = Some(role.sid),
+                    // As in a new Twilio service, a conversation's creator administers it.
+                    "channel admin" => state.default_conversation_creator_role = Some(role.sid),
                     _ => {}
                 }
+            }
+            if state.default_conversation_creator_role.is_none() {
+                state.default_conversation_creator_role = state.default_conversation_role.clone();
             }
         }
         state
@@ -225,7 +237,7 @@ impl State {
     }
 
     /// `name` if no other conversation (than `except`) has it and it does not look like a SID.
-    fn free_unique_name(&self, name: &str, except: Option<&str>) -> Result<String, Rejection> {
+    pub fn free_unique_name(&self, name: &str, except: Option<&str>) -> Result<String, Rejection> {
         if is_sid(name, "CH") {
             return Err(Rejection::invalid("UniqueName must not look like a conversation SID"));
         }
@@ -290,25 +302,13 @@ impl State {
         let attributes = attributes(form, "Attributes", ATTRIBUTES_LIMIT)?.unwrap_or_else(|| "{}".to_owned());
         let conversation = self.conversation(key).ok_or_else(Rejection::not_found)?;
         if conversation.participant(&identity).is_some() {
-            return Err(Rejection::conflict(codes::PARTICIPANT_EXISTS, "Participant already exists"));
+            return Err(Rejection::participant_exists());
         }
         if conversation.participants.len() >= PARTICIPANTS_LIMIT {
             return Err(Rejection::invalid(format!("The conversation already has {PARTICIPANTS_LIMIT} participants")));
         }
         let conversation_sid = conversation.sid.clone();
-        // Twilio creates the user of a new chat identity on the fly, with the service's default role.
-        if !self.users.iter().any(|u| u.identity == identity) {
-            let now = now();
-            self.users.push(User {
-                sid: new_sid("US"),
-                identity: identity.clone(),
-                friendly_name: None,
-                role_sid: self.default_service_role.clone(),
-                attributes: "{}".to_owned(),
-                date_created: now,
-                date_updated: now,
-            });
-        }
+        self.user_of(&identity);
         let now = now();
         let participant = Participant {
             sid: new_sid("MB"),
@@ -364,11 +364,11 @@ impl State {
         Ok(participant.clone())
     }
 
-    pub fn remove_participant(&mut self, conversation: &str, key: &str) -> Result<(), Rejection> {
+    /// Removes the participant `key` (SID or identity) and answers it.
+    pub fn remove_participant(&mut self, conversation: &str, key: &str) -> Result<Participant, Rejection> {
         let conversation = self.conversation_mut(conversation)?;
         let i = conversation.participants.iter().position(|p| p.sid == key || p.identity == key);
-        conversation.participants.remove(i.ok_or_else(Rejection::not_found)?);
-        Ok(())
+        Ok(conversation.participants.remove(i.ok_or_else(Rejection::not_found)?))
     }
 
     // ---- messages ----
@@ -387,6 +387,7 @@ impl State {
         }
         let attributes = attributes(form, "Attributes", MESSAGE_ATTRIBUTES_LIMIT)?.unwrap_or_else(|| "{}".to_owned());
         let conversation = self.conversation_mut(key)?;
+        let now = now();
         let message = Message {
             sid: new_sid("IM"),
             conversation_sid: conversation.sid.clone(),
@@ -395,10 +396,38 @@ impl State {
             author,
             body,
             attributes,
-            date_created: now(),
+            date_created: now,
+            date_updated: now,
         };
         conversation.messages.push(message.clone());
         Ok(message)
+    }
+
+    /// The message `sid` of the conversation `key`.
+    pub fn message(&self, key: &str, sid: &str) -> Result<&Message, Rejection> {
+        let conversation = self.conversation(key).ok_or_else(Rejection::not_found)?;
+        conversation.messages.iter().find(|m| m.sid == sid).ok_or_else(Rejection::not_found)
+    }
+
+    /// Sets the `Body` and `Attributes` the form names.
+    pub fn update_message(&mut self, key: &str, sid: &str, form: &Form) -> Result<Message, Rejection> {
+        let body = match form.get("Body") {
+            Some(b) if b.chars().count() > MESSAGE_BODY_LIMIT => {
+                return Err(Rejection::invalid(format!("Body is longer than {MESSAGE_BODY_LIMIT} characters")));
+            }
+            body => body.map(str::to_owned),
+        };
+        let attributes = attributes(form, "Attributes", MESSAGE_ATTRIBUTES_LIMIT)?;
+        let conversation = self.conversation_mut(key)?;
+        let message = conversation.messages.iter_mut().find(|m| m.sid == sid).ok_or_else(Rejection::not_found)?;
+        if let Some(body) = body {
+            message.body = Some(body);
+        }
+        if let Some(attributes) = attributes {
+            message.attributes = attributes;
+        }
+        message.date_updated = now();
+        Ok(message.clone())
     }
 
     // ---- users ----
@@ -413,6 +442,36 @@ impl State {
 
     pub fn users(&self) -> &[User] {
         &self.users
+    }
+
+    /// The user of `identity`, created with the service's default role if new, as Twilio does
+    /// when an SDK first connects with a token for it (or a participant is added for it).
+    /// The user, and whether it was created just now.
+    pub fn ensure_user(&mut self, identity_claim: &str) -> Result<(User, bool), Rejection> {
+        let identity = identity(identity_claim)?;
+        let new = self.user(&identity).is_none();
+        Ok((self.user_of(&identity).clone(), new))
+    }
+
+    /// The user of an identity already checked, created if new.
+    fn user_of(&mut self, identity: &str) -> &User {
+        let i = match self.users.iter().position(|u| u.identity == identity) {
+            Some(i) => i,
+            None => {
+                let now = now();
+                self.users.push(User {
+                    sid: new_sid("US"),
+                    identity: identity.to_owned(),
+                    friendly_name: None,
+                    role_sid: self.default_service_role.clone(),
+                    attributes: "{}".to_owned(),
+                    date_created: now,
+                    date_updated: now,
+                });
+                self.users.len() - 1
+            }
+        };
+        &self.users[i]
     }
 
     pub fn create_user(&mut self, form: &Form) -> Result<User, Rejection> {
@@ -523,12 +582,77 @@ impl State {
     pub fn delete_role(&mut self, sid: &str) -> Result<(), Rejection> {
         let i = self.roles.iter().position(|r| r.sid == sid).ok_or_else(Rejection::not_found)?;
         let removed = self.roles.remove(i);
-        for default in [&mut self.default_service_role, &mut self.default_conversation_role] {
+        for default in [
+            &mut self.default_service_role,
+            &mut self.default_conversation_role,
+            &mut self.default_conversation_creator_role,
+        ] {
             if default.as_deref() == Some(removed.sid.as_str()) {
                 *default = None;
             }
         }
         Ok(())
+    }
+
+    /// The permissions of role `sid` as it is now; none for no role or a deleted one.
+    pub fn permissions_of(&self, sid: Option<&str>) -> &[String] {
+        sid.and_then(|sid| self.role(sid)).map_or(&[], |r| r.permissions.as_slice())
+    }
+
+    // ---- service configuration ----
+
+    pub fn configuration(&self) -> ServiceConfiguration {
+        ServiceConfiguration {
+            default_conversation_creator_role_sid: self.default_conversation_creator_role.clone(),
+            default_conversation_role_sid: self.default_conversation_role.clone(),
+            default_chat_service_role_sid: self.default_service_role.clone(),
+            reachability_enabled: self.reachability_enabled,
+        }
+    }
+
+    /// The roles Twilio gives creators, participants and new users; each must be an existing
+    /// role of the right kind, and nothing changes unless every parameter is valid.
+    pub fn update_configuration(&mut self, form: &Form) -> Result<ServiceConfiguration, Rejection> {
+        let role = |name: &str, kind: RoleKind| -> Result<Option<String>, Rejection> {
+            let Some(sid) = form.get(name) else { return Ok(None) };
+            match self.role(sid) {
+                Some(role) if role.kind == kind => Ok(Some(role.sid.clone())),
+                Some(_) => Err(Rejection::invalid(format!("{name} {sid} is not a {} role", kind.as_str()))),
+                None => Err(Rejection::invalid(format!("{name} {sid} does not exist"))),
+            }
+        };
+        let creator = role("DefaultConversationCreatorRoleSid", RoleKind::Conversation)?;
+        let participant = role("DefaultConversationRoleSid", RoleKind::Conversation)?;
+        let user = role("DefaultChatServiceRoleSid", RoleKind::Service)?;
+        let reachability = match form.get("ReachabilityEnabled") {
+            None => None,
+            Some(v) if v.eq_ignore_ascii_case("true") => Some(true),
+            Some(v) if v.eq_ignore_ascii_case("false") => Some(false),
+            Some(v) => return Err(Rejection::invalid(format!("ReachabilityEnabled must be true or false, not {v:?}"))),
+        };
+        if creator.is_some() {
+            self.default_conversation_creator_role = creator;
+        }
+        if participant.is_some() {
+            self.default_conversation_role = participant;
+        }
+        if user.is_some() {
+            self.default_service_role = user;
+        }
+        if let Some(enabled) = reachability {
+            self.reachability_enabled = enabled;
+        }
+        Ok(self.configuration())
+    }
+
+    /// The creator role of a conversation made through the SDK.
+    pub fn default_conversation_creator_role(&self) -> Option<&str> {
+        self.default_conversation_creator_role.as_deref()
+    }
+
+    /// The role a participant added without `RoleSid` gets.
+    pub fn default_conversation_role(&self) -> Option<&str> {
+        self.default_conversation_role.as_deref()
     }
 
     // ---- webhooks ----
@@ -631,7 +755,7 @@ impl State {
             "attributes": m.attributes,
             "participant_sid": m.participant_sid,
             "date_created": iso8601(m.date_created),
-            "date_updated": iso8601(m.date_created),
+            "date_updated": iso8601(m.date_updated),
             "delivery": null,
             "content_sid": null,
             "url": url,
@@ -685,6 +809,22 @@ impl State {
             "filters": w.filters,
             "method": w.method,
             "url": format!("{}/Configuration/Webhooks", self.service_url),
+        })
+    }
+
+    pub fn configuration_json(&self) -> Value {
+        let url = format!("{}/Configuration", self.service_url);
+        json!({
+            "chat_service_sid": self.service_sid,
+            "default_conversation_creator_role_sid": self.default_conversation_creator_role,
+            "default_conversation_role_sid": self.default_conversation_role,
+            "default_chat_service_role_sid": self.default_service_role,
+            "reachability_enabled": self.reachability_enabled,
+            "url": url,
+            "links": {
+                "notifications": format!("{url}/Notifications"),
+                "webhooks": format!("{url}/Webhooks"),
+            },
         })
     }
 
@@ -772,6 +912,11 @@ fn conversation_state(form: &Form) -> Result<Option<&str>, Rejection> {
         }
         state => Ok(state),
     }
+}
+
+/// Whether `value` may be a chat identity (see [`identity`]).
+pub(crate) fn check_identity(value: &str) -> Result<(), Rejection> {
+    identity(value).map(drop)
 }
 
 /// A chat identity: 1 to 256 characters, not shaped like a user SID.
