@@ -3,6 +3,7 @@
 use std::fmt;
 
 use super::identity::{Identity, IdentityError};
+use super::text::{IdTextProblem, id_text_problem};
 
 /// Longest asset or group id, in bytes: keys stay far inside DynamoDB's key-size limits.
 pub const MAX_ID_BYTES: usize = 256;
@@ -15,6 +16,8 @@ pub enum IdError {
     TooLong { what: &'static str },
     #[error("{what} contains a control character")]
     ControlCharacter { what: &'static str },
+    #[error("{what} {problem}")]
+    Text { what: &'static str, problem: IdTextProblem },
 }
 
 fn check_id(value: &str, what: &'static str) -> Result<(), IdError> {
@@ -22,10 +25,12 @@ fn check_id(value: &str, what: &'static str) -> Result<(), IdError> {
         Err(IdError::Empty { what })
     } else if value.len() > MAX_ID_BYTES {
         Err(IdError::TooLong { what })
-    } else if value.chars().any(char::is_control) {
-        Err(IdError::ControlCharacter { what })
     } else {
-        Ok(())
+        match id_text_problem(value) {
+            None => Ok(()),
+            Some(IdTextProblem::Control(_)) => Err(IdError::ControlCharacter { what }),
+            Some(problem) => Err(IdError::Text { what, problem }),
+        }
     }
 }
 
@@ -76,12 +81,13 @@ macro_rules! id_type {
 }
 
 id_type!(
-    /// A document, image or video in the SaaS's catalogue: any 1–256 bytes without control characters.
+    /// A document, image or video in the SaaS's catalogue: any 1–256 bytes of NFC text without
+    /// control, invisible formatting, separator or private-use characters.
     AssetId,
     "asset id"
 );
 id_type!(
-    /// A group of users, as the SaaS's back end names it.
+    /// A group of users, as the SaaS's back end names it (under the same rules as an asset id).
     GroupId,
     "group id"
 );
@@ -237,6 +243,37 @@ mod tests {
         assert!(AssetId::try_from("a\u{0}").is_err());
         assert!(AssetId::try_from("a".repeat(256)).is_ok());
         assert!(AssetId::try_from("doc#G#U#x/../y ü").is_ok());
+    }
+
+    #[test]
+    fn asset_and_group_ids_are_what_they_look_like() {
+        for ok in ["a-1", "Zo\u{eb}", "日本", "u-123", "🙂"] {
+            assert!(AssetId::try_from(ok).is_ok(), "{ok}");
+            assert!(GroupId::try_from(ok).is_ok(), "{ok}");
+        }
+        for (refused, problem) in [
+            ("alice\u{200b}", IdTextProblem::Format('\u{200b}')),
+            ("a\u{202e}b", IdTextProblem::Format('\u{202e}')),
+            ("\u{feff}x", IdTextProblem::Format('\u{feff}')),
+            ("a\u{2028}", IdTextProblem::Separator('\u{2028}')),
+            ("\u{e000}", IdTextProblem::PrivateUse('\u{e000}')),
+            ("e\u{301}", IdTextProblem::NotNfc),
+        ] {
+            assert_eq!(AssetId::try_from(refused), Err(IdError::Text { what: "asset id", problem }), "{refused:?}");
+            assert_eq!(GroupId::try_from(refused), Err(IdError::Text { what: "group id", problem }), "{refused:?}");
+        }
+        assert_eq!(
+            AssetId::try_from("a\u{202e}b").map_err(|e| e.to_string()),
+            Err("asset id contains an invisible formatting character (U+202E)".to_owned())
+        );
+        assert_eq!(
+            Principal::try_from("group:eng\u{200d}").map_err(|e| e.to_string()),
+            Err("group id contains an invisible formatting character (U+200D)".to_owned())
+        );
+        assert_eq!(
+            Principal::try_from("user:alice\u{200b}").map_err(|e| e.to_string()),
+            Err("identity contains an invisible formatting character (U+200B)".to_owned())
+        );
     }
 
     #[test]

@@ -2,11 +2,14 @@
 
 use std::fmt;
 
+use super::text::{IdTextProblem, id_text_problem};
+
 /// Twilio's own limit on an identity's length, in characters.
 pub const MAX_IDENTITY_CHARS: usize = 256;
 
 /// A user identity Twilio Conversations accepts: 1–256 characters, no control characters,
-/// and not shaped like a user SID (`US` + 32 hex), which Twilio would read as a SID.
+/// and not shaped like a user SID (`US` + 32 hex), which Twilio would read as a SID; and what it
+/// looks like (NFC, nothing invisible), so `alice` and `alice` + U+200B are never two people.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Identity(String);
 
@@ -18,6 +21,8 @@ pub enum IdentityError {
     TooLong,
     #[error("identity contains a control character")]
     ControlCharacter,
+    #[error("identity {0}")]
+    Text(IdTextProblem),
     #[error("identity looks like a Twilio user SID (US + 32 hex digits)")]
     LooksLikeUserSid,
 }
@@ -38,8 +43,10 @@ impl TryFrom<String> for Identity {
         if value.chars().count() > MAX_IDENTITY_CHARS {
             return Err(IdentityError::TooLong);
         }
-        if value.chars().any(char::is_control) {
-            return Err(IdentityError::ControlCharacter);
+        match id_text_problem(&value) {
+            None => {}
+            Some(IdTextProblem::Control(_)) => return Err(IdentityError::ControlCharacter),
+            Some(problem) => return Err(IdentityError::Text(problem)),
         }
         if looks_like_sid(&value, "US") {
             return Err(IdentityError::LooksLikeUserSid);
@@ -101,6 +108,31 @@ mod tests {
         assert_eq!(Identity::try_from("a\u{7f}"), Err(IdentityError::ControlCharacter));
         assert_eq!(Identity::try_from("\u{0}"), Err(IdentityError::ControlCharacter));
         assert_eq!(Identity::try_from(format!("US{}", "0a".repeat(16))), Err(IdentityError::LooksLikeUserSid));
+    }
+
+    #[test]
+    fn identities_are_what_they_look_like() {
+        for ok in ["alice", "Zo\u{eb}", "日本", "u-123", "🙂"] {
+            assert!(Identity::try_from(ok).is_ok(), "{ok}");
+        }
+        for (refused, problem) in [
+            ("alice\u{200b}", IdTextProblem::Format('\u{200b}')),
+            ("a\u{202e}b", IdTextProblem::Format('\u{202e}')),
+            ("\u{feff}x", IdTextProblem::Format('\u{feff}')),
+            ("a\u{2028}", IdTextProblem::Separator('\u{2028}')),
+            ("\u{e000}", IdTextProblem::PrivateUse('\u{e000}')),
+            ("e\u{301}", IdTextProblem::NotNfc),
+        ] {
+            assert_eq!(Identity::try_from(refused), Err(IdentityError::Text(problem)), "{refused:?}");
+        }
+        assert_eq!(
+            Identity::try_from("alice\u{200b}").map_err(|e| e.to_string()),
+            Err("identity contains an invisible formatting character (U+200B)".to_owned())
+        );
+        assert_eq!(
+            Identity::try_from("e\u{301}").map_err(|e| e.to_string()),
+            Err("identity is not in Unicode NFC (normalize it to NFC before sending it)".to_owned())
+        );
     }
 
     #[test]
