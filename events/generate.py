@@ -73,7 +73,8 @@ token = {
     "200-authorizer-ttl-180": event("POST", "/token", body='{"ttl_seconds": 180}', claims=authorizer_claims()),
     "200-authorizer-base64-body": event("POST", "/token", body='{"ttl_seconds": 900}', claims=authorizer_claims(), b64=True),
     "200-jwt-valid": event("POST", "/token", bearer=good),
-    "200-jwt-ttl-86400": event("POST", "/token", body='{"ttl_seconds": 86400}', bearer=good),
+    "200-jwt-ttl-3600": event("POST", "/token", body='{"ttl_seconds": 3600}', bearer=good),
+    "400-jwt-ttl-86400-above-the-default-maximum": event("POST", "/token", body='{"ttl_seconds": 86400}', bearer=good),
     "400-authorizer-ttl-too-short": event("POST", "/token", body='{"ttl_seconds": 179}', claims=authorizer_claims()),
     "400-authorizer-ttl-too-long": event("POST", "/token", body='{"ttl_seconds": 86401}', claims=authorizer_claims()),
     "400-authorizer-malformed-json": event("POST", "/token", body='{"ttl_seconds": ', claims=authorizer_claims()),
@@ -153,6 +154,8 @@ admin = {
     "204-iam-offboard-unknown-user": event("DELETE", "/admin/users/u-404", iam=True, route="/admin/users/{user_id}"),
     "400-iam-offboard-user-like-user-sid": event("DELETE", "/admin/users/US" + "0a" * 16, iam=True, route="/admin/users/{user_id}"),
     "405-iam-get-user": event("GET", "/admin/users/u-2", iam=True, route="/admin/users/{user_id}"),
+    "204-iam-lift-offboarding": event("PUT", "/admin/users/u-2", iam=True, route="/admin/users/{user_id}"),
+    "400-iam-offboard-invisible-character": event("DELETE", "/admin/users/u%E2%80%8B2", iam=True, route="/admin/users/{user_id}"),
 }
 
 # The conversations events also run against a Twilio stand-in holding the room `support` and the
@@ -253,7 +256,8 @@ guard = {
     "200-none-reader-joins-asset-conversation": twilio_event(join("conv-a-1", "u-3")),
     "403-none-non-reader-joins-asset-conversation": twilio_event(join("conv-a-1", "u-4")),
     "200-none-anyone-joins-direct-conversation": twilio_event(join("conv-direct", "u-4")),
-    "200-none-other-event": twilio_event({"EventType": "onConversationAdd", "ChatServiceSid": "IS00000000000000000000000000000001"}),
+    "200-none-other-event": twilio_event({"EventType": "onUserUpdate", "ChatServiceSid": "IS00000000000000000000000000000001", "Identity": "u-4", "ClientIdentity": "u-4"}),
+    "403-none-client-creates-conversation": twilio_event({"EventType": "onConversationAdd", "ChatServiceSid": "IS00000000000000000000000000000001", "ClientIdentity": "u-4", "UniqueName": "asset:guessed", "Source": "SDK"}),
     "405-none-get": twilio_event(message("u-1", REF, "u-1"), method="GET"),
     "200-none-edit-reference-reader": twilio_event(edit("u-3", REF, "u-3")),
     "403-none-edit-adds-reference-non-reader": twilio_event(edit("u-4", REF, "u-4")),

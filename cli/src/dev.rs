@@ -10,7 +10,7 @@ use access::handler::AccessState;
 use admin::handler::{AdminAuth, AdminState};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chatgate::acl::{AclReader, CatalogWriter, DynamoStore, ExpiryIndex, GrantWriter, MemoryStore};
+use chatgate::acl::{AclReader, Budgets, CatalogWriter, DynamoStore, ExpiryIndex, GrantWriter, MemoryStore};
 use chatgate::config::{ConfigError, Settings, TwilioSecrets};
 use chatgate::http::{ApiError, CorsPolicy};
 use chatgate::reconcile::Reconciler;
@@ -59,7 +59,7 @@ struct Routes<S> {
     guard: GuardState<S>,
 }
 
-impl<S: AclReader + GrantWriter + CatalogWriter> Routes<S> {
+impl<S: AclReader + GrantWriter + CatalogWriter + Budgets> Routes<S> {
     fn new(
         token: TokenState,
         store: Arc<S>,
@@ -131,11 +131,14 @@ fn apply_defaults(settings: &mut Settings) -> Result<Vec<&'static str>, ConfigEr
     if settings.get("TWILIO_SECRET_ARN").is_none() {
         default(settings, "TWILIO_AUTH_TOKEN", random_secret());
     }
+    default(settings, "CONVERSATION_NAME_KEY", chatgate::domain::DEVELOPMENT_NAME_KEY.into());
     Ok(defaulted)
 }
 
-/// Starts the Conversations stand-in with the (defaulted) Twilio settings and points
-/// `TWILIO_API_BASE` and, unless set, `TWILIO_USER_ROLE_SID` at it.
+/// Starts the Conversations stand-in with the (defaulted) Twilio settings, points
+/// `TWILIO_API_BASE` at it, and sets it up closed as `chatgate twilio setup` would a Twilio
+/// service (its webhooks at this server, `TWILIO_USER_ROLE_SID` its `chatgate user` role), so the
+/// SDK face it also serves behaves as a client would find Twilio in production.
 async fn start_standin(
     settings: &mut Settings,
     defaulted: &mut Vec<&'static str>,
@@ -145,13 +148,18 @@ async fn start_standin(
         settings.required("TWILIO_API_KEY_SID")?,
         settings.required("TWILIO_API_KEY_SECRET")?,
         settings.required("TWILIO_CONVERSATIONS_SERVICE_SID")?,
-    );
+    )
+    .with_auth_token(settings.required("TWILIO_AUTH_TOKEN")?);
     let standin = StandIn::try_start(config).await?;
     settings.set_default("TWILIO_API_BASE", standin.base_url.clone());
     defaulted.push("TWILIO_API_BASE");
+    let twilio =
+        chatgate::twilio::rest::ConversationsClient::from_settings(settings, &TwilioSecrets::from_env(settings))?;
+    let webhook_url = settings.required("TWILIO_WEBHOOK_URL")?.to_owned();
+    let deadline = chatgate::clock::Deadline::after(std::time::Duration::from_secs(10));
+    let (roles, _) = chatgate::twilio::setup::apply(&twilio, &webhook_url, deadline).await?;
     if settings.get("TWILIO_USER_ROLE_SID").is_none() {
-        let role = standin.role_by_name("service user").ok_or("the stand-in has no default user role")?;
-        settings.set_default("TWILIO_USER_ROLE_SID", role.sid);
+        settings.set_default("TWILIO_USER_ROLE_SID", roles.user_role_sid);
         defaulted.push("TWILIO_USER_ROLE_SID");
     }
     Ok(standin)
@@ -183,11 +191,12 @@ pub async fn run(args: DevArgs) -> Result<(), Box<dyn std::error::Error>> {
     let admin_key = settings.get("CHATGATE_DEV_ADMIN_KEY").map_or_else(random_secret, str::to_owned);
     let admin_key = SecretString::from(admin_key);
     let twilio = chatgate::twilio::rest::ConversationsClient::from_settings(&settings, &secrets)?;
+    let names = secrets.conversation_names()?;
     match settings.get("TABLE_NAME") {
         Some(_) => {
             let aws = chatgate::aws::default_chain().await;
             let store = Arc::new(DynamoStore::new(&aws, chatgate::config::table_name(&settings)?));
-            let rule = Arc::new(Reconciler::new(store.clone(), twilio, Arc::new(chatgate::clock::SystemClock)));
+            let rule = Arc::new(Reconciler::new(store.clone(), twilio, names, Arc::new(chatgate::clock::SystemClock)));
             let changes = match StreamFollower::from_now(&aws, &store).await {
                 Ok(follower) => {
                     tokio::spawn(reconcile::follow_table(rule.clone(), follower));
@@ -205,7 +214,7 @@ pub async fn run(args: DevArgs) -> Result<(), Box<dyn std::error::Error>> {
         }
         None => {
             let store = Arc::new(MemoryStore::new());
-            let rule = Arc::new(Reconciler::new(store.clone(), twilio, Arc::new(chatgate::clock::SystemClock)));
+            let rule = Arc::new(Reconciler::new(store.clone(), twilio, names, Arc::new(chatgate::clock::SystemClock)));
             tokio::spawn(reconcile::follow_memory(rule.clone(), store.changes()));
             tokio::spawn(reconcile::sweep_expiries(rule));
             let routes = Routes::new(token, store, &settings, &secrets, admin_key.clone())?;
@@ -226,7 +235,7 @@ struct Backing {
     demo: bool,
 }
 
-async fn serve<S: AclReader + GrantWriter + CatalogWriter + ExpiryIndex + 'static>(
+async fn serve<S: AclReader + GrantWriter + CatalogWriter + ExpiryIndex + Budgets + 'static>(
     routes: Routes<S>,
     listener: TcpListener,
     settings: &Settings,
@@ -291,7 +300,7 @@ async fn serve<S: AclReader + GrantWriter + CatalogWriter + ExpiryIndex + 'stati
     }
 }
 
-async fn handle<S: AclReader + GrantWriter + CatalogWriter>(
+async fn handle<S: AclReader + GrantWriter + CatalogWriter + Budgets>(
     routes: &Routes<S>,
     req: hyper::Request<Incoming>,
 ) -> Response<Body> {

@@ -1,6 +1,7 @@
 //! `chatgate reconcile asset|user|failure`: applies the access rule now (after an outage, or to a
 //! batch from the reconciler's failure queue) with the same reconciler as the functions, and says
-//! whom it removed.
+//! whom it removed. `chatgate reconcile rename-legacy` moves conversations created before v1.2 to
+//! their keyed names.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +12,7 @@ use chatgate::clock::Deadline;
 use chatgate::clock::SystemClock;
 use chatgate::config::{SecretsSource, Settings};
 use chatgate::domain::{AssetId, Identity, Scope};
-use chatgate::reconcile::{BatchItem, Reconciler, Removal};
+use chatgate::reconcile::{BatchItem, LegacyName, Reconciler, Removal};
 use chatgate::twilio::rest::ConversationsClient;
 use clap::Subcommand;
 
@@ -28,6 +29,13 @@ pub enum ReconcileCommand {
     Failure {
         /// The message body (the on-failure record with `DDBStreamBatchInfo`); `-` for stdin.
         message: String,
+    },
+    /// Once, after upgrading to v1.2: rename the direct and asset conversations that still carry
+    /// v1.1's public names to their keyed names, and re-decide each asset conversation's
+    /// participants. Without --apply, only says what it would do.
+    RenameLegacy {
+        #[arg(long)]
+        apply: bool,
     },
 }
 
@@ -54,7 +62,7 @@ pub async fn reconcile(command: ReconcileCommand) -> Result<()> {
     let store = DynamoStore::new(&aws, chatgate::config::table_name(&settings)?);
     let secrets = SecretsSource::from_settings(&settings).load(&aws).await?;
     let twilio = ConversationsClient::from_settings(&settings, &secrets)?;
-    let rule = Reconciler::new(Arc::new(store), twilio, Arc::new(SystemClock));
+    let rule = Reconciler::new(Arc::new(store), twilio, secrets.conversation_names()?, Arc::new(SystemClock));
     let deadline = Deadline::after(Duration::from_secs(120));
     let scope = match command {
         ReconcileCommand::Asset { asset_id } => {
@@ -64,12 +72,37 @@ pub async fn reconcile(command: ReconcileCommand) -> Result<()> {
             Scope::User(Identity::try_from(user_id).map_err(|e| format!("user id: {e}"))?)
         }
         ReconcileCommand::Failure { message } => return redrive(&rule, &aws, &message, deadline).await,
+        ReconcileCommand::RenameLegacy { apply } => return rename_legacy(&rule, apply).await,
     };
     let removals = rule.apply(&scope, deadline).await.map_err(|e| format!("{}", chatgate::http::ErrorChain(&e)))?;
     if removals.is_empty() {
         println!("{scope}: nobody to remove");
     }
     print_removals(removals);
+    Ok(())
+}
+
+async fn rename_legacy(rule: &Reconciler<DynamoStore>, apply: bool) -> Result<()> {
+    let deadline = Deadline::after(Duration::from_secs(3600));
+    let report =
+        rule.rename_legacy(apply, deadline).await.map_err(|e| format!("{}", chatgate::http::ErrorChain(&e)))?;
+    let verb = if apply { "renamed" } else { "would rename" };
+    for outcome in &report.conversations {
+        match outcome {
+            LegacyName::Renamed { sid, from, to, removed } => {
+                println!("{verb} {sid}: {from} -> {to}");
+                print_removals(removed.clone());
+            }
+            LegacyName::Taken { sid, from } => {
+                println!("left {sid} under {from}: a conversation made since the upgrade has its new name");
+            }
+        }
+    }
+    println!(
+        "{} conversation(s) under v1.1 names; {} named group(s) or direct conversation(s) without two participants not checked",
+        report.conversations.len(),
+        report.unchecked
+    );
     Ok(())
 }
 

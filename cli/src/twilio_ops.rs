@@ -1,5 +1,5 @@
-//! Operator commands against the Twilio Conversations service: rooms, and the one-time set-up
-//! (the restricted user role, the pre-event webhook). Each says what it changed.
+//! Operator commands against the Twilio Conversations service: rooms, and the set-up that keeps
+//! the service closed ([`chatgate::twilio::setup`]) with its check. Each says what it changed.
 
 use std::time::Duration;
 
@@ -7,18 +7,10 @@ use chatgate::clock::Deadline;
 use chatgate::config::Settings;
 use chatgate::domain::{ConversationAttributes, ConversationKind, RoomName};
 use chatgate::twilio::rest::{ConversationsClient, codes};
+use chatgate::twilio::setup;
 use clap::Subcommand;
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
-
-/// The name of the service role chatgate gives the users it creates.
-const USER_ROLE_NAME: &str = "chatgate user";
-/// Users may edit their own profile and nothing else at service level: no createConversation,
-/// no joinConversation. What they may do inside a conversation comes from its participant role.
-const USER_ROLE_PERMISSIONS: &[&str] = &["editOwnUserInfo"];
-/// The pre-event webhooks the guard decides: messages added or edited, participants added, and
-/// conversation updates (so a client cannot retarget a conversation chatgate created).
-const WEBHOOK_FILTERS: &[&str] = &["onMessageAdd", "onMessageUpdate", "onParticipantAdd", "onConversationUpdate"];
 
 #[derive(Debug, Subcommand)]
 pub enum RoomsCommand {
@@ -37,11 +29,16 @@ pub enum RoomsCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum TwilioCommand {
-    /// Create the restricted user role if missing, and point the pre-event webhook
-    /// (onMessageAdd, onMessageUpdate, onParticipantAdd, onConversationUpdate) at chatgate's
-    /// /twilio/events.
+    /// Set the service up closed: the roles `chatgate user` (service) and `chatgate participant`
+    /// (conversation) made the service's defaults, and the pre- and post-event webhooks pointed
+    /// at chatgate's /twilio/events.
     Setup {
         /// The public URL of POST /twilio/events (also TWILIO_WEBHOOK_URL for the message guard).
+        #[arg(long, env = "TWILIO_WEBHOOK_URL")]
+        webhook_url: String,
+    },
+    /// Read all of it back; exit 1 with one line per drift (for a deploy pipeline).
+    Check {
         #[arg(long, env = "TWILIO_WEBHOOK_URL")]
         webhook_url: String,
     },
@@ -95,43 +92,34 @@ pub async fn rooms(command: RoomsCommand) -> Result<()> {
 }
 
 pub async fn twilio(command: TwilioCommand) -> Result<()> {
-    let TwilioCommand::Setup { webhook_url } = command;
+    let (TwilioCommand::Setup { webhook_url } | TwilioCommand::Check { webhook_url }) = &command;
     if !webhook_url.starts_with("https://") && !webhook_url.starts_with("http://") {
         return Err("the webhook URL must be an http(s) URL".into());
     }
     let twilio = client().await?;
-    let roles = twilio.roles(deadline()).await?;
-    match roles.iter().find(|r| r.friendly_name == USER_ROLE_NAME && r.kind == "service") {
-        Some(role) => println!("role `{USER_ROLE_NAME}` exists: {} (unchanged)", role.sid),
-        None => {
-            let role = twilio.create_role(USER_ROLE_NAME, "service", USER_ROLE_PERMISSIONS, deadline()).await?;
-            println!("created role `{USER_ROLE_NAME}`: {} (permissions: {})", role.sid, role.permissions.join(", "));
+    match command {
+        TwilioCommand::Setup { webhook_url } => {
+            let (roles, changes) = setup::apply(&twilio, &webhook_url, deadline()).await?;
+            if changes.is_empty() {
+                println!("the service is set up closed (unchanged)");
+            }
+            for change in changes {
+                println!("{change}");
+            }
+            println!("set TWILIO_USER_ROLE_SID={}", roles.user_role_sid);
         }
-    }
-    let role_sid = twilio
-        .roles(deadline())
-        .await?
-        .into_iter()
-        .find(|r| r.friendly_name == USER_ROLE_NAME)
-        .map(|r| r.sid)
-        .ok_or("the role is missing after creating it")?;
-    println!("set TWILIO_USER_ROLE_SID={role_sid}");
-
-    let current = twilio.webhooks(deadline()).await?;
-    let mut filters = current.filters.clone();
-    filters.sort();
-    let mut wanted: Vec<String> = WEBHOOK_FILTERS.iter().map(|f| (*f).to_owned()).collect();
-    wanted.sort();
-    if current.pre_webhook_url.as_deref() == Some(webhook_url.as_str()) && filters == wanted {
-        println!("pre-event webhook: {webhook_url} ({}) (unchanged)", WEBHOOK_FILTERS.join(", "));
-    } else {
-        twilio.set_pre_webhook(&webhook_url, WEBHOOK_FILTERS, deadline()).await?;
-        let before = current.pre_webhook_url.unwrap_or_else(|| "none".into());
-        let before_filters = if current.filters.is_empty() { "none".into() } else { current.filters.join(", ") };
-        println!(
-            "pre-event webhook: {webhook_url} ({}) (was {before}, filters {before_filters})",
-            WEBHOOK_FILTERS.join(", ")
-        );
+        TwilioCommand::Check { webhook_url } => {
+            let configured = Settings::from_env().get("TWILIO_USER_ROLE_SID").map(str::to_owned);
+            let drift = setup::check(&twilio, &webhook_url, configured.as_deref(), deadline()).await?;
+            if drift.is_empty() {
+                println!("the service is set up closed");
+            } else {
+                for line in &drift {
+                    println!("drift: {line}");
+                }
+                return Err(format!("{} drift(s): run `chatgate twilio setup`", drift.len()).into());
+            }
+        }
     }
     Ok(())
 }

@@ -60,30 +60,92 @@ async fn rooms_are_created_listed_and_deleted() {
     chatgate_tests::assert_twilio_spec_accepts(&s.requests()).await;
 }
 
+const URL: &str = "https://api.example.com/twilio/events";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn setup_creates_the_role_and_webhook_once() {
+async fn setup_closes_the_service_once_and_says_what_it_changed() {
     let s = standin().await;
-    let first = ok(&s, &["twilio", "setup", "--webhook-url", "https://api.example.com/twilio/events"]);
-    let role = s.role_by_name("chatgate user").expect("role created");
-    assert!(first.contains(&format!("created role `chatgate user`: {}", role.sid)), "{first}");
-    assert!(first.contains(&format!("set TWILIO_USER_ROLE_SID={}", role.sid)), "{first}");
+    assert!(fails(&s, &["twilio", "check", "--webhook-url", URL]).contains("drift"), "a new service is open");
+    let first = ok(&s, &["twilio", "setup", "--webhook-url", URL]);
+    let user = s.role_by_name("chatgate user").expect("service role created");
+    let participant = s.role_by_name("chatgate participant").expect("conversation role created");
+    assert!(first.contains(&format!("created service role `chatgate user`: {}", user.sid)), "{first}");
+    assert!(first.contains(&format!("set TWILIO_USER_ROLE_SID={}", user.sid)), "{first}");
     assert!(first.contains("(was none, filters none)"), "{first}");
-    assert!(
-        !role.permissions.iter().any(|p| p == "createConversation" || p == "joinConversation"),
-        "{:?}",
-        role.permissions
-    );
+    assert_eq!(user.permissions, ["editOwnUserInfo"]);
+    assert!(!participant.permissions.iter().any(|p| p == "addParticipant" || p == "editConversationAttributes"));
+    let configuration = s.configuration();
+    assert_eq!(configuration.default_chat_service_role_sid.as_deref(), Some(user.sid.as_str()));
+    assert_eq!(configuration.default_conversation_role_sid.as_deref(), Some(participant.sid.as_str()));
+    assert_eq!(configuration.default_conversation_creator_role_sid.as_deref(), Some(participant.sid.as_str()));
     let hooks = s.webhooks();
-    assert_eq!(hooks.pre_webhook_url.as_deref(), Some("https://api.example.com/twilio/events"));
+    assert_eq!(hooks.pre_webhook_url.as_deref(), Some(URL));
+    assert_eq!(hooks.post_webhook_url.as_deref(), Some(URL));
     let mut filters = hooks.filters.clone();
     filters.sort();
-    assert_eq!(filters, ["onConversationUpdate", "onMessageAdd", "onMessageUpdate", "onParticipantAdd"]);
+    assert_eq!(
+        filters,
+        [
+            "onConversationAdd",
+            "onConversationUpdate",
+            "onMessageAdd",
+            "onMessageAdded",
+            "onMessageUpdate",
+            "onMessageUpdated",
+            "onParticipantAdd"
+        ]
+    );
 
-    let second = ok(&s, &["twilio", "setup", "--webhook-url", "https://api.example.com/twilio/events"]);
-    assert!(second.contains("exists") && second.contains("(unchanged)"), "{second}");
+    let second = ok(&s, &["twilio", "setup", "--webhook-url", URL]);
+    assert!(second.contains("(unchanged)"), "{second}");
     assert_eq!(s.roles().iter().filter(|r| r.friendly_name == "chatgate user").count(), 1);
+    assert_eq!(ok(&s, &["twilio", "check", "--webhook-url", URL]), "the service is set up closed\n");
     assert!(fails(&s, &["twilio", "setup", "--webhook-url", "ftp://x"]).contains("http(s)"));
     chatgate_tests::assert_twilio_spec_accepts(&s.requests()).await;
+}
+
+/// `chatgate twilio check` after `setup`, then after one kind of drift made through the REST API.
+async fn check_after(drift: &[(&str, &[(&str, &str)])]) -> (String, String) {
+    let s = standin().await;
+    ok(&s, &["twilio", "setup", "--webhook-url", URL]);
+    let twilio_role = s.role_by_name("service user").expect("Twilio's default role").sid;
+    let user_role = s.role_by_name("chatgate user").expect("role").sid;
+    chatgate::tls::install();
+    let http = reqwest::Client::new();
+    for (path, form) in drift {
+        let path = path.replace("{open}", &twilio_role).replace("{user}", &user_role);
+        let form: Vec<(&str, String)> =
+            form.iter().map(|(k, v)| (*k, v.replace("{open}", &twilio_role).replace("{user}", &user_role))).collect();
+        let response = http
+            .post(format!("{}/v1/Services/{SERVICE}/{path}", s.base_url))
+            .basic_auth(KEY, Some(SECRET))
+            .form(&form)
+            .send()
+            .await
+            .expect("drift");
+        assert!(response.status().is_success(), "{path}: {}", response.status());
+    }
+    let out = run(&s, &["twilio", "check", "--webhook-url", URL]);
+    assert!(!out.status.success(), "check must fail after {drift:?}");
+    (String::from_utf8(out.stdout).expect("utf-8"), String::from_utf8(out.stderr).expect("utf-8"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_reports_each_kind_of_drift() {
+    let (out, err) = check_after(&[("Configuration", &[("DefaultChatServiceRoleSid", "{open}")])]).await;
+    assert!(out.contains("drift: DefaultChatServiceRoleSid is"), "{out}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    let (out, _) =
+        check_after(&[("Roles/{user}", &[("Permission", "editOwnUserInfo"), ("Permission", "createConversation")])])
+            .await;
+    assert!(out.contains("the role `chatgate user`") && out.contains("createConversation"), "{out}");
+    let (out, _) = check_after(&[("Configuration/Webhooks", &[("Filters", "onMessageAdd")])]).await;
+    assert!(out.contains("lack onConversationAdd"), "{out}");
+    let (out, _) =
+        check_after(&[("Configuration/Webhooks", &[("PreWebhookUrl", "https://elsewhere.example.com/")])]).await;
+    assert!(out.contains("the pre-event webhook URL is https://elsewhere.example.com/"), "{out}");
+    let (out, _) = check_after(&[("Configuration/Webhooks", &[("PostWebhookUrl", "")])]).await;
+    assert!(out.contains("the post-event webhook URL is unset"), "{out}");
 }
 
 #[test]

@@ -4,9 +4,12 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret as _, SecretString};
 
-use crate::domain::{AccountSid, ApiKeySid, PushCredentialSid, ServiceSid, Sid, SidKind, TtlPolicy};
+use crate::domain::{
+    AccountSid, ApiKeySid, ConversationNames, MIN_NAME_KEY_BYTES, PushCredentialSid, ServiceSid, Sid, SidKind,
+    TtlPolicy,
+};
 use crate::http::CorsPolicy;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -77,6 +80,13 @@ impl Settings {
         self.get(name).map(|v| Sid::try_from(v).map_err(|e| ConfigError::new(name, e.to_string()))).transpose()
     }
 
+    /// A whole number (a limit, a count).
+    pub fn count(&self, name: &str, default: u32) -> Result<u32, ConfigError> {
+        self.get(name).map_or(Ok(default), |v| {
+            v.parse().map_err(|_| ConfigError::new(name, format!("expected a whole number, got `{v}`")))
+        })
+    }
+
     pub fn seconds(&self, name: &str, default: u32) -> Result<u32, ConfigError> {
         self.get(name).map_or(Ok(default), |v| {
             v.parse().map_err(|_| ConfigError::new(name, format!("expected whole seconds, got `{v}`")))
@@ -96,9 +106,10 @@ pub struct MintConfig {
 
 impl MintConfig {
     /// `TWILIO_ACCOUNT_SID`, `TWILIO_API_KEY_SID`, `TWILIO_CONVERSATIONS_SERVICE_SID`,
-    /// `TWILIO_PUSH_CREDENTIAL_SID`, `TOKEN_TTL_SECONDS`, `TOKEN_MAX_TTL_SECONDS`.
+    /// `TWILIO_PUSH_CREDENTIAL_SID`, `TOKEN_TTL_SECONDS`, `TOKEN_MAX_TTL_SECONDS` (default an
+    /// hour: a token cannot be revoked, so its life is how long an offboarded user's lasts).
     pub fn from_settings(settings: &Settings) -> Result<Self, ConfigError> {
-        let max = settings.seconds("TOKEN_MAX_TTL_SECONDS", 86_400)?;
+        let max = settings.seconds("TOKEN_MAX_TTL_SECONDS", 3_600)?;
         let default = settings.seconds("TOKEN_TTL_SECONDS", 3_600.min(max))?;
         let ttl = TtlPolicy::new(default, max).map_err(|e| {
             let name = if TtlPolicy::new(max, max).is_err() { "TOKEN_MAX_TTL_SECONDS" } else { "TOKEN_TTL_SECONDS" };
@@ -146,47 +157,71 @@ pub fn table_name(settings: &Settings) -> Result<String, ConfigError> {
     settings.required("TABLE_NAME").map(str::to_owned)
 }
 
-/// Where Twilio's secrets come from: the secret `TWILIO_SECRET_ARN` names in Secrets Manager (in
-/// AWS), else `TWILIO_API_KEY_SECRET` and `TWILIO_AUTH_TOKEN` (the local server, the tests).
+/// Where the deployment's secrets come from: Twilio's from the secret `TWILIO_SECRET_ARN` names in
+/// Secrets Manager (in AWS), else `TWILIO_API_KEY_SECRET` and `TWILIO_AUTH_TOKEN` (the local
+/// server, the tests); the conversation name key from `CONVERSATION_NAME_KEY`, else (in AWS) the
+/// secret `CONVERSATION_NAME_KEY_SECRET_ARN` names, which the template generates.
 #[derive(Debug, Clone)]
 pub enum SecretsSource {
-    SecretsManager { arn: String },
+    SecretsManager { arn: String, name_key_arn: Option<String>, name_key: Option<SecretString> },
     Environment(TwilioSecrets),
 }
 
 impl SecretsSource {
     pub fn from_settings(settings: &Settings) -> Self {
         match settings.get("TWILIO_SECRET_ARN") {
-            Some(arn) => Self::SecretsManager { arn: arn.to_owned() },
+            Some(arn) => Self::SecretsManager {
+                arn: arn.to_owned(),
+                name_key_arn: settings.get("CONVERSATION_NAME_KEY_SECRET_ARN").map(str::to_owned),
+                name_key: settings.secret("CONVERSATION_NAME_KEY"),
+            },
             None => Self::Environment(TwilioSecrets::from_env(settings)),
         }
     }
 
-    /// Reads the secrets once, at cold start, on an SDK configuration the caller already loaded.
+    /// Reads the secrets once, at cold start, on an SDK configuration the caller already loaded:
+    /// both secrets at once when both are in Secrets Manager.
     #[cfg(feature = "secrets")]
     pub async fn load(&self, aws: &aws_types::SdkConfig) -> Result<TwilioSecrets, ConfigError> {
         match self {
             Self::Environment(secrets) => Ok(secrets.clone()),
-            Self::SecretsManager { arn } => {
-                let output =
-                    aws_sdk_secretsmanager::Client::new(aws).get_secret_value().secret_id(arn).send().await.map_err(
-                        |e| {
+            Self::SecretsManager { arn, name_key_arn, name_key } => {
+                let client = aws_sdk_secretsmanager::Client::new(aws);
+                let read = |name: &'static str, arn: String| {
+                    let client = client.clone();
+                    async move {
+                        let output = client.get_secret_value().secret_id(arn).send().await.map_err(|e| {
                             let reason = aws_sdk_secretsmanager::error::DisplayErrorContext(e);
-                            ConfigError::new("TWILIO_SECRET_ARN", format!("could not be read: {reason}"))
-                        },
-                    )?;
-                TwilioSecrets::from_secret_string(output.secret_string().unwrap_or_default())
+                            ConfigError::new(name, format!("could not be read: {reason}"))
+                        })?;
+                        Ok::<_, ConfigError>(output.secret_string().unwrap_or_default().to_owned())
+                    }
+                };
+                let key_arn = name_key_arn.clone().filter(|_| name_key.is_none());
+                let (document, key) = tokio::join!(read("TWILIO_SECRET_ARN", arn.clone()), async {
+                    match key_arn {
+                        Some(key_arn) => read("CONVERSATION_NAME_KEY_SECRET_ARN", key_arn).await.map(Some),
+                        None => Ok(None),
+                    }
+                });
+                let mut secrets = TwilioSecrets::from_secret_string(&document?)?;
+                secrets.name_key = name_key.clone().or(key?.filter(|k| !k.is_empty()).map(SecretString::from));
+                secrets.name_key_from_arn = name_key.is_none() && name_key_arn.is_some();
+                Ok(secrets)
             }
         }
     }
 }
 
-/// Twilio's two secrets (see [`SecretsSource`]). Each function asks only for the one it uses.
+/// The deployment's secrets (see [`SecretsSource`]): Twilio's two, and the key of conversation
+/// names. Each function asks only for the ones it uses.
 #[derive(Debug, Clone, Default)]
 pub struct TwilioSecrets {
     api_key_secret: Option<SecretString>,
     auth_token: Option<SecretString>,
+    name_key: Option<SecretString>,
     from_secret_arn: bool,
+    name_key_from_arn: bool,
 }
 
 #[derive(serde::Deserialize)]
@@ -211,7 +246,9 @@ impl TwilioSecrets {
         Self {
             api_key_secret: settings.secret("TWILIO_API_KEY_SECRET"),
             auth_token: settings.secret("TWILIO_AUTH_TOKEN"),
+            name_key: settings.secret("CONVERSATION_NAME_KEY"),
             from_secret_arn: false,
+            name_key_from_arn: false,
         }
     }
 
@@ -224,7 +261,9 @@ impl TwilioSecrets {
         Ok(Self {
             api_key_secret: secret(doc.api_key_secret),
             auth_token: secret(doc.auth_token),
+            name_key: None,
             from_secret_arn: true,
+            name_key_from_arn: false,
         })
     }
 
@@ -242,6 +281,27 @@ impl TwilioSecrets {
 
     pub fn auth_token(&self) -> Result<&SecretString, ConfigError> {
         self.auth_token.as_ref().ok_or_else(|| self.missing("TWILIO_AUTH_TOKEN", "auth_token"))
+    }
+
+    /// The names of chatgate's conversations, keyed with `CONVERSATION_NAME_KEY` (at least
+    /// [`MIN_NAME_KEY_BYTES`] bytes).
+    pub fn conversation_names(&self) -> Result<ConversationNames, ConfigError> {
+        let name = if self.name_key_from_arn { "CONVERSATION_NAME_KEY_SECRET_ARN" } else { "CONVERSATION_NAME_KEY" };
+        let key = self.name_key.as_ref().ok_or_else(|| ConfigError::new(name, "is not set"))?;
+        let key = key.expose_secret().as_bytes();
+        if key.len() < MIN_NAME_KEY_BYTES {
+            return Err(ConfigError::new(name, format!("must be at least {MIN_NAME_KEY_BYTES} bytes")));
+        }
+        Ok(ConversationNames::new(key))
+    }
+
+    /// The same secrets with `key` as the conversation name key, unless one is configured (the
+    /// local server's development key).
+    pub fn with_default_name_key(mut self, key: &str) -> Self {
+        if self.name_key.is_none() {
+            self.name_key = Some(SecretString::from(key.to_owned()));
+        }
+        self
     }
 }
 
@@ -268,7 +328,7 @@ mod tests {
     fn mint_config_has_twilio_defaults() {
         let config = MintConfig::from_settings(&mint_settings(&[])).expect("valid");
         assert_eq!(config.ttl.default_ttl().seconds(), 3600);
-        assert_eq!(config.ttl.max_seconds(), 86_400);
+        assert_eq!(config.ttl.max_seconds(), 3_600);
         assert!(config.push_credential_sid.is_none());
     }
 
@@ -279,6 +339,7 @@ mod tests {
         assert_eq!(error_name(&mint_settings(&[("TWILIO_PUSH_CREDENTIAL_SID", "CR1")])), "TWILIO_PUSH_CREDENTIAL_SID");
         assert_eq!(error_name(&mint_settings(&[("TOKEN_TTL_SECONDS", "1h")])), "TOKEN_TTL_SECONDS");
         assert_eq!(error_name(&mint_settings(&[("TOKEN_TTL_SECONDS", "100")])), "TOKEN_TTL_SECONDS");
+        assert_eq!(error_name(&mint_settings(&[("TOKEN_TTL_SECONDS", "7200")])), "TOKEN_TTL_SECONDS");
         assert_eq!(error_name(&mint_settings(&[("TOKEN_MAX_TTL_SECONDS", "90000")])), "TOKEN_MAX_TTL_SECONDS");
         assert_eq!(
             error_name(&mint_settings(&[("TOKEN_MAX_TTL_SECONDS", "600"), ("TOKEN_TTL_SECONDS", "3600")])),
@@ -325,6 +386,19 @@ mod tests {
         assert!(err.problem.contains("auth_token"));
         assert!(!format!("{secrets:?}").contains("\"k\""));
         assert!(TwilioSecrets::from_secret_string("k").is_err());
+    }
+
+    #[test]
+    fn the_name_key_is_required_and_long_enough() {
+        let err = TwilioSecrets::default().conversation_names().expect_err("absent");
+        assert_eq!(err.name, "CONVERSATION_NAME_KEY");
+        let short = TwilioSecrets::from_env(&Settings::from_pairs([("CONVERSATION_NAME_KEY", "short")]));
+        assert!(short.conversation_names().expect_err("short").problem.contains("32"));
+        let key = "k".repeat(32);
+        let ok = TwilioSecrets::from_env(&Settings::from_pairs([("CONVERSATION_NAME_KEY", key.as_str())]));
+        assert!(ok.conversation_names().is_ok());
+        assert!(!format!("{ok:?}").contains(&key));
+        assert!(TwilioSecrets::default().with_default_name_key(&key).conversation_names().is_ok());
     }
 
     #[cfg(feature = "secrets")]

@@ -1,7 +1,8 @@
 //! The message guard's judgement of Twilio's pre-event webhooks, once the signature is checked:
 //! a message (added or edited) that references an asset needs an author who can read it, a
-//! participant joins an asset conversation only if they can read the asset, and a client cannot
-//! retarget a conversation chatgate created. Any failure to decide is an error, which refuses.
+//! participant joins an asset conversation only if they can read the asset, nobody offboarded
+//! speaks or is added, a client cannot retarget a conversation chatgate created, and only chatgate
+//! creates conversations. Any failure to decide is an error, which refuses.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -19,9 +20,12 @@ use crate::twilio::rest::ConversationsClient;
 /// Twilio waits 5 s for the answer; the conversation lookup must leave room for the decision.
 const TWILIO_BUDGET: Duration = Duration::from_millis(2500);
 /// Conversations this warm instance already knows. What the guard reads of one (what it is
-/// about, its attributes and unique name) never changes once chatgate created it: clients'
-/// changes are refused here, and chatgate itself never changes them.
+/// about, its attributes and unique name) does not change once chatgate created it (clients'
+/// changes are refused here), but an operator may change or delete one: so it is forgotten after
+/// [`CONVERSATION_CACHE_SECONDS`].
 const CONVERSATION_CACHE_CAP: usize = 10_000;
+/// How long the guard trusts what it read of a conversation.
+pub const CONVERSATION_CACHE_SECONDS: u64 = 60;
 
 /// The guard's state, built once at cold start.
 pub struct MessageGuard<R> {
@@ -40,6 +44,8 @@ impl<R> std::fmt::Debug for MessageGuard<R> {
 /// What the guard knows of a conversation.
 #[derive(Debug)]
 struct Known {
+    /// When it was read (the clock's seconds).
+    read_at: u64,
     /// chatgate's attributes; `Ok(None)` for a conversation chatgate did not create.
     about: Result<Option<ConversationAttributes>, AttributesError>,
     attributes: Value,
@@ -103,10 +109,13 @@ async fn decide<R: AclReader>(
     let refuse =
         |asset: Option<AssetId>, reason: String| Ok(Err(Refusal { actor: event.actor().to_owned(), asset, reason }));
     match kind {
+        // Only chatgate creates conversations, and its REST calls never reach pre-event hooks: a
+        // client creating one (the service's roles should already forbid it) is refused.
+        "onConversationAdd" => refuse(None, "only chatgate creates conversations".into()),
         // An edit is a new chance to reference an asset: guarded exactly like a new message.
         "onMessageAdd" | "onMessageUpdate" => match AssetReference::from_attributes(event.get("Attributes")) {
             Err(e) => refuse(None, format!("malformed asset reference: {e}")),
-            Ok(None) => Ok(Ok(())),
+            Ok(None) => standing(state, event.actor()).await,
             Ok(Some(reference)) => reader(state, event.actor(), &reference.asset).await,
         },
         "onParticipantAdd" => {
@@ -118,7 +127,15 @@ async fn decide<R: AclReader>(
                     let verdict = reader(state, who, asset).await?;
                     Ok(verdict.map_err(|r| Refusal { actor: who.to_owned(), ..r }))
                 }
-                Ok(_) => Ok(Ok(())),
+                // A chat participant who is offboarded is not added anywhere; a participant
+                // without an identity (SMS, WhatsApp) has no standing to check.
+                Ok(_) => match event.get("Identity") {
+                    Some(who) => {
+                        let verdict = standing(state, who).await?;
+                        Ok(verdict.map_err(|r| Refusal { actor: event.actor().to_owned(), ..r }))
+                    }
+                    None => Ok(Ok(())),
+                },
             }
         }
         "onConversationUpdate" => {
@@ -170,11 +187,23 @@ async fn reader<R: AclReader>(
     }
 }
 
-/// What the guard knows of the event's conversation: from this instance's cache, or fetched once.
+/// Whether `who` may act at all: a usable identity, not offboarded (one read).
+async fn standing<R: AclReader>(state: &MessageGuard<R>, who: &str) -> Result<Result<(), Refusal>, ApiError> {
+    let refusal = |reason: &str| Ok(Err(Refusal { actor: who.to_owned(), asset: None, reason: reason.to_owned() }));
+    let Ok(user) = Identity::try_from(who) else { return refusal("the event names no usable identity") };
+    if state.store.offboarded(std::slice::from_ref(&user)).await?.first().copied().unwrap_or(true) {
+        return refusal("the user is offboarded");
+    }
+    Ok(Ok(()))
+}
+
+/// What the guard knows of the event's conversation: from this instance's cache while it is
+/// fresh, or fetched.
 async fn conversation<R>(state: &MessageGuard<R>, event: &Event) -> Result<Arc<Known>, ApiError> {
     let sid = event.get("ConversationSid").ok_or_else(|| ApiError::Forbidden("no ConversationSid".into()))?;
+    let now = state.clock.now();
     let cached = state.conversations.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(sid).cloned();
-    if let Some(known) = cached {
+    if let Some(known) = cached.filter(|k| now.saturating_sub(k.read_at) < CONVERSATION_CACHE_SECONDS) {
         return Ok(known);
     }
     let conversation = state
@@ -185,6 +214,7 @@ async fn conversation<R>(state: &MessageGuard<R>, event: &Event) -> Result<Arc<K
     let attributes: Value =
         conversation.attributes.as_deref().and_then(|a| serde_json::from_str(a).ok()).unwrap_or(Value::Null);
     let known = Arc::new(Known {
+        read_at: now,
         about: ConversationAttributes::from_value(&attributes),
         attributes,
         unique_name: conversation.unique_name,

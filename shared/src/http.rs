@@ -35,6 +35,9 @@ pub enum ApiError {
     PayloadTooLarge(String),
     #[error("unsupported media type: {0}")]
     UnsupportedMediaType(String),
+    /// The caller spent a budget; nothing was done.
+    #[error("rate limited: {detail}")]
+    RateLimited { detail: String, retry_after: u32 },
     /// An upstream (Twilio, DynamoDB, the identity provider) failed after retries.
     #[error("upstream unavailable: {what}")]
     Upstream {
@@ -63,6 +66,7 @@ impl ApiError {
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             Self::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             Self::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+            Self::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             Self::Upstream { status, .. } => (*status, "upstream_unavailable"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -77,7 +81,8 @@ impl ApiError {
             | Self::NotFound(d)
             | Self::Conflict(d)
             | Self::PayloadTooLarge(d)
-            | Self::UnsupportedMediaType(d) => Some(d.clone()),
+            | Self::UnsupportedMediaType(d)
+            | Self::RateLimited { detail: d, .. } => Some(d.clone()),
             Self::MethodNotAllowed { allow } => Some(format!("this route accepts {allow}")),
             Self::Upstream { what, .. } => Some(format!("{what} is unavailable; retry later")),
             Self::Internal(_) => None,
@@ -109,7 +114,7 @@ impl ApiError {
             Self::MethodNotAllowed { allow } => {
                 headers.insert(header::ALLOW, HeaderValue::from_static(allow));
             }
-            Self::Upstream { retry_after: Some(s), .. } => {
+            Self::Upstream { retry_after: Some(s), .. } | Self::RateLimited { retry_after: s, .. } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*s));
             }
             _ => {}
@@ -119,6 +124,12 @@ impl ApiError {
 }
 
 // Every other boundary's error, mapped to what the caller sees: here, next to `into_response`.
+
+impl From<crate::acl::BudgetSpent> for ApiError {
+    fn from(spent: crate::acl::BudgetSpent) -> Self {
+        ApiError::RateLimited { detail: spent.to_string(), retry_after: spent.retry_after_seconds }
+    }
+}
 
 impl From<crate::acl::StoreError> for ApiError {
     fn from(e: crate::acl::StoreError) -> Self {

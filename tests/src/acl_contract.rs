@@ -3,8 +3,8 @@
 
 use std::collections::BTreeSet;
 
-use chatgate::acl::{AclReader, CatalogWriter, GrantWriter, StoreError, Upsert};
-use chatgate::domain::{AssetId, AssetRecord, AssetType, Grant, GroupId, Identity, Principal, Role, Via, decide};
+use chatgate::acl::{AclReader, BudgetLimits, Budgets, CatalogWriter, GrantWriter, StoreError, Upsert};
+use chatgate::domain::{AssetId, AssetRecord, AssetType, Grant, GroupId, Identity, Principal, Role, Via};
 
 pub const NOW: u64 = 1_795_000_000;
 
@@ -32,12 +32,12 @@ pub async fn record<S: AclReader>(store: &S, id: &str) -> AssetRecord {
 /// The role `who` has on `id`, through the pure decision over the store's facts.
 pub async fn role_of<S: AclReader>(store: &S, who: &str, id: &str) -> (Role, Option<Via>) {
     let facts = store.check_facts(&user(who), &[asset(id)]).await.expect("check");
-    let d = decide(&user(who), &facts.groups, &facts.assets[0], NOW);
+    let d = facts.decision(&user(who), NOW);
     (d.role, d.via)
 }
 
 /// Runs every case; each uses its own ids so a shared table is fine.
-pub async fn run_all<S: AclReader + GrantWriter + CatalogWriter>(store: &S) {
+pub async fn run_all<S: AclReader + GrantWriter + CatalogWriter + Budgets>(store: &S) {
     missing_assets_have_no_record_and_users_no_groups(store).await;
     put_asset_creates_then_replaces_and_keeps_grants(store).await;
     grants_are_seen_and_revoked_on_the_very_next_read(store).await;
@@ -47,6 +47,8 @@ pub async fn run_all<S: AclReader + GrantWriter + CatalogWriter>(store: &S) {
     awkward_ids_stay_in_their_partition(store).await;
     batch_facts_come_back_in_request_order(store).await;
     expired_grants_are_stored_but_do_not_count(store).await;
+    an_offboarded_user_reads_nothing_until_lifted_and_loses_their_own_grants(store).await;
+    budgets_count_atomically_per_user_and_refund(store).await;
 }
 
 async fn missing_assets_have_no_record_and_users_no_groups<S: AclReader>(store: &S) {
@@ -205,4 +207,61 @@ async fn expired_grants_are_stored_but_do_not_count<S: AclReader + GrantWriter +
     assert_eq!(expiries, [Some(NOW - 1), Some(NOW + 60)].into());
     assert_eq!(role_of(store, "c9-bob", "c9-doc").await.0, Role::None);
     assert_eq!(role_of(store, "c9-cy", "c9-doc").await.0, Role::Writer);
+}
+
+async fn an_offboarded_user_reads_nothing_until_lifted_and_loses_their_own_grants<
+    S: AclReader + GrantWriter + CatalogWriter,
+>(
+    store: &S,
+) {
+    store.put_asset(&asset("c10-doc"), &user("c10-ana"), AssetType::Document, "", NOW).await.expect("put");
+    store.put_asset(&asset("c10-own"), &user("c10-bob"), AssetType::Document, "", NOW).await.expect("put");
+    let doc = record(store, "c10-doc").await;
+    store.put_grant(&doc, &grant(Principal::User(user("c10-bob")), Role::Writer, None), NOW).await.expect("grant");
+    store.put_grant(&doc, &grant(Principal::Group(group("c10-team")), Role::Reader, None), NOW).await.expect("grant");
+    store.add_member(&group("c10-team"), &user("c10-bob")).await.expect("member");
+    assert_eq!(store.offboarded(&[user("c10-bob"), user("c10-ana")]).await.expect("standing"), [false, false]);
+
+    store.set_offboarded(&user("c10-bob"), true, NOW).await.expect("offboard");
+    store.set_offboarded(&user("c10-bob"), true, NOW).await.expect("idempotent");
+    assert_eq!(store.offboarded(&[user("c10-bob"), user("c10-ana")]).await.expect("standing"), [true, false]);
+    // Not even their own asset, nor through a group: and the marker is not a group.
+    assert_eq!(role_of(store, "c10-bob", "c10-doc").await.0, Role::None);
+    assert_eq!(role_of(store, "c10-bob", "c10-own").await.0, Role::None);
+    let facts = store.check_facts(&user("c10-bob"), &[]).await.expect("facts");
+    assert!(facts.offboarded);
+    assert_eq!(facts.groups, [group("c10-team")].into());
+    let audience = store.audience_facts(&asset("c10-doc"), &[user("c10-ana"), user("c10-bob")]).await.expect("facts");
+    let readers: Vec<bool> =
+        audience.decisions(&[user("c10-ana"), user("c10-bob")], NOW).iter().map(|d| d.can_read()).collect();
+    assert_eq!(readers, [true, false]);
+
+    assert_eq!(store.delete_user_grants(&user("c10-bob")).await.expect("delete"), [asset("c10-doc")]);
+    assert!(store.delete_user_grants(&user("c10-bob")).await.expect("again").is_empty());
+    store.set_offboarded(&user("c10-bob"), false, NOW).await.expect("lift");
+    assert_eq!(store.offboarded(&[user("c10-bob")]).await.expect("standing"), [false]);
+    // Lifted: the group's grant counts again, the deleted direct grant does not.
+    assert_eq!(role_of(store, "c10-bob", "c10-doc").await.0, Role::Reader);
+    assert_eq!(role_of(store, "c10-bob", "c10-own").await.0, Role::Owner);
+}
+
+async fn budgets_count_atomically_per_user_and_refund<S: Budgets>(store: &S) {
+    let limits = BudgetLimits { per_minute: 2, per_day: 3 };
+    let now = 1_800_000_000 - 1_800_000_000 % 86_400 + 30;
+    let spend = |who: &'static str, at: u64| async move {
+        store.spend_new_conversation(&user(who), limits, at).await.expect("spend")
+    };
+    assert_eq!(spend("c11-a", now).await, Ok(()));
+    assert_eq!(spend("c11-a", now).await, Ok(()));
+    let spent = spend("c11-a", now).await.expect_err("the minute is full");
+    assert_eq!((spent.window, spent.retry_after_seconds), ("minute", 30));
+    assert_eq!(spend("c11-b", now).await, Ok(()), "budgets are per user");
+    store.refund_new_conversation(&user("c11-a"), limits, now).await.expect("refund");
+    assert_eq!(spend("c11-a", now).await, Ok(()), "a refund gives room back");
+    // Two counted today (the refused one counted in neither window, the refunded one in
+    // neither); the next minute has room for the day's third, and then the day is full.
+    assert_eq!(spend("c11-a", now + 60).await, Ok(()));
+    let spent = spend("c11-a", now + 60).await.expect_err("the day is full");
+    assert_eq!(spent.window, "day");
+    assert_eq!(spend("c11-a", now + 86_400).await, Ok(()), "a new day");
 }

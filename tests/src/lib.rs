@@ -5,6 +5,7 @@
 pub mod dynamo;
 pub mod prism;
 pub mod process;
+pub mod stream_filter;
 
 use std::io::Write as _;
 pub mod acl_contract;
@@ -139,6 +140,7 @@ fn with_twilio(mut pairs: Vec<(&str, &str)>) -> Settings {
         ("TWILIO_API_KEY_SID", API_KEY_SID),
         ("TWILIO_API_KEY_SECRET", API_KEY_SECRET),
         ("TWILIO_CONVERSATIONS_SERVICE_SID", SERVICE_SID),
+        ("CONVERSATION_NAME_KEY", chatgate::domain::DEVELOPMENT_NAME_KEY),
     ] {
         if !names.contains(&k) {
             pairs.push((k, v));
@@ -328,9 +330,12 @@ impl StubServer {
 
 /// The secret's ARN in tests that read the Twilio secret from a Secrets Manager stand-in.
 pub const SECRET_ARN: &str = "arn:aws:secretsmanager:us-east-1:123456789012:secret:chatgate-twilio-AbCdEf";
+/// The conversation name key's secret, as the template generates it; it holds the development key.
+pub const NAME_KEY_SECRET_ARN: &str = "arn:aws:secretsmanager:us-east-1:123456789012:secret:ConversationNameKey-GhIjKl";
 
 /// A Secrets Manager stand-in holding `document` (the JSON string of the secret) under
-/// [`SECRET_ARN`]; any other secret is `ResourceNotFoundException`. Its requests show who read it.
+/// [`SECRET_ARN`], and the development name key under [`NAME_KEY_SECRET_ARN`]; any other secret
+/// is `ResourceNotFoundException`. Its requests show who read it.
 pub async fn secrets_manager(document: Value) -> StubServer {
     StubServer::start(move |req| {
         let target = req.headers.iter().find(|(k, _)| k == "x-amz-target").map(|(_, v)| v.clone()).unwrap_or_default();
@@ -338,6 +343,10 @@ pub async fn secrets_manager(document: Value) -> StubServer {
         let json = || vec![("content-type".into(), "application/x-amz-json-1.1".into())];
         if target == "secretsmanager.GetSecretValue" && asked["SecretId"] == SECRET_ARN {
             let body = json!({"ARN": SECRET_ARN, "Name": "chatgate-twilio", "SecretString": document.to_string(), "VersionId": "v1"});
+            (200, json(), body.to_string().into_bytes())
+        } else if target == "secretsmanager.GetSecretValue" && asked["SecretId"] == NAME_KEY_SECRET_ARN {
+            let key = chatgate::domain::DEVELOPMENT_NAME_KEY;
+            let body = json!({"ARN": NAME_KEY_SECRET_ARN, "Name": "ConversationNameKey", "SecretString": key, "VersionId": "v1"});
             (200, json(), body.to_string().into_bytes())
         } else {
             let body = json!({"__type": "ResourceNotFoundException", "message": "Secrets Manager can't find the specified secret."});

@@ -214,3 +214,40 @@ async fn re_creating_an_asset_sweeps_leftovers_but_a_delete_spares_the_new_life(
     store.put_asset(&asset("a-big"), &user("owner"), AssetType::Document, "renamed", NOW).await.expect("replace");
     assert_eq!(role_of(&store, "user-0", "a-big").await.0, Role::Writer);
 }
+
+#[tokio::test]
+async fn ids_stored_before_the_unicode_rules_count_for_nothing_instead_of_failing_reads() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let local = dynamo_local();
+    let table = unique_table_name("legacy-ids");
+    let store = store_at(&local.endpoint, &table).await;
+    store.create_table().await.expect("create table");
+    store.put_asset(&asset("a-1"), &user("ana"), AssetType::Document, "Plan", NOW).await.expect("put");
+    let generation = record(&store, "a-1").await.generation;
+    store
+        .put_grant(&record(&store, "a-1").await, &grant(Principal::User(user("bob")), Role::Reader, None), NOW)
+        .await
+        .expect("grant");
+    // Written as v1.1 would have: a grant to `bob\u{200b}`, and bob in the group `team\u{200b}`,
+    // which itself has a grant.
+    let client = aws_sdk_dynamodb::Client::new(&chatgate_tests::dynamo::sdk_config(&local.endpoint).await);
+    let s = |v: &str| AttributeValue::S(v.to_owned());
+    for (pk, sk, extra) in [
+        ("A#a-1", "G#user:bob\u{200b}", vec![("r", s("w")), ("g", s(&generation))]),
+        ("A#a-1", "G#group:team\u{200b}", vec![("r", s("w")), ("g", s(&generation))]),
+        ("U#bob", "M#team\u{200b}", vec![]),
+        ("G#team\u{200b}", "M#bob", vec![]),
+        ("G#team", "M#bob\u{200b}", vec![]),
+    ] {
+        let mut put = client.put_item().table_name(&table).item("pk", s(pk)).item("sk", s(sk));
+        for (k, v) in extra {
+            put = put.item(k, v);
+        }
+        put.send().await.expect("legacy item");
+    }
+    assert_eq!(role_of(&store, "bob", "a-1").await.0, Role::Reader, "only the valid grant counts");
+    let facts = store.check_facts(&user("bob"), &[asset("a-1")]).await.expect("no failure");
+    assert!(facts.groups.is_empty());
+    assert_eq!(facts.assets[0].grants.len(), 1);
+    assert!(store.group_members(&group("team")).await.expect("members").is_empty());
+}

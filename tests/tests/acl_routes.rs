@@ -7,6 +7,7 @@ use access::handler::AccessState;
 use admin::handler::{AdminAuth, AdminState};
 use chatgate::acl::MemoryStore;
 use chatgate::clock::FixedClock;
+use chatgate::domain::ConversationNames;
 use chatgate_tests::*;
 use lambda_http::http::header;
 use lambda_http::{Body, Request, Response};
@@ -28,7 +29,8 @@ impl Api {
         let settings = jwt_settings(&[]);
         let mut access = AccessState::from_settings(&settings, store.clone()).expect("access");
         let mut sharing = SharingState::from_settings(&settings, store.clone()).expect("sharing");
-        let mut admin = AdminState::new(AdminAuth::DevKey(ADMIN_KEY.into()), store, no_twilio());
+        let mut admin =
+            AdminState::new(AdminAuth::DevKey(ADMIN_KEY.into()), store, no_twilio(), ConversationNames::development());
         let clock = Arc::new(FixedClock(NOW));
         (access.clock, sharing.clock, admin.clock) = (clock.clone(), clock.clone(), clock);
         Self { access, sharing, admin }
@@ -324,7 +326,7 @@ async fn admin_bodies_and_keys_are_checked() {
 #[tokio::test]
 async fn in_aws_the_admin_routes_require_an_iam_signed_request() {
     let store = Arc::new(MemoryStore::new());
-    let admin = AdminState::new(AdminAuth::Iam, store, no_twilio());
+    let admin = AdminState::new(AdminAuth::Iam, store, no_twilio(), ConversationNames::development());
     let req = apigw_request(Some(json!({"sub": "u-1"})), None);
     let response = admin::handler::handle(&admin, req).await;
     assert_eq!(response.status(), 403, "a JWT-authorised request is not an IAM-signed one");

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use admin::handler::{AdminAuth, AdminState};
 use chatgate::acl::MemoryStore;
 use chatgate::config::TwilioSecrets;
-use chatgate::domain::asset_unique_name;
+use chatgate::domain::ConversationNames;
 use chatgate_tests::acl_contract::asset;
 use chatgate_tests::*;
 use lambda_http::http::header;
@@ -72,7 +72,12 @@ fn every_change_and_refusal_is_one_audit_line_without_secrets() {
             let store = Arc::new(MemoryStore::new());
             let standin =
                 StandIn::start(StandInConfig::new(ACCOUNT_SID, API_KEY_SID, API_KEY_SECRET, SERVICE_SID)).await;
-            let admin = AdminState::new(AdminAuth::DevKey("k".into()), store.clone(), twilio_client(&standin.base_url));
+            let admin = AdminState::new(
+                AdminAuth::DevKey("k".into()),
+                store.clone(),
+                twilio_client(&standin.base_url),
+                ConversationNames::development(),
+            );
             let sharing = SharingState::from_settings(&jwt_settings(&[]), store.clone()).expect("sharing");
             let call_admin = |method: &str, path: &str, body: Option<Value>| {
                 admin::handler::handle(&admin, request(method, path, "k", body))
@@ -80,7 +85,7 @@ fn every_change_and_refusal_is_one_audit_line_without_secrets() {
             let call_sharing = |method: &str, path: &str, body: Option<Value>| {
                 sharing::handler::handle(&sharing, request(method, path, &session, body))
             };
-            let name = asset_unique_name(&asset("a-1"));
+            let name = ConversationNames::development().asset(&asset("a-1"));
             standin.create_conversation(Some(&name), None, Some(r#"{"type":"asset","asset_id":"a-1"}"#)).expect("c");
             standin.add_participant(&name, "bob").expect("participant");
 

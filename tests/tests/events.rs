@@ -10,8 +10,8 @@ use admin::handler::{AdminAuth, AdminState};
 use chatgate::acl::{CatalogWriter, GrantWriter, MemoryStore};
 use chatgate::clock::FixedClock;
 use chatgate::config::TwilioSecrets;
+use chatgate::domain::ConversationNames;
 use chatgate::domain::{AssetType, Grant, Principal, Role};
-use chatgate::domain::{asset_unique_name, direct_unique_name};
 use chatgate::reconcile::Reconciler;
 use chatgate_tests::acl_contract::{NOW, asset, group, record, user};
 use chatgate_tests::*;
@@ -47,7 +47,7 @@ async fn scenario() -> Arc<MemoryStore> {
 async fn conversations_route(mode: &str, req: Request) -> Response<Body> {
     let standin = StandIn::start(StandInConfig::new(ACCOUNT_SID, API_KEY_SID, API_KEY_SECRET, SERVICE_SID)).await;
     standin.create_conversation(Some("room:support"), Some("Support"), Some(r#"{"type":"room"}"#)).expect("room");
-    let direct = direct_unique_name(&user("u-1"), &user("u-2"));
+    let direct = ConversationNames::development().direct(&user("u-1"), &user("u-2"));
     let sid = standin
         .create_conversation(Some(&direct), Some("u-1 & u-2"), Some(r#"{"type":"direct"}"#))
         .expect("direct")
@@ -97,12 +97,17 @@ async fn asset_route(function: &str, mode: &str, req: Request) -> Response<Body>
         }
         _ => {
             let standin = standin().await;
-            let direct = direct_unique_name(&user("u-1"), &user("u-2"));
+            let direct = ConversationNames::development().direct(&user("u-1"), &user("u-2"));
             standin.create_conversation(Some(&direct), None, Some(r#"{"type":"direct"}"#)).expect("direct");
             for who in ["u-1", "u-2"] {
                 standin.add_participant(&direct, who).expect("participant");
             }
-            let state = AdminState::new(AdminAuth::Iam, store, twilio_client(&standin.base_url));
+            let state = AdminState::new(
+                AdminAuth::Iam,
+                store,
+                twilio_client(&standin.base_url),
+                ConversationNames::development(),
+            );
             admin::handler::handle(&state, req).await
         }
     }
@@ -134,7 +139,7 @@ async fn reconciler_route(event: Value) -> (usize, Result<Value, String>) {
     let standin = standin().await;
     let members = [("a-1", &["u-1", "u-2", "u-3", "u-5", "u-7"][..]), ("a-2", &["u-1", "u-6"][..])];
     for (id, who) in members {
-        let name = asset_unique_name(&asset(id));
+        let name = ConversationNames::development().asset(&asset(id));
         let attributes = format!(r#"{{"type":"asset","asset_id":"{id}"}}"#);
         standin.create_conversation(Some(&name), Some("Plan"), Some(&attributes)).expect("conversation");
         for w in who {
@@ -145,7 +150,9 @@ async fn reconciler_route(event: Value) -> (usize, Result<Value, String>) {
     let before = count(&standin);
     // u-7's grant expired a minute and a half ago.
     let clock = Arc::new(FixedClock(NOW + 120));
-    let state = ReconcilerState { rule: Reconciler::new(store, twilio_client(&standin.base_url), clock) };
+    let state = ReconcilerState {
+        rule: Reconciler::new(store, twilio_client(&standin.base_url), ConversationNames::development(), clock),
+    };
     let answer = invoke_reconciler(&state, event).await;
     (before - count(&standin), answer)
 }

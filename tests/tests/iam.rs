@@ -11,7 +11,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use chatgate::acl::{CatalogWriter, GrantWriter};
-use chatgate::domain::{AssetType, Grant, Principal, Role, asset_unique_name, direct_unique_name};
+use chatgate::domain::{AssetType, ConversationNames, Grant, Principal, Role};
 use chatgate_tests::acl_contract::{NOW, asset, group, record, user};
 use chatgate_tests::dynamo::{ACCESS_KEY, FaultProxy, REGION, SECRET_KEY, dynamo_local, test_store, unique_table_name};
 use chatgate_tests::*;
@@ -95,7 +95,7 @@ async fn scenario(table: &str) -> StandIn {
     }
     let standin = StandIn::start(StandInConfig::new(ACCOUNT_SID, API_KEY_SID, API_KEY_SECRET, SERVICE_SID)).await;
     standin.create_conversation(Some("room:support"), Some("Support"), Some(r#"{"type":"room"}"#)).expect("room");
-    let direct = direct_unique_name(&user("u-1"), &user("u-2"));
+    let direct = ConversationNames::development().direct(&user("u-1"), &user("u-2"));
     standin.create_conversation(Some(&direct), None, Some(r#"{"type":"direct"}"#)).expect("direct");
     for who in ["u-1", "u-2"] {
         standin.add_participant(&direct, who).expect("participant");
@@ -104,7 +104,7 @@ async fn scenario(table: &str) -> StandIn {
         .create_conversation(Some("conv-a-1"), Some("Plan"), Some(r#"{"type":"asset","asset_id":"a-1"}"#))
         .expect("asset conversation");
     standin.create_conversation(Some("conv-direct"), None, Some(r#"{"type":"direct"}"#)).expect("direct");
-    let plan = asset_unique_name(&asset("a-1"));
+    let plan = ConversationNames::development().asset(&asset("a-1"));
     standin.create_conversation(Some(&plan), None, Some(r#"{"type":"asset","asset_id":"a-1"}"#)).expect("asset");
     for who in ["u-1", "u-2", "u-3", "u-4"] {
         standin.add_participant(&plan, who).expect("participant");
@@ -156,6 +156,10 @@ async fn issued(function: &str) -> BTreeSet<String> {
         .env("ALLOWED_ORIGINS", "https://app.example.com")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    // As template.yaml gives it: to the functions that name conversations (or find them by name).
+    if ["conversations", "admin", "reconciler"].contains(&function) {
+        command.env("CONVERSATION_NAME_KEY_SECRET_ARN", NAME_KEY_SECRET_ARN);
+    }
     let output = tokio::time::timeout(Duration::from_secs(120), command.output())
         .await
         .unwrap_or_else(|_| panic!("{function} did not finish its {count} events"))

@@ -276,9 +276,37 @@ async fn clients_cannot_retarget_a_chatgate_conversation() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn other_events_pass() {
     let g = guard_over(scenario_store().await).await;
-    for event in ["onConversationAdd", "onMessageRemove", ""] {
+    for event in ["onMessageRemove", "onUserUpdate", ""] {
         assert_eq!(send(&g, &params(&[("EventType", event), ("Attributes", REF)])).await.status(), 200, "{event}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_chatgate_creates_conversations() {
+    let g = guard_over(scenario_store().await).await;
+    let event = params(&[("EventType", "onConversationAdd"), ("ClientIdentity", "u-1"), ("UniqueName", "asset:x")]);
+    assert_eq!(send(&g, &event).await.status(), 403);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offboarded_user_neither_speaks_nor_is_added() {
+    let store = scenario_store().await;
+    let g = guard_over(store.clone()).await;
+    let direct = g.standin.create_conversation(Some("d"), None, Some(r#"{"type":"direct"}"#)).expect("direct");
+    let speak = params(&[("EventType", "onMessageAdd"), ("ClientIdentity", "u-2"), ("Body", "hi")]);
+    let added = params(&[
+        ("EventType", "onParticipantAdd"),
+        ("ClientIdentity", "u-1"),
+        ("Identity", "u-2"),
+        ("ConversationSid", direct.sid.as_str()),
+    ]);
+    assert_eq!(send(&g, &speak).await.status(), 200);
+    assert_eq!(send(&g, &added).await.status(), 200);
+    store.set_offboarded(&user("u-2"), true, NOW).await.expect("offboard");
+    assert_eq!(send(&g, &speak).await.status(), 403);
+    assert_eq!(send(&g, &added).await.status(), 403);
+    store.set_offboarded(&user("u-2"), false, NOW).await.expect("lift");
+    assert_eq!(send(&g, &speak).await.status(), 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -295,4 +323,36 @@ async fn a_store_failure_refuses() {
     let response = send(&g, &message("ana", Some("ana"), Some(REF))).await;
     assert!(!response.status().is_success(), "fails closed: {}", response.status());
     assert_eq!(response.status(), 503);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_guard_forgets_a_conversation_after_a_minute() {
+    use chatgate::clock::ManualClock;
+    use chatgate::guard::{CONVERSATION_CACHE_SECONDS, Event, MessageGuard};
+    let store = scenario_store().await;
+    let standin = StandIn::start(StandInConfig::new(ACCOUNT_SID, API_KEY_SID, API_KEY_SECRET, SERVICE_SID)).await;
+    let clock = Arc::new(ManualClock::at(NOW));
+    let guard = MessageGuard::new(store, twilio_client(&standin.base_url), clock.clone());
+    let conversation = standin.create_conversation(Some("c"), None, Some(r#"{"type":"direct"}"#)).expect("c");
+    let join = Event(params(&[
+        ("EventType", "onParticipantAdd"),
+        ("ClientIdentity", "ana"),
+        ("Identity", "eve"),
+        ("ConversationSid", conversation.sid.as_str()),
+    ]));
+    assert!(guard.judge(&join).await.expect("decides").is_ok(), "anyone joins a direct conversation");
+    // An operator makes it the conversation of asset a-1, which eve cannot read.
+    chatgate::tls::install();
+    let response = reqwest::Client::new()
+        .post(format!("{}/v1/Services/{SERVICE_SID}/Conversations/{}", standin.base_url, conversation.sid))
+        .basic_auth(API_KEY_SID, Some(API_KEY_SECRET))
+        .form(&[("Attributes", r#"{"type":"asset","asset_id":"a-1"}"#)])
+        .send()
+        .await
+        .expect("update");
+    assert!(response.status().is_success());
+    clock.set(NOW + CONVERSATION_CACHE_SECONDS - 1);
+    assert!(guard.judge(&join).await.expect("decides").is_ok(), "still what it read a minute ago");
+    clock.set(NOW + CONVERSATION_CACHE_SECONDS);
+    assert!(guard.judge(&join).await.expect("decides").is_err(), "read again after a minute");
 }

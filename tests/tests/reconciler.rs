@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use chatgate::acl::follow::StreamFollower;
 use chatgate::acl::{AclReader, CatalogWriter, DynamoStore, ExpiryIndex, GrantWriter};
 use chatgate::clock::{Clock, ManualClock};
-use chatgate::domain::{AssetType, Grant, Principal, Role, asset_unique_name};
+use chatgate::domain::{AssetType, ConversationNames, Grant, Principal, Role};
 use chatgate::reconcile::Reconciler;
 use chatgate_tests::acl_contract::{asset, group, record, user};
 use chatgate_tests::dynamo::{dynamo_local, sdk_config, test_store, unique_table_name};
@@ -28,6 +28,8 @@ struct World {
     standin: StandIn,
     clock: Arc<ManualClock>,
     state: ReconcilerState<DynamoStore>,
+    /// The event source mapping's filter: what Lambda would hand the function.
+    filter: Vec<Value>,
 }
 
 impl World {
@@ -38,8 +40,14 @@ impl World {
         let follower = StreamFollower::from_now(&sdk_config(&local.endpoint).await, &store).await.expect("stream");
         let standin = StandIn::start(StandInConfig::new(ACCOUNT_SID, API_KEY_SID, API_KEY_SECRET, SERVICE_SID)).await;
         let clock = Arc::new(ManualClock::at(now()));
-        let rule = Reconciler::new(store.clone(), twilio_client(&standin.base_url), clock.clone());
-        Self { store, follower, standin, clock, state: ReconcilerState { rule } }
+        let rule = Reconciler::new(
+            store.clone(),
+            twilio_client(&standin.base_url),
+            ConversationNames::development(),
+            clock.clone(),
+        );
+        let filter = chatgate_tests::stream_filter::patterns();
+        Self { store, follower, standin, clock, state: ReconcilerState { rule }, filter }
     }
 
     async fn asset(&self, id: &str, owner: &str) {
@@ -64,7 +72,7 @@ impl World {
 
     /// The asset's conversation, as chatgate creates it, with `members` in it.
     fn conversation(&self, id: &str, members: &[&str]) {
-        let name = asset_unique_name(&asset(id));
+        let name = ConversationNames::development().asset(&asset(id));
         let attributes = format!(r#"{{"type":"asset","asset_id":"{id}"}}"#);
         self.standin.create_conversation(Some(&name), Some(id), Some(&attributes)).expect("conversation");
         for member in members {
@@ -73,7 +81,8 @@ impl World {
     }
 
     fn members(&self, id: &str) -> BTreeSet<String> {
-        let conversation = self.standin.conversation(&asset_unique_name(&asset(id))).expect("conversation");
+        let conversation =
+            self.standin.conversation(&ConversationNames::development().asset(&asset(id))).expect("conversation");
         conversation.participants.iter().map(|p| p.identity.clone()).collect()
     }
 
@@ -82,12 +91,14 @@ impl World {
     async fn records(&mut self) -> Vec<Value> {
         let started = Instant::now();
         let mut records = Vec::new();
+        let mut seen = 0;
         let mut quiet_since = None::<Instant>;
         loop {
             let batch = self.follower.next_batch().await.expect("stream");
+            seen += batch.len();
             if batch.is_empty() {
                 match quiet_since {
-                    Some(at) if !records.is_empty() && at.elapsed() > Duration::from_millis(600) => return records,
+                    Some(at) if seen > 0 && at.elapsed() > Duration::from_millis(600) => return records,
                     None => quiet_since = Some(Instant::now()),
                     _ => {}
                 }
@@ -96,7 +107,13 @@ impl World {
                 continue;
             }
             quiet_since = None;
-            records.extend(batch.into_iter().map(|r| lambda_record(serde_json::to_value(r).expect("record"))));
+            // What Lambda would deliver: the records the template's filter lets through.
+            records.extend(
+                batch
+                    .into_iter()
+                    .map(|r| lambda_record(serde_json::to_value(r).expect("record")))
+                    .filter(|r| chatgate_tests::stream_filter::passes(&self.filter, r)),
+            );
         }
     }
 
@@ -408,6 +425,7 @@ async fn offboarding_takes_the_user_out_of_every_group_and_every_chatgate_conver
         admin::handler::AdminAuth::DevKey("k".into()),
         w.store.clone(),
         twilio_client(&w.standin.base_url),
+        ConversationNames::development(),
     );
     let offboard = || async {
         let req = lambda_http::http::Request::builder()

@@ -8,49 +8,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chatgate::acl::follow::StreamFollower;
-use chatgate::acl::{CatalogWriter, ExpiryIndex, GrantWriter, StreamRecord};
+use chatgate::acl::{BudgetLimits, Budgets, CatalogWriter, ExpiryIndex, GrantWriter, StreamRecord};
 use chatgate::clock::ManualClock;
+use chatgate::domain::ConversationNames;
 use chatgate::domain::{AssetType, Grant, Principal, Role};
 use chatgate::reconcile::Reconciler;
 use chatgate_tests::acl_contract::{asset, group, record, user};
 use chatgate_tests::dynamo::{dynamo_local, sdk_config, test_store, unique_table_name};
+use chatgate_tests::stream_filter::{passes, patterns};
 use chatgate_tests::*;
 use serde_json::Value;
-
-/// The filter patterns of the `TableChanges` event source mapping.
-fn patterns() -> Vec<Value> {
-    let template = std::fs::read_to_string(workspace_root().join("template.yaml")).expect("template");
-    let start = template.find("\n  TableChanges:").expect("TableChanges in template.yaml");
-    let section = &template[start..];
-    let section = &section[..section[1..].find("\n  ReconcileFailureQueue:").expect("section end")];
-    let patterns: Vec<Value> = section
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("- Pattern: '"))
-        .map(|p| serde_json::from_str(p.trim_end_matches('\'')).expect("pattern JSON"))
-        .collect();
-    assert!(!patterns.is_empty(), "no patterns found");
-    patterns
-}
-
-/// EventBridge-style matching, for what the patterns use: lists of exact strings or
-/// `{"prefix": ...}`, nested objects.
-fn matches(pattern: &Value, event: &Value) -> bool {
-    match pattern {
-        Value::Object(fields) => fields.iter().all(|(key, want)| event.get(key).is_some_and(|got| matches(want, got))),
-        Value::Array(options) => options.iter().any(|option| match option {
-            Value::Object(rule) => rule
-                .get("prefix")
-                .and_then(Value::as_str)
-                .is_some_and(|prefix| event.as_str().is_some_and(|s| s.starts_with(prefix))),
-            exact => exact == event,
-        }),
-        _ => false,
-    }
-}
-
-fn passes(patterns: &[Value], record: &Value) -> bool {
-    patterns.iter().any(|p| matches(p, record))
-}
 
 /// Whether the reconciler must see the record: it names a scope, or it is a replaced asset record
 /// (the filter cannot compare owners; the reconciler does).
@@ -115,18 +82,29 @@ async fn every_kind_of_write_on_dynamodb_local_is_filtered_as_the_rule_needs() {
         SERVICE_SID,
     ))
     .await;
-    let rule = Reconciler::new(store.clone(), twilio_client(&standin.base_url), Arc::new(ManualClock::at(now)));
+    let rule = Reconciler::new(
+        store.clone(),
+        twilio_client(&standin.base_url),
+        ConversationNames::development(),
+        Arc::new(ManualClock::at(now)),
+    );
     rule.sweep_expiries(Duration::ZERO, chatgate::clock::Deadline::after(Duration::from_secs(30)))
         .await
         .expect("sweep");
     assert!(store.sweep_cursor().await.expect("cursor").is_some());
     store.delete_asset(&asset("a-1")).await.expect("delete");
+    // Offboarding's marker, set and lifted, and a budget spent: none of them takes access away
+    // through the stream (offboarding removes the user itself).
+    store.set_offboarded(&user("eve"), true, now).await.expect("offboard");
+    store.set_offboarded(&user("eve"), false, now).await.expect("lift");
+    store.spend_new_conversation(&user("eve"), BudgetLimits::default(), now).await.expect("spend").expect("room");
 
     // Every record: the asset (3 writes, 1 removal), 3 grants in, 2 out, 1 swept by the asset's
-    // deletion, the expiry entry, 2 × 2 membership sides, the cursor.
+    // deletion, the two user grants' mirrors in and out, the expiry entry, 2 × 2 membership
+    // sides, the cursor, the offboarding marker in and out, two budget counters.
     let mut records: Vec<Value> = Vec::new();
     let started = Instant::now();
-    while records.len() < 16 {
+    while records.len() < 24 {
         let batch = follower.next_batch().await.expect("stream");
         records.extend(batch.into_iter().map(|r| serde_json::to_value(r).expect("json")));
         assert!(started.elapsed() < Duration::from_secs(20), "{} records: {records:#?}", records.len());

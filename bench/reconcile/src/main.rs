@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use chatgate::acl::follow::StreamFollower;
 use chatgate::acl::{CatalogWriter, GrantWriter, MemoryStore};
 use chatgate::clock::SystemClock;
-use chatgate::domain::{AssetId, AssetType, Grant, GroupId, Identity, Principal, Role, asset_unique_name};
+use chatgate::domain::{AssetId, AssetType, ConversationNames, Grant, GroupId, Identity, Principal, Role};
 use chatgate::reconcile::{Reconciler, local};
 use chatgate_tests::dynamo::{dynamo_local, sdk_config, test_store, unique_table_name};
 use chatgate_tests::{ACCOUNT_SID, API_KEY_SECRET, API_KEY_SID, SERVICE_SID, twilio_client};
@@ -90,7 +90,7 @@ async fn seed<S: GrantWriter + CatalogWriter>(store: &S, standin: &StandIn, chan
         };
         let grant = Grant { principal, role: Role::Reader, expires_at: None, generation: record.generation.clone() };
         store.put_grant(&record, &grant, 0).await.expect("grant");
-        let name = asset_unique_name(&asset);
+        let name = ConversationNames::development().asset(&asset);
         let attributes = format!(r#"{{"type":"asset","asset_id":"{asset}"}}"#);
         standin.create_conversation(Some(&name), None, Some(&attributes)).expect("conversation");
         standin.add_participant(&name, owner.as_str()).expect("owner");
@@ -113,7 +113,7 @@ async fn revoke_all<S: GrantWriter>(store: &S, standin: &StandIn, change: Change
     let mut row = Row { feed, change, latencies: Vec::new(), calls: Vec::new() };
     for i in 0..n {
         let asset: AssetId = id(format!("{}-{i}", tag(change)));
-        let name = asset_unique_name(&asset);
+        let name = ConversationNames::development().asset(&asset);
         let principal = match change {
             Change::UserGrant => Principal::User(id(format!("reader-{i}"))),
             Change::GroupGrant => Principal::Group(id(format!("team-{i}"))),
@@ -142,7 +142,12 @@ async fn standin() -> StandIn {
 }
 
 fn reconciler<S>(store: Arc<S>, standin: &StandIn) -> Arc<Reconciler<S>> {
-    Arc::new(Reconciler::new(store, twilio_client(&standin.base_url), Arc::new(SystemClock)))
+    Arc::new(Reconciler::new(
+        store,
+        twilio_client(&standin.base_url),
+        ConversationNames::development(),
+        Arc::new(SystemClock),
+    ))
 }
 
 async fn memory(change: Change, n: usize) -> Row {

@@ -25,6 +25,12 @@ export interface paths {
          *     `grants: {"identity": ..., "chat": {"service_sid": "IS..."}}` (plus `push_credential_sid`
          *     when `TWILIO_PUSH_CREDENTIAL_SID` is set).
          *
+         *     Because no network call is made, an offboarded user (`DELETE /admin/users/{user_id}`)
+         *     still gets a token while their session lasts (their identity provider ends sessions). The
+         *     token opens nothing: they are in no conversation, the service's roles let no client create
+         *     or join one, and nobody can add them. It lives at most `TOKEN_MAX_TTL_SECONDS` (default
+         *     3600), since Twilio cannot revoke a token.
+         *
          *     Checks happen in this order: method (`405`), session (`401`), identity usable by Twilio
          *     (`400`), body (`413`, `415`, `400`), `ttl_seconds` bounds (`400`).
          */
@@ -63,10 +69,20 @@ export interface paths {
          *
          *     | `type` | fields | unique name | who may |
          *     |---|---|---|---|
-         *     | `direct` | `participant` (required) | `direct:` + a digest of the sorted pair | any user, with another user |
-         *     | `group` | `friendly_name` (required), `participants`, `unique_name` | none: a new conversation each time; with `unique_name`, `group:` + a digest of the creator and that name | any user |
-         *     | `asset` | `asset_id` (required), `participants` | `asset:` + a digest of the asset id | the caller and every listed participant must be able to read the asset (`403` naming who cannot) |
+         *     | `direct` | `participant` (required) | `direct:` + a keyed digest of the sorted pair | any user, with another user |
+         *     | `group` | `friendly_name` (required), `participants`, `unique_name` | none: a new conversation each time; with `unique_name`, `group:` + a keyed digest of the creator and that name | any user |
+         *     | `asset` | `asset_id` (required), `participants` | `asset:` + a keyed digest of the asset id | the caller and every listed participant must be able to read the asset (`403`) |
          *     | `room` | `name` (required) | `room:<name>` | any user; the room must exist (`404`); operators create rooms (`chatgate rooms create`) |
+         *
+         *     Names cannot be guessed (v1.2): the digests are HMAC-SHA256 keyed by the deployment's
+         *     secret `CONVERSATION_NAME_KEY`, so nobody can compute the name chatgate will use for a
+         *     pair of users or an asset and create that conversation first; two deployments name the
+         *     same pair differently. Conversations created before v1.2 were named with public hashes and
+         *     are not found under the new names: a new direct or asset conversation is created, and the
+         *     old one keeps its history. A conversation found under a chatgate name (a room's
+         *     included) whose attributes are not chatgate's, or not about what was asked (another
+         *     `type` or `asset_id`), is never used: `409`, and an audit line
+         *     `conversation.name_taken`; an operator must remove it.
          *
          *     A group's `unique_name` is scoped to its creator: the same creator sending the same name
          *     gets the same group, and another user sending that name gets a different group (nobody
@@ -74,19 +90,34 @@ export interface paths {
          *     every request, a retry after a failure included.
          *
          *     The caller is always a participant. Users are created in Twilio on first use with the
-         *     restricted service role `TWILIO_USER_ROLE_SID` (no `createConversation`), so clients can
-         *     only act in conversations chatgate put them in. Conversation `attributes` record `type`
-         *     and, for asset conversations, `asset_id`. The conversation's friendly name is the group's
-         *     `friendly_name`, `<a> & <b>` (the sorted pair) for a direct conversation, the asset's
-         *     name (its id when the name is empty) for an asset conversation, and what the operator
-         *     gave a room.
+         *     restricted service role `TWILIO_USER_ROLE_SID` (`chatgate user`: no `createConversation`,
+         *     no `joinConversation`), so clients can only act in conversations chatgate put them in; a
+         *     user chatgate meets who already exists in Twilio with another role (an SDK that
+         *     connected before the service was set up closed) is given that role. Nobody offboarded
+         *     (`DELETE /admin/users/{user_id}`) joins or is added (`403`).
+         *
+         *     Budgets (v1.2): per user, new conversations (not joins of existing ones, never rooms) are
+         *     limited to `USER_NEW_CONVERSATIONS_PER_MINUTE` (default 20) a minute and
+         *     `USER_NEW_CONVERSATIONS_PER_DAY` (default 200) a UTC day; `0` turns a window off. Beyond
+         *     them the answer is `429` `rate_limited` with `Retry-After` (the seconds until the window's
+         *     next minute or day), and nothing is created in Twilio. Windows are fixed (calendar
+         *     minutes and UTC days), not sliding. A request that only joins an existing conversation
+         *     spends nothing.
+         *
+         *     Conversation `attributes` record `type` and, for asset conversations, `asset_id`. The
+         *     conversation's friendly name is the group's `friendly_name`, `<a> & <b>` (the sorted pair)
+         *     for a direct conversation, the asset's name (its id when the name is empty) for an asset
+         *     conversation, and what the operator gave a room.
          *
          *     Checks happen in this order: path encoding (`400`), method (`405`), session (`401`, or
          *     `400` for an identity Twilio cannot use), body (`413`, `415`, `400`), `type`,
-         *     `participants` and the fields that go with the type (`400`), for `asset` the ACL table
-         *     (`503`, `500`) and every participant's read access (`403`), then Twilio (`404` for a
-         *     missing room, `502`, `503`). Nothing is sent to Twilio before the request has passed
-         *     every check. Query parameters are ignored.
+         *     `participants` and the fields that go with the type (`400`), the ACL table (`503`,
+         *     `500`): for `asset` every participant's read access, for the other types every
+         *     participant's standing (`403`); then Twilio's lookup of the conversation (`404` for a
+         *     missing room, `409` for a name taken, `502`, `503`); when it does not exist yet, the
+         *     caller's budget (`429`, `503`); then Twilio's creation (`502`, `503`). Nothing is sent to
+         *     Twilio before the ACL checks have passed, and nothing is created in Twilio before the
+         *     budget has. Query parameters are ignored.
          */
         post: operations["createOrJoinConversation"];
         delete?: never;
@@ -115,8 +146,9 @@ export interface paths {
          *     The highest role from any path wins: ownership, a direct grant to `user:<caller>`, or a
          *     grant to a group the caller belongs to. Writer implies reader; only the owner can share.
          *     Expired grants, and grants left over from an earlier asset with the same id, count as
-         *     absent. On equal roles a direct grant wins over a group grant, and groups are compared by
-         *     id, so `via` is deterministic.
+         *     absent. An offboarded caller's role is `none` on every asset, their own included, until
+         *     the offboarding is lifted. On equal roles a direct grant wins over a group grant, and
+         *     groups are compared by id, so `via` is deterministic.
          *
          *     Checks happen in this order: path encoding (`400`), method (`405`), session (`401`, or
          *     `400` for an identity Twilio cannot use), `asset_id` (`400`), the ACL table (`503`, `500`).
@@ -349,20 +381,51 @@ export interface paths {
             cookie?: never;
         };
         get?: never;
-        put?: never;
+        /**
+         * Lift a user's offboarding
+         * @description Ends the offboarded state `DELETE /admin/users/{user_id}` recorded: the user may be added
+         *     to conversations again, and the guard lets their messages through. Nothing else comes
+         *     back: the direct grants offboarding deleted stay deleted and the groups they left stay
+         *     left; the SaaS back end grants and adds what they should have anew. (A grant made before
+         *     v1.2 has no mirror item, so offboarding could not delete it; it counted for nothing while
+         *     the user was offboarded, and counts again once this lifts it.) The lifting is an audit
+         *     line (`user.offboarding_lifted`) naming the IAM caller. No Twilio call is made.
+         *
+         *     Idempotent: `204` also for a user who was never offboarded.
+         *
+         *     Checks happen in this order: caller (`403` in AWS, `401` on `chatgate dev`), path encoding,
+         *     `user_id` (`400`), method (`405`), the ACL table (`503`, `500`). No body is read.
+         */
+        put: operations["liftOffboarding"];
         post?: never;
         /**
          * Offboard a user
-         * @description Removes the user from every group, then from every conversation chatgate manages for them
-         *     (those whose attributes carry chatgate's `type`: direct, group, asset and room
-         *     conversations); conversations chatgate did not create are left alone. Twilio keeps their
-         *     earlier messages. Their existing Twilio access token lives until it expires (Twilio cannot
-         *     revoke one), but they are in no conversation and their restricted role cannot join one.
-         *     Each membership removed, each conversation left and the offboarding itself are audit lines
-         *     naming the IAM caller.
+         * @description Offboarding is a state, not an event (v1.2). In this order:
+         *
+         *     1. The user is recorded as offboarded in the ACL table. From then on, until
+         *        `PUT /admin/users/{user_id}` lifts it: every access decision for them is `none`
+         *        (`GET /assets/{asset_id}/access`, `POST /access/check`, the guard, the access rule);
+         *        `POST /conversations` adds them nowhere (`403`); the guard refuses their messages
+         *        and their being added to any conversation.
+         *     2. Their own direct grants (`user:<user_id>` on any asset) are deleted. Grants made
+         *        before v1.2 have no mirror item and are not found; they count for nothing while the
+         *        user is offboarded, but lifting the state would bring them back.
+         *     3. They leave every group.
+         *     4. They are removed from every conversation chatgate manages for them (those whose
+         *        attributes carry chatgate's `type`: direct, group, asset and room conversations);
+         *        conversations chatgate did not create are left alone. Twilio keeps their earlier
+         *        messages.
+         *
+         *     Their existing Twilio access token lives until it expires (Twilio cannot revoke one; at
+         *     most `TOKEN_MAX_TTL_SECONDS`, default 3600), and `POST /token` may still mint one while
+         *     their session lasts, but a token opens nothing: they are in no conversation, the
+         *     service's roles let no client create or join one, and nobody can add them. Each
+         *     membership removed, each conversation left and the offboarding itself (with the number
+         *     of grants deleted) are audit lines naming the IAM caller.
          *
          *     Idempotent: `204` also for a user who was in no group and no conversation, or who is
-         *     unknown to Twilio; a retry after a `5xx` finishes what the failure left.
+         *     unknown to Twilio; a retry after a `5xx` finishes what the failure left (the state is
+         *     recorded first, so it holds meanwhile).
          *
          *     Checks happen in this order: caller (`403` in AWS, `401` on `chatgate dev`), path encoding,
          *     `user_id` (`400`), method (`405`), the ACL table (`503`, `500`), Twilio (`502`, `503`). No
@@ -386,12 +449,15 @@ export interface paths {
         /**
          * Twilio's pre-event webhook (the message guard)
          * @description Called by Twilio, never by the SPA: the Conversations service's pre-event webhook for
-         *     `onMessageAdd`, `onMessageUpdate`, `onParticipantAdd` and `onConversationUpdate`
-         *     (`chatgate twilio setup` subscribes all four). Twilio waits up to 5 s for the answer and rejects
-         *     the action on any non-`2xx` answer. chatgate therefore fails closed: whenever it cannot
-         *     decide (the ACL table or Twilio unavailable) the answer is non-`2xx` and the message or
-         *     participant is refused. No session is involved (an
-         *     `Authorization` header is ignored) and no CORS headers are sent.
+         *     `onConversationAdd`, `onMessageAdd`, `onMessageUpdate`, `onParticipantAdd` and
+         *     `onConversationUpdate`, and its post-event webhook for `onMessageAdded` and
+         *     `onMessageUpdated` (`chatgate twilio setup` subscribes all seven at this one URL, and
+         *     `chatgate twilio check` verifies it). Twilio waits up to 5 s for a pre-event's answer and
+         *     rejects the action on any non-`2xx` answer. chatgate therefore fails closed: whenever it
+         *     cannot decide (the ACL table or Twilio unavailable) the answer is non-`2xx` and the
+         *     action is refused. Pre-events fire only for actions of clients (the SDKs); chatgate's own
+         *     REST calls never reach them. No session is involved (an `Authorization` header is
+         *     ignored) and no CORS headers are sent.
          *
          *     Checks happen in this order:
          *
@@ -402,30 +468,40 @@ export interface paths {
          *        is `403` `invalid Twilio signature`. Every parameter in the body is signed, the ones
          *        chatgate does not use included.
          *     3. `EventType`:
+         *        - `onConversationAdd`: always `403` `only chatgate creates conversations`. The
+         *          service's roles already keep clients from creating conversations; this holds even
+         *          if they drift.
          *        - `onMessageAdd` and `onMessageUpdate` (an edit is a new chance to reference an asset,
          *          so it is judged exactly like a new message; the acting identity is the editing
          *          client's `ClientIdentity`, else `Author`): `Attributes` is read as the message's attributes (schema
          *          `AssetReferenceAttributes`). Attributes that carry no asset reference (absent, empty,
          *          not JSON, not a JSON object, or an object with none of `assetRef`, `assetType`,
-         *          `permissions`) pass: `200`. A malformed reference is `403`
+         *          `permissions`) pass (`200`) when the author (below) is a usable identity
+         *          (else `403` `the event names no usable identity`) and is not offboarded (else `403`
+         *          `the user is offboarded`; one read of the ACL table, `503`, `500`). A malformed
+         *          reference is `403`
          *          `malformed asset reference: <what>`. Otherwise the author is `ClientIdentity` (the
          *          identity of the access token that sent the message) or, when that is absent or
          *          empty (a message sent through the REST API), `Author`; an author that is missing or
          *          breaks the identity rules is `403` `the event names no usable identity`. The author's
          *          role on `assetRef` is read from the ACL table (`503`, `500`) with the same rules as
          *          `GET /assets/{asset_id}/access`; `reader` or higher is `200`, anything else (a missing
-         *          asset included) is `403` `<identity> cannot read asset <asset_id>`. `assetType` is
-         *          checked for its shape only, not against the catalogue's type.
+         *          asset included, and an offboarded author whatever the grants) is `403`
+         *          `<identity> cannot read asset <asset_id>`. `assetType` is checked for its shape only,
+         *          not against the catalogue's type.
          *        - `onParticipantAdd`: `ConversationSid` missing or empty is `403` `no ConversationSid`.
          *          The conversation's kind comes from the `attributes` chatgate set when it created it,
          *          fetched from Twilio within a 2.5 s budget (`502`, `503`) and remembered by the warm
-         *          instance (it never changes after creation); a conversation Twilio does not know is `403`
-         *          `unknown conversation`. Attributes with `type: asset` and no string `asset_id`, or an
-         *          invalid one, are `403` `malformed conversation attributes`. A conversation that is not
-         *          about an asset (another or no `type`, or attributes that are not JSON) admits anyone:
-         *          `200`. On an asset conversation the new participant is `Identity`, checked like a
-         *          message's author (`403` `the event names no usable identity` when absent or invalid,
-         *          e.g. an SMS participant), then its read access (`503`, `500`, `403`).
+         *          instance for at most 60 s (an operator may change or delete a conversation); a
+         *          conversation Twilio does not know is `403` `unknown conversation`. Attributes with
+         *          `type: asset` and no string `asset_id`, or an invalid one, are `403` `malformed
+         *          conversation attributes`. The new participant is `Identity`, checked like a
+         *          message's author: absent or invalid (an SMS or WhatsApp participant, for instance)
+         *          is `403` `the event names no usable identity`, on any conversation. On a conversation
+         *          that is not about an asset (another or no `type`, or attributes that are not JSON)
+         *          the participant joins unless offboarded (`403` `the user is offboarded`). On an asset
+         *          conversation, its read access decides (`503`, `500`, `403`
+         *          `<identity> cannot read asset <asset_id>`; an offboarded participant never reads).
          *        - `onConversationUpdate`: the conversation is looked up as for `onParticipantAdd`
          *          (`403` `no ConversationSid` / `unknown conversation`, `502`, `503`). On a conversation
          *          chatgate created (its attributes carry chatgate's `type`), an `Attributes` parameter
@@ -435,7 +511,9 @@ export interface paths {
          *          an asset conversation. On another conversation, attributes that would carry
          *          chatgate's `type` are refused the same way. Parameters the event leaves out, and
          *          every other field (`FriendlyName`, `State`, ...), pass: `200`.
-         *        - Any other event type, or no `EventType`: `200`, nothing is read.
+         *        - Any other event type, or no `EventType`: `200`, nothing is read. This includes the
+         *          post-events `onMessageAdded` and `onMessageUpdated`, which Twilio sends after the
+         *          fact and never waits on.
          *
          *     Every refusal after the signature check is also an audit line (`"audit": true`,
          *     `event: guard.refused`) naming the acting identity, the asset and the conversation,
@@ -456,15 +534,24 @@ export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
         /**
-         * @description A user identity as Twilio Conversations sees it: 1–256 characters, no control characters,
-         *     and not shaped like a Twilio user SID (`US` + 32 hex digits). Taken from the session's
-         *     identity claim; a session whose identity breaks these rules is refused with `400`.
+         * @description A user identity as Twilio Conversations sees it: 1–256 characters, in Unicode NFC, with no
+         *     control (`Cc`), format (`Cf`), line or paragraph separator (`Zl`, `Zp`) or private-use
+         *     (`Co`) character, and not shaped like a Twilio user SID (`US` + 32 hex digits). Taken from
+         *     the session's identity claim; a session whose identity breaks these rules is refused with
+         *     `400`, and so is a user id breaking them in a path, a body or a webhook event.
+         *
+         *     The `pattern` (shared by every id) refuses exactly those characters and the ones that
+         *     never occur in NFC text (Unicode 18, as chatgate reads it); whether a whole string is in
+         *     NFC is beyond a regular expression, so some strings that match (`e` followed by U+0301)
+         *     are still `400`. Astral characters in the pattern are literal code points (the document
+         *     spells them as YAML `\U` escapes), read with ECMA-262's `u` flag as JSON Schema asks.
          * @example u-123
          */
         Identity: string;
         /**
          * @description Access-token lifetime in seconds: at least 180, at most the deployment's
-         *     `TOKEN_MAX_TTL_SECONDS` (default and upper bound 86400).
+         *     `TOKEN_MAX_TTL_SECONDS` (default 3600 since v1.2; a deployment may raise it to 86400,
+         *     which is why the schema allows up to 86400).
          * @example 3600
          */
         TtlSeconds: number;
@@ -492,16 +579,18 @@ export interface components {
             expires_at: string;
         };
         /**
-         * @description An asset's id, as the SaaS's catalogue names it: 1–256 bytes of UTF-8 with no control
-         *     characters; anything else is allowed (`/`, `#`, `:`, spaces, non-ASCII). JSON Schema's
-         *     `maxLength` counts characters, so the 256-byte limit is the stricter one for non-ASCII ids.
-         *     Compared exactly: `doc#1` and `doc#1/x` are different assets.
+         * @description An asset's id, as the SaaS's catalogue names it: 1–256 bytes of UTF-8 in Unicode NFC,
+         *     with no control, format, line or paragraph separator or private-use character (the same
+         *     text rules and `pattern` as `Identity`); anything else is allowed (`/`, `#`, `:`, spaces,
+         *     non-ASCII). JSON Schema's `maxLength` counts characters, so the 256-byte limit is the
+         *     stricter one for non-ASCII ids. Compared exactly: `doc#1` and `doc#1/x` are different
+         *     assets.
          * @example a-1
          */
         AssetId: string;
         /**
          * @description A group's id, as the SaaS's back end names it: the same rules as an asset id (1–256 bytes
-         *     of UTF-8, no control characters).
+         *     of UTF-8 in NFC, no control, format, separator or private-use character).
          * @example designers
          */
         GroupId: string;
@@ -509,10 +598,11 @@ export interface components {
          * @description Who a grant is for: `user:<identity>` (the identity rules apply to the part after the
          *     colon) or `group:<group id>` (the group id rules apply). Split at the first colon, so
          *     `group:a:b` names the group `a:b`. Anything else (`u-1`, `users:u-1`, `user:`) is `400`.
+         *     The id after the colon follows the text rules of every id (`Identity`).
          * @example user:u-2
          * @example group:designers
          */
-        Principal: string;
+        Principal: string & unknown;
         /**
          * @description A role on an asset, in order of power: `none` < `reader` < `writer` < `owner`. Writer
          *     implies reader; the owner can do everything, and only the owner can share.
@@ -723,8 +813,9 @@ export interface components {
             sid: components["schemas"]["ConversationSid"];
             /**
              * @description The conversation's Twilio unique name: `direct:`, `asset:` or `group:` followed by a
-             *     43-character base64url digest, or `room:<name>`; `null` for a group created without
-             *     `unique_name`.
+             *     43-character base64url HMAC-SHA256 keyed by the deployment's `CONVERSATION_NAME_KEY`
+             *     (so another deployment names the same conversation differently), or `room:<name>`;
+             *     `null` for a group created without `unique_name`.
              * @example direct:O1toKr14LfP3hKwPEeQkZ1xLiU--9-Rdc0y-rwbPa1M
              * @example room:support
              */
@@ -832,13 +923,16 @@ export interface components {
          */
         TwilioEventForm: {
             /**
-             * @description The event: `onMessageAdd`, `onMessageUpdate`, `onParticipantAdd` and
-             *     `onConversationUpdate` are judged; any other value, or none, is answered `200`
-             *     without further reading.
+             * @description The event: `onConversationAdd` is refused; `onMessageAdd`, `onMessageUpdate`,
+             *     `onParticipantAdd` and `onConversationUpdate` are judged; any other value (the
+             *     post-events `onMessageAdded` and `onMessageUpdated` included), or none, is answered
+             *     `200` without further reading.
+             * @example onConversationAdd
              * @example onMessageAdd
              * @example onMessageUpdate
              * @example onParticipantAdd
              * @example onConversationUpdate
+             * @example onMessageAdded
              */
             EventType?: string;
             /**
@@ -853,9 +947,9 @@ export interface components {
              */
             Attributes?: string;
             /**
-             * @description `onMessageAdd`: the identity of the access token that sent the message (Twilio sets it
-             *     for messages from the SDKs). It is the author whose access is checked; a client cannot
-             *     choose it, unlike `Author`.
+             * @description `onMessageAdd`, `onMessageUpdate`: the identity of the access token that sent the
+             *     message (Twilio sets it for messages from the SDKs). It is the author whose standing and
+             *     access are checked; a client cannot choose it, unlike `Author`.
              * @example u-2
              */
             ClientIdentity?: string;
@@ -866,9 +960,10 @@ export interface components {
              */
             Author?: string;
             /**
-             * @description `onParticipantAdd`: the conversation being joined (Twilio's `CH` + 32 hex digits);
-             *     required there (else `403` `no ConversationSid`). chatgate reads its attributes from
-             *     Twilio to learn whether it is about an asset. Not read for other events.
+             * @description `onParticipantAdd`, `onConversationUpdate`: the conversation being joined or updated
+             *     (Twilio's `CH` + 32 hex digits); required there (else `403` `no ConversationSid`).
+             *     chatgate reads its attributes from Twilio to learn whether it is about an asset. Not
+             *     read for other events.
              * @example CHc4d3802d5b1b0b57617df9b50ae0692d
              */
             ConversationSid?: string;
@@ -879,9 +974,10 @@ export interface components {
              */
             UniqueName?: string;
             /**
-             * @description `onParticipantAdd`: the identity of the participant being added. On an asset
-             *     conversation it must follow the identity rules and be able to read the asset (else
-             *     `403`); participants without an identity (SMS, WhatsApp) cannot join one.
+             * @description `onParticipantAdd`: the identity of the participant being added. It must follow the
+             *     identity rules and not be offboarded, and on an asset conversation be able to read the
+             *     asset (else `403`); participants without an identity (SMS, WhatsApp) cannot join any
+             *     conversation.
              * @example u-5
              */
             Identity?: string;
@@ -893,8 +989,9 @@ export interface components {
          *     share an asset in a conversation). An attributes object carries a reference as soon as it
          *     holds any of `assetRef`, `assetType` or `permissions`; it is then malformed (`403`
          *     `malformed asset reference: <what>`, checked in this order) when `assetRef` is missing,
-         *     not a string, empty, longer than 256 bytes or holds a control character
-         *     (`assetRef must be a non-empty id of at most 256 bytes without control characters`),
+         *     not a string, or breaks the asset id rules (`AssetId`: empty, longer than 256 bytes, a
+         *     control, format, separator or private-use character, not NFC; the detail reads
+         *     `assetRef must be a non-empty id of at most 256 bytes without control characters`),
          *     when `assetType` is missing or not `document`, `image` or `video`
          *     (`assetType must be document, image or video`), or when `permissions` is present with any
          *     value but the string `inherited`, `null` included
@@ -931,9 +1028,11 @@ export interface components {
          */
         TwilioEventAccepted: Record<string, never>;
         /**
-         * @description chatgate's stable, machine-readable error code. `405` uses `bad_request`. The routes
-         *     described here do not produce `conflict` or `rate_limited` (a grant write that loses a race
-         *     with an ownership change is `403` `forbidden`).
+         * @description chatgate's stable, machine-readable error code. `405` uses `bad_request`. `conflict` is
+         *     `POST /conversations` finding a conversation under its name that is not chatgate's
+         *     (`409`); `rate_limited` is `POST /conversations` past the caller's budget of new
+         *     conversations (`429`, with `Retry-After`). A grant write that loses a race with an
+         *     ownership change is `403` `forbidden`, never `conflict`.
          * @enum {string}
          */
         ProblemCode: "bad_request" | "unauthorized" | "forbidden" | "not_found" | "conflict" | "payload_too_large" | "unsupported_media_type" | "rate_limited" | "upstream_unavailable" | "internal";
@@ -963,8 +1062,8 @@ export interface components {
     responses: {
         /**
          * @description The request is malformed: invalid JSON, an unknown field, a value out of bounds, or a
-         *     session identity Twilio cannot use (empty, over 256 characters, control characters,
-         *     `US` + 32 hex).
+         *     session identity Twilio cannot use (empty, over 256 characters, a control, format,
+         *     separator or private-use character, not NFC, `US` + 32 hex).
          */
         BadRequest: {
             headers: {
@@ -1129,7 +1228,8 @@ export interface components {
         /**
          * @description The request is malformed; `detail` says what: the path is not valid percent-encoded UTF-8;
          *     no body, invalid JSON, a missing `type` or an unknown field; an unknown `type`; more than
-         *     50 `participants` or one that breaks the identity rules (`participants[<index>]: ...`); a
+         *     50 `participants` or one that breaks the identity rules (`participants[<index>]: ...`,
+         *     e.g. `participants[0]: identity contains an invisible formatting character (U+200B)`); a
          *     field that does not go with the type; a missing required field; `participant` breaking the
          *     identity rules (`participant: ...`) or being the caller; `friendly_name` empty,
          *     whitespace-only, over 256 bytes or holding a control character; `unique_name` empty or over
@@ -1146,13 +1246,56 @@ export interface components {
             };
         };
         /**
-         * @description `asset` conversations only: the caller or a listed participant cannot read the asset.
-         *     `detail` names every identity that cannot, caller first, then the participants in request
-         *     order: `cannot read asset <asset_id>: <identity>, <identity>`. A missing asset is readable
-         *     by nobody, so then every identity is named. Nothing is sent to Twilio.
+         * @description Someone this request would put in the conversation may not be in it. Nothing is sent to
+         *     Twilio, except in the last case of the table's third row. The refusal tells nothing the caller may not know (v1.2): it names no other person
+         *     to a caller who may not list the asset's grants, and reads the same for an asset that does
+         *     not exist as for one the caller cannot read.
+         *
+         *     | `detail` | when |
+         *     |---|---|
+         *     | `you cannot read this asset` | `asset`: the caller cannot read the asset, or it does not exist (or the caller is offboarded) |
+         *     | `cannot read asset <asset_id>: <identity>, ...` | `asset`: the caller is the asset's owner or a writer, and the listed participants cannot read it (or are offboarded), in request order |
+         *     | `not every participant can be in this conversation` | `asset`: a participant cannot read the asset and the caller is a reader only; `direct`, `group`, `room`: a participant is offboarded; `asset`: a participant lost read access while being added (the access rule took them out again) |
+         *     | `your account cannot join conversations` | `direct`, `group`, `room`: the caller is offboarded |
          */
-        AssetConversationForbidden: {
+        ConversationForbidden: {
             headers: {
+                "Cache-Control": components["headers"]["CacheControlNoStore"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /**
+         * @description A conversation Twilio holds under the unique name chatgate uses for this request is not
+         *     chatgate's: its attributes are not chatgate's, or are about something else (another
+         *     `type` or `asset_id`). chatgate never uses it, adds nobody to it, and writes an audit line
+         *     `conversation.name_taken` (the caller, the asset, the conversation's SID). An operator
+         *     must remove the conversation (it was made by a client before the service was set up
+         *     closed, or by hand); retrying does not help until then.
+         */
+        ConversationNameTaken: {
+            headers: {
+                "Cache-Control": components["headers"]["CacheControlNoStore"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /**
+         * @description The caller has created as many new conversations as the window allows
+         *     (`USER_NEW_CONVERSATIONS_PER_MINUTE`, default 20 a minute;
+         *     `USER_NEW_CONVERSATIONS_PER_DAY`, default 200 a UTC day). Nothing was created in Twilio
+         *     and nothing was counted. `Retry-After` is the number of seconds until the full window's
+         *     next bucket (the next minute, or the next UTC day). Joining a conversation that exists
+         *     is never limited.
+         */
+        NewConversationsRateLimited: {
+            headers: {
+                /** @description Seconds until the spent window's next minute or UTC day (1–60, or 1–86400). */
+                "Retry-After": number;
                 "Cache-Control": components["headers"]["CacheControlNoStore"];
                 [name: string]: unknown;
             };
@@ -1190,8 +1333,9 @@ export interface components {
          * @description An upstream is unavailable after retries. Twilio: rate limiting (HTTP 429)
          *     that outlasted the retries (`Retry-After`: Twilio's, else 1); no answer in time (a timeout
          *     or a connection failure; no `Retry-After`); or a conversation a concurrent request has just
-         *     created that cannot be read yet (`Retry-After: 1`). The ACL table, for `asset`
-         *     conversations: DynamoDB throttling, a timeout or a server error (`Retry-After: 1`). With
+         *     created that cannot be read yet (`Retry-After: 1`). The ACL table (the participants'
+         *     access or standing, the caller's budget counters, the offboarding marker): DynamoDB
+         *     throttling, a timeout or a server error (`Retry-After: 1`). With
          *     `AUTH_MODE=jwt` and `JWT_JWKS_URL`: the identity provider's key set (no `Retry-After`).
          */
         ConversationsUnavailable: {
@@ -1211,12 +1355,14 @@ export interface components {
          *     | `detail` | when |
          *     |---|---|
          *     | `invalid Twilio signature` | `X-Twilio-Signature` missing, not base64 or wrong, or the body is not form data |
-         *     | `malformed asset reference: <what>` | `onMessageAdd` whose `Attributes` carry a malformed reference (see `AssetReferenceAttributes`) |
-         *     | `no ConversationSid` | `onParticipantAdd` without `ConversationSid` |
-         *     | `unknown conversation` | `onParticipantAdd` on a conversation Twilio does not know |
+         *     | `only chatgate creates conversations` | `onConversationAdd`: a client creating a conversation |
+         *     | `malformed asset reference: <what>` | `onMessageAdd` or `onMessageUpdate` whose `Attributes` carry a malformed reference (see `AssetReferenceAttributes`) |
+         *     | `no ConversationSid` | `onParticipantAdd` or `onConversationUpdate` without `ConversationSid` |
+         *     | `unknown conversation` | `onParticipantAdd` or `onConversationUpdate` on a conversation Twilio does not know |
          *     | `malformed conversation attributes` | `onParticipantAdd` on a conversation whose attributes say `type: asset` without a valid string `asset_id` |
-         *     | `the event names no usable identity` | the author (`ClientIdentity`, else `Author`) or the participant (`Identity`) is missing or breaks the identity rules, when an asset is involved |
-         *     | `<identity> cannot read asset <asset_id>` | the author or participant has no role of `reader` or higher on the asset, or the asset does not exist |
+         *     | `the event names no usable identity` | the author (`ClientIdentity`, else `Author`) of a message or the participant (`Identity`) being added is missing or breaks the identity rules |
+         *     | `the user is offboarded` | the author of a message without an asset reference, or a participant being added to a conversation not about an asset, is offboarded |
+         *     | `<identity> cannot read asset <asset_id>` | the author or participant has no role of `reader` or higher on the asset, the asset does not exist, or they are offboarded |
          *     | `clients cannot change a chatgate conversation's attributes or unique name` | `onConversationUpdate` retargeting a conversation chatgate created, or making another look like one |
          */
         TwilioEventRefused: {
@@ -1231,7 +1377,8 @@ export interface components {
         /**
          * @description chatgate cannot decide, so the action is refused (fail closed). The ACL table: DynamoDB
          *     throttling, a timeout or a server error that outlasted the bounded retries
-         *     (`Retry-After: 1`). Twilio, for the `onParticipantAdd` conversation lookup: rate limiting
+         *     (`Retry-After: 1`). Twilio, for the conversation lookup of `onParticipantAdd` and
+         *     `onConversationUpdate`: rate limiting
          *     (HTTP 429) that outlasted the retries inside the 2.5 s budget (`Retry-After`: Twilio's,
          *     else 1), or no answer in time (a timeout or a connection failure; no `Retry-After`).
          */
@@ -1398,19 +1545,22 @@ export interface operations {
             };
             400: components["responses"]["InvalidConversationRequest"];
             401: components["responses"]["Unauthorized"];
-            403: components["responses"]["AssetConversationForbidden"];
+            403: components["responses"]["ConversationForbidden"];
             404: components["responses"]["RoomNotFound"];
             /** @description Neither `GET` nor `POST`; `Allow: GET, POST`. */
             405: components["responses"]["MethodNotAllowed"];
+            409: components["responses"]["ConversationNameTaken"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["NewConversationsRateLimited"];
             500: components["responses"]["InternalError"];
             502: components["responses"]["TwilioBadGateway"];
             /**
              * @description An upstream is unavailable after retries: Twilio (rate limited, no answer, or a
-             *     concurrent creation not yet visible), the ACL table for an `asset` conversation
-             *     (DynamoDB throttling, a timeout or a server error; `Retry-After: 1`), or, with
-             *     `AUTH_MODE=jwt` and `JWT_JWKS_URL`, the identity provider's key set (no `Retry-After`).
+             *     concurrent creation not yet visible), the ACL table (the participants' access or
+             *     standing, or the caller's budget counters: DynamoDB throttling, a timeout or a server
+             *     error; `Retry-After: 1`), or, with `AUTH_MODE=jwt` and `JWT_JWKS_URL`, the identity
+             *     provider's key set (no `Retry-After`).
              */
             503: components["responses"]["ConversationsUnavailable"];
         };
@@ -1438,8 +1588,9 @@ export interface operations {
                 };
             };
             /**
-             * @description The path is not valid percent-encoded UTF-8, `asset_id` is empty, longer than 256 bytes
-             *     or holds a control character, or the session's identity cannot be used with Twilio.
+             * @description The path is not valid percent-encoded UTF-8, `asset_id` breaks the id rules (`AssetId`:
+             *     empty, longer than 256 bytes, a control, format, separator or private-use character,
+             *     not NFC), or the session's identity cannot be used with Twilio.
              */
             400: components["responses"]["InvalidRequest"];
             401: components["responses"]["Unauthorized"];
@@ -1511,8 +1662,9 @@ export interface operations {
                 };
             };
             /**
-             * @description The path is not valid percent-encoded UTF-8, `asset_id` is empty, longer than 256 bytes
-             *     or holds a control character, or the session's identity cannot be used with Twilio.
+             * @description The path is not valid percent-encoded UTF-8, `asset_id` breaks the id rules (`AssetId`:
+             *     empty, longer than 256 bytes, a control, format, separator or private-use character,
+             *     not NFC), or the session's identity cannot be used with Twilio.
              */
             400: components["responses"]["InvalidRequest"];
             401: components["responses"]["Unauthorized"];
@@ -1785,6 +1937,33 @@ export interface operations {
             503: components["responses"]["StoreUnavailable"];
         };
     };
+    liftOffboarding: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The user's identity, percent-encoded as one path segment. */
+                user_id: components["parameters"]["UserIdPath"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The user is not offboarded. */
+            204: components["responses"]["NoContent"];
+            /**
+             * @description The path is not valid percent-encoded UTF-8, or `user_id` breaks the identity rules
+             *     (`detail` starts `user id:`).
+             */
+            400: components["responses"]["InvalidRequest"];
+            401: components["responses"]["AdminUnauthorized"];
+            403: components["responses"]["AdminForbidden"];
+            /** @description Neither `PUT` nor `DELETE`; `Allow: PUT, DELETE`. */
+            405: components["responses"]["MethodNotAllowed"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["StoreUnavailable"];
+        };
+    };
     offboardUser: {
         parameters: {
             query?: never;
@@ -1797,16 +1976,17 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description The user is in no group and in no conversation chatgate manages. */
+            /** @description The user is offboarded, has no direct grant, and is in no group and in no conversation chatgate manages. */
             204: components["responses"]["NoContent"];
             /**
              * @description The path is not valid percent-encoded UTF-8, or `user_id` breaks the identity rules
-             *     (`detail` starts `user id:`).
+             *     (`detail` starts `user id:`, e.g. `user id: identity contains an invisible formatting
+             *     character (U+200B)`).
              */
             400: components["responses"]["InvalidRequest"];
             401: components["responses"]["AdminUnauthorized"];
             403: components["responses"]["AdminForbidden"];
-            /** @description Not `DELETE`; `Allow: DELETE`. */
+            /** @description Neither `PUT` nor `DELETE`; `Allow: PUT, DELETE`. */
             405: components["responses"]["MethodNotAllowed"];
             500: components["responses"]["InternalError"];
             502: components["responses"]["TwilioBadGateway"];
@@ -1833,9 +2013,10 @@ export interface operations {
         };
         responses: {
             /**
-             * @description The action may go ahead unchanged: the author or participant can read the asset, the
-             *     message carries no asset reference, the conversation is not about an asset, or the
-             *     event is not one chatgate judges.
+             * @description The action may go ahead unchanged: the author or participant can read the asset, or
+             *     the message carries no asset reference or the conversation is not about an asset and
+             *     the author or participant is not offboarded, or the event is not one chatgate judges
+             *     (post-events included).
              */
             200: {
                 headers: {
@@ -1851,7 +2032,7 @@ export interface operations {
             405: components["responses"]["MethodNotAllowed"];
             500: components["responses"]["InternalError"];
             /**
-             * @description `onParticipantAdd` only: the conversation lookup failed. Twilio answered 5xx on every
+             * @description `onParticipantAdd` and `onConversationUpdate` only: the conversation lookup failed. Twilio answered 5xx on every
              *     attempt inside the 2.5 s budget (`Retry-After` when Twilio sent one), or an error
              *     chatgate does not expect, or an answer it cannot read (no `Retry-After`). The
              *     participant is refused.

@@ -102,6 +102,22 @@ test("non-2xx answers are ChatgateErrors with status, code, detail and retryAfte
   assert.ok(limited.retryAfter >= 2 && limited.retryAfter <= 3, `${limited.retryAfter}`);
 });
 
+test("a spent budget of new conversations is a ChatgateError 429 rate_limited with retryAfter in seconds", async () => {
+  const detail = "the minute budget of 20 new conversations is spent; retry in 42 s";
+  const { fetch, calls } = fakeFetch(() => [
+    429,
+    { type: "about:blank", title: "Too Many Requests", status: 429, detail, code: "rate_limited" },
+    { "content-type": "application/problem+json", "retry-after": "42", "cache-control": "no-store" },
+  ]);
+  const refused = await client(fetch)
+    .createOrJoin({ type: "group", friendly_name: "Design review", participants: ["u-2"] })
+    .catch((e) => e);
+  assert.ok(refused instanceof ChatgateError);
+  assert.deepEqual([refused.status, refused.code, refused.detail, refused.retryAfter], [429, "rate_limited", detail, 42]);
+  assert.equal(refused.message, detail);
+  assert.equal(calls.length, 1, "createOrJoin does not retry by itself: the caller decides when");
+});
+
 test("ids are percent-encoded, bodies are JSON, and the session is asked for every request", async () => {
   const { fetch, calls } = fakeFetch(({ method }) => (method === "DELETE" ? [204] : [200, {}]));
   let n = 0;

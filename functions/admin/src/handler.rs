@@ -9,7 +9,7 @@ use chatgate::acl::{AclReader, CatalogWriter, Upsert};
 use chatgate::audit;
 use chatgate::clock::{Clock, SystemClock};
 use chatgate::config::{ConfigError, Settings, TwilioSecrets};
-use chatgate::domain::{AssetId, AssetType, GroupId, Identity};
+use chatgate::domain::{AssetId, AssetType, ConversationNames, GroupId, Identity};
 use chatgate::http::{self, ApiError};
 use chatgate::reconcile::Reconciler;
 use chatgate::twilio::rest::{ConversationsClient, RestConfig};
@@ -45,9 +45,9 @@ pub struct AdminState<C> {
 }
 
 impl<C> AdminState<C> {
-    pub fn new(auth: AdminAuth, store: Arc<C>, twilio: ConversationsClient) -> Self {
+    pub fn new(auth: AdminAuth, store: Arc<C>, twilio: ConversationsClient, names: ConversationNames) -> Self {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let rule = Reconciler::new(store.clone(), twilio, clock.clone());
+        let rule = Reconciler::new(store.clone(), twilio, names, clock.clone());
         Self { auth, store, clock, rule }
     }
 
@@ -59,7 +59,7 @@ impl<C> AdminState<C> {
         secrets: &TwilioSecrets,
         store: Arc<C>,
     ) -> Result<Self, ConfigError> {
-        Ok(Self::new(auth, store, ConversationsClient::from_config(&config, secrets)?))
+        Ok(Self::new(auth, store, ConversationsClient::from_config(&config, secrets)?, secrets.conversation_names()?))
     }
 
     pub fn from_settings(
@@ -124,11 +124,16 @@ async fn route<C: AclReader + CatalogWriter>(state: &AdminState<C>, req: Request
         };
     }
     if let Some([user]) = http::match_path(&segments, &["admin", "users", "{}"]).as_deref() {
-        http::require_method(&req, Method::DELETE, "DELETE")?;
         let user = Identity::try_from(*user).map_err(|e| ApiError::BadRequest(format!("user id: {e}")))?;
-        let deadline = chatgate::lambda::request_deadline(&req, OFFBOARDING_BUDGET);
-        let done = state.rule.offboard(&user, &actor, deadline).await?;
-        tracing::info!(groups = done.groups_left, conversations = done.removals.len(), "user offboarded");
+        match *req.method() {
+            Method::DELETE => {
+                let deadline = chatgate::lambda::request_deadline(&req, OFFBOARDING_BUDGET);
+                let done = state.rule.offboard(&user, &actor, deadline).await?;
+                tracing::info!(groups = done.groups_left, conversations = done.removals.len(), "user offboarded");
+            }
+            Method::PUT => state.rule.lift_offboarding(&user, &actor).await?,
+            _ => return Err(ApiError::MethodNotAllowed { allow: "PUT, DELETE" }),
+        }
         return Ok(http::empty_response(StatusCode::NO_CONTENT));
     }
     if let Some([group]) = http::match_path(&segments, &["admin", "groups", "{}", "members"]).as_deref() {

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chatgate::acl::AclReader;
+use chatgate::acl::{AclReader, BudgetLimits, Budgets};
 use chatgate::auth::{AuthConfig, SessionVerifier};
 use chatgate::clock::SystemClock;
 use chatgate::config::{self, ConfigError, Settings, TwilioSecrets};
@@ -40,6 +40,8 @@ pub struct ConversationsConfig {
     pub twilio: RestConfig,
     /// `TWILIO_USER_ROLE_SID`: the role of participants chatgate adds.
     pub user_role: RoleSid,
+    /// `USER_NEW_CONVERSATIONS_PER_MINUTE`, `USER_NEW_CONVERSATIONS_PER_DAY` (0: no limit).
+    pub budgets: BudgetLimits,
 }
 
 impl ConversationsConfig {
@@ -49,17 +51,28 @@ impl ConversationsConfig {
             cors: config::cors_policy(settings)?,
             twilio: RestConfig::from_settings(settings)?,
             user_role: settings.sid("TWILIO_USER_ROLE_SID")?,
+            budgets: BudgetLimits {
+                per_minute: settings.count("USER_NEW_CONVERSATIONS_PER_MINUTE", BudgetLimits::default().per_minute)?,
+                per_day: settings.count("USER_NEW_CONVERSATIONS_PER_DAY", BudgetLimits::default().per_day)?,
+            },
         })
     }
 }
 
-impl<R: AclReader> ConversationsState<R> {
+impl<R: AclReader + Budgets> ConversationsState<R> {
     pub fn new(config: ConversationsConfig, secrets: &TwilioSecrets, store: Arc<R>) -> Result<Self, ConfigError> {
         let twilio = ConversationsClient::from_config(&config.twilio, secrets)?;
         Ok(Self {
             sessions: Arc::new(SessionVerifier::new(&config.auth)?),
             cors: config.cors,
-            conversations: Conversations::new(store, twilio, config.user_role, Arc::new(SystemClock)),
+            conversations: Conversations::new(
+                store,
+                twilio,
+                secrets.conversation_names()?,
+                config.user_role,
+                Arc::new(SystemClock),
+            )
+            .with_budgets(config.budgets),
         })
     }
 
@@ -68,7 +81,7 @@ impl<R: AclReader> ConversationsState<R> {
     }
 }
 
-pub async fn handle<R: AclReader>(state: &ConversationsState<R>, req: Request) -> Response<Body> {
+pub async fn handle<R: AclReader + Budgets>(state: &ConversationsState<R>, req: Request) -> Response<Body> {
     let span = tracing::info_span!(
         "conversations",
         identity = tracing::field::Empty,
@@ -77,7 +90,10 @@ pub async fn handle<R: AclReader>(state: &ConversationsState<R>, req: Request) -
     http::respond(state.cors.as_ref(), req, |req| route(state, req)).instrument(span).await
 }
 
-async fn route<R: AclReader>(state: &ConversationsState<R>, req: Request) -> Result<Response<Body>, ApiError> {
+async fn route<R: AclReader + Budgets>(
+    state: &ConversationsState<R>,
+    req: Request,
+) -> Result<Response<Body>, ApiError> {
     let segments = http::path_segments(&req)?;
     if http::match_path(&segments, &["conversations"]).is_none() {
         return Err(ApiError::NotFound("no such route".into()));

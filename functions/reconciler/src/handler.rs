@@ -31,7 +31,7 @@ impl<R> ReconcilerState<R> {
     /// secrets are [`chatgate::lambda::table_and_secrets`]'s.
     pub fn new(config: RestConfig, secrets: &TwilioSecrets, store: Arc<R>) -> Result<Self, ConfigError> {
         let twilio = ConversationsClient::from_config(&config, secrets)?;
-        Ok(Self { rule: Reconciler::new(store, twilio, Arc::new(SystemClock)) })
+        Ok(Self { rule: Reconciler::new(store, twilio, secrets.conversation_names()?, Arc::new(SystemClock)) })
     }
 }
 

@@ -16,15 +16,17 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, ConsumedCapacity, Delete, KeySchemaElement,
     KeyType, Put, ReturnConsumedCapacity, ReturnValue, ScalarAttributeType, StreamSpecification, StreamViewType,
-    TransactWriteItem,
+    TransactWriteItem, Update,
 };
 use futures_util::future::try_join_all;
 use futures_util::{StreamExt as _, TryStreamExt as _};
 
-use super::keys::{self, ASSET_SK, GRANT_PREFIX, MEMBER_PREFIX, PK, SK, SWEEP_PK, SWEEP_SK, attr};
+use super::keys::{
+    self, ASSET_SK, GRANT_PREFIX, MEMBER_PREFIX, OFFBOARDED_SK, PK, SK, SWEEP_PK, SWEEP_SK, USER_GRANT_PREFIX, attr,
+};
 use super::{
-    AclReader, AudienceFacts, CatalogWriter, CheckFacts, Expiry, ExpiryIndex, GrantWriter, StoreError, Upsert,
-    minute_of, new_generation,
+    AclReader, AudienceFacts, BudgetLimits, BudgetSpent, Budgets, CatalogWriter, CheckFacts, Expiry, ExpiryIndex,
+    GrantWriter, StoreError, Upsert, minute_of, new_generation,
 };
 use crate::domain::{AccessFacts, AssetId, AssetRecord, AssetType, Grant, GroupId, Identity, Principal, Role};
 
@@ -185,7 +187,7 @@ impl DynamoStore {
             for item in out.items.unwrap_or_default() {
                 let Some(asset) = s(&item, PK).and_then(|pk| pk.strip_prefix("A#")) else { continue };
                 let asset = AssetId::try_from(asset).map_err(internal)?;
-                let grant = grant(&item)?;
+                let Some(grant) = grant(&item)? else { continue };
                 let Some(at) = grant.expires_at else { continue };
                 let entry = Expiry { asset, principal: grant.principal, expires_at: at };
                 if at <= now {
@@ -245,16 +247,52 @@ impl DynamoStore {
         for item in &items {
             match s(item, SK) {
                 Some(ASSET_SK) => facts.asset = Some(asset_record(asset, item)?),
-                Some(sk) if sk.starts_with(GRANT_PREFIX) => facts.grants.push(grant(item)?),
+                Some(sk) if sk.starts_with(GRANT_PREFIX) => facts.grants.extend(grant(item)?),
                 _ => {}
             }
         }
         Ok(facts)
     }
 
-    async fn groups_of(&self, user: &Identity) -> Result<BTreeSet<GroupId>, StoreError> {
+    /// The user's groups, and whether they are offboarded (the marker sorts among the groups).
+    async fn groups_of(&self, user: &Identity) -> Result<(BTreeSet<GroupId>, bool), StoreError> {
         let items = self.query(keys::user_pk(user), Some(MEMBER_PREFIX)).await?;
-        items.iter().map(|item| GroupId::try_from(member_id(item)?).map_err(internal)).collect()
+        let mut offboarded = false;
+        let mut groups = BTreeSet::new();
+        for item in &items {
+            if s(item, SK) == Some(OFFBOARDED_SK) {
+                offboarded = true;
+            } else {
+                groups.extend(refused_is_none(GroupId::try_from(member_id(item)?), "group"));
+            }
+        }
+        Ok((groups, offboarded))
+    }
+
+    /// Whether the user is offboarded: the marker alone (one read unit).
+    async fn is_offboarded(&self, user: &Identity) -> Result<bool, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .key_condition_expression("#pk = :pk AND #sk = :sk")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#sk", SK)
+            .expression_attribute_values(":pk", AttributeValue::S(keys::user_pk(user)))
+            .expression_attribute_values(":sk", AttributeValue::S(OFFBOARDED_SK.to_owned()))
+            .send()
+            .await
+            .map_err(store_error)?;
+        self.stats.record(out.consumed_capacity());
+        Ok(out.count > 0)
+    }
+
+    /// The key of a grant's mirror in its user's partition (user grants only).
+    fn user_grant_key(asset: &AssetId, principal: &Principal) -> Option<Item> {
+        let Principal::User(user) = principal else { return None };
+        Some(Self::key(keys::user_pk(user), keys::user_grant_sk(asset)))
     }
 
     fn key(pk: String, sk: String) -> Item {
@@ -362,15 +400,16 @@ impl DynamoStore {
 
 impl AclReader for DynamoStore {
     async fn check_facts(&self, user: &Identity, assets: &[AssetId]) -> Result<CheckFacts, StoreError> {
-        let (groups, assets) =
+        let ((groups, offboarded), assets) =
             tokio::try_join!(self.groups_of(user), try_join_all(assets.iter().map(|a| self.asset_partition(a))))?;
-        Ok(CheckFacts { groups, assets })
+        Ok(CheckFacts { groups, offboarded, assets })
     }
 
     async fn audience_facts(&self, asset: &AssetId, users: &[Identity]) -> Result<AudienceFacts, StoreError> {
-        let (asset, groups) =
+        let (asset, users) =
             tokio::try_join!(self.asset_partition(asset), try_join_all(users.iter().map(|u| self.groups_of(u))))?;
-        Ok(AudienceFacts { asset, groups })
+        let (groups, offboarded) = users.into_iter().unzip();
+        Ok(AudienceFacts { asset, groups, offboarded })
     }
 
     async fn asset_facts(&self, asset: &AssetId) -> Result<AccessFacts, StoreError> {
@@ -379,7 +418,105 @@ impl AclReader for DynamoStore {
 
     async fn group_members(&self, group: &GroupId) -> Result<Vec<Identity>, StoreError> {
         let items = self.query(keys::group_pk(group), Some(MEMBER_PREFIX)).await?;
-        items.iter().map(|item| Identity::try_from(member_id(item)?).map_err(internal)).collect()
+        let mut members = Vec::with_capacity(items.len());
+        for item in &items {
+            members.extend(refused_is_none(Identity::try_from(member_id(item)?), "member"));
+        }
+        Ok(members)
+    }
+
+    async fn offboarded(&self, users: &[Identity]) -> Result<Vec<bool>, StoreError> {
+        try_join_all(users.iter().map(|u| self.is_offboarded(u))).await
+    }
+}
+
+impl Budgets for DynamoStore {
+    async fn spend_new_conversation(
+        &self,
+        user: &Identity,
+        limits: BudgetLimits,
+        now: u64,
+    ) -> Result<Result<(), BudgetSpent>, StoreError> {
+        let windows = limits.windows(now);
+        if windows.is_empty() {
+            return Ok(Ok(()));
+        }
+        let updates = windows
+            .iter()
+            .map(|w| {
+                let update = Update::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(Self::key(keys::budget_pk(user), keys::budget_sk(w.name, w.bucket))))
+                    .update_expression("ADD #c :one SET #ttl = :ttl")
+                    .condition_expression("attribute_not_exists(#c) OR #c < :limit")
+                    .expression_attribute_names("#c", attr::COUNT)
+                    .expression_attribute_names("#ttl", attr::TTL)
+                    .expression_attribute_values(":one", AttributeValue::N("1".into()))
+                    .expression_attribute_values(":ttl", AttributeValue::N(w.forget_at.to_string()))
+                    .expression_attribute_values(":limit", AttributeValue::N(w.limit.to_string()))
+                    .build()
+                    .map_err(internal)?;
+                Ok(TransactWriteItem::builder().update(update).build())
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(updates))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        match result {
+            Ok(out) => {
+                self.stats.record(out.consumed_capacity().first());
+                Ok(Ok(()))
+            }
+            Err(err) => {
+                // Which window is full: the cancellation reasons come in the order of the items.
+                let full = err
+                    .as_service_error()
+                    .and_then(|e| match e {
+                        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c) => {
+                            Some(c.cancellation_reasons())
+                        }
+                        _ => None,
+                    })
+                    .and_then(|reasons| reasons.iter().position(|r| r.code() == Some("ConditionalCheckFailed")));
+                match full {
+                    Some(i) => Ok(Err(windows[i].spent())),
+                    None => Err(store_error(err)),
+                }
+            }
+        }
+    }
+
+    async fn refund_new_conversation(&self, user: &Identity, limits: BudgetLimits, now: u64) -> Result<(), StoreError> {
+        // Only counters that exist (a refund never creates one), never below zero.
+        let updates = limits
+            .windows(now)
+            .iter()
+            .map(|w| {
+                let update = Update::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(Self::key(keys::budget_pk(user), keys::budget_sk(w.name, w.bucket))))
+                    .update_expression("ADD #c :minus")
+                    .condition_expression("#c > :zero")
+                    .expression_attribute_names("#c", attr::COUNT)
+                    .expression_attribute_values(":minus", AttributeValue::N("-1".into()))
+                    .expression_attribute_values(":zero", AttributeValue::N("0".into()))
+                    .build()
+                    .map_err(internal)?;
+                Ok(TransactWriteItem::builder().update(update).build())
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        if updates.is_empty() {
+            return Ok(());
+        }
+        match self.transact(updates).await {
+            // A counter already at zero, or gone with its bucket: nothing to give back.
+            Ok(()) | Err(StoreError::Conflict) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 }
 
@@ -420,12 +557,20 @@ impl GrantWriter for DynamoStore {
             writes.push(self.put(expiry_entry(&entry))?);
         }
         writes.push(self.put(item)?);
+        if let Some(mut mirror) = Self::user_grant_key(&asset.id, &grant.principal) {
+            mirror.insert(attr::ASSET.into(), AttributeValue::S(asset.id.to_string()));
+            writes.push(self.put(mirror)?);
+        }
         self.transact(writes).await
     }
 
     async fn delete_grant(&self, asset: &AssetRecord, principal: &Principal) -> Result<(), StoreError> {
         let key = Self::key(keys::asset_pk(&asset.id), keys::grant_sk(principal));
-        self.transact(vec![self.asset_unchanged(asset)?, self.delete(key)?]).await
+        let mut writes = vec![self.asset_unchanged(asset)?, self.delete(key)?];
+        if let Some(mirror) = Self::user_grant_key(&asset.id, principal) {
+            writes.push(self.delete(mirror)?);
+        }
+        self.transact(writes).await
     }
 }
 
@@ -506,6 +651,60 @@ impl CatalogWriter for DynamoStore {
             self.delete(Self::key(keys::group_pk(group), keys::member_sk(user)))?,
         ])
         .await
+    }
+
+    async fn set_offboarded(&self, user: &Identity, offboarded: bool, now: u64) -> Result<(), StoreError> {
+        let key = Self::key(keys::user_pk(user), OFFBOARDED_SK.to_owned());
+        if offboarded {
+            let mut item = key;
+            item.insert(attr::UPDATED_AT.into(), AttributeValue::N(now.to_string()));
+            let out = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await
+                .map_err(store_error)?;
+            self.stats.record(out.consumed_capacity());
+        } else {
+            let out = self
+                .client
+                .delete_item()
+                .table_name(&self.table)
+                .set_key(Some(key))
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await
+                .map_err(store_error)?;
+            self.stats.record(out.consumed_capacity());
+        }
+        Ok(())
+    }
+
+    async fn delete_user_grants(&self, user: &Identity) -> Result<Vec<AssetId>, StoreError> {
+        let mirrors = self.query(keys::user_pk(user), Some(USER_GRANT_PREFIX)).await?;
+        let principal = Principal::User(user.clone());
+        let assets = mirrors
+            .iter()
+            .map(|m| AssetId::try_from(required(m, attr::ASSET)?).map_err(internal))
+            .collect::<Result<Vec<_>, _>>()?;
+        // Each grant with its mirror, unconditionally: whatever generation it carries, it goes.
+        futures_util::stream::iter(assets.clone())
+            .map(|asset| {
+                let grant = Self::key(keys::asset_pk(&asset), keys::grant_sk(&principal));
+                let mirror = Self::user_grant_key(&asset, &principal);
+                async move {
+                    let mut writes = vec![self.delete(grant)?];
+                    writes.extend(mirror.map(|m| self.delete(m)).transpose()?);
+                    self.transact(writes).await
+                }
+            })
+            .buffer_unordered(SWEEP_CONCURRENCY)
+            .try_collect::<Vec<()>>()
+            .await?;
+        Ok(assets)
     }
 }
 
@@ -591,12 +790,28 @@ fn asset_record(id: &AssetId, item: &Item) -> Result<AssetRecord, StoreError> {
     })
 }
 
-fn grant(item: &Item) -> Result<Grant, StoreError> {
-    let principal = match keys::principal_from_grant_sk(required(item, SK)?) {
+/// An id stored before chatgate refused it (v1.2's Unicode rules) names nobody who can sign in
+/// or be named again: what it grants counts for nothing, and is logged rather than failing every
+/// read of its partition.
+fn refused_is_none<T, E: std::fmt::Display>(parsed: Result<T, E>, what: &str) -> Option<T> {
+    parsed.inspect_err(|e| tracing::warn!(what, problem = %e, "an item names an id chatgate refuses; ignored")).ok()
+}
+
+/// A grant; `None` for a grant to an id chatgate now refuses (see [`refused_is_none`]).
+fn grant(item: &Item) -> Result<Option<Grant>, StoreError> {
+    let sk = required(item, SK)?;
+    let principal = match keys::principal_from_grant_sk(sk) {
         Some(principal) => principal,
-        None => Principal::try_from(required(item, attr::ID)?).map_err(internal)?,
+        None if keys::is_raw_grant_sk(sk) => {
+            tracing::warn!(what = "grant", "an item names an id chatgate refuses; ignored");
+            return Ok(None);
+        }
+        None => match refused_is_none(Principal::try_from(required(item, attr::ID)?), "grant") {
+            Some(principal) => principal,
+            None => return Ok(None),
+        },
     };
-    Ok(Grant {
+    Ok(Some(Grant {
         principal,
         role: match required(item, attr::ROLE)? {
             "r" => Role::Reader,
@@ -605,7 +820,7 @@ fn grant(item: &Item) -> Result<Grant, StoreError> {
         },
         expires_at: n(item, attr::EXPIRES_AT)?,
         generation: required(item, attr::GENERATION)?.to_owned(),
-    })
+    }))
 }
 
 /// A membership's id: from its sort key, or from the item when the key holds a hash.

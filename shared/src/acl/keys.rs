@@ -16,6 +16,15 @@ pub const GRANT_PREFIX: &str = "G#";
 pub const MEMBER_PREFIX: &str = "M#";
 /// The expiry index: one partition per minute, one item per grant that expires in it.
 pub const EXPIRY_PREFIX: &str = "E#";
+/// In a user's partition, the item that says the user is offboarded. It is the memberships'
+/// prefix itself (no group id is empty), so the one Query that reads a user's groups for every
+/// check reads it too: knowing whether someone is offboarded costs no request and no read unit.
+pub const OFFBOARDED_SK: &str = MEMBER_PREFIX;
+/// In a user's partition, one item per grant made to the user directly (the asset in `a`), so
+/// offboarding finds them without scanning the table.
+pub const USER_GRANT_PREFIX: &str = "R#";
+/// A user's budget counters: one partition per user, one item per window and bucket.
+pub const BUDGET_PREFIX: &str = "B#";
 /// The one item that says how far the expiry sweep has got.
 pub const SWEEP_PK: &str = "S#expiry-sweep";
 pub const SWEEP_SK: &str = "#CURSOR";
@@ -43,6 +52,8 @@ pub mod attr {
     pub const ASSET: &str = "a";
     /// The expiry sweep's cursor: the time (Unix seconds) up to which it reconciled every expiry.
     pub const CURSOR: &str = "t";
+    /// A budget counter's count.
+    pub const COUNT: &str = "c";
 }
 
 /// Longest raw part kept in a sort key (DynamoDB allows 1024 bytes).
@@ -54,6 +65,20 @@ pub fn asset_pk(id: &AssetId) -> String {
 
 pub fn user_pk(user: &Identity) -> String {
     format!("U#{user}")
+}
+
+pub fn budget_pk(user: &Identity) -> String {
+    format!("{BUDGET_PREFIX}{user}")
+}
+
+/// A budget counter's item: the window's name and its bucket (minutes or days since the epoch).
+pub fn budget_sk(window: &str, bucket: u64) -> String {
+    format!("{window}#{bucket}")
+}
+
+/// In the user's partition: the grant of `asset` made to the user.
+pub fn user_grant_sk(asset: &AssetId) -> String {
+    bounded("R#", "R##", asset.as_str())
 }
 
 pub fn group_pk(group: &GroupId) -> String {
@@ -102,6 +127,11 @@ pub fn principal_from_grant_sk(sk: &str) -> Option<Principal> {
     } else {
         None
     }
+}
+
+/// Whether a grant's sort key holds its principal as it is (not a hash).
+pub fn is_raw_grant_sk(sk: &str) -> bool {
+    sk.starts_with("G#user:") || sk.starts_with("G#group:")
 }
 
 /// The id a membership's sort key names, unless the key holds a hash (then the item carries it).

@@ -8,8 +8,8 @@ use std::sync::Mutex;
 use tokio::sync::mpsc;
 
 use super::{
-    AclReader, AudienceFacts, CatalogWriter, CheckFacts, Expiry, ExpiryIndex, GrantWriter, StoreError, Upsert,
-    minute_of, new_generation,
+    AclReader, AudienceFacts, BudgetLimits, BudgetSpent, Budgets, CatalogWriter, CheckFacts, Expiry, ExpiryIndex,
+    GrantWriter, StoreError, Upsert, minute_of, new_generation,
 };
 use crate::domain::{AccessFacts, AclChange, AssetId, AssetRecord, AssetType, Grant, GroupId, Identity, Principal};
 
@@ -28,6 +28,9 @@ struct State {
     /// The expiry index: minute → entries. Like the table's, entries outlive their grants.
     expiries: BTreeMap<u64, BTreeSet<Expiry>>,
     sweep_cursor: Option<u64>,
+    offboarded: BTreeSet<Identity>,
+    /// New conversations counted per user, window and bucket.
+    budgets: HashMap<(Identity, &'static str, u64), u32>,
 }
 
 impl MemoryStore {
@@ -79,12 +82,20 @@ impl State {
 impl AclReader for MemoryStore {
     async fn check_facts(&self, user: &Identity, assets: &[AssetId]) -> Result<CheckFacts, StoreError> {
         let state = self.state();
-        Ok(CheckFacts { groups: state.groups_of(user), assets: assets.iter().map(|a| state.facts(a)).collect() })
+        Ok(CheckFacts {
+            groups: state.groups_of(user),
+            offboarded: state.offboarded.contains(user),
+            assets: assets.iter().map(|a| state.facts(a)).collect(),
+        })
     }
 
     async fn audience_facts(&self, asset: &AssetId, users: &[Identity]) -> Result<AudienceFacts, StoreError> {
         let state = self.state();
-        Ok(AudienceFacts { asset: state.facts(asset), groups: users.iter().map(|u| state.groups_of(u)).collect() })
+        Ok(AudienceFacts {
+            asset: state.facts(asset),
+            groups: users.iter().map(|u| state.groups_of(u)).collect(),
+            offboarded: users.iter().map(|u| state.offboarded.contains(u)).collect(),
+        })
     }
 
     async fn asset_facts(&self, asset: &AssetId) -> Result<AccessFacts, StoreError> {
@@ -93,6 +104,42 @@ impl AclReader for MemoryStore {
 
     async fn group_members(&self, group: &GroupId) -> Result<Vec<Identity>, StoreError> {
         Ok(self.state().members.get(group).map(|m| m.iter().cloned().collect()).unwrap_or_default())
+    }
+
+    async fn offboarded(&self, users: &[Identity]) -> Result<Vec<bool>, StoreError> {
+        let state = self.state();
+        Ok(users.iter().map(|u| state.offboarded.contains(u)).collect())
+    }
+}
+
+impl Budgets for MemoryStore {
+    async fn spend_new_conversation(
+        &self,
+        user: &Identity,
+        limits: BudgetLimits,
+        now: u64,
+    ) -> Result<Result<(), BudgetSpent>, StoreError> {
+        let mut state = self.state();
+        let windows = limits.windows(now);
+        let key = |w: &super::BudgetWindow| (user.clone(), w.name, w.bucket);
+        if let Some(full) = windows.iter().find(|w| state.budgets.get(&key(w)).is_some_and(|n| *n >= w.limit)) {
+            return Ok(Err(full.spent()));
+        }
+        state.budgets.retain(|(_, name, bucket), _| windows.iter().any(|w| w.name == *name && w.bucket == *bucket));
+        for window in &windows {
+            *state.budgets.entry(key(window)).or_default() += 1;
+        }
+        Ok(Ok(()))
+    }
+
+    async fn refund_new_conversation(&self, user: &Identity, limits: BudgetLimits, now: u64) -> Result<(), StoreError> {
+        let mut state = self.state();
+        for window in limits.windows(now) {
+            if let Some(count) = state.budgets.get_mut(&(user.clone(), window.name, window.bucket)) {
+                *count = count.saturating_sub(1);
+            }
+        }
+        Ok(())
     }
 }
 
@@ -193,6 +240,32 @@ impl CatalogWriter for MemoryStore {
             self.publish(AclChange::MemberRemoved { group: group.clone(), user: user.clone() });
         }
         Ok(())
+    }
+
+    async fn set_offboarded(&self, user: &Identity, offboarded: bool, _now: u64) -> Result<(), StoreError> {
+        let mut state = self.state();
+        if offboarded {
+            state.offboarded.insert(user.clone());
+        } else {
+            state.offboarded.remove(user);
+        }
+        Ok(())
+    }
+
+    async fn delete_user_grants(&self, user: &Identity) -> Result<Vec<AssetId>, StoreError> {
+        let principal = Principal::User(user.clone());
+        let assets: Vec<AssetId> = {
+            let mut state = self.state();
+            state
+                .grants
+                .iter_mut()
+                .filter_map(|(asset, grants)| grants.remove(&principal).map(|_| asset.clone()))
+                .collect()
+        };
+        for asset in &assets {
+            self.publish(AclChange::GrantDeleted { asset: asset.clone(), principal: principal.clone() });
+        }
+        Ok(assets)
     }
 }
 

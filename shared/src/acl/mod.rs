@@ -41,37 +41,110 @@ pub enum StoreError {
     Internal(#[source] Box<dyn StdError + Send + Sync>),
 }
 
-/// What a check needs: the user's groups and, per asked asset in order, its record and grants.
+/// What a check needs: the user's groups and standing and, per asked asset in order, its record
+/// and grants.
 #[derive(Debug, Clone, Default)]
 pub struct CheckFacts {
     pub groups: BTreeSet<GroupId>,
+    /// Whether the user is offboarded: then they can read nothing, whatever a grant says.
+    pub offboarded: bool,
     pub assets: Vec<AccessFacts>,
 }
 
 impl CheckFacts {
     /// The decision on the one asset asked about (the first, if more were): no facts, no access.
     pub fn decision(&self, user: &Identity, now: u64) -> AccessDecision {
-        self.assets.first().map_or(AccessDecision::NONE, |facts| decide(user, &self.groups, facts, now))
+        self.decisions(user, now).into_iter().next().unwrap_or(AccessDecision::NONE)
     }
 
     /// The decision for each asked asset, in the order asked.
     pub fn decisions(&self, user: &Identity, now: u64) -> Vec<AccessDecision> {
-        self.assets.iter().map(|facts| decide(user, &self.groups, facts, now)).collect()
+        self.assets
+            .iter()
+            .map(|facts| if self.offboarded { AccessDecision::NONE } else { decide(user, &self.groups, facts, now) })
+            .collect()
     }
 }
 
 /// What deciding one asset for several users needs: the asset's record and grants, and each
-/// user's groups, in the order the users were given.
+/// user's groups and standing, in the order the users were given.
 #[derive(Debug, Clone, Default)]
 pub struct AudienceFacts {
     pub asset: AccessFacts,
     pub groups: Vec<BTreeSet<GroupId>>,
+    pub offboarded: Vec<bool>,
 }
 
 impl AudienceFacts {
     /// The decision for each of `users` (the users the facts were read for, in that order).
     pub fn decisions(&self, users: &[Identity], now: u64) -> Vec<AccessDecision> {
-        users.iter().zip(&self.groups).map(|(user, groups)| decide(user, groups, &self.asset, now)).collect()
+        users
+            .iter()
+            .zip(&self.groups)
+            .zip(self.offboarded.iter().chain(std::iter::repeat(&false)))
+            .map(
+                |((user, groups), offboarded)| {
+                    if *offboarded { AccessDecision::NONE } else { decide(user, groups, &self.asset, now) }
+                },
+            )
+            .collect()
+    }
+}
+
+/// Past a budget: how long until it has room again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the {window} budget of {limit} new conversations is spent; retry in {retry_after_seconds} s")]
+pub struct BudgetSpent {
+    pub window: &'static str,
+    pub limit: u32,
+    pub retry_after_seconds: u32,
+}
+
+/// Per-user limits on new conversations (v1.2 "Budgets"); `0` turns a window off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BudgetLimits {
+    pub per_minute: u32,
+    pub per_day: u32,
+}
+
+/// One window of a budget at a moment: its name, which bucket the moment falls in, its limit, and
+/// how long until the next bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BudgetWindow {
+    pub name: &'static str,
+    pub bucket: u64,
+    pub limit: u32,
+    pub seconds_left: u32,
+    /// When a counter of this bucket may be forgotten (Unix seconds; DynamoDB TTL).
+    pub forget_at: u64,
+}
+
+impl BudgetLimits {
+    /// The windows that are on, at `now`.
+    pub fn windows(self, now: u64) -> Vec<BudgetWindow> {
+        [("minute", 60u64, self.per_minute), ("day", 86_400, self.per_day)]
+            .into_iter()
+            .filter(|(_, _, limit)| *limit > 0)
+            .map(|(name, length, limit)| BudgetWindow {
+                name,
+                bucket: now / length,
+                limit,
+                seconds_left: (length - now % length) as u32,
+                forget_at: (now / length + 2) * length,
+            })
+            .collect()
+    }
+}
+
+impl BudgetWindow {
+    pub fn spent(&self) -> BudgetSpent {
+        BudgetSpent { window: self.name, limit: self.limit, retry_after_seconds: self.seconds_left }
+    }
+}
+
+impl Default for BudgetLimits {
+    fn default() -> Self {
+        Self { per_minute: 20, per_day: 200 }
     }
 }
 
@@ -119,6 +192,31 @@ pub trait AclReader: Send + Sync + std::fmt::Debug {
     fn asset_facts(&self, asset: &AssetId) -> impl Future<Output = Result<AccessFacts, StoreError>> + Send;
 
     fn group_members(&self, group: &GroupId) -> impl Future<Output = Result<Vec<Identity>, StoreError>> + Send;
+
+    /// For each of `users`, in order, whether they are offboarded: one round trip.
+    fn offboarded(&self, users: &[Identity]) -> impl Future<Output = Result<Vec<bool>, StoreError>> + Send;
+}
+
+/// Atomic, self-expiring counters of new conversations (`UpdateItem` on budget items only): the
+/// conversations function holds this.
+pub trait Budgets: Send + Sync {
+    /// Counts one new conversation for `user` in the current minute and day, both or neither;
+    /// [`BudgetSpent`] (and nothing counted) when either window is full.
+    fn spend_new_conversation(
+        &self,
+        user: &Identity,
+        limits: BudgetLimits,
+        now: u64,
+    ) -> impl Future<Output = Result<Result<(), BudgetSpent>, StoreError>> + Send;
+
+    /// Gives back what [`Self::spend_new_conversation`] counted at `now`, when no conversation
+    /// came of it (a concurrent request created it first, or the create failed).
+    fn refund_new_conversation(
+        &self,
+        user: &Identity,
+        limits: BudgetLimits,
+        now: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// Grant writes, each conditional on the asset still having the owner and generation the
@@ -163,6 +261,17 @@ pub trait CatalogWriter: Send + Sync {
     fn add_member(&self, group: &GroupId, user: &Identity) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     fn remove_member(&self, group: &GroupId, user: &Identity) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Marks the user offboarded (`true`) or lifts it (`false`); idempotent.
+    fn set_offboarded(
+        &self,
+        user: &Identity,
+        offboarded: bool,
+        now: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Deletes every grant made to the user directly (not their groups'); returns the assets.
+    fn delete_user_grants(&self, user: &Identity) -> impl Future<Output = Result<Vec<AssetId>, StoreError>> + Send;
 }
 
 /// The grants that expire, by minute, and how far the sweep has got: the reconciler holds this

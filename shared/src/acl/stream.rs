@@ -99,7 +99,8 @@ impl StreamRecord {
             return Ok(None);
         }
         if let Some(user) = pk.strip_prefix("U#") {
-            if !sk.starts_with(MEMBER_PREFIX) {
+            // Grant mirrors, and the offboarding marker (offboarding removes the user itself).
+            if !sk.starts_with(MEMBER_PREFIX) || sk == keys::OFFBOARDED_SK {
                 return Ok(None);
             }
             let user = Identity::try_from(user).map_err(|_| bad("bad user id"))?;

@@ -8,14 +8,12 @@ use futures_util::{StreamExt as _, TryStreamExt as _};
 use serde::{Deserialize, Serialize};
 
 use super::Conversations;
-use crate::acl::AclReader;
+use crate::acl::{AclReader, Budgets};
+use crate::audit;
 use crate::clock::Deadline;
-use crate::domain::{
-    AssetId, ConversationAttributes, ConversationKind, Identity, RoomName, Scope, asset_unique_name,
-    direct_unique_name, group_unique_name,
-};
+use crate::domain::{AssetId, ConversationAttributes, ConversationKey, ConversationKind, Identity, RoomName, Scope};
 use crate::http::ApiError;
-use crate::twilio::rest::{TwilioError, codes};
+use crate::twilio::rest::{Conversation, TwilioError, codes};
 
 /// Most participants one request may name (Twilio allows 1000 per conversation).
 pub const MAX_PARTICIPANTS: usize = 50;
@@ -68,7 +66,8 @@ pub struct Requested {
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub kind: ConversationKind,
-    pub unique_name: Option<String>,
+    /// What names the conversation; `None` for an unnamed group (a new one every time).
+    pub key: Option<ConversationKey>,
     /// An asset conversation's is the asset's name, known once access has been checked.
     pub friendly_name: String,
     pub asset: Option<AssetId>,
@@ -101,9 +100,9 @@ impl TryFrom<Requested> for Plan {
                 }
                 let (a, b) = if caller <= other { (&caller, &other) } else { (&other, &caller) };
                 let friendly_name = friendly(format!("{a} & {b}"));
-                let unique_name = Some(direct_unique_name(&caller, &other));
+                let key = Some(ConversationKey::Direct(caller.clone(), other.clone()));
                 wanted.push(other);
-                Ok(Self { kind: ConversationKind::Direct, unique_name, friendly_name, asset: None, wanted })
+                Ok(Self { kind: ConversationKind::Direct, key, friendly_name, asset: None, wanted })
             }
             CreateCommand::Group { friendly_name, participants, unique_name } => {
                 if friendly_name.trim().is_empty()
@@ -114,22 +113,22 @@ impl TryFrom<Requested> for Plan {
                         "friendly_name must be 1 to 256 bytes without control characters".into(),
                     ));
                 }
-                let unique_name = match unique_name {
+                let key = match unique_name {
                     Some(name) if name.is_empty() || name.len() > 256 => {
                         return Err(ApiError::BadRequest("unique_name must be 1 to 256 bytes".into()));
                     }
-                    Some(name) => Some(group_unique_name(&caller, &name)),
+                    Some(name) => Some(ConversationKey::Group { creator: caller.clone(), name }),
                     None => None,
                 };
                 add_others(participants)?;
-                Ok(Self { kind: ConversationKind::Group, unique_name, friendly_name, asset: None, wanted })
+                Ok(Self { kind: ConversationKind::Group, key, friendly_name, asset: None, wanted })
             }
             CreateCommand::Asset { asset_id, participants } => {
                 let asset = AssetId::try_from(asset_id).map_err(|e| ApiError::BadRequest(format!("asset_id: {e}")))?;
                 add_others(participants)?;
                 Ok(Self {
                     kind: ConversationKind::Asset,
-                    unique_name: Some(asset_unique_name(&asset)),
+                    key: Some(ConversationKey::Asset(asset.clone())),
                     friendly_name: asset.to_string(),
                     asset: Some(asset),
                     wanted,
@@ -139,8 +138,8 @@ impl TryFrom<Requested> for Plan {
                 let room = RoomName::try_from(name.as_str()).map_err(|e| ApiError::BadRequest(e.to_string()))?;
                 Ok(Self {
                     kind: ConversationKind::Room,
-                    unique_name: Some(room.unique_name()),
                     friendly_name: room.to_string(),
+                    key: Some(ConversationKey::Room(room)),
                     asset: None,
                     wanted,
                 })
@@ -181,15 +180,25 @@ struct Target {
     present: BTreeSet<String>,
 }
 
-impl<R: AclReader> Conversations<R> {
+/// What a `403` says when an asset conversation cannot be joined: the same whether the asset does
+/// not exist or the caller cannot read it, and naming nobody.
+const CANNOT_READ: &str = "you cannot read this asset";
+const NOT_EVERY_PARTICIPANT: &str = "not every participant can be in this conversation";
+
+impl<R: AclReader + Budgets> Conversations<R> {
     /// Carries the plan out. An asset conversation admits only readers of the asset (checked
     /// before any Twilio call), and whoever it gains is checked again once in: a grant revoked
-    /// while they were being added cannot leave them inside.
+    /// while they were being added cannot leave them inside. Nobody offboarded is ever added, a
+    /// conversation found under chatgate's name must be chatgate's, and new conversations spend
+    /// the caller's budget.
     pub async fn create_or_join(&self, mut plan: Plan, deadline: Deadline) -> Result<Joined, ApiError> {
-        if let Some(asset) = &plan.asset {
-            plan.friendly_name = self.require_readers(asset, &plan.wanted).await?;
+        let caller = plan.wanted[0].clone();
+        match &plan.asset {
+            Some(asset) => plan.friendly_name = self.require_readers(asset, &plan.wanted).await?,
+            None => self.require_standing(&plan.wanted).await?,
         }
-        let target = self.target(&plan, deadline).await?;
+        let unique_name = plan.key.as_ref().map(|key| self.names().unique_name(key));
+        let target = self.target(&plan, unique_name.as_deref(), &caller, deadline).await?;
         tracing::Span::current().record("conversation_sid", target.sid.as_str());
 
         let missing: Vec<Identity> =
@@ -230,7 +239,7 @@ impl<R: AclReader> Conversations<R> {
         );
         Ok(Joined {
             sid: target.sid,
-            unique_name: plan.unique_name,
+            unique_name,
             friendly_name: target.friendly_name,
             kind: plan.kind,
             asset_id: plan.asset,
@@ -266,17 +275,37 @@ impl<R: AclReader> Conversations<R> {
     }
 
     /// Every identity must be able to read the asset: one round trip of reads. Returns the
-    /// asset's name for the conversation's friendly name.
+    /// asset's name for the conversation's friendly name. The refusal tells nothing: the caller
+    /// who cannot read learns nothing about the asset, and others are named only to a caller who
+    /// may list the asset's grants anyway (its owner or a writer).
     async fn require_readers(&self, asset: &AssetId, wanted: &[Identity]) -> Result<String, ApiError> {
         let facts = self.store.audience_facts(asset, wanted).await?;
         let decisions = facts.decisions(wanted, self.clock.now());
+        let caller = &decisions[0];
+        if !caller.can_read() {
+            return Err(ApiError::Forbidden(CANNOT_READ.into()));
+        }
         let lacking: Vec<&str> =
             wanted.iter().zip(&decisions).filter(|(_, d)| !d.can_read()).map(|(who, _)| who.as_str()).collect();
         if !lacking.is_empty() {
-            return Err(ApiError::Forbidden(format!("cannot read asset {asset}: {}", lacking.join(", "))));
+            return Err(if caller.can_write() {
+                ApiError::Forbidden(format!("cannot read asset {asset}: {}", lacking.join(", ")))
+            } else {
+                ApiError::Forbidden(NOT_EVERY_PARTICIPANT.into())
+            });
         }
         let name = facts.asset.asset.map(|record| record.name).filter(|n| !n.is_empty());
         Ok(friendly(name.unwrap_or_else(|| asset.to_string())))
+    }
+
+    /// Nobody offboarded joins or is added: one round trip of reads. Names nobody.
+    async fn require_standing(&self, wanted: &[Identity]) -> Result<(), ApiError> {
+        let offboarded = self.store.offboarded(wanted).await?;
+        match offboarded.iter().position(|o| *o) {
+            None => Ok(()),
+            Some(0) => Err(ApiError::Forbidden("your account cannot join conversations".into())),
+            Some(_) => Err(ApiError::Forbidden(NOT_EVERY_PARTICIPANT.into())),
+        }
     }
 
     /// The access rule, applied to the participants this request added: if a revocation landed
@@ -286,19 +315,22 @@ impl<R: AclReader> Conversations<R> {
         let scopes: Vec<Scope> =
             newcomers.iter().map(|user| Scope::Reader { asset: asset.clone(), user: (*user).clone() }).collect();
         let removed = futures_util::future::try_join_all(scopes.iter().map(|s| self.rule.apply(s, deadline))).await?;
-        let removed: Vec<String> = removed.into_iter().flatten().map(|r| r.identity.to_string()).collect();
-        if removed.is_empty() {
-            Ok(())
-        } else {
-            Err(ApiError::Forbidden(format!("cannot read asset {asset}: {}", removed.join(", "))))
-        }
+        if removed.iter().all(Vec::is_empty) { Ok(()) } else { Err(ApiError::Forbidden(NOT_EVERY_PARTICIPANT.into())) }
     }
 
-    /// Finds or creates the conversation the plan means.
-    async fn target(&self, plan: &Plan, deadline: Deadline) -> Result<Target, ApiError> {
+    /// Finds or creates the conversation the plan means. A conversation found under the name must
+    /// be chatgate's and about what the plan asks; a new one spends the caller's budget first.
+    async fn target(
+        &self,
+        plan: &Plan,
+        unique: Option<&str>,
+        caller: &Identity,
+        deadline: Deadline,
+    ) -> Result<Target, ApiError> {
         let new = |(sid, friendly_name, created)| Target { sid, friendly_name, created, present: BTreeSet::new() };
-        let Some(unique) = &plan.unique_name else {
+        let Some(unique) = unique else {
             // An unnamed group: a new conversation every time.
+            self.spend_budget(caller).await?;
             let (conversation, ()) =
                 tokio::try_join!(self.create(plan, None, deadline), self.ensure_users(plan.wanted.clone(), deadline))?;
             return Ok(new(conversation));
@@ -310,17 +342,34 @@ impl<R: AclReader> Conversations<R> {
                 .fetch_conversation(unique, deadline)
                 .await?
                 .ok_or_else(|| ApiError::NotFound("no such room".into()))?;
+            self.require_ours(plan, &room, caller)?;
             return Ok(new((room.sid, room.friendly_name, false)));
         }
-        match self.twilio.participants(unique, deadline).await? {
-            // The common case, an existing conversation: this one call says who is in it.
-            Some(participants) if !participants.is_empty() => Ok(Target {
-                sid: participants[0].conversation_sid.clone(),
-                friendly_name: Some(plan.friendly_name.clone()),
-                created: false,
-                present: participants.into_iter().filter_map(|p| p.identity).collect(),
-            }),
-            _ => {
+        // Who is in it and what it is about, in one round trip.
+        let (participants, found) = tokio::try_join!(
+            self.twilio.participants(unique, deadline),
+            self.twilio.fetch_conversation(unique, deadline)
+        )?;
+        match found {
+            Some(conversation) => {
+                self.require_ours(plan, &conversation, caller)?;
+                let participants = participants.unwrap_or_default();
+                Ok(Target {
+                    sid: conversation.sid,
+                    friendly_name: conversation.friendly_name.or_else(|| Some(plan.friendly_name.clone())),
+                    created: false,
+                    present: participants.into_iter().filter_map(|p| p.identity).collect(),
+                })
+            }
+            None => {
+                if let Err(spent) = self.spend_budget(caller).await {
+                    // Past the budget, a conversation this very user is creating in a concurrent
+                    // request (a retry, a second tab) is still theirs to join once it exists.
+                    return match self.created_meanwhile(plan, unique, caller, deadline).await? {
+                        Some(conversation) => Ok(new((conversation.sid, conversation.friendly_name, false))),
+                        None => Err(spent),
+                    };
+                }
                 // New: create the users while the conversation is created.
                 let (conversation, ()) = tokio::try_join!(
                     self.create(plan, Some(unique), deadline),
@@ -331,40 +380,109 @@ impl<R: AclReader> Conversations<R> {
         }
     }
 
-    /// Creates the conversation; a concurrent creator's 50353 means it exists, which is fetched.
+    /// The conversation named `unique`, if one appears within about a second (a concurrent
+    /// request's create landing); it must be chatgate's, like any found under the name.
+    async fn created_meanwhile(
+        &self,
+        plan: &Plan,
+        unique: &str,
+        caller: &Identity,
+        deadline: Deadline,
+    ) -> Result<Option<Conversation>, ApiError> {
+        for wait_ms in [100, 200, 300, 400] {
+            if deadline.remaining() < std::time::Duration::from_millis(wait_ms + 500) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(wait_ms)).await;
+            if let Some(found) = self.twilio.fetch_conversation(unique, deadline).await? {
+                self.require_ours(plan, &found, caller)?;
+                return Ok(Some(found));
+            }
+        }
+        Ok(None)
+    }
+
+    /// A conversation chatgate found under one of its names is used only if its attributes are
+    /// chatgate's and about what was asked; anything else is someone else's (a client that
+    /// created it before the service was closed, an operator's mistake) and is refused, audited.
+    fn require_ours(&self, plan: &Plan, found: &Conversation, caller: &Identity) -> Result<(), ApiError> {
+        let about = ConversationAttributes::parse(found.attributes.as_deref());
+        let ours = matches!(&about, Ok(Some(a)) if a.kind == plan.kind && a.asset == plan.asset);
+        if ours {
+            return Ok(());
+        }
+        audit::record(&audit::Entry {
+            event: "conversation.name_taken",
+            actor: caller.as_str(),
+            asset: plan.asset.as_ref().map(AssetId::as_str),
+            detail: Some(&format!("{} holds a {} name; not used", found.sid, plan.kind.as_str())),
+            ..audit::Entry::default()
+        });
+        Err(ApiError::Conflict(
+            "a conversation chatgate did not create holds this conversation's name; an operator must remove it".into(),
+        ))
+    }
+
+    async fn spend_budget(&self, caller: &Identity) -> Result<(), ApiError> {
+        Ok(self.store.spend_new_conversation(caller, self.budgets, self.clock.now()).await??)
+    }
+
+    /// Creates the conversation; a concurrent creator's 50353 means it exists, which is fetched
+    /// (and must be chatgate's, like any conversation found under the name).
     async fn create(
         &self,
         plan: &Plan,
-        unique: Option<&String>,
+        unique: Option<&str>,
         deadline: Deadline,
     ) -> Result<(String, Option<String>, bool), ApiError> {
         let attributes = ConversationAttributes::new(plan.kind, plan.asset.clone()).to_json();
-        let unique = unique.map(String::as_str);
         match self.twilio.create_conversation(unique, &plan.friendly_name, &attributes, deadline).await {
             Ok(c) => Ok((c.sid, c.friendly_name, true)),
             Err(e) if e.code() == Some(codes::CONVERSATION_EXISTS) => {
+                // Another request created it: this one joins, and its budget is given back.
+                self.refund_budget(&plan.wanted[0]).await;
                 let c = self
                     .twilio
                     .fetch_conversation(unique.unwrap_or(""), deadline)
                     .await?
                     .ok_or(TwilioError::RaceLost)?;
+                self.require_ours(plan, &c, &plan.wanted[0])?;
                 Ok((c.sid, c.friendly_name, false))
             }
-            Err(e) => Err(e.into()),
+            Err(e) => {
+                self.refund_budget(&plan.wanted[0]).await;
+                Err(e.into())
+            }
         }
     }
 
-    /// Creates the Twilio users chatgate has not seen yet, with the restricted role; 50201 means
-    /// the user exists already.
+    /// Best effort: a refund that fails leaves the budget a little tighter, never looser.
+    async fn refund_budget(&self, caller: &Identity) {
+        if let Err(e) = self.store.refund_new_conversation(caller, self.budgets, self.clock.now()).await {
+            tracing::warn!(error = %crate::http::ErrorChain(&e), "budget not refunded");
+        }
+    }
+
+    /// Makes sure each user exists in Twilio with chatgate's restricted role: created with it, or,
+    /// when Twilio already has the user (an SDK connected first, so Twilio gave it the service's
+    /// default role, or someone changed it), given it. Users this instance has seen are skipped.
     async fn ensure_users(&self, who: Vec<Identity>, deadline: Deadline) -> Result<(), ApiError> {
         let unknown: Vec<Identity> = {
             let known = self.known_users();
             who.into_iter().filter(|id| !known.contains(id)).collect()
         };
+        let role = self.user_role.as_str();
         futures_util::future::try_join_all(unknown.iter().map(|id| async move {
-            match self.twilio.create_user(id.as_str(), self.user_role.as_str(), deadline).await {
+            match self.twilio.create_user(id.as_str(), role, deadline).await {
                 Ok(()) => Ok(()),
-                Err(e) if e.code() == Some(codes::USER_EXISTS) => Ok(()),
+                Err(e) if e.code() == Some(codes::USER_EXISTS) => {
+                    let user = self.twilio.fetch_user(id.as_str(), deadline).await?;
+                    if user.is_some_and(|u| u.role_sid.as_deref() != Some(role)) {
+                        self.twilio.set_user_role(id.as_str(), role, deadline).await?;
+                        tracing::info!(identity = id.as_str(), "user given chatgate's role");
+                    }
+                    Ok(())
+                }
                 Err(e) => Err(ApiError::from(e)),
             }
         }))

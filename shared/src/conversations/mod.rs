@@ -12,8 +12,9 @@ use std::sync::{Arc, Mutex};
 pub use create::{CreateCommand, Joined, MAX_PARTICIPANTS, ParticipantView, Plan, Requested};
 pub use listing::{Listing, ListingQuery, MAX_MESSAGES};
 
+use crate::acl::BudgetLimits;
 use crate::clock::Clock;
-use crate::domain::{Identity, RoleSid};
+use crate::domain::{ConversationNames, Identity, RoleSid};
 use crate::reconcile::Reconciler;
 use crate::twilio::rest::ConversationsClient;
 
@@ -29,6 +30,8 @@ pub struct Conversations<R> {
     /// Applies the access rule to whoever an asset conversation gains (see `create_or_join`).
     rule: Reconciler<R>,
     known_users: Mutex<HashSet<Identity>>,
+    /// Each user's limits on new conversations.
+    budgets: BudgetLimits,
 }
 
 impl<R> std::fmt::Debug for Conversations<R> {
@@ -41,9 +44,26 @@ impl<R> std::fmt::Debug for Conversations<R> {
 }
 
 impl<R> Conversations<R> {
-    pub fn new(store: Arc<R>, twilio: ConversationsClient, user_role: RoleSid, clock: Arc<dyn Clock>) -> Self {
-        let rule = Reconciler::new(store.clone(), twilio.clone(), clock.clone());
-        Self { store, twilio, user_role, clock, rule, known_users: Mutex::default() }
+    pub fn new(
+        store: Arc<R>,
+        twilio: ConversationsClient,
+        names: ConversationNames,
+        user_role: RoleSid,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        let rule = Reconciler::new(store.clone(), twilio.clone(), names, clock.clone());
+        Self { store, twilio, user_role, clock, rule, known_users: Mutex::default(), budgets: BudgetLimits::default() }
+    }
+
+    /// The same with `budgets` instead of the defaults (20 a minute, 200 a day).
+    pub fn with_budgets(mut self, budgets: BudgetLimits) -> Self {
+        self.budgets = budgets;
+        self
+    }
+
+    /// How this deployment names the conversations it finds again.
+    pub fn names(&self) -> &ConversationNames {
+        self.rule.names()
     }
 
     fn known_users(&self) -> std::sync::MutexGuard<'_, HashSet<Identity>> {

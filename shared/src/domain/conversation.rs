@@ -6,7 +6,7 @@ use std::fmt;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use ring::digest;
+use ring::hmac;
 use serde_json::{Value, json};
 
 use super::asset::AssetId;
@@ -89,32 +89,111 @@ impl fmt::Debug for RoomName {
     }
 }
 
-/// SHA-256 over length-prefixed parts, base64url: distinct part lists never share a name, and no
-/// name looks like a conversation SID (`CH` + 32 hex) because each carries a `kind:` prefix.
-fn digest_name(kind: &str, parts: &[&str]) -> String {
-    let mut ctx = digest::Context::new(&digest::SHA256);
+/// What identifies a conversation chatgate finds again, before it is named.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConversationKey {
+    Direct(Identity, Identity),
+    Asset(AssetId),
+    /// A named group: its creator and the name they gave it.
+    Group {
+        creator: Identity,
+        name: String,
+    },
+    Room(RoomName),
+}
+
+/// The name v1.1 gave the conversation `key` identifies: SHA-256 of the public ids, which anyone
+/// could compute. Only for finding those conversations to rename them (`chatgate reconcile
+/// rename-legacy`); never used to find a conversation to join. Rooms never changed.
+pub fn legacy_unique_name(key: &ConversationKey) -> Option<String> {
+    let (kind, parts): (&str, Vec<&str>) = match key {
+        ConversationKey::Direct(a, b) => {
+            let (first, second) = if a <= b { (a, b) } else { (b, a) };
+            ("direct", vec![first.as_str(), second.as_str()])
+        }
+        ConversationKey::Asset(asset) => ("asset", vec![asset.as_str()]),
+        ConversationKey::Group { creator, name } => ("group", vec![creator.as_str(), name.as_str()]),
+        ConversationKey::Room(_) => return None,
+    };
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
     for part in parts {
         ctx.update(&(part.len() as u64).to_be_bytes());
         ctx.update(part.as_bytes());
     }
-    format!("{kind}:{}", URL_SAFE_NO_PAD.encode(ctx.finish().as_ref()))
+    Some(format!("{kind}:{}", URL_SAFE_NO_PAD.encode(ctx.finish().as_ref())))
 }
 
-/// The direct conversation of two users: the same whichever side asks.
-pub fn direct_unique_name(a: &Identity, b: &Identity) -> String {
-    let (first, second) = if a <= b { (a, b) } else { (b, a) };
-    digest_name("direct", &[first.as_str(), second.as_str()])
+/// How chatgate names the conversations it finds again (direct, asset, named group): an HMAC over
+/// length-prefixed parts, keyed with the deployment's `CONVERSATION_NAME_KEY`. Without the key
+/// nobody can compute the name chatgate will use for a pair of users or a document, so nobody can
+/// create that conversation first and sit in it; two deployments name the same pair differently.
+/// Distinct part lists never share a name, and no name looks like a conversation SID (`CH` + 32
+/// hex) because each carries a `kind:` prefix. The key must never change: a new key names every
+/// conversation anew, and the old ones are not found again.
+#[derive(Clone)]
+pub struct ConversationNames {
+    key: hmac::Key,
 }
 
-/// The one conversation about an asset.
-pub fn asset_unique_name(asset: &AssetId) -> String {
-    digest_name("asset", &[asset.as_str()])
+impl fmt::Debug for ConversationNames {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ConversationNames([key])")
+    }
 }
 
-/// A named group: scoped to its creator, so the same request twice is one group and nobody joins
-/// someone else's group by guessing its name.
-pub fn group_unique_name(creator: &Identity, name: &str) -> String {
-    digest_name("group", &[creator.as_str(), name])
+/// The key `chatgate dev` and the tests use unless `CONVERSATION_NAME_KEY` is set: public, so for
+/// nothing but local development.
+pub const DEVELOPMENT_NAME_KEY: &str = "chatgate-development-conversation-name-key";
+/// Shortest accepted key, in bytes: the template generates 64 characters.
+pub const MIN_NAME_KEY_BYTES: usize = 32;
+
+impl ConversationNames {
+    /// Keyed with `key` (at least [`MIN_NAME_KEY_BYTES`] bytes; checked by configuration).
+    pub fn new(key: &[u8]) -> Self {
+        Self { key: hmac::Key::new(hmac::HMAC_SHA256, key) }
+    }
+
+    /// The development key's names (`chatgate dev`, the tests).
+    pub fn development() -> Self {
+        Self::new(DEVELOPMENT_NAME_KEY.as_bytes())
+    }
+
+    fn name(&self, kind: &str, parts: &[&str]) -> String {
+        let mut ctx = hmac::Context::with_key(&self.key);
+        ctx.update(kind.as_bytes());
+        for part in parts {
+            ctx.update(&(part.len() as u64).to_be_bytes());
+            ctx.update(part.as_bytes());
+        }
+        format!("{kind}:{}", URL_SAFE_NO_PAD.encode(ctx.sign().as_ref()))
+    }
+
+    /// The direct conversation of two users: the same whichever side asks.
+    pub fn direct(&self, a: &Identity, b: &Identity) -> String {
+        let (first, second) = if a <= b { (a, b) } else { (b, a) };
+        self.name("direct", &[first.as_str(), second.as_str()])
+    }
+
+    /// The one conversation about an asset.
+    pub fn asset(&self, asset: &AssetId) -> String {
+        self.name("asset", &[asset.as_str()])
+    }
+
+    /// A named group: scoped to its creator, so the same request twice is one group and nobody
+    /// joins someone else's group by guessing its name.
+    pub fn group(&self, creator: &Identity, name: &str) -> String {
+        self.name("group", &[creator.as_str(), name])
+    }
+
+    /// The unique name of the conversation `key` identifies (a room's is its public name).
+    pub fn unique_name(&self, key: &ConversationKey) -> String {
+        match key {
+            ConversationKey::Direct(a, b) => self.direct(a, b),
+            ConversationKey::Asset(asset) => self.asset(asset),
+            ConversationKey::Group { creator, name } => self.group(creator, name),
+            ConversationKey::Room(room) => room.unique_name(),
+        }
+    }
 }
 
 /// The attributes chatgate records on a conversation it creates, and reads back everywhere it
@@ -183,18 +262,40 @@ mod tests {
 
     #[test]
     fn direct_names_are_symmetric_and_collision_free() {
-        assert_eq!(direct_unique_name(&id("a"), &id("b")), direct_unique_name(&id("b"), &id("a")));
+        let names = ConversationNames::development();
+        assert_eq!(names.direct(&id("a"), &id("b")), names.direct(&id("b"), &id("a")));
         // Concatenation ambiguity cannot collide: ("ab", "c") vs ("a", "bc").
-        assert_ne!(direct_unique_name(&id("ab"), &id("c")), direct_unique_name(&id("a"), &id("bc")));
-        let name = direct_unique_name(&id("u-1"), &id("u-2"));
+        assert_ne!(names.direct(&id("ab"), &id("c")), names.direct(&id("a"), &id("bc")));
+        let name = names.direct(&id("u-1"), &id("u-2"));
         assert!(name.starts_with("direct:") && name.len() == 7 + 43, "{name}");
     }
 
     #[test]
     fn names_of_different_kinds_never_meet() {
+        let names = ConversationNames::development();
         let asset = AssetId::try_from("x").expect("asset");
-        assert_ne!(asset_unique_name(&asset), group_unique_name(&id("x"), ""));
-        assert_ne!(group_unique_name(&id("u-1"), "team"), group_unique_name(&id("u-2"), "team"));
+        assert_ne!(names.asset(&asset), names.group(&id("x"), ""));
+        assert_ne!(names.group(&id("u-1"), "team"), names.group(&id("u-2"), "team"));
+    }
+
+    #[test]
+    fn names_depend_on_the_key_and_are_not_the_public_hash() {
+        let asset = AssetId::try_from("a-1").expect("asset");
+        let ours = ConversationNames::new(&[7; 32]);
+        let theirs = ConversationNames::new(&[8; 32]);
+        assert_eq!(ours.asset(&asset), ConversationNames::new(&[7; 32]).asset(&asset));
+        assert_ne!(ours.asset(&asset), theirs.asset(&asset));
+        assert_ne!(ours.direct(&id("u-1"), &id("u-2")), theirs.direct(&id("u-1"), &id("u-2")));
+        // What anyone could compute from the ids alone (v1.1's names) is not what v1.2 uses.
+        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+        ctx.update(&3u64.to_be_bytes());
+        ctx.update(b"a-1");
+        let public = format!("asset:{}", URL_SAFE_NO_PAD.encode(ctx.finish().as_ref()));
+        assert_eq!(legacy_unique_name(&ConversationKey::Asset(asset.clone())), Some(public.clone()));
+        assert_ne!(ours.asset(&asset), public);
+        let pair = |a: &str, b: &str| ConversationKey::Direct(id(a), id(b));
+        assert_eq!(legacy_unique_name(&pair("u-1", "u-2")), legacy_unique_name(&pair("u-2", "u-1")));
+        assert!(!format!("{ours:?}").contains('7'));
     }
 
     #[test]

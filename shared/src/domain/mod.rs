@@ -8,6 +8,7 @@ mod conversation;
 mod identity;
 mod reference;
 mod sid;
+mod text;
 mod ttl;
 
 pub use access::{AccessAnswer, AccessDecision, AccessFacts, Via, decide};
@@ -16,10 +17,11 @@ pub use asset::{
 };
 pub use change::{AclChange, Scope};
 pub use conversation::{
-    AttributesError, ConversationAttributes, ConversationKind, RoomName, RoomNameError, asset_unique_name,
-    direct_unique_name, group_unique_name,
+    AttributesError, ConversationAttributes, ConversationKey, ConversationKind, ConversationNames,
+    DEVELOPMENT_NAME_KEY, MIN_NAME_KEY_BYTES, RoomName, RoomNameError, legacy_unique_name,
 };
 pub use identity::{Identity, IdentityError};
 pub use reference::{AssetReference, ReferenceError};
 pub use sid::{AccountSid, ApiKeySid, PushCredentialSid, RoleSid, ServiceSid, Sid, SidError, SidKind};
+pub use text::{IdTextProblem, id_text_problem};
 pub use ttl::{Ttl, TtlError, TtlPolicy};

@@ -8,6 +8,7 @@
 
 mod batch;
 mod expiry;
+mod legacy;
 #[cfg(feature = "local-stream")]
 pub mod local;
 
@@ -19,12 +20,13 @@ use serde::Serialize;
 
 pub use batch::{BatchItem, BatchOutcome};
 pub use expiry::SweepReport;
+pub use legacy::{LegacyName, LegacyReport};
 
 use crate::acl::{AclReader, CatalogWriter, MAX_BATCH_ASSETS, StoreError};
 use crate::audit;
 use crate::clock::Clock;
 use crate::clock::Deadline;
-use crate::domain::{AssetId, ConversationAttributes, ConversationKind, Identity, Principal, Scope, asset_unique_name};
+use crate::domain::{AssetId, ConversationAttributes, ConversationKind, ConversationNames, Identity, Principal, Scope};
 use crate::twilio::rest::{ConversationsClient, TwilioError, UserConversation};
 
 /// Removals in flight at once: well inside Twilio's 30 actions per second per conversation.
@@ -55,6 +57,7 @@ pub struct Removal {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Offboarded {
     pub groups_left: usize,
+    pub grants_deleted: usize,
     pub removals: Vec<Removal>,
 }
 
@@ -63,12 +66,18 @@ pub struct Offboarded {
 pub struct Reconciler<R> {
     store: Arc<R>,
     twilio: ConversationsClient,
+    /// How an asset's conversation is named, so it can be found from the asset.
+    names: ConversationNames,
     clock: Arc<dyn Clock>,
 }
 
 impl<R> Reconciler<R> {
-    pub fn new(store: Arc<R>, twilio: ConversationsClient, clock: Arc<dyn Clock>) -> Self {
-        Self { store, twilio, clock }
+    pub fn new(store: Arc<R>, twilio: ConversationsClient, names: ConversationNames, clock: Arc<dyn Clock>) -> Self {
+        Self { store, twilio, names, clock }
+    }
+
+    pub fn names(&self) -> &ConversationNames {
+        &self.names
     }
 
     pub fn store(&self) -> &Arc<R> {
@@ -146,13 +155,13 @@ impl<R: AclReader> Reconciler<R> {
         if facts.decision(user, self.clock.now()).can_read() {
             return Ok(Vec::new());
         }
-        let removal = self.remove(user, &asset_unique_name(asset), Some(asset), cause, deadline).await?;
+        let removal = self.remove(user, &self.names.asset(asset), Some(asset), cause, deadline).await?;
         Ok(removal.into_iter().collect())
     }
 
     /// Everyone in one asset's conversation: one listing, one wave of decisions, one call per removal.
     async fn audience(&self, asset: &AssetId, cause: &str, deadline: Deadline) -> Result<Vec<Removal>, ReconcileError> {
-        let Some(participants) = self.twilio.participants(&asset_unique_name(asset), deadline).await? else {
+        let Some(participants) = self.twilio.participants(&self.names.asset(asset), deadline).await? else {
             return Ok(Vec::new());
         };
         let Some(sid) = participants.first().map(|p| p.conversation_sid.clone()) else { return Ok(Vec::new()) };
@@ -218,6 +227,10 @@ impl<R: AclReader + CatalogWriter> Reconciler<R> {
         actor: &str,
         deadline: Deadline,
     ) -> Result<Offboarded, ReconcileError> {
+        // The state first: from here on nobody adds them anywhere, and the guard refuses them,
+        // while the rest is undone (a retry finishes what a failure leaves).
+        self.store.set_offboarded(user, true, self.clock.now()).await?;
+        let grants = self.store.delete_user_grants(user).await?;
         let groups = self.store.check_facts(user, &[]).await?.groups;
         futures_util::future::try_join_all(groups.iter().map(|group| self.store.remove_member(group, user))).await?;
         let principal = Principal::User(user.clone()).to_string();
@@ -246,10 +259,28 @@ impl<R: AclReader + CatalogWriter> Reconciler<R> {
             event: "user.offboarded",
             actor,
             principal: Some(&principal),
-            detail: Some(&format!("{} group(s), {} conversation(s)", groups.len(), removals.len())),
+            detail: Some(&format!(
+                "{} grant(s), {} group(s), {} conversation(s)",
+                grants.len(),
+                groups.len(),
+                removals.len()
+            )),
             ..audit::Entry::default()
         });
-        Ok(Offboarded { groups_left: groups.len(), removals })
+        Ok(Offboarded { groups_left: groups.len(), grants_deleted: grants.len(), removals })
+    }
+
+    /// Lifts offboarding: the user may be added to conversations again. Their grants and groups
+    /// stay gone; the SaaS back end grants what they should have anew.
+    pub async fn lift_offboarding(&self, user: &Identity, actor: &str) -> Result<(), ReconcileError> {
+        self.store.set_offboarded(user, false, self.clock.now()).await?;
+        audit::record(&audit::Entry {
+            event: "user.offboarding_lifted",
+            actor,
+            principal: Some(&Principal::User(user.clone()).to_string()),
+            ..audit::Entry::default()
+        });
+        Ok(())
     }
 }
 

@@ -4,6 +4,8 @@
 mod access_token;
 #[cfg(feature = "twilio-rest")]
 pub mod rest;
+#[cfg(feature = "twilio-rest")]
+pub mod setup;
 pub mod webhook;
 
 pub use access_token::{AccessTokenMinter, MintedToken, TokenSigningKey};

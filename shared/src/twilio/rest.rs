@@ -121,8 +121,26 @@ pub struct Role {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+pub struct User {
+    pub sid: String,
+    pub identity: String,
+    pub role_sid: Option<String>,
+}
+
+/// The service's defaults: the roles Twilio gives the users it creates on an SDK's first
+/// connect, participants, and the creators of conversations.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+pub struct ServiceConfiguration {
+    pub default_chat_service_role_sid: Option<String>,
+    pub default_conversation_role_sid: Option<String>,
+    pub default_conversation_creator_role_sid: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
 pub struct Webhooks {
     pub pre_webhook_url: Option<String>,
+    #[serde(default)]
+    pub post_webhook_url: Option<String>,
     #[serde(default)]
     pub filters: Vec<String>,
     pub method: Option<String>,
@@ -375,6 +393,18 @@ impl ConversationsClient {
         )
     }
 
+    /// Gives the conversation `sid` the unique name `unique_name` (50353 when another has it).
+    pub async fn rename_conversation(
+        &self,
+        sid: &str,
+        unique_name: &str,
+        deadline: Deadline,
+    ) -> Result<Conversation, TwilioError> {
+        let mut call = self.call(reqwest::Method::POST, &["Conversations", sid]);
+        call.form.push(("UniqueName", unique_name.to_owned()));
+        self.send(call, deadline).await
+    }
+
     pub async fn list_conversations(&self, deadline: Deadline) -> Result<Vec<Conversation>, TwilioError> {
         let mut call = self.call(reqwest::Method::GET, &["Conversations"]);
         call.query.push(("PageSize", "100".into()));
@@ -510,21 +540,57 @@ impl ConversationsClient {
         self.send(call, deadline).await
     }
 
-    pub async fn webhooks(&self, deadline: Deadline) -> Result<Webhooks, TwilioError> {
-        self.send(self.call(reqwest::Method::GET, &["Configuration", "Webhooks"]), deadline).await
+    /// The user `identity`; `None` when Twilio has none.
+    pub async fn fetch_user(&self, identity: &str, deadline: Deadline) -> Result<Option<User>, TwilioError> {
+        not_found_is_none(self.send(self.call(reqwest::Method::GET, &["Users", identity]), deadline).await)
     }
 
-    pub async fn set_pre_webhook(
+    /// Gives the user `identity` the service role `role_sid`.
+    pub async fn set_user_role(&self, identity: &str, role_sid: &str, deadline: Deadline) -> Result<(), TwilioError> {
+        let mut call = self.call(reqwest::Method::POST, &["Users", identity]);
+        call.form.push(("RoleSid", role_sid.to_owned()));
+        let _: serde_json::Value = self.send(call, deadline).await?;
+        Ok(())
+    }
+
+    /// Replaces a role's permissions.
+    pub async fn update_role(&self, sid: &str, permissions: &[&str], deadline: Deadline) -> Result<Role, TwilioError> {
+        let mut call = self.call(reqwest::Method::POST, &["Roles", sid]);
+        call.form.extend(permissions.iter().map(|p| ("Permission", (*p).to_owned())));
+        self.send(call, deadline).await
+    }
+
+    pub async fn configuration(&self, deadline: Deadline) -> Result<ServiceConfiguration, TwilioError> {
+        self.send(self.call(reqwest::Method::GET, &["Configuration"]), deadline).await
+    }
+
+    /// Sets the service's default roles: users on first connect, participants, creators.
+    pub async fn set_default_roles(
         &self,
-        url: &str,
-        filters: &[&str],
+        service_role: &str,
+        conversation_role: &str,
+        creator_role: &str,
         deadline: Deadline,
-    ) -> Result<Webhooks, TwilioError> {
+    ) -> Result<ServiceConfiguration, TwilioError> {
+        let mut call = self.call(reqwest::Method::POST, &["Configuration"]);
+        call.form.push(("DefaultChatServiceRoleSid", service_role.to_owned()));
+        call.form.push(("DefaultConversationRoleSid", conversation_role.to_owned()));
+        call.form.push(("DefaultConversationCreatorRoleSid", creator_role.to_owned()));
+        self.send(call, deadline).await
+    }
+
+    /// Points the pre- and post-event webhooks at `url` with `filters` (both kinds in one list).
+    pub async fn set_webhooks(&self, url: &str, filters: &[&str], deadline: Deadline) -> Result<Webhooks, TwilioError> {
         let mut call = self.call(reqwest::Method::POST, &["Configuration", "Webhooks"]);
         call.form.push(("PreWebhookUrl", url.to_owned()));
+        call.form.push(("PostWebhookUrl", url.to_owned()));
         call.form.push(("Method", "POST".to_owned()));
         call.form.extend(filters.iter().map(|f| ("Filters", (*f).to_owned())));
         self.send(call, deadline).await
+    }
+
+    pub async fn webhooks(&self, deadline: Deadline) -> Result<Webhooks, TwilioError> {
+        self.send(self.call(reqwest::Method::GET, &["Configuration", "Webhooks"]), deadline).await
     }
 }
 
