@@ -255,7 +255,7 @@ guard = {
     "403-none-signed-for-another-url": twilio_event(message("u-1", REF, "u-1"), url="https://evil.example.com/twilio/events"),
     "200-none-reader-joins-asset-conversation": twilio_event(join("conv-a-1", "u-3")),
     "403-none-non-reader-joins-asset-conversation": twilio_event(join("conv-a-1", "u-4")),
-    "200-none-anyone-joins-direct-conversation": twilio_event(join("conv-direct", "u-4")),
+    "403-none-client-adds-to-direct-conversation": twilio_event(join("conv-direct", "u-4")),
     "200-none-other-event": twilio_event({"EventType": "onUserUpdate", "ChatServiceSid": "IS00000000000000000000000000000001", "Identity": "u-4", "ClientIdentity": "u-4"}),
     "403-none-client-creates-conversation": twilio_event({"EventType": "onConversationAdd", "ChatServiceSid": "IS00000000000000000000000000000001", "ClientIdentity": "u-4", "UniqueName": "asset:guessed", "Source": "SDK"}),
     "405-none-get": twilio_event(message("u-1", REF, "u-1"), method="GET"),

@@ -102,7 +102,7 @@ impl<S: AclReader + GrantWriter + CatalogWriter + Budgets> Routes<S> {
 }
 
 /// Fills in the embedded defaults for whatever is not configured; returns the names it set.
-fn apply_defaults(settings: &mut Settings) -> Result<Vec<&'static str>, ConfigError> {
+fn apply_defaults(settings: &mut Settings, on_standin: bool) -> Result<Vec<&'static str>, ConfigError> {
     match settings.get("AUTH_MODE") {
         None | Some("jwt") => settings.set_default("AUTH_MODE", "jwt"),
         Some(other) => {
@@ -131,7 +131,11 @@ fn apply_defaults(settings: &mut Settings) -> Result<Vec<&'static str>, ConfigEr
     if settings.get("TWILIO_SECRET_ARN").is_none() {
         default(settings, "TWILIO_AUTH_TOKEN", random_secret());
     }
-    default(settings, "CONVERSATION_NAME_KEY", chatgate::domain::DEVELOPMENT_NAME_KEY.into());
+    // The public development key only in front of the stand-in: against a real Twilio service the
+    // key must be given (CONVERSATION_NAME_KEY or its secret), or the start stops naming it.
+    if on_standin && settings.get("CONVERSATION_NAME_KEY_SECRET_ARN").is_none() {
+        default(settings, "CONVERSATION_NAME_KEY", chatgate::domain::DEVELOPMENT_NAME_KEY.into());
+    }
     Ok(defaulted)
 }
 
@@ -179,7 +183,7 @@ pub async fn run(args: DevArgs) -> Result<(), Box<dyn std::error::Error>> {
     settings.set_default("TWILIO_WEBHOOK_URL", format!("http://{addr}/twilio/events"));
     // No Twilio credentials: an in-process stand-in for the Conversations REST API.
     let use_standin = settings.get("TWILIO_API_KEY_SECRET").is_none() && settings.get("TWILIO_SECRET_ARN").is_none();
-    let mut defaulted = apply_defaults(&mut settings)?;
+    let mut defaulted = apply_defaults(&mut settings, use_standin)?;
     // Settings are checked (and named when wrong) before anything starts on them.
     chatgate::config::MintConfig::from_settings(&settings)?;
     let _standin = if use_standin { Some(start_standin(&mut settings, &mut defaulted).await?) } else { None };

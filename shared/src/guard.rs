@@ -13,7 +13,7 @@ use serde_json::Value;
 use crate::acl::AclReader;
 use crate::clock::Clock;
 use crate::clock::Deadline;
-use crate::domain::{AssetId, AssetReference, AttributesError, ConversationAttributes, Identity};
+use crate::domain::{AssetId, AssetReference, AttributesError, ConversationAttributes, ConversationKind, Identity};
 use crate::http::ApiError;
 use crate::twilio::rest::ConversationsClient;
 
@@ -127,15 +127,19 @@ async fn decide<R: AclReader>(
                     let verdict = reader(state, who, asset).await?;
                     Ok(verdict.map_err(|r| Refusal { actor: who.to_owned(), ..r }))
                 }
-                // A chat participant who is offboarded is not added anywhere; a participant
-                // without an identity (SMS, WhatsApp) has no standing to check.
-                Ok(_) => match event.get("Identity") {
+                // A room is public: anyone not offboarded may be in it (a participant without an
+                // identity, SMS or WhatsApp, has no standing to check).
+                Ok(Some(ConversationAttributes { kind: ConversationKind::Room, .. })) => match event.get("Identity") {
                     Some(who) => {
                         let verdict = standing(state, who).await?;
                         Ok(verdict.map_err(|r| Refusal { actor: event.actor().to_owned(), ..r }))
                     }
                     None => Ok(Ok(())),
                 },
+                // Direct and group conversations, and conversations chatgate did not create: only
+                // chatgate puts people in them, and its REST calls never reach pre-event hooks, so
+                // a client adding (or joining) is refused whatever its role allows.
+                Ok(_) => refuse(None, "only chatgate adds participants to this conversation".into()),
             }
         }
         "onConversationUpdate" => {
@@ -159,7 +163,14 @@ async fn decide<R: AclReader>(
 fn retargets(known: &Known, event: &Event) -> bool {
     let attributes = event.raw("Attributes").map(|a| serde_json::from_str::<Value>(a).unwrap_or(Value::Null));
     match &known.about {
-        Ok(None) => attributes.is_some_and(|a| !matches!(ConversationAttributes::from_value(&a), Ok(None))),
+        // A client may neither make a conversation look like chatgate's nor take a name (a
+        // chatgate name freed by a deletion included).
+        Ok(None) => {
+            attributes.is_some_and(|a| !matches!(ConversationAttributes::from_value(&a), Ok(None)))
+                || event
+                    .raw("UniqueName")
+                    .is_some_and(|u| Some(u).filter(|u| !u.is_empty()) != known.unique_name.as_deref())
+        }
         Ok(Some(_)) | Err(_) => {
             let unique_name = event.raw("UniqueName").map(|u| Some(u).filter(|u| !u.is_empty()));
             attributes.is_some_and(|a| a != known.attributes)

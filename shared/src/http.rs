@@ -356,7 +356,9 @@ pub enum CorsPolicy {
     Loopback,
 }
 
-const ALLOW_HEADERS: &str = "authorization, content-type";
+const ALLOW_HEADERS: &str = "authorization, content-type, idempotency-key";
+/// Response headers a browser script may read: how long to wait after a 429 or 503.
+const EXPOSE_HEADERS: &str = "retry-after";
 const ALLOW_METHODS: &str = "GET, POST, PUT, DELETE, OPTIONS";
 
 impl CorsPolicy {
@@ -414,6 +416,7 @@ impl CorsPolicy {
             return false;
         }
         headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+        headers.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static(EXPOSE_HEADERS));
         true
     }
 }

@@ -202,7 +202,8 @@ async fn asset_conversations_take_only_readers() {
     };
     assert_eq!(send(&g, &join(&asset_conv, "bob")).await.status(), 200);
     assert_eq!(send(&g, &join(&asset_conv, "cy")).await.status(), 403);
-    assert_eq!(send(&g, &join(&direct, "cy")).await.status(), 200);
+    // Only chatgate puts people into direct conversations (its REST adds reach no hook).
+    assert_eq!(send(&g, &join(&direct, "cy")).await.status(), 403);
     assert_eq!(
         send(&g, &join("CH00000000000000000000000000000099", "cy")).await.status(),
         403,
@@ -263,8 +264,10 @@ async fn clients_cannot_retarget_a_chatgate_conversation() {
         (&asset_conv, vec![("UniqueName", "asset:z")], 403),
         (&asset_conv, vec![("UniqueName", "")], 403),
         (&direct, vec![("Attributes", attributes)], 403),
-        // Conversations chatgate did not create are not its business, unless made to look like its own.
-        (&foreign, vec![("Attributes", r#"{"topic":"y"}"#), ("UniqueName", "mine")], 200),
+        // Conversations chatgate did not create are not its business, unless made to look like its
+        // own or given a name (a freed chatgate name among them).
+        (&foreign, vec![("Attributes", r#"{"topic":"y"}"#), ("FriendlyName", "ours")], 200),
+        (&foreign, vec![("UniqueName", "mine")], 403),
         (&foreign, vec![("Attributes", attributes)], 403),
     ];
     for (conversation, pairs, status) in cases {
@@ -292,13 +295,13 @@ async fn only_chatgate_creates_conversations() {
 async fn an_offboarded_user_neither_speaks_nor_is_added() {
     let store = scenario_store().await;
     let g = guard_over(store.clone()).await;
-    let direct = g.standin.create_conversation(Some("d"), None, Some(r#"{"type":"direct"}"#)).expect("direct");
+    let room = g.standin.create_conversation(Some("room:r"), None, Some(r#"{"type":"room"}"#)).expect("room");
     let speak = params(&[("EventType", "onMessageAdd"), ("ClientIdentity", "u-2"), ("Body", "hi")]);
     let added = params(&[
         ("EventType", "onParticipantAdd"),
         ("ClientIdentity", "u-1"),
         ("Identity", "u-2"),
-        ("ConversationSid", direct.sid.as_str()),
+        ("ConversationSid", room.sid.as_str()),
     ]);
     assert_eq!(send(&g, &speak).await.status(), 200);
     assert_eq!(send(&g, &added).await.status(), 200);
@@ -333,14 +336,14 @@ async fn the_guard_forgets_a_conversation_after_a_minute() {
     let standin = StandIn::start(StandInConfig::new(ACCOUNT_SID, API_KEY_SID, API_KEY_SECRET, SERVICE_SID)).await;
     let clock = Arc::new(ManualClock::at(NOW));
     let guard = MessageGuard::new(store, twilio_client(&standin.base_url), clock.clone());
-    let conversation = standin.create_conversation(Some("c"), None, Some(r#"{"type":"direct"}"#)).expect("c");
+    let conversation = standin.create_conversation(Some("room:c"), None, Some(r#"{"type":"room"}"#)).expect("c");
     let join = Event(params(&[
         ("EventType", "onParticipantAdd"),
         ("ClientIdentity", "ana"),
         ("Identity", "eve"),
         ("ConversationSid", conversation.sid.as_str()),
     ]));
-    assert!(guard.judge(&join).await.expect("decides").is_ok(), "anyone joins a direct conversation");
+    assert!(guard.judge(&join).await.expect("decides").is_ok(), "anyone joins a room");
     // An operator makes it the conversation of asset a-1, which eve cannot read.
     chatgate::tls::install();
     let response = reqwest::Client::new()
@@ -355,4 +358,19 @@ async fn the_guard_forgets_a_conversation_after_a_minute() {
     assert!(guard.judge(&join).await.expect("decides").is_ok(), "still what it read a minute ago");
     clock.set(NOW + CONVERSATION_CACHE_SECONDS);
     assert!(guard.judge(&join).await.expect("decides").is_err(), "read again after a minute");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_adds_nobody_to_a_direct_or_group_conversation_whatever_its_role() {
+    let g = guard_over(scenario_store().await).await;
+    for attributes in [r#"{"type":"direct"}"#, r#"{"type":"group"}"#, r#"{"topic":"not chatgate's"}"#] {
+        let c = g.standin.create_conversation(None, None, Some(attributes)).expect("conversation");
+        let join = params(&[
+            ("EventType", "onParticipantAdd"),
+            ("ClientIdentity", "ana"),
+            ("Identity", "ana"),
+            ("ConversationSid", c.sid.as_str()),
+        ]);
+        assert_eq!(send(&g, &join).await.status(), 403, "{attributes}");
+    }
 }

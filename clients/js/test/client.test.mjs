@@ -1,10 +1,11 @@
 // Unit tests of @chatgate/client against a fake fetch: coalescing, caching, errors, encoding,
-// and keepTokenFresh with an EventEmitter standing in for the Twilio Conversations client.
+// timeouts, idempotent retries, and keepTokenFresh with an EventEmitter standing in for the
+// Twilio Conversations client.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { EventEmitter } from "node:events";
 
-import { ChatgateError, createChatgate } from "../dist/index.js";
+import { ChatgateError, ChatgateTimeoutError, createChatgate } from "../dist/index.js";
 
 /** A fetch that answers from `route(method, path, body)` and records every request. */
 function fakeFetch(route) {
@@ -12,7 +13,7 @@ function fakeFetch(route) {
   const fetch = async (url, init = {}) => {
     const { pathname, search } = new URL(url);
     const body = init.body === undefined ? undefined : JSON.parse(init.body);
-    const call = { method: init.method, path: pathname + search, body, headers: init.headers };
+    const call = { method: init.method, path: pathname + search, body, headers: init.headers, signal: init.signal };
     calls.push(call);
     const [status, payload, headers = {}] = await route(call);
     const text = payload === undefined ? "" : typeof payload === "string" ? payload : JSON.stringify(payload);
@@ -31,6 +32,23 @@ function checker() {
 }
 
 const client = (fetch, extra = {}) => createChatgate({ baseUrl: "http://chatgate.test/", session: () => "s-1", fetch, ...extra });
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** A request that never answers, and ignores its abort signal too. */
+const hung = () => new Promise(() => {});
+
+/** An unsigned JWT with these claims (the client reads claims, chatgate verifies). */
+const jwt = (claims) => [{ alg: "HS256", typ: "JWT" }, claims].map((part) => Buffer.from(JSON.stringify(part)).toString("base64url")).join(".") + ".c2ln";
+
+/** Who a fake chatgate takes the bearer to be: a JWT's `sub` (and issuer), or the session itself. */
+function userOf(authorization) {
+  const session = authorization.replace(/^Bearer /, "");
+  const [, payload] = session.split(".");
+  if (payload === undefined) return session;
+  const { iss, sub } = JSON.parse(Buffer.from(payload, "base64url"));
+  return iss === "idp" ? sub : `${iss}/${sub}`;
+}
 
 test("access calls in one tick are one batch; 150 ids are two", async () => {
   const { fetch, calls } = checker();
@@ -82,6 +100,87 @@ test("a failed batch rejects every caller and is not cached", async () => {
   assert.equal(calls.length, 2);
 });
 
+test("an id chatgate gave no answer for is rejected, not cached, and asked again", async () => {
+  let short = true;
+  const { fetch, calls } = fakeFetch(({ body }) => [200, { results: body.asset_ids.slice(0, short ? 1 : undefined).map(answerFor) }]);
+  const chatgate = client(fetch);
+  const [first, second] = await Promise.allSettled([chatgate.access("a-1"), chatgate.access("a-2")]);
+  assert.equal(first.status, "fulfilled");
+  assert.match(second.reason.message, /no answer for a-2/);
+  short = false;
+  assert.equal((await chatgate.access("a-2")).asset_id, "a-2");
+  assert.equal((await chatgate.access("a-1")).asset_id, "a-1");
+  assert.equal(calls.length, 2, "a-2 asked again, a-1 still cached");
+  assert.deepEqual(calls[1].body.asset_ids, ["a-2"]);
+});
+
+test("access answers belong to one user: another user is asked afresh and the last one's answers are dropped", async () => {
+  const { fetch, calls } = fakeFetch(async ({ body, headers }) => {
+    await sleep(10);
+    const user = userOf(headers.authorization);
+    return [200, { results: body.asset_ids.map((id) => ({ ...answerFor(id), identity: user })) }];
+  });
+  const alice = jwt({ iss: "idp", sub: "alice", iat: 1, exp: 2, jti: "j-1" });
+  let session = alice;
+  const chatgate = createChatgate({ baseUrl: "http://chatgate.test", session: () => session, fetch });
+  const whose = async (id) => (await chatgate.access(id)).identity;
+
+  assert.equal(await whose("a-1"), "alice");
+  session = jwt({ iss: "idp", sub: "alice", iat: 3, exp: 4, jti: "j-2" });
+  assert.equal(await whose("a-1"), "alice");
+  assert.equal(calls.length, 1, "a renewed session of the same user reuses the answer");
+
+  session = jwt({ iss: "idp", sub: "bob", iat: 3, exp: 4, jti: "j-3" });
+  assert.equal(await whose("a-1"), "bob");
+  assert.equal(calls[1].headers.authorization, `Bearer ${session}`, "the batch goes out with the session it was asked under");
+  session = alice;
+  assert.equal(await whose("a-1"), "alice");
+  assert.equal(calls.length, 3, "bob's sign-in dropped alice's answers");
+
+  // Alice's check still in flight when bob signs in is not bob's answer.
+  const alicesPending = chatgate.access("a-2");
+  await sleep(2);
+  session = jwt({ iss: "idp", sub: "bob" });
+  assert.equal(await whose("a-2"), "bob");
+  assert.equal((await alicesPending).identity, "alice");
+
+  session = jwt({ iss: "other-idp", sub: "bob" });
+  assert.equal(await whose("a-2"), "other-idp/bob", "the same sub at another issuer is another user");
+  session = "opaque-1";
+  assert.equal(await whose("a-2"), "opaque-1");
+  assert.equal(await whose("a-2"), "opaque-1");
+  session = "opaque-2";
+  assert.equal(await whose("a-2"), "opaque-2", "a session that is not a JWT is its own key");
+  assert.equal(calls.length, 8);
+
+  // Two sessions in one page, one client each, over one fetch.
+  const asCarol = createChatgate({ baseUrl: "http://chatgate.test", session: () => jwt({ iss: "idp", sub: "carol" }), fetch });
+  const asDave = createChatgate({ baseUrl: "http://chatgate.test", session: () => jwt({ iss: "idp", sub: "dave" }), fetch });
+  const answers = await Promise.all([asCarol.access("a-3"), asDave.access("a-3")]);
+  assert.deepEqual(answers.map((a) => a.identity), ["carol", "dave"]);
+});
+
+test("a call that outlasts timeoutMs is aborted and rejects with a ChatgateTimeoutError, a TypeError like fetch's own", async () => {
+  const { fetch, calls } = fakeFetch(({ signal }) => new Promise((_, reject) => signal.addEventListener("abort", () => reject(signal.reason))));
+  const error = await client(fetch, { timeoutMs: 30 }).token().catch((e) => e);
+  assert.ok(error instanceof ChatgateTimeoutError);
+  assert.ok(error instanceof TypeError, "handled wherever network failures are");
+  assert.equal(error.name, "ChatgateTimeoutError");
+  assert.equal(error.message, "chatgate did not answer POST /token within 30 ms");
+  assert.equal(error.timeoutMs, 30);
+  assert.equal(calls[0].signal.aborted, true);
+
+  // A fetch that ignores its signal, and an answer whose body never ends, time out all the same.
+  const ignored = await client(hung, { timeoutMs: 30 }).grants("a-1").catch((e) => e);
+  assert.ok(ignored instanceof ChatgateTimeoutError);
+  const endless = async () => new Response(new ReadableStream({ start() {} }), { status: 200 });
+  assert.ok((await client(endless, { timeoutMs: 30 }).listConversations().catch((e) => e)) instanceof ChatgateTimeoutError);
+
+  const slow = fakeFetch(async () => (await sleep(20), [200, tokenBody(1)]));
+  assert.equal((await client(slow.fetch, { timeoutMs: 200 }).token()).token, "t-1", "a slow answer within the timeout is an answer");
+  assert.throws(() => client(slow.fetch, { timeoutMs: 0 }), RangeError);
+});
+
 test("non-2xx answers are ChatgateErrors with status, code, detail and retryAfter", async () => {
   const { fetch } = fakeFetch(({ path }) => {
     if (path.startsWith("/assets/")) {
@@ -115,7 +214,59 @@ test("a spent budget of new conversations is a ChatgateError 429 rate_limited wi
   assert.ok(refused instanceof ChatgateError);
   assert.deepEqual([refused.status, refused.code, refused.detail, refused.retryAfter], [429, "rate_limited", detail, 42]);
   assert.equal(refused.message, detail);
-  assert.equal(calls.length, 1, "createOrJoin does not retry by itself: the caller decides when");
+  assert.equal(calls.length, 1, "a 429 is not retried: the caller decides when");
+});
+
+test("createOrJoin sends one Idempotency-Key per call, the same on its retries after a network error, a timeout and a 503", async () => {
+  const script = ["network", "hang", "ok", "503", "ok", "network", "network", "network", "409", "ok"];
+  const { fetch, calls } = fakeFetch(() => {
+    const step = script.shift();
+    if (step === "network") throw new TypeError("fetch failed");
+    if (step === "hang") return hung();
+    if (step === "503") return [503, { status: 503, code: "upstream_unavailable" }, { "retry-after": "0" }];
+    if (step === "409") return [409, { status: 409, code: "conflict", detail: "the name is taken" }];
+    return [200, { sid: "CH1", created: true }];
+  });
+  const chatgate = client(fetch, { timeoutMs: 30 });
+  const body = { type: "group", friendly_name: "Design review", participants: ["u-2"] };
+  const keys = () => calls.map((c) => c.headers["Idempotency-Key"]);
+
+  assert.equal((await chatgate.createOrJoin(body)).sid, "CH1");
+  assert.equal(calls.length, 3, "retried after a network error and a timeout");
+  const [first] = keys();
+  assert.match(first, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  assert.deepEqual(keys(), [first, first, first]);
+
+  await chatgate.createOrJoin(body);
+  assert.equal(calls.length, 5, "retried after a 503");
+  assert.equal(keys()[3], keys()[4]);
+  assert.notEqual(keys()[3], first, "another call, another key");
+
+  const lost = await chatgate.createOrJoin(body).catch((e) => e);
+  assert.ok(lost instanceof TypeError);
+  assert.equal(calls.length, 8, "three attempts at most");
+
+  const conflict = await chatgate.createOrJoin(body).catch((e) => e);
+  assert.equal(conflict.code, "conflict");
+  assert.equal(calls.length, 9, "a 4xx is not retried");
+
+  await chatgate.createOrJoin(body, { idempotencyKey: "draft-42" });
+  assert.equal(keys()[9], "draft-42", "the caller's key, for the caller's own retries");
+  await assert.rejects(chatgate.createOrJoin(body, { idempotencyKey: "has space" }), RangeError);
+  await assert.rejects(chatgate.createOrJoin(body, { idempotencyKey: "k".repeat(129) }), RangeError);
+  assert.equal(calls.length, 10, "a malformed key is never sent");
+});
+
+test("createOrJoin makes its key with getRandomValues where randomUUID is missing (an insecure context)", async () => {
+  const { fetch, calls } = fakeFetch(() => [200, { sid: "CH1", created: false }]);
+  Object.defineProperty(globalThis.crypto, "randomUUID", { value: undefined, configurable: true });
+  try {
+    await client(fetch).createOrJoin({ type: "direct", participant: "u-2" });
+  } finally {
+    delete globalThis.crypto.randomUUID;
+  }
+  assert.equal(typeof globalThis.crypto.randomUUID, "function");
+  assert.match(calls[0].headers["Idempotency-Key"], /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
 });
 
 test("ids are percent-encoded, bodies are JSON, and the session is asked for every request", async () => {
@@ -211,6 +362,33 @@ test("keepTokenFresh retries network errors and 503 with Retry-After, and gives 
   assert.equal(calls.length, 4, "a 401 is not retried");
   assert.equal(errors.length, 1);
   assert.equal(errors[0].code, "unauthorized");
+  stop();
+});
+
+test("keepTokenFresh survives a hung token call: it times out, is retried, and is never left in flight", async () => {
+  const script = ["hang", "ok", "hang", "hang", "ok"];
+  let issued = 0;
+  const { fetch, calls } = fakeFetch(() => (script.shift() === "hang" ? hung() : [200, tokenBody(++issued)]));
+  const conversations = new FakeConversations();
+  const errors = [];
+  const stop = client(fetch, { timeoutMs: 30 }).keepTokenFresh(conversations, { attempts: 2, baseDelayMs: 5, onError: (e) => errors.push(e) });
+
+  conversations.emit("tokenAboutToExpire");
+  await sleep(120);
+  assert.deepEqual(conversations.tokens, ["t-1"], "the timed-out call was retried");
+  assert.equal(calls.length, 2);
+  assert.ok(calls[0].signal.aborted && calls[0].signal.reason instanceof ChatgateTimeoutError);
+  assert.deepEqual(errors, []);
+
+  conversations.emit("tokenAboutToExpire");
+  await sleep(150);
+  assert.equal(calls.length, 4);
+  assert.equal(errors.length, 1, "attempts spent on timeouts go to onError");
+  assert.ok(errors[0] instanceof ChatgateTimeoutError);
+
+  conversations.emit("tokenExpired");
+  await sleep(60);
+  assert.deepEqual(conversations.tokens, ["t-1", "t-2"], "not left in flight: the next event refreshes");
   stop();
 });
 

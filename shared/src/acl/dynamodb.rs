@@ -459,34 +459,46 @@ impl Budgets for DynamoStore {
                 Ok(TransactWriteItem::builder().update(update).build())
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
-        let result = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(updates))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await;
-        match result {
-            Ok(out) => {
-                self.stats.record(out.consumed_capacity().first());
-                Ok(Ok(()))
-            }
-            Err(err) => {
-                // Which window is full: the cancellation reasons come in the order of the items.
-                let full = err
-                    .as_service_error()
-                    .and_then(|e| match e {
-                        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c) => {
-                            Some(c.cancellation_reasons())
-                        }
-                        _ => None,
-                    })
-                    .and_then(|reasons| reasons.iter().position(|r| r.code() == Some("ConditionalCheckFailed")));
-                match full {
-                    Some(i) => Ok(Err(windows[i].spent())),
-                    None => Err(store_error(err)),
+        let mut attempt = 0u32;
+        loop {
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(updates.clone()))
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await;
+            let err = match result {
+                Ok(out) => {
+                    self.stats.record(out.consumed_capacity().first());
+                    return Ok(Ok(()));
                 }
-            }
+                // Two requests of one user at once: the same retry as every other transaction.
+                Err(err) if attempt < TRANSACTION_RETRIES && is_transaction_conflict(&err) => {
+                    attempt += 1;
+                    let ceiling = 20u64 << attempt;
+                    tokio::time::sleep(Duration::from_millis(rand::random_range(ceiling / 2..=ceiling))).await;
+                    continue;
+                }
+                Err(err) => err,
+            };
+            // Which windows are full: the cancellation reasons come in the order of the items;
+            // the caller waits for the one that frees last.
+            use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+            let reasons = match err.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(c)) => c.cancellation_reasons().to_vec(),
+                _ => Vec::new(),
+            };
+            let longest = windows
+                .iter()
+                .zip(reasons.iter().map(|r| r.code() == Some("ConditionalCheckFailed")).chain(std::iter::repeat(false)))
+                .filter(|(_, full)| *full)
+                .map(|(w, _)| w)
+                .max_by_key(|w| w.seconds_left);
+            return match longest {
+                Some(window) => Ok(Err(window.spent())),
+                None => Err(store_error(err)),
+            };
         }
     }
 

@@ -122,8 +122,9 @@ impl Budgets for MemoryStore {
         let mut state = self.state();
         let windows = limits.windows(now);
         let key = |w: &super::BudgetWindow| (user.clone(), w.name, w.bucket);
-        if let Some(full) = windows.iter().find(|w| state.budgets.get(&key(w)).is_some_and(|n| *n >= w.limit)) {
-            return Ok(Err(full.spent()));
+        let full = windows.iter().filter(|w| state.budgets.get(&key(w)).is_some_and(|n| *n >= w.limit));
+        if let Some(longest) = full.max_by_key(|w| w.seconds_left) {
+            return Ok(Err(longest.spent()));
         }
         state.budgets.retain(|(_, name, bucket), _| windows.iter().any(|w| w.name == *name && w.bucket == *bucket));
         for window in &windows {

@@ -81,7 +81,8 @@ impl AudienceFacts {
         users
             .iter()
             .zip(&self.groups)
-            .zip(self.offboarded.iter().chain(std::iter::repeat(&false)))
+            // A store that said nothing of a user's standing decides nothing for them.
+            .zip(self.offboarded.iter().chain(std::iter::repeat(&true)))
             .map(
                 |((user, groups), offboarded)| {
                     if *offboarded { AccessDecision::NONE } else { decide(user, groups, &self.asset, now) }

@@ -10,6 +10,17 @@ use serde_json::Value;
 use super::keys::{self, ASSET_SK, GRANT_PREFIX, MEMBER_PREFIX, PK, SK, attr};
 use crate::domain::{AclChange, AssetId, GroupId, Identity, Principal};
 
+/// Whether `text` holds an id stored before v1.2's Unicode rules refused it: such a record names
+/// nobody who can sign in or be named again, so it changes nobody's access and is skipped (as the
+/// store's reads skip such items) rather than failing its batch.
+fn refused(text: &str) -> bool {
+    let problem = crate::domain::id_text_problem(text);
+    if let Some(problem) = &problem {
+        tracing::warn!(%problem, "a stream record names an id chatgate refuses; skipped");
+    }
+    problem.is_some()
+}
+
 /// Attribute values in DynamoDB's JSON (`{"S": "…"}`, `{"N": "…"}`), by attribute name.
 pub type Image = BTreeMap<String, Value>;
 
@@ -70,6 +81,9 @@ impl StreamRecord {
         let image = image.ok_or_else(|| bad("no image"))?;
 
         if let Some(asset) = pk.strip_prefix("A#") {
+            if refused(asset) {
+                return Ok(None);
+            }
             let asset = AssetId::try_from(asset).map_err(|_| bad("bad asset id"))?;
             if sk == ASSET_SK {
                 if removed {
@@ -84,6 +98,9 @@ impl StreamRecord {
                 return Ok(Some(AclChange::AssetWritten { asset, previous_owner, owner }));
             }
             if sk.starts_with(GRANT_PREFIX) {
+                if keys::is_raw_grant_sk(sk) && keys::principal_from_grant_sk(sk).is_none() && refused(sk) {
+                    return Ok(None);
+                }
                 let principal = match keys::principal_from_grant_sk(sk) {
                     Some(principal) => principal,
                     None => string(image, attr::ID)
@@ -101,6 +118,9 @@ impl StreamRecord {
         if let Some(user) = pk.strip_prefix("U#") {
             // Grant mirrors, and the offboarding marker (offboarding removes the user itself).
             if !sk.starts_with(MEMBER_PREFIX) || sk == keys::OFFBOARDED_SK {
+                return Ok(None);
+            }
+            if refused(user) || refused(sk) {
                 return Ok(None);
             }
             let user = Identity::try_from(user).map_err(|_| bad("bad user id"))?;

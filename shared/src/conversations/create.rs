@@ -226,10 +226,10 @@ impl<R: AclReader + Budgets> Conversations<R> {
         }
         let added: Vec<bool> = joined.iter().map(Option::is_some).collect();
 
-        if let Some(asset) = &plan.asset {
-            let newcomers: Vec<&Identity> =
-                plan.wanted.iter().zip(&added).filter(|(_, a)| **a).map(|(w, _)| w).collect();
-            self.recheck(asset, &newcomers, deadline).await?;
+        let newcomers: Vec<&Identity> = plan.wanted.iter().zip(&added).filter(|(_, a)| **a).map(|(w, _)| w).collect();
+        match &plan.asset {
+            Some(asset) => self.recheck(asset, &newcomers, deadline).await?,
+            None => self.recheck_standing(&target.sid, &newcomers, deadline).await?,
         }
         tracing::info!(
             kind = plan.kind.as_str(),
@@ -318,6 +318,30 @@ impl<R: AclReader + Budgets> Conversations<R> {
         if removed.iter().all(Vec::is_empty) { Ok(()) } else { Err(ApiError::Forbidden(NOT_EVERY_PARTICIPANT.into())) }
     }
 
+    /// Offboarding that landed while newcomers were being added lists their conversations before
+    /// this one had them: this look comes after, so one of the two takes them out.
+    async fn recheck_standing(
+        &self,
+        conversation: &str,
+        newcomers: &[&Identity],
+        deadline: Deadline,
+    ) -> Result<(), ApiError> {
+        if newcomers.is_empty() {
+            return Ok(());
+        }
+        let users: Vec<Identity> = newcomers.iter().map(|u| (*u).clone()).collect();
+        let offboarded = self.store.offboarded(&users).await?;
+        let leaving: Vec<&Identity> = users.iter().zip(&offboarded).filter(|(_, o)| **o).map(|(u, _)| u).collect();
+        if leaving.is_empty() {
+            return Ok(());
+        }
+        futures_util::future::try_join_all(
+            leaving.iter().map(|u| self.twilio.remove_user_from_conversation(u.as_str(), conversation, deadline)),
+        )
+        .await?;
+        Err(ApiError::Forbidden(NOT_EVERY_PARTICIPANT.into()))
+    }
+
     /// Finds or creates the conversation the plan means. A conversation found under the name must
     /// be chatgate's and about what the plan asks; a new one spends the caller's budget first.
     async fn target(
@@ -330,10 +354,10 @@ impl<R: AclReader + Budgets> Conversations<R> {
         let new = |(sid, friendly_name, created)| Target { sid, friendly_name, created, present: BTreeSet::new() };
         let Some(unique) = unique else {
             // An unnamed group: a new conversation every time.
-            self.spend_budget(caller).await?;
-            let (conversation, ()) =
-                tokio::try_join!(self.create(plan, None, deadline), self.ensure_users(plan.wanted.clone(), deadline))?;
-            return Ok(new(conversation));
+            // Users first: a failure there leaves no empty conversation and spends nothing.
+            self.ensure_users(plan.wanted.clone(), deadline).await?;
+            let spent_at = self.spend_budget(caller).await?;
+            return Ok(new(self.create(plan, None, spent_at, deadline).await?));
         };
         if plan.kind == ConversationKind::Room {
             // Rooms can be large: fetch the room, then add the caller (50433 when already in).
@@ -362,20 +386,19 @@ impl<R: AclReader + Budgets> Conversations<R> {
                 })
             }
             None => {
-                if let Err(spent) = self.spend_budget(caller).await {
+                self.ensure_users(plan.wanted.clone(), deadline).await?;
+                let spent_at = match self.spend_budget(caller).await {
+                    Ok(at) => at,
                     // Past the budget, a conversation this very user is creating in a concurrent
                     // request (a retry, a second tab) is still theirs to join once it exists.
-                    return match self.created_meanwhile(plan, unique, caller, deadline).await? {
-                        Some(conversation) => Ok(new((conversation.sid, conversation.friendly_name, false))),
-                        None => Err(spent),
-                    };
-                }
-                // New: create the users while the conversation is created.
-                let (conversation, ()) = tokio::try_join!(
-                    self.create(plan, Some(unique), deadline),
-                    self.ensure_users(plan.wanted.clone(), deadline)
-                )?;
-                Ok(new(conversation))
+                    Err(spent) => {
+                        return match self.created_meanwhile(plan, unique, caller, deadline).await? {
+                            Some(conversation) => Ok(new((conversation.sid, conversation.friendly_name, false))),
+                            None => Err(spent),
+                        };
+                    }
+                };
+                Ok(new(self.create(plan, Some(unique), spent_at, deadline).await?))
             }
         }
     }
@@ -423,8 +446,11 @@ impl<R: AclReader + Budgets> Conversations<R> {
         ))
     }
 
-    async fn spend_budget(&self, caller: &Identity) -> Result<(), ApiError> {
-        Ok(self.store.spend_new_conversation(caller, self.budgets, self.clock.now()).await??)
+    /// Spends one of the caller's new conversations; the moment it counted in, for a refund.
+    async fn spend_budget(&self, caller: &Identity) -> Result<u64, ApiError> {
+        let now = self.clock.now();
+        self.store.spend_new_conversation(caller, self.budgets, now).await??;
+        Ok(now)
     }
 
     /// Creates the conversation; a concurrent creator's 50353 means it exists, which is fetched
@@ -433,6 +459,7 @@ impl<R: AclReader + Budgets> Conversations<R> {
         &self,
         plan: &Plan,
         unique: Option<&str>,
+        spent_at: u64,
         deadline: Deadline,
     ) -> Result<(String, Option<String>, bool), ApiError> {
         let attributes = ConversationAttributes::new(plan.kind, plan.asset.clone()).to_json();
@@ -440,7 +467,7 @@ impl<R: AclReader + Budgets> Conversations<R> {
             Ok(c) => Ok((c.sid, c.friendly_name, true)),
             Err(e) if e.code() == Some(codes::CONVERSATION_EXISTS) => {
                 // Another request created it: this one joins, and its budget is given back.
-                self.refund_budget(&plan.wanted[0]).await;
+                self.refund_budget(&plan.wanted[0], spent_at).await;
                 let c = self
                     .twilio
                     .fetch_conversation(unique.unwrap_or(""), deadline)
@@ -450,15 +477,15 @@ impl<R: AclReader + Budgets> Conversations<R> {
                 Ok((c.sid, c.friendly_name, false))
             }
             Err(e) => {
-                self.refund_budget(&plan.wanted[0]).await;
+                self.refund_budget(&plan.wanted[0], spent_at).await;
                 Err(e.into())
             }
         }
     }
 
     /// Best effort: a refund that fails leaves the budget a little tighter, never looser.
-    async fn refund_budget(&self, caller: &Identity) {
-        if let Err(e) = self.store.refund_new_conversation(caller, self.budgets, self.clock.now()).await {
+    async fn refund_budget(&self, caller: &Identity, spent_at: u64) {
+        if let Err(e) = self.store.refund_new_conversation(caller, self.budgets, spent_at).await {
             tracing::warn!(error = %crate::http::ErrorChain(&e), "budget not refunded");
         }
     }

@@ -1,8 +1,9 @@
 //! Twilio's side of chatgate, set up closed and checked: the service role every user gets (it may
 //! edit its own profile and nothing else, so no client creates or joins a conversation), the
 //! conversation role every participant gets, both made the service's defaults (the users Twilio
-//! creates on an SDK's first connect get them too), and the webhooks the guard and the
-//! post-event backstop hear. `chatgate twilio setup` applies it, `chatgate twilio check` reads it
+//! creates on an SDK's first connect get them too), and the webhooks: the pre-events the guard
+//! decides, and the post-events a backstop re-checks (subscribed now; the guard answers them 200
+//! until the backstop of "Converges" re-checks them). `chatgate twilio setup` applies it, `chatgate twilio check` reads it
 //! back, and `chatgate dev` applies it to its stand-in.
 
 use super::rest::{ConversationsClient, Role, TwilioError};
@@ -28,8 +29,8 @@ pub const PARTICIPANT_ROLE_PERMISSIONS: &[&str] = &[
 /// The pre-events the guard decides.
 pub const PRE_EVENTS: &[&str] =
     &["onConversationAdd", "onMessageAdd", "onMessageUpdate", "onParticipantAdd", "onConversationUpdate"];
-/// The post-events the backstop re-checks (a message Twilio published past a guard that did not
-/// answer in time).
+/// The post-events for the backstop (a message Twilio published past a guard that did not answer
+/// in time); until it is built the guard answers them 200.
 pub const POST_EVENTS: &[&str] = &["onMessageAdded", "onMessageUpdated"];
 
 /// The roles chatgate's set-up made or found.
@@ -108,9 +109,9 @@ pub async fn check(
     let (roles, configuration, webhooks) =
         tokio::try_join!(twilio.roles(deadline), twilio.configuration(deadline), twilio.webhooks(deadline))?;
     let mut drift = Vec::new();
-    let user = role_drift(&roles, USER_ROLE_NAME, "service", USER_ROLE_PERMISSIONS, &mut drift);
+    let user = role_drift(&roles, USER_ROLE_NAME, "service", USER_ROLE_PERMISSIONS, true, &mut drift);
     let participant =
-        role_drift(&roles, PARTICIPANT_ROLE_NAME, "conversation", PARTICIPANT_ROLE_PERMISSIONS, &mut drift);
+        role_drift(&roles, PARTICIPANT_ROLE_NAME, "conversation", PARTICIPANT_ROLE_PERMISSIONS, false, &mut drift);
     let defaults = [
         ("DefaultChatServiceRoleSid", configuration.default_chat_service_role_sid, &user, USER_ROLE_NAME),
         (
@@ -161,13 +162,22 @@ fn webhook_drift(webhooks: &super::rest::Webhooks, url: &str) -> Vec<String> {
     drift
 }
 
-/// The role's SID when it exists with exactly `permissions`; a drift line otherwise.
-fn role_drift(roles: &[Role], name: &str, kind: &str, permissions: &[&str], drift: &mut Vec<String>) -> Option<String> {
+/// The role's SID when it exists with `permissions` (exactly, or at most them when not `exact`: a
+/// participant role narrowed further is still closed); a drift line otherwise.
+fn role_drift(
+    roles: &[Role],
+    name: &str,
+    kind: &str,
+    permissions: &[&str],
+    exact: bool,
+    drift: &mut Vec<String>,
+) -> Option<String> {
     let Some(role) = roles.iter().find(|r| r.friendly_name == name && r.kind == kind) else {
         drift.push(format!("the {kind} role `{name}` is missing"));
         return None;
     };
-    if !same_permissions(&role.permissions, permissions) {
+    let within = role.permissions.iter().all(|p| permissions.contains(&p.as_str()));
+    if !within || (exact && !same_permissions(&role.permissions, permissions)) {
         drift.push(format!(
             "the role `{name}` ({}) has permissions {}, not {}",
             role.sid,
