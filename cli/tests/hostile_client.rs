@@ -228,7 +228,8 @@ async fn the_guard_refuses_a_conversation_a_client_creates_when_the_role_allows_
     assert_eq!((refused.status(), refused.code()), (Some(403), Some(50050)));
     assert_eq!(dev.conversation_count().await, 0, "nothing was created");
     // Nor does a role that may join get mallory into Alice and Bob's conversation by its SID.
-    let direct = dev.call("POST", "/conversations", "alice", Some(json!({"type": "direct", "participant": "bob"}))).await;
+    let direct =
+        dev.call("POST", "/conversations", "alice", Some(json!({"type": "direct", "participant": "bob"}))).await;
     let sid = direct.body["sid"].as_str().expect("sid").to_owned();
     let eve = dev.sdk("eve").await;
     let joined = eve.join(&sid).await.expect_err("onParticipantAdd refused");
