@@ -13,6 +13,7 @@ use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::config::retry::RetryConfig;
 use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, ConsumedCapacity, Delete, KeySchemaElement,
     KeyType, Put, ReturnConsumedCapacity, ReturnValue, ScalarAttributeType, StreamSpecification, StreamViewType,
@@ -318,6 +319,15 @@ impl DynamoStore {
     /// transaction held an item); every transaction chatgate writes is idempotent, so it is
     /// retried here, with jittered backoff, a bounded number of times.
     async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), StoreError> {
+        self.transact_or_cancelled(items).await.map_err(store_error)
+    }
+
+    /// [`Self::transact`], with DynamoDB's own error when it does not commit, for callers that
+    /// read which items' conditions failed (the budget counters).
+    async fn transact_or_cancelled(
+        &self,
+        items: Vec<TransactWriteItem>,
+    ) -> Result<(), SdkError<TransactWriteItemsError, HttpResponse>> {
         let mut attempt = 0u32;
         loop {
             let result = self
@@ -337,7 +347,7 @@ impl DynamoStore {
                     let ceiling = 20u64 << attempt;
                     tokio::time::sleep(Duration::from_millis(rand::random_range(ceiling / 2..=ceiling))).await;
                 }
-                Err(err) => return Err(store_error(err)),
+                Err(err) => return Err(err),
             }
         }
     }
@@ -459,46 +469,22 @@ impl Budgets for DynamoStore {
                 Ok(TransactWriteItem::builder().update(update).build())
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
-        let mut attempt = 0u32;
-        loop {
-            let result = self
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(updates.clone()))
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                .send()
-                .await;
-            let err = match result {
-                Ok(out) => {
-                    self.stats.record(out.consumed_capacity().first());
-                    return Ok(Ok(()));
-                }
-                // Two requests of one user at once: the same retry as every other transaction.
-                Err(err) if attempt < TRANSACTION_RETRIES && is_transaction_conflict(&err) => {
-                    attempt += 1;
-                    let ceiling = 20u64 << attempt;
-                    tokio::time::sleep(Duration::from_millis(rand::random_range(ceiling / 2..=ceiling))).await;
-                    continue;
-                }
-                Err(err) => err,
-            };
-            // Which windows are full: the cancellation reasons come in the order of the items;
-            // the caller waits for the one that frees last.
-            use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-            let reasons = match err.as_service_error() {
-                Some(TransactWriteItemsError::TransactionCanceledException(c)) => c.cancellation_reasons().to_vec(),
-                _ => Vec::new(),
-            };
-            let longest = windows
-                .iter()
-                .zip(reasons.iter().map(|r| r.code() == Some("ConditionalCheckFailed")).chain(std::iter::repeat(false)))
-                .filter(|(_, full)| *full)
-                .map(|(w, _)| w)
-                .max_by_key(|w| w.seconds_left);
-            return match longest {
-                Some(window) => Ok(Err(window.spent())),
-                None => Err(store_error(err)),
-            };
+        let Err(err) = self.transact_or_cancelled(updates).await else { return Ok(Ok(())) };
+        // Which windows are full: the cancellation reasons come in the order of the items; the
+        // caller waits for the one that frees last.
+        let reasons = match err.as_service_error() {
+            Some(TransactWriteItemsError::TransactionCanceledException(c)) => c.cancellation_reasons().to_vec(),
+            _ => Vec::new(),
+        };
+        let longest = windows
+            .iter()
+            .zip(reasons.iter().map(|r| r.code() == Some("ConditionalCheckFailed")).chain(std::iter::repeat(false)))
+            .filter(|(_, full)| *full)
+            .map(|(w, _)| w)
+            .max_by_key(|w| w.seconds_left);
+        match longest {
+            Some(window) => Ok(Err(window.spent())),
+            None => Err(store_error(err)),
         }
     }
 
