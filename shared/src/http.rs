@@ -162,7 +162,18 @@ impl From<crate::auth::JwksUnavailable> for ApiError {
 #[cfg(feature = "twilio-rest")]
 impl From<crate::twilio::rest::TwilioError> for ApiError {
     fn from(e: crate::twilio::rest::TwilioError) -> Self {
-        use crate::twilio::rest::TwilioError;
+        use crate::twilio::rest::{Limit, TwilioError};
+        match e.limit() {
+            Some(Limit::UserConversations) => {
+                return ApiError::Conflict(
+                    "a participant is in as many conversations as Twilio allows one user (1,000)".into(),
+                );
+            }
+            Some(Limit::Participants) => {
+                return ApiError::Conflict("the conversation has as many participants as Twilio allows (1,000)".into());
+            }
+            None => {}
+        }
         let (status, retry_after) = match &e {
             TwilioError::Unavailable { status: Some(429), retry_after, .. } => {
                 (StatusCode::SERVICE_UNAVAILABLE, retry_after.or(Some(1)))
@@ -220,7 +231,11 @@ impl fmt::Display for ErrorChain<'_> {
 /// A JSON response that no cache keeps (every body chatgate sends is per-user).
 pub fn json_response(status: StatusCode, body: &impl Serialize) -> Response<Body> {
     // Serializing plain data structs into a Vec cannot fail.
-    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    json_bytes_response(status, serde_json::to_vec(body).unwrap_or_default())
+}
+
+/// A JSON response whose body is already serialized (an answer kept for replays).
+pub fn json_bytes_response(status: StatusCode, bytes: Vec<u8>) -> Response<Body> {
     let mut response = Response::new(Body::Binary(bytes));
     *response.status_mut() = status;
     let headers = response.headers_mut();

@@ -3,7 +3,10 @@
 
 use std::collections::BTreeSet;
 
-use chatgate::acl::{AclReader, BudgetLimits, Budgets, CatalogWriter, GrantWriter, StoreError, Upsert};
+use chatgate::acl::{
+    AclReader, Begun, BudgetLimits, Budgets, CatalogWriter, GrantWriter, IDEMPOTENCY_WINDOW_SECONDS, Idempotency,
+    Remembered, StoreError, Upsert,
+};
 use chatgate::domain::{AssetId, AssetRecord, AssetType, Grant, GroupId, Identity, Principal, Role, Via};
 
 pub const NOW: u64 = 1_795_000_000;
@@ -37,7 +40,7 @@ pub async fn role_of<S: AclReader>(store: &S, who: &str, id: &str) -> (Role, Opt
 }
 
 /// Runs every case; each uses its own ids so a shared table is fine.
-pub async fn run_all<S: AclReader + GrantWriter + CatalogWriter + Budgets>(store: &S) {
+pub async fn run_all<S: AclReader + GrantWriter + CatalogWriter + Budgets + Idempotency>(store: &S) {
     missing_assets_have_no_record_and_users_no_groups(store).await;
     put_asset_creates_then_replaces_and_keeps_grants(store).await;
     grants_are_seen_and_revoked_on_the_very_next_read(store).await;
@@ -49,6 +52,7 @@ pub async fn run_all<S: AclReader + GrantWriter + CatalogWriter + Budgets>(store
     expired_grants_are_stored_but_do_not_count(store).await;
     an_offboarded_user_reads_nothing_until_lifted_and_loses_their_own_grants(store).await;
     budgets_count_atomically_per_user_and_refund(store).await;
+    idempotency_keys_hold_replay_and_are_forgotten(store).await;
 }
 
 async fn missing_assets_have_no_record_and_users_no_groups<S: AclReader>(store: &S) {
@@ -264,4 +268,39 @@ async fn budgets_count_atomically_per_user_and_refund<S: Budgets>(store: &S) {
     let spent = spend("c11-a", now + 60).await.expect_err("the day is full");
     assert_eq!(spent.window, "day");
     assert_eq!(spend("c11-a", now + 86_400).await, Ok(()), "a new day");
+}
+
+async fn idempotency_keys_hold_replay_and_are_forgotten<S: Idempotency>(store: &S) {
+    let (ana, bob) = (user("c12-ana"), user("c12-bob"));
+    let begin = |who: &Identity, key: &'static str, fp: &'static str, at: u64| {
+        let who = who.clone();
+        async move { store.begin(&who, key, fp, 30, at).await.expect("begin") }
+    };
+    assert_eq!(begin(&ana, "k1", "fp-a", NOW).await, Begun::Fresh);
+    assert_eq!(begin(&ana, "k1", "fp-a", NOW + 1).await, Begun::InProgress, "held while the first runs");
+    assert_eq!(begin(&ana, "k1", "fp-b", NOW + 1).await, Begun::Mismatch, "another body");
+    assert_eq!(begin(&bob, "k1", "fp-b", NOW + 1).await, Begun::Fresh, "keys are per user");
+    let answer = Remembered { status: 201, body: r#"{"sid":"CH1","created":true}"#.into() };
+    store.finish(&ana, "k1", "fp-a", &answer).await.expect("finish");
+    assert_eq!(begin(&ana, "k1", "fp-a", NOW + 2).await, Begun::Replay(answer.clone()));
+    assert_eq!(begin(&ana, "k1", "fp-a", NOW + 100).await, Begun::Replay(answer.clone()), "answers outlive leases");
+    assert_eq!(begin(&ana, "k1", "fp-b", NOW + 2).await, Begun::Mismatch);
+    store.abandon(&ana, "k1", "fp-a").await.expect("abandon an answered key: nothing happens");
+    assert_eq!(begin(&ana, "k1", "fp-a", NOW + 3).await, Begun::Replay(answer.clone()));
+    assert_eq!(
+        begin(&ana, "k1", "fp-b", NOW + IDEMPOTENCY_WINDOW_SECONDS).await,
+        Begun::Fresh,
+        "forgotten after the window, even before DynamoDB's TTL deletes it"
+    );
+
+    // A failed request lets its key go; one that stopped without a word holds it for its lease,
+    // and then only a request of the same body may take it.
+    assert_eq!(begin(&ana, "k2", "fp-a", NOW).await, Begun::Fresh);
+    store.abandon(&ana, "k2", "fp-a").await.expect("abandon");
+    assert_eq!(begin(&ana, "k2", "fp-a", NOW + 1).await, Begun::Fresh, "a retry runs afresh");
+    assert_eq!(begin(&ana, "k2", "fp-a", NOW + 20).await, Begun::InProgress);
+    assert_eq!(begin(&ana, "k2", "fp-b", NOW + 40).await, Begun::Mismatch);
+    assert_eq!(begin(&ana, "k2", "fp-a", NOW + 40).await, Begun::Fresh, "the lease ended");
+    let late = Remembered { status: 200, body: "{}".into() };
+    assert!(matches!(store.finish(&ana, "k3", "fp-a", &late).await, Err(StoreError::Conflict)), "nothing to finish");
 }

@@ -37,8 +37,26 @@ impl World {
         self.call(caller, "POST", "/conversations", Some(body)).await
     }
 
+    async fn post_with_key(&self, caller: &str, key: &str, body: Value) -> (u16, Value) {
+        self.send(caller, "POST", "/conversations", Some(body), Some(key)).await
+    }
+
     async fn call(&self, caller: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.send(caller, method, path, body, None).await
+    }
+
+    async fn send(
+        &self,
+        caller: &str,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        idempotency_key: Option<&str>,
+    ) -> (u16, Value) {
         let mut builder = lambda_http::http::Request::builder().method(method).uri(format!("http://localhost{path}"));
+        if let Some(key) = idempotency_key {
+            builder = builder.header("Idempotency-Key", key);
+        }
         builder = builder.header(header::AUTHORIZATION, format!("Bearer {}", hs256_session(&claims(caller))));
         if body.is_some() {
             builder = builder.header(header::CONTENT_TYPE, "application/json");
@@ -244,6 +262,68 @@ async fn groups_are_new_each_time_unless_named_and_names_are_per_creator() {
     assert_ne!(e["sid"], c["sid"]);
     assert_eq!(w.identities(c["sid"].as_str().expect("sid")), ["ana", "bob", "cy"]);
     assert_twilio_spec_accepts(&w.standin.requests()).await;
+}
+
+#[tokio::test]
+async fn an_unnamed_group_retried_with_its_idempotency_key_is_made_once() {
+    let w = World::new().await;
+    let body = json!({"type": "group", "friendly_name": "Design review", "participants": ["bob"]});
+    // The first answer is lost on its way to the browser; the client retries with the same key.
+    let (first_status, first) = w.post_with_key("ana", "retry-1", body.clone()).await;
+    assert_eq!(first_status, 201, "{first}");
+    w.standin.reset_requests();
+    let (status, again) = w.post_with_key("ana", "retry-1", body.clone()).await;
+    assert_eq!((status, &again), (201, &first), "the first answer, again");
+    assert_eq!(w.standin.request_count(), 0, "a replay costs no Twilio call");
+    assert_eq!(w.standin.conversations().len(), 1);
+
+    // Spacing and key order do not make another request; another body under the key is refused.
+    let (status, _) = w
+        .post_with_key(
+            "ana",
+            "retry-1",
+            json!({"participants": ["bob"], "friendly_name": "Design review", "type": "group"}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (status, problem) = w
+        .post_with_key("ana", "retry-1", json!({"type": "group", "friendly_name": "Other", "participants": ["bob"]}))
+        .await;
+    assert_eq!((status, problem["code"].clone()), (409, json!("conflict")), "{problem}");
+    // Keys are the caller's: bob's retry-1 is his own request.
+    assert_eq!(w.post_with_key("bob", "retry-1", body.clone()).await.0, 201);
+    // Without a key, a group is new every time, as before.
+    assert_eq!(w.post("ana", body).await.0, 201);
+    assert_eq!(w.standin.conversations().len(), 3);
+}
+
+#[tokio::test]
+async fn a_failed_request_lets_its_idempotency_key_go_and_bad_keys_are_400() {
+    let w = World::new().await;
+    let body = json!({"type": "group", "friendly_name": "Ops", "participants": ["bob"]});
+    w.standin.fail_always(Fault::INTERNAL_ERROR, None);
+    assert_eq!(w.post_with_key("ana", "k-7", body.clone()).await.0, 502);
+    w.standin.heal();
+    let (status, created) = w.post_with_key("ana", "k-7", body.clone()).await;
+    assert_eq!(status, 201, "the retry runs afresh: {created}");
+    assert_eq!(w.standin.conversations().len(), 1);
+    for bad in ["has space", &"k".repeat(129), "tab\tkey"] {
+        let (status, problem) = w.post_with_key("ana", bad, body.clone()).await;
+        assert_eq!(status, 400, "{bad}: {problem}");
+    }
+    assert_eq!(w.standin.conversations().len(), 1);
+}
+
+#[tokio::test]
+async fn concurrent_requests_with_one_idempotency_key_make_one_conversation() {
+    let w = World::new().await;
+    w.standin.set_delay(std::time::Duration::from_millis(50));
+    let body = json!({"type": "group", "friendly_name": "Race", "participants": ["bob"]});
+    let answers = futures_util::future::join_all((0..5).map(|_| w.post_with_key("ana", "same", body.clone()))).await;
+    let statuses: Vec<u16> = answers.iter().map(|(s, _)| *s).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 1, "{statuses:?}");
+    assert!(statuses.iter().all(|s| [201, 409].contains(s)), "the others wait for the first: {statuses:?}");
+    assert_eq!(w.standin.conversations().len(), 1);
 }
 
 #[tokio::test]

@@ -5,11 +5,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chatgate::acl::{AclReader, BudgetLimits, Budgets};
+use chatgate::acl::{AclReader, BudgetLimits, Budgets, Idempotency};
 use chatgate::auth::{AuthConfig, SessionVerifier};
 use chatgate::clock::SystemClock;
 use chatgate::config::{self, ConfigError, Settings, TwilioSecrets};
-use chatgate::conversations::{Conversations, CreateCommand, ListingQuery, Plan, Requested};
+use chatgate::conversations::{Conversations, CreateCommand, IdempotencyKey, ListingQuery, Plan, Requested};
 use chatgate::domain::RoleSid;
 use chatgate::http::{self, ApiError, CorsPolicy};
 use chatgate::twilio::rest::{ConversationsClient, RestConfig};
@@ -59,7 +59,7 @@ impl ConversationsConfig {
     }
 }
 
-impl<R: AclReader + Budgets> ConversationsState<R> {
+impl<R: AclReader + Budgets + Idempotency> ConversationsState<R> {
     pub fn new(config: ConversationsConfig, secrets: &TwilioSecrets, store: Arc<R>) -> Result<Self, ConfigError> {
         let twilio = ConversationsClient::from_config(&config.twilio, secrets)?;
         Ok(Self {
@@ -81,7 +81,10 @@ impl<R: AclReader + Budgets> ConversationsState<R> {
     }
 }
 
-pub async fn handle<R: AclReader + Budgets>(state: &ConversationsState<R>, req: Request) -> Response<Body> {
+pub async fn handle<R: AclReader + Budgets + Idempotency>(
+    state: &ConversationsState<R>,
+    req: Request,
+) -> Response<Body> {
     let span = tracing::info_span!(
         "conversations",
         identity = tracing::field::Empty,
@@ -90,7 +93,7 @@ pub async fn handle<R: AclReader + Budgets>(state: &ConversationsState<R>, req: 
     http::respond(state.cors.as_ref(), req, |req| route(state, req)).instrument(span).await
 }
 
-async fn route<R: AclReader + Budgets>(
+async fn route<R: AclReader + Budgets + Idempotency>(
     state: &ConversationsState<R>,
     req: Request,
 ) -> Result<Response<Body>, ApiError> {
@@ -105,11 +108,12 @@ async fn route<R: AclReader + Budgets>(
     let caller = state.sessions.identity(&req).await?;
     let deadline = chatgate::lambda::request_deadline(&req, BUDGET);
     if method == Method::POST {
+        let key = req.headers().get("idempotency-key").map(|v| IdempotencyKey::parse(v.as_bytes())).transpose()?;
         let command: CreateCommand = http::json_body(&req)?;
-        let plan = Plan::try_from(Requested { caller, command })?;
-        let joined = state.conversations.create_or_join(plan, deadline).await?;
-        let status = if joined.created { StatusCode::CREATED } else { StatusCode::OK };
-        Ok(http::json_response(status, &joined))
+        let plan = Plan::try_from(Requested { caller, command: command.clone() })?;
+        let answer = state.conversations.create_or_join_once(plan, &command, key.as_ref(), deadline).await?;
+        let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK);
+        Ok(http::json_bytes_response(status, answer.body.into_bytes()))
     } else {
         let query = ListingQuery::parse(req.uri().query().unwrap_or(""))?;
         let listing = state.conversations.list(&caller, &query, deadline).await?;

@@ -14,10 +14,11 @@ use aws_sdk_dynamodb::config::retry::RetryConfig;
 use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, ConsumedCapacity, Delete, KeySchemaElement,
-    KeyType, Put, ReturnConsumedCapacity, ReturnValue, ScalarAttributeType, StreamSpecification, StreamViewType,
-    TransactWriteItem, Update,
+    KeyType, Put, ReturnConsumedCapacity, ReturnValue, ReturnValuesOnConditionCheckFailure, ScalarAttributeType,
+    StreamSpecification, StreamViewType, TransactWriteItem, Update,
 };
 use futures_util::future::try_join_all;
 use futures_util::{StreamExt as _, TryStreamExt as _};
@@ -26,8 +27,9 @@ use super::keys::{
     self, ASSET_SK, GRANT_PREFIX, MEMBER_PREFIX, OFFBOARDED_SK, PK, SK, SWEEP_PK, SWEEP_SK, USER_GRANT_PREFIX, attr,
 };
 use super::{
-    AclReader, AudienceFacts, BudgetLimits, BudgetSpent, Budgets, CatalogWriter, CheckFacts, Expiry, ExpiryIndex,
-    GrantWriter, StoreError, Upsert, minute_of, new_generation,
+    AclReader, AudienceFacts, Begun, BudgetLimits, BudgetSpent, Budgets, CatalogWriter, CheckFacts, Expiry,
+    ExpiryIndex, GrantWriter, IDEMPOTENCY_WINDOW_SECONDS, Idempotency, Remembered, StoreError, Upsert, minute_of,
+    new_generation,
 };
 use crate::domain::{AccessFacts, AssetId, AssetRecord, AssetType, Grant, GroupId, Identity, Principal, Role};
 
@@ -513,6 +515,123 @@ impl Budgets for DynamoStore {
         match self.transact(updates).await {
             // A counter already at zero, or gone with its bucket: nothing to give back.
             Ok(()) | Err(StoreError::Conflict) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl Idempotency for DynamoStore {
+    async fn begin(
+        &self,
+        user: &Identity,
+        key: &str,
+        fingerprint: &str,
+        lease_seconds: u64,
+        now: u64,
+    ) -> Result<Begun, StoreError> {
+        // One conditional write takes the key: free, forgotten (past its window: DynamoDB's TTL
+        // deletes late), or left by a request of the same body that stopped without answering.
+        // When taken, DynamoDB hands back what holds it.
+        let sent = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(keys::idempotency_pk(user), key.to_owned())))
+            .update_expression("SET #f = :f, #l = :lease, #ttl = :ttl REMOVE #s, #b")
+            .condition_expression(
+                "attribute_not_exists(#f) OR #ttl <= :now OR (attribute_not_exists(#s) AND #l <= :now AND #f = :f)",
+            )
+            .expression_attribute_names("#f", attr::FINGERPRINT)
+            .expression_attribute_names("#l", attr::LEASE)
+            .expression_attribute_names("#ttl", attr::TTL)
+            .expression_attribute_names("#s", attr::STATUS)
+            .expression_attribute_names("#b", attr::BODY)
+            .expression_attribute_values(":f", AttributeValue::S(fingerprint.to_owned()))
+            .expression_attribute_values(":lease", AttributeValue::N((now + lease_seconds).to_string()))
+            .expression_attribute_values(":ttl", AttributeValue::N((now + IDEMPOTENCY_WINDOW_SECONDS).to_string()))
+            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        let held = match sent {
+            Ok(out) => {
+                self.stats.record(out.consumed_capacity());
+                return Ok(Begun::Fresh);
+            }
+            Err(SdkError::ServiceError(failed))
+                if matches!(failed.err(), UpdateItemError::ConditionalCheckFailedException(_)) =>
+            {
+                match failed.into_err() {
+                    UpdateItemError::ConditionalCheckFailedException(e) => e.item.unwrap_or_default(),
+                    _ => Item::new(),
+                }
+            }
+            Err(e) => return Err(store_error(e)),
+        };
+        if s(&held, attr::FINGERPRINT) != Some(fingerprint) {
+            return Ok(Begun::Mismatch);
+        }
+        match (n(&held, attr::STATUS)?, s(&held, attr::BODY)) {
+            (Some(status), Some(body)) => Ok(Begun::Replay(Remembered {
+                status: u16::try_from(status).map_err(|_| corrupt(attr::STATUS))?,
+                body: body.to_owned(),
+            })),
+            _ => Ok(Begun::InProgress),
+        }
+    }
+
+    async fn finish(
+        &self,
+        user: &Identity,
+        key: &str,
+        fingerprint: &str,
+        answer: &Remembered,
+    ) -> Result<(), StoreError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(keys::idempotency_pk(user), key.to_owned())))
+            .update_expression("SET #s = :s, #b = :b")
+            .condition_expression("#f = :f")
+            .expression_attribute_names("#f", attr::FINGERPRINT)
+            .expression_attribute_names("#s", attr::STATUS)
+            .expression_attribute_names("#b", attr::BODY)
+            .expression_attribute_values(":f", AttributeValue::S(fingerprint.to_owned()))
+            .expression_attribute_values(":s", AttributeValue::N(answer.status.to_string()))
+            .expression_attribute_values(":b", AttributeValue::S(answer.body.clone()))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(store_error)?;
+        self.stats.record(out.consumed_capacity());
+        Ok(())
+    }
+
+    async fn abandon(&self, user: &Identity, key: &str, fingerprint: &str) -> Result<(), StoreError> {
+        // The lease ends now; an answered key, or one another request took, stays as it is.
+        let sent = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(keys::idempotency_pk(user), key.to_owned())))
+            .update_expression("SET #l = :zero")
+            .condition_expression("#f = :f AND attribute_not_exists(#s)")
+            .expression_attribute_names("#f", attr::FINGERPRINT)
+            .expression_attribute_names("#l", attr::LEASE)
+            .expression_attribute_names("#s", attr::STATUS)
+            .expression_attribute_values(":f", AttributeValue::S(fingerprint.to_owned()))
+            .expression_attribute_values(":zero", AttributeValue::N("0".into()))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        match sent.map_err(store_error) {
+            Ok(out) => {
+                self.stats.record(out.consumed_capacity());
+                Ok(())
+            }
+            Err(StoreError::Conflict) => Ok(()),
             Err(e) => Err(e),
         }
     }

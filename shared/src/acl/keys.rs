@@ -25,6 +25,9 @@ pub const OFFBOARDED_SK: &str = MEMBER_PREFIX;
 pub const USER_GRANT_PREFIX: &str = "R#";
 /// A user's budget counters: one partition per user, one item per window and bucket.
 pub const BUDGET_PREFIX: &str = "B#";
+/// A user's remembered `Idempotency-Key`s: one partition per user, the key itself as sort key
+/// (1 to 128 visible ASCII characters).
+pub const IDEMPOTENCY_PREFIX: &str = "I#";
 /// The one item that says how far the expiry sweep has got.
 pub const SWEEP_PK: &str = "S#expiry-sweep";
 pub const SWEEP_SK: &str = "#CURSOR";
@@ -54,6 +57,13 @@ pub mod attr {
     pub const CURSOR: &str = "t";
     /// A budget counter's count.
     pub const COUNT: &str = "c";
+    /// An idempotency record's fingerprint of the request.
+    pub const FINGERPRINT: &str = "f";
+    /// An idempotency record's lease: until when (Unix seconds) the request that took it holds it.
+    pub const LEASE: &str = "l";
+    /// An idempotency record's answer: status and JSON body.
+    pub const STATUS: &str = "s";
+    pub const BODY: &str = "b";
 }
 
 /// Longest raw part kept in a sort key (DynamoDB allows 1024 bytes).
@@ -69,6 +79,10 @@ pub fn user_pk(user: &Identity) -> String {
 
 pub fn budget_pk(user: &Identity) -> String {
     format!("{BUDGET_PREFIX}{user}")
+}
+
+pub fn idempotency_pk(user: &Identity) -> String {
+    format!("{IDEMPOTENCY_PREFIX}{user}")
 }
 
 /// A budget counter's item: the window's name and its bucket (minutes or days since the epoch).

@@ -8,8 +8,9 @@ use std::sync::Mutex;
 use tokio::sync::mpsc;
 
 use super::{
-    AclReader, AudienceFacts, BudgetLimits, BudgetSpent, Budgets, CatalogWriter, CheckFacts, Expiry, ExpiryIndex,
-    GrantWriter, StoreError, Upsert, minute_of, new_generation,
+    AclReader, AudienceFacts, Begun, BudgetLimits, BudgetSpent, Budgets, CatalogWriter, CheckFacts, Expiry,
+    ExpiryIndex, GrantWriter, IDEMPOTENCY_WINDOW_SECONDS, Idempotency, Remembered, StoreError, Upsert, minute_of,
+    new_generation,
 };
 use crate::domain::{AccessFacts, AclChange, AssetId, AssetRecord, AssetType, Grant, GroupId, Identity, Principal};
 
@@ -31,6 +32,17 @@ struct State {
     offboarded: BTreeSet<Identity>,
     /// New conversations counted per user, window and bucket.
     budgets: HashMap<(Identity, &'static str, u64), u32>,
+    /// Remembered requests by user and `Idempotency-Key`.
+    idempotency: HashMap<(Identity, String), KeyHold>,
+}
+
+/// What an idempotency key holds, as the table's item does.
+#[derive(Debug)]
+struct KeyHold {
+    fingerprint: String,
+    lease_until: u64,
+    forget_at: u64,
+    answer: Option<Remembered>,
 }
 
 impl MemoryStore {
@@ -139,6 +151,69 @@ impl Budgets for MemoryStore {
             if let Some(count) = state.budgets.get_mut(&(user.clone(), window.name, window.bucket)) {
                 *count = count.saturating_sub(1);
             }
+        }
+        Ok(())
+    }
+}
+
+impl Idempotency for MemoryStore {
+    async fn begin(
+        &self,
+        user: &Identity,
+        key: &str,
+        fingerprint: &str,
+        lease_seconds: u64,
+        now: u64,
+    ) -> Result<Begun, StoreError> {
+        let mut state = self.state();
+        let slot = (user.clone(), key.to_owned());
+        if let Some(held) = state.idempotency.get(&slot).filter(|held| held.forget_at > now) {
+            let stopped = held.answer.is_none() && held.lease_until <= now && held.fingerprint == fingerprint;
+            if !stopped {
+                return Ok(match &held.answer {
+                    _ if held.fingerprint != fingerprint => Begun::Mismatch,
+                    Some(answer) => Begun::Replay(answer.clone()),
+                    None => Begun::InProgress,
+                });
+            }
+        }
+        state.idempotency.retain(|_, held| held.forget_at > now);
+        state.idempotency.insert(
+            slot,
+            KeyHold {
+                fingerprint: fingerprint.to_owned(),
+                lease_until: now + lease_seconds,
+                forget_at: now + IDEMPOTENCY_WINDOW_SECONDS,
+                answer: None,
+            },
+        );
+        Ok(Begun::Fresh)
+    }
+
+    async fn finish(
+        &self,
+        user: &Identity,
+        key: &str,
+        fingerprint: &str,
+        answer: &Remembered,
+    ) -> Result<(), StoreError> {
+        let mut state = self.state();
+        match state.idempotency.get_mut(&(user.clone(), key.to_owned())) {
+            Some(held) if held.fingerprint == fingerprint => {
+                held.answer = Some(answer.clone());
+                Ok(())
+            }
+            _ => Err(StoreError::Conflict),
+        }
+    }
+
+    async fn abandon(&self, user: &Identity, key: &str, fingerprint: &str) -> Result<(), StoreError> {
+        let mut state = self.state();
+        if let Some(held) = state.idempotency.get_mut(&(user.clone(), key.to_owned()))
+            && held.fingerprint == fingerprint
+            && held.answer.is_none()
+        {
+            held.lease_until = 0;
         }
         Ok(())
     }

@@ -220,6 +220,64 @@ pub trait Budgets: Send + Sync {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
+/// How long an `Idempotency-Key` is remembered (v1.2 "Retries make nothing twice").
+pub const IDEMPOTENCY_WINDOW_SECONDS: u64 = 86_400;
+
+/// The answer a request gave, kept under its idempotency key for replays.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Remembered {
+    pub status: u16,
+    /// The JSON body, as sent.
+    pub body: String,
+}
+
+/// What [`Idempotency::begin`] found under a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Begun {
+    /// Nothing (or only a request that stopped without answering, past its lease): this request
+    /// holds the key until it finishes, abandons it, or its lease ends.
+    Fresh,
+    /// A request with the same body answered this: answer it again.
+    Replay(Remembered),
+    /// A request with the same body holds the key and has not answered yet.
+    InProgress,
+    /// The key was used with a different body.
+    Mismatch,
+}
+
+/// Requests remembered by `(user, Idempotency-Key)` for [`IDEMPOTENCY_WINDOW_SECONDS`]
+/// (`UpdateItem` on idempotency items only): the conversations function holds this. The
+/// fingerprint is what the request asked, so a key reused for something else is told apart.
+pub trait Idempotency: Send + Sync {
+    /// Takes the key for a request with `fingerprint`, for `lease_seconds` at most, unless a
+    /// request already holds or answered it.
+    fn begin(
+        &self,
+        user: &Identity,
+        key: &str,
+        fingerprint: &str,
+        lease_seconds: u64,
+        now: u64,
+    ) -> impl Future<Output = Result<Begun, StoreError>> + Send;
+
+    /// Keeps the answer, so every retry within the window gets it.
+    fn finish(
+        &self,
+        user: &Identity,
+        key: &str,
+        fingerprint: &str,
+        answer: &Remembered,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Lets the key go without an answer (the request failed): a retry runs afresh.
+    fn abandon(
+        &self,
+        user: &Identity,
+        key: &str,
+        fingerprint: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
 /// Grant writes, each conditional on the asset still having the owner and generation the
 /// caller read: the sharing function holds this.
 pub trait GrantWriter: Send + Sync {

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use futures_util::{StreamExt as _, TryStreamExt as _};
+use futures_util::StreamExt as _;
 use serde::{Deserialize, Serialize};
 
 use super::Conversations;
@@ -13,7 +13,7 @@ use crate::audit;
 use crate::clock::Deadline;
 use crate::domain::{AssetId, ConversationAttributes, ConversationKey, ConversationKind, Identity, RoomName, Scope};
 use crate::http::ApiError;
-use crate::twilio::rest::{Conversation, TwilioError, codes};
+use crate::twilio::rest::{Conversation, Limit, TwilioError, codes};
 
 /// Most participants one request may name (Twilio allows 1000 per conversation).
 pub const MAX_PARTICIPANTS: usize = 50;
@@ -32,7 +32,7 @@ fn friendly(name: String) -> String {
 const ADD_CONCURRENCY: usize = 8;
 
 /// `POST /conversations`'s body, by `type`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
 pub enum CreateCommand {
     Direct {
@@ -180,6 +180,15 @@ struct Target {
     present: BTreeSet<String>,
 }
 
+/// What adding one wanted identity came to.
+enum Addition {
+    AlreadyIn,
+    /// The participant's SID, unless Twilio's answer was lost (the retry found them in).
+    Added {
+        participant_sid: Option<String>,
+    },
+}
+
 /// What a `403` says when an asset conversation cannot be joined: the same whether the asset does
 /// not exist or the caller cannot read it, and naming nobody.
 const CANNOT_READ: &str = "you cannot read this asset";
@@ -204,32 +213,25 @@ impl<R: AclReader + Budgets> Conversations<R> {
         let missing: Vec<Identity> =
             plan.wanted.iter().filter(|who| !target.present.contains(who.as_str())).cloned().collect();
         self.ensure_users(missing, deadline).await?;
-        let joined: Vec<Option<String>> = futures_util::stream::iter(plan.wanted.clone())
-            .map(|who| {
-                let target = &target;
-                async move {
-                    if target.present.contains(who.as_str()) {
-                        return Ok(None);
-                    }
-                    match self.twilio.add_participant(&target.sid, who.as_str(), deadline).await {
-                        Ok(participant) => Ok(Some(participant.sid)),
-                        Err(e) if e.code() == Some(codes::PARTICIPANT_EXISTS) => Ok(None),
-                        Err(e) => Err(ApiError::from(e)),
-                    }
-                }
-            })
+        let additions: Vec<Result<Addition, ApiError>> = futures_util::stream::iter(plan.wanted.clone())
+            .map(|who| self.add(&target, who, &caller, deadline))
             .buffered(ADD_CONCURRENCY)
-            .try_collect()
-            .await?;
-        if !target.created {
-            self.start_read_horizons(&target.sid, &joined, deadline).await?;
-        }
-        let added: Vec<bool> = joined.iter().map(Option::is_some).collect();
+            .collect()
+            .await;
+        let added: Vec<bool> = additions.iter().map(|a| matches!(a, Ok(Addition::Added { .. }))).collect();
 
+        // The rule on whoever this request put in, whatever else failed: a revocation (or an
+        // offboarding) that landed while they were being added is seen here if its own look
+        // came too early.
         let newcomers: Vec<&Identity> = plan.wanted.iter().zip(&added).filter(|(_, a)| **a).map(|(w, _)| w).collect();
-        match &plan.asset {
-            Some(asset) => self.recheck(asset, &newcomers, deadline).await?,
-            None => self.recheck_standing(&target.sid, &newcomers, deadline).await?,
+        let rechecked = match &plan.asset {
+            Some(asset) => self.recheck(asset, &newcomers, deadline).await,
+            None => self.recheck_standing(&target.sid, &newcomers, deadline).await,
+        };
+        let additions = additions.into_iter().collect::<Result<Vec<Addition>, ApiError>>()?;
+        rechecked?;
+        if !target.created {
+            self.start_read_horizons(&target.sid, &additions, deadline).await?;
         }
         tracing::info!(
             kind = plan.kind.as_str(),
@@ -253,16 +255,48 @@ impl<R: AclReader + Budgets> Conversations<R> {
         })
     }
 
+    /// Adds `who` unless the conversation had them. A retried add answered 50433 may be this
+    /// request's own first attempt (its answer lost): it counts as added, so the rule looks at
+    /// them again. Twilio's limits are refusals that name the limit.
+    async fn add(
+        &self,
+        target: &Target,
+        who: Identity,
+        caller: &Identity,
+        deadline: Deadline,
+    ) -> Result<Addition, ApiError> {
+        if target.present.contains(who.as_str()) {
+            return Ok(Addition::AlreadyIn);
+        }
+        match self.twilio.add_participant(&target.sid, who.as_str(), deadline).await {
+            Ok(participant) => Ok(Addition::Added { participant_sid: Some(participant.sid) }),
+            Err(e) if e.code() == Some(codes::PARTICIPANT_EXISTS) && e.retried() => {
+                Ok(Addition::Added { participant_sid: None })
+            }
+            Err(e) if e.code() == Some(codes::PARTICIPANT_EXISTS) => Ok(Addition::AlreadyIn),
+            Err(e) if e.limit() == Some(Limit::UserConversations) && who == *caller => Err(ApiError::Conflict(
+                "you are in as many conversations as Twilio allows one user (1,000); leave one first".into(),
+            )),
+            Err(e) => Err(ApiError::from(e)),
+        }
+    }
+
     /// Participants who join a conversation with history start with it read: their read horizon
     /// is its last message, so Twilio counts their unread messages from there (without one,
     /// Twilio reports no count at all). One call for the last message, one per newcomer.
     async fn start_read_horizons(
         &self,
         conversation: &str,
-        joined: &[Option<String>],
+        additions: &[Addition],
         deadline: Deadline,
     ) -> Result<(), ApiError> {
-        let newcomers: Vec<&String> = joined.iter().flatten().collect();
+        let newcomers: Vec<&String> = additions
+            .iter()
+            .filter_map(|a| match a {
+                Addition::Added { participant_sid } => participant_sid.as_ref(),
+                Addition::AlreadyIn => None,
+            })
+            .collect();
         if newcomers.is_empty() {
             return Ok(());
         }

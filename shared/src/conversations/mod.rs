@@ -5,12 +5,14 @@
 
 mod create;
 mod listing;
+mod once;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 pub use create::{CreateCommand, Joined, MAX_PARTICIPANTS, ParticipantView, Plan, Requested};
 pub use listing::{Listing, ListingQuery, MAX_MESSAGES};
+pub use once::IdempotencyKey;
 
 use crate::acl::BudgetLimits;
 use crate::clock::Clock;

@@ -29,6 +29,21 @@ pub mod codes {
     pub const NOT_FOUND: u32 = 20404;
     /// Too many requests: never processed, safe to retry.
     pub const RATE_LIMITED: u32 = 20429;
+    /// The user is in as many conversations as Twilio allows one identity (1,000).
+    pub const USER_CONVERSATION_LIMIT: u32 = 50214;
+    /// The conversation has as many participants as Twilio allows (1,000).
+    pub const PARTICIPANT_LIMIT: u32 = 50417;
+    /// The same limit, as Twilio names it for a group conversation.
+    pub const GROUP_PARTICIPANT_LIMIT: u32 = 50436;
+}
+
+/// One of Twilio's limits, when it refused a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// An identity is in 1,000 conversations.
+    UserConversations,
+    /// A conversation has 1,000 participants.
+    Participants,
 }
 
 const MAX_ATTEMPTS: u32 = 4;
@@ -38,9 +53,11 @@ const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum TwilioError {
-    /// Twilio answered with its error body; branch on `code`.
+    /// Twilio answered with its error body; branch on `code`. `retried`: an earlier attempt of
+    /// the same call got no answer or a 5xx, so it may have been carried out (a retried add
+    /// answered 50433 may be this call's own).
     #[error("Twilio error {code} (HTTP {status}): {message}")]
-    Api { status: u16, code: u32, message: String },
+    Api { status: u16, code: u32, message: String, retried: bool },
     /// 429 or 5xx that outlasted the retries, or no answer at all.
     #[error("Twilio is unavailable{}", status.map_or_else(|| " (no answer)".to_owned(), |s| format!(" (HTTP {s})")))]
     Unavailable {
@@ -61,6 +78,20 @@ impl TwilioError {
     pub fn code(&self) -> Option<u32> {
         match self {
             Self::Api { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+
+    /// Whether an earlier attempt of this call may have been carried out.
+    pub fn retried(&self) -> bool {
+        matches!(self, Self::Api { retried: true, .. })
+    }
+
+    /// The limit of Twilio's that refused the call, if that is what this is.
+    pub fn limit(&self) -> Option<Limit> {
+        match self.code()? {
+            codes::USER_CONVERSATION_LIMIT => Some(Limit::UserConversations),
+            codes::PARTICIPANT_LIMIT | codes::GROUP_PARTICIPANT_LIMIT => Some(Limit::Participants),
             _ => None,
         }
     }
@@ -255,6 +286,8 @@ impl ConversationsClient {
     /// Sends `call`, retrying 429 and 5xx with full-jitter backoff while the deadline allows.
     async fn send<T: DeserializeOwned>(&self, call: Call<'_>, deadline: Deadline) -> Result<T, TwilioError> {
         let mut attempt = 0;
+        // Whether an attempt got no answer or a 5xx: Twilio may have carried it out.
+        let mut maybe_done = false;
         loop {
             attempt += 1;
             let timeout = ATTEMPT_TIMEOUT.min(deadline.remaining());
@@ -295,11 +328,15 @@ impl ConversationsClient {
                     let retryable = status == 429 || code == Some(codes::RATE_LIMITED) || status >= 500;
                     if !retryable {
                         let message = body.and_then(|b| b.message).unwrap_or_default();
-                        return Err(TwilioError::Api { status, code: code.unwrap_or(0), message });
+                        return Err(TwilioError::Api { status, code: code.unwrap_or(0), message, retried: maybe_done });
                     }
+                    maybe_done |= status >= 500;
                     (Some(status), retry_after, None)
                 }
-                Err(e) => (None, None, Some(e)),
+                Err(e) => {
+                    maybe_done = true;
+                    (None, None, Some(e))
+                }
             };
             let backoff = full_jitter(attempt).max(Duration::from_secs(u64::from(retry_after.unwrap_or(0))));
             if attempt >= MAX_ATTEMPTS || backoff + Duration::from_millis(200) >= deadline.remaining() {
