@@ -10,7 +10,9 @@ use access::handler::AccessState;
 use admin::handler::{AdminAuth, AdminState};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chatgate::acl::{AclReader, Budgets, CatalogWriter, DynamoStore, ExpiryIndex, GrantWriter, MemoryStore};
+use chatgate::acl::{
+    AclReader, Budgets, CatalogWriter, DynamoStore, ExpiryIndex, GrantWriter, Idempotency, MemoryStore,
+};
 use chatgate::config::{ConfigError, Settings, TwilioSecrets};
 use chatgate::http::{ApiError, CorsPolicy};
 use chatgate::reconcile::Reconciler;
@@ -59,7 +61,7 @@ struct Routes<S> {
     guard: GuardState<S>,
 }
 
-impl<S: AclReader + GrantWriter + CatalogWriter + Budgets> Routes<S> {
+impl<S: AclReader + GrantWriter + CatalogWriter + Budgets + Idempotency> Routes<S> {
     fn new(
         token: TokenState,
         store: Arc<S>,
@@ -239,7 +241,7 @@ struct Backing {
     demo: bool,
 }
 
-async fn serve<S: AclReader + GrantWriter + CatalogWriter + ExpiryIndex + Budgets + 'static>(
+async fn serve<S: AclReader + GrantWriter + CatalogWriter + ExpiryIndex + Budgets + Idempotency + 'static>(
     routes: Routes<S>,
     listener: TcpListener,
     settings: &Settings,
@@ -304,7 +306,7 @@ async fn serve<S: AclReader + GrantWriter + CatalogWriter + ExpiryIndex + Budget
     }
 }
 
-async fn handle<S: AclReader + GrantWriter + CatalogWriter + Budgets>(
+async fn handle<S: AclReader + GrantWriter + CatalogWriter + Budgets + Idempotency>(
     routes: &Routes<S>,
     req: hyper::Request<Incoming>,
 ) -> Response<Body> {
