@@ -150,9 +150,16 @@ async fn redrive(
     let outcome = rule.apply_batch(items, deadline).await;
     println!("{count} record(s), {} scope(s) reconciled", outcome.scopes);
     print_removals(outcome.removals);
-    if outcome.failed.is_empty() {
-        Ok(())
-    } else {
-        Err(format!("{} record(s) failed again: {}", outcome.failed.len(), outcome.failed.join(", ")).into())
+    if !outcome.failed.is_empty() {
+        return Err(format!("{} record(s) failed again: {}", outcome.failed.len(), outcome.failed.join(", ")).into());
     }
+    if !outcome.set_aside.is_empty() {
+        return Err(format!(
+            "{} record(s) cannot be read, so nobody can say whom they concern: {}; reconcile the assets concerned by hand",
+            outcome.set_aside.len(),
+            outcome.set_aside.join(", ")
+        )
+        .into());
+    }
+    Ok(())
 }

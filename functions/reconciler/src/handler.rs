@@ -72,10 +72,6 @@ pub struct ItemFailure {
 
 #[derive(Debug, thiserror::Error)]
 pub enum InvocationError {
-    /// A record without a sequence number cannot be reported on its own: failing the whole
-    /// invocation makes Lambda bisect the batch until the record is alone.
-    #[error("a stream record has no sequence number")]
-    Unidentifiable,
     #[error("a scheduled event from `{0}`, not EventBridge")]
     UnknownSource(String),
     #[error(transparent)]
@@ -90,13 +86,22 @@ pub async fn handle<R: AclReader + ExpiryIndex>(
     match event.payload {
         Trigger::Stream { records } => {
             let count = records.len();
-            let items = records.into_iter().map(item).collect::<Result<Vec<_>, _>>()?;
+            // A record without a sequence number cannot be reported, so it cannot be retried
+            // alone: it is set aside like any unreadable record (failing the invocation would
+            // block its shard for a day of retries).
+            let items: Vec<BatchItem> = records.into_iter().filter_map(item).collect();
+            let nameless = count - items.len();
+            if nameless > 0 {
+                tracing::error!(nameless, "stream records without a sequence number set aside; the pass covers them");
+            }
             let outcome = state.rule.apply_batch(items, deadline).await;
+            // `poison_records` is a metric (template.yaml's PoisonRecordsMetric) with an alarm.
             tracing::info!(
                 records = count,
                 scopes = outcome.scopes,
                 removed = outcome.removals.len(),
                 failed = outcome.failed.len(),
+                poison_records = outcome.set_aside.len() + nameless,
                 "stream batch reconciled"
             );
             let failures = outcome.failed.into_iter().map(|item_identifier| ItemFailure { item_identifier }).collect();
@@ -112,10 +117,11 @@ pub async fn handle<R: AclReader + ExpiryIndex>(
     }
 }
 
-/// One stream record as a batch item: what it may have shrunk, or why it could not be read.
-fn item(record: Value) -> Result<BatchItem, InvocationError> {
-    let id = StreamRecord::sequence_number_of(&record).ok_or(InvocationError::Unidentifiable)?.to_owned();
-    Ok(match StreamRecord::from_lambda(record) {
+/// One stream record as a batch item: what it may have shrunk, or why it could not be read;
+/// `None` when it has no sequence number to be reported by.
+fn item(record: Value) -> Option<BatchItem> {
+    let id = StreamRecord::sequence_number_of(&record)?.to_owned();
+    Some(match StreamRecord::from_lambda(record) {
         Ok(record) => BatchItem::from(record),
         Err(unreadable) => BatchItem { id, scope: Err(unreadable) },
     })

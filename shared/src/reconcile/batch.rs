@@ -1,6 +1,7 @@
 //! A batch of changes, as the table's stream delivers them: each item names what may have shrunk
 //! (or could not be read), the same scope is applied once however many items name it, and the
-//! items whose scope failed are reported, so the trigger retries exactly those.
+//! items whose scope failed are reported, so the trigger retries exactly those; unreadable items
+//! are set aside, never retried (no retry makes them readable, and retrying would block the shard).
 
 use std::collections::BTreeMap;
 
@@ -32,8 +33,13 @@ impl From<StreamRecord> for BatchItem {
 
 #[derive(Debug, Clone, Default)]
 pub struct BatchOutcome {
-    /// The ids of the items to retry: unreadable ones, and those whose scope could not be applied.
+    /// The ids of the items to retry: those whose scope could not be applied (Twilio or the table
+    /// unavailable). Retried until they succeed: an outage delays them, it does not drop them.
     pub failed: Vec<String>,
+    /// The ids of the items set aside: records nobody can read, which no retry would make
+    /// readable. Logged and counted (an alarm watches the count); the scheduled pass re-decides
+    /// every asset conversation, so what they may have meant is applied by it.
+    pub set_aside: Vec<String>,
     pub removals: Vec<Removal>,
     /// Distinct scopes applied.
     pub scopes: usize,
@@ -49,8 +55,8 @@ impl<R: AclReader> Reconciler<R> {
                 Ok(Some(scope)) => by_scope.entry(scope).or_default().push(item.id),
                 Ok(None) => {}
                 Err(reason) => {
-                    tracing::error!(item = item.id, %reason, "unreadable change record");
-                    outcome.failed.push(item.id);
+                    tracing::error!(item = item.id, %reason, "unreadable change record set aside; the pass covers it");
+                    outcome.set_aside.push(item.id);
                 }
             }
         }

@@ -17,12 +17,22 @@ use crate::http::ErrorChain;
 
 /// Budget of one reconciliation.
 const BUDGET: Duration = Duration::from_secs(30);
-/// Attempts for a change whose reconciliation fails (Twilio or the table unavailable).
-const ATTEMPTS: u32 = 3;
 /// Reconciliations in flight at once.
 const CONCURRENCY: usize = 8;
+/// How long a change whose reconciliation keeps failing (Twilio or the table unavailable) is
+/// retried: as long as the table's stream keeps a record (24 h). An outage delays removals; it
+/// does not drop them.
+const RETRY_FOR: Duration = Duration::from_secs(24 * 3600);
+/// Longest wait between two attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
-/// Applies the rule to every change of the in-memory store, as it happens.
+/// The wait before attempt `attempt + 1`: doubling from 250 ms, at most [`MAX_BACKOFF`].
+fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis(250).saturating_mul(1 << attempt.min(5)).min(MAX_BACKOFF)
+}
+
+/// Applies the rule to every change of the in-memory store, as it happens; a change that fails
+/// is retried until it succeeds (for up to a day, as the stream would).
 pub async fn follow_memory<S: AclReader + 'static>(
     rule: Arc<Reconciler<S>>,
     mut changes: mpsc::UnboundedReceiver<AclChange>,
@@ -33,15 +43,17 @@ pub async fn follow_memory<S: AclReader + 'static>(
         let Ok(slot) = slots.clone().acquire_owned().await else { return };
         let rule = rule.clone();
         tokio::spawn(async move {
-            for attempt in 1..=ATTEMPTS {
+            let started = tokio::time::Instant::now();
+            for attempt in 1.. {
                 match rule.apply(&scope, Deadline::after(BUDGET)).await {
                     Ok(_) => break,
-                    Err(e) if attempt == ATTEMPTS => {
-                        tracing::error!(scope = %scope, error = %ErrorChain(&e), "gave up reconciling; run `chatgate reconcile`");
+                    Err(e) if started.elapsed() >= RETRY_FOR => {
+                        tracing::error!(scope = %scope, error = %ErrorChain(&e), "gave up reconciling after a day; the pass covers it");
+                        break;
                     }
                     Err(e) => {
                         tracing::warn!(scope = %scope, attempt, error = %ErrorChain(&e), "could not reconcile; retrying");
-                        tokio::time::sleep(Duration::from_secs(u64::from(attempt))).await;
+                        tokio::time::sleep(backoff(attempt)).await;
                     }
                 }
             }
@@ -50,9 +62,11 @@ pub async fn follow_memory<S: AclReader + 'static>(
     }
 }
 
-/// Applies the rule to every batch of the table's stream, retrying the items that failed.
+/// Applies the rule to every batch of the table's stream, retrying the items that failed until
+/// they succeed (for up to a day, the stream's retention), as the event source mapping does.
 pub async fn follow_table<S: AclReader + 'static>(rule: Arc<Reconciler<S>>, mut follower: StreamFollower) {
-    let mut retry: Vec<(BatchItem, u32)> = Vec::new();
+    let mut retry: Vec<(BatchItem, tokio::time::Instant)> = Vec::new();
+    let mut attempt = 0;
     loop {
         let records = match follower.next_batch().await {
             Ok(records) => records,
@@ -62,26 +76,30 @@ pub async fn follow_table<S: AclReader + 'static>(rule: Arc<Reconciler<S>>, mut 
                 continue;
             }
         };
-        let mut items: Vec<(BatchItem, u32)> = std::mem::take(&mut retry);
-        items.extend(records.into_iter().map(|record| (BatchItem::from(record), 1)));
+        let mut items = std::mem::take(&mut retry);
+        let now = tokio::time::Instant::now();
+        items.extend(records.into_iter().map(|record| (BatchItem::from(record), now)));
         if items.is_empty() {
             tokio::time::sleep(StreamFollower::POLL_INTERVAL).await;
             continue;
         }
         let outcome =
             rule.apply_batch(items.iter().map(|(item, _)| item.clone()).collect(), Deadline::after(BUDGET)).await;
-        for (item, attempt) in items {
+        for (item, first_seen) in items {
             if !outcome.failed.contains(&item.id) {
                 continue;
             }
-            if attempt < ATTEMPTS && item.scope.is_ok() {
-                retry.push((item, attempt + 1));
+            if first_seen.elapsed() < RETRY_FOR {
+                retry.push((item, first_seen));
             } else {
-                tracing::error!(item = item.id, "gave up on a stream record; run `chatgate reconcile`");
+                tracing::error!(item = item.id, "gave up on a stream record after a day; the pass covers it");
             }
         }
-        if !retry.is_empty() {
-            tokio::time::sleep(Duration::from_secs(1)).await;
+        if retry.is_empty() {
+            attempt = 0;
+        } else {
+            attempt += 1;
+            tokio::time::sleep(backoff(attempt)).await;
         }
     }
 }
