@@ -318,11 +318,14 @@ reconciler = {
     "0-stream-grant-written": stream(record("INSERT", keys("A#a-1", "G#user:u-8"), new=item("A#a-1", "G#user:u-8", r=S("r"), g=S("n3Kx_q8Z")))),
     "0-stream-asset-renamed": stream(record("MODIFY", keys("A#a-1", "#ASSET"), old=asset_record("u-1"), new=asset_record("u-1"))),
     "1-stream-same-revocation-three-times": stream(*[removed("A#a-1", "G#user:u-3", r=S("r"), g=S("n3Kx_q8Z")) for _ in range(3)]),
-    "failed-stream-hashed-grant-key-without-principal": stream(removed("A#a-1", "G#user#" + "ab" * 32, r=S("r"), g=S("n3Kx_q8Z"))),
+    "0-stream-unreadable-record-set-aside": stream(removed("A#a-1", "G#user#" + "ab" * 32, r=S("r"), g=S("n3Kx_q8Z"))),
     "1-schedule-expiry-sweep": {"version": "0", "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa", "detail-type": "Scheduled Event",
                                  "source": "aws.events", "account": "123456789012", "time": "2026-11-21T19:02:00Z", "region": "us-east-1",
                                  "resources": ["arn:aws:events:us-east-1:123456789012:rule/chatgate-ReconcilerFunctionExpirySweep-1ABC"],
                                  "detail": {}},
+    # The scheduled pass (template.yaml's FullReconcile schedule, whose Input is this object):
+    # every registered asset conversation re-decided.
+    "3-schedule-full-reconcile": {"task": "full-reconcile"},
 }
 
 for function, cases in {"token": token, "access": access, "sharing": sharing, "admin": admin, "conversations": conversations, "message-guard": guard, "reconciler": reconciler}.items():

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use chatgate::acl::{AclReader, Budgets, CatalogWriter, GrantWriter};
+use chatgate::acl::{CatalogWriter, ConversationsStore, GrantWriter};
 use chatgate::clock::Deadline;
 use chatgate::conversations::{Conversations, CreateCommand, Plan, Requested};
 use chatgate::domain::{AssetId, AssetType, Grant, GroupId, Identity, Principal, Role};
@@ -20,7 +20,7 @@ where
 }
 
 /// Seeds the demonstration; returns what it made, for the banner.
-pub async fn seed<S: AclReader + GrantWriter + CatalogWriter + Budgets>(
+pub async fn seed<S: GrantWriter + CatalogWriter + ConversationsStore>(
     store: &S,
     conversations: &Conversations<S>,
     twilio: &ConversationsClient,

@@ -10,9 +10,7 @@ use access::handler::AccessState;
 use admin::handler::{AdminAuth, AdminState};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chatgate::acl::{
-    AclReader, Budgets, CatalogWriter, DynamoStore, ExpiryIndex, GrantWriter, Idempotency, MemoryStore,
-};
+use chatgate::acl::{AclReader, CatalogWriter, ConversationsStore, DynamoStore, ExpiryIndex, GrantWriter, MemoryStore};
 use chatgate::config::{ConfigError, Settings, TwilioSecrets};
 use chatgate::http::{ApiError, CorsPolicy};
 use chatgate::reconcile::Reconciler;
@@ -61,7 +59,7 @@ struct Routes<S> {
     guard: GuardState<S>,
 }
 
-impl<S: AclReader + GrantWriter + CatalogWriter + Budgets + Idempotency> Routes<S> {
+impl<S: AclReader + GrantWriter + CatalogWriter + ConversationsStore> Routes<S> {
     fn new(
         token: TokenState,
         store: Arc<S>,
@@ -198,6 +196,7 @@ pub async fn run(args: DevArgs) -> Result<(), Box<dyn std::error::Error>> {
     let admin_key = SecretString::from(admin_key);
     let twilio = chatgate::twilio::rest::ConversationsClient::from_settings(&settings, &secrets)?;
     let names = secrets.conversation_names()?;
+    let pass_every = std::time::Duration::from_secs(u64::from(settings.count("FULL_RECONCILE_SECONDS", 300)?).max(1));
     match settings.get("TABLE_NAME") {
         Some(_) => {
             let aws = chatgate::aws::default_chain().await;
@@ -213,7 +212,8 @@ pub async fn run(args: DevArgs) -> Result<(), Box<dyn std::error::Error>> {
                     "nothing (the table has no stream)"
                 }
             };
-            tokio::spawn(reconcile::sweep_expiries(rule));
+            tokio::spawn(reconcile::sweep_expiries(rule.clone()));
+            tokio::spawn(reconcile::full_passes(rule, pass_every));
             let routes = Routes::new(token, store, &settings, &secrets, admin_key.clone())?;
             let what = Backing { store: "the DynamoDB table TABLE_NAME", changes, demo: args.demo };
             serve(routes, listener, &settings, &defaulted, &admin_key, what).await
@@ -222,7 +222,8 @@ pub async fn run(args: DevArgs) -> Result<(), Box<dyn std::error::Error>> {
             let store = Arc::new(MemoryStore::new());
             let rule = Arc::new(Reconciler::new(store.clone(), twilio, names, Arc::new(chatgate::clock::SystemClock)));
             tokio::spawn(reconcile::follow_memory(rule.clone(), store.changes()));
-            tokio::spawn(reconcile::sweep_expiries(rule));
+            tokio::spawn(reconcile::sweep_expiries(rule.clone()));
+            tokio::spawn(reconcile::full_passes(rule, pass_every));
             let routes = Routes::new(token, store, &settings, &secrets, admin_key.clone())?;
             let what = Backing {
                 store: "an in-memory store (set TABLE_NAME for DynamoDB)",
@@ -241,7 +242,7 @@ struct Backing {
     demo: bool,
 }
 
-async fn serve<S: AclReader + GrantWriter + CatalogWriter + ExpiryIndex + Budgets + Idempotency + 'static>(
+async fn serve<S: AclReader + GrantWriter + CatalogWriter + ExpiryIndex + ConversationsStore + 'static>(
     routes: Routes<S>,
     listener: TcpListener,
     settings: &Settings,
@@ -254,8 +255,9 @@ async fn serve<S: AclReader + GrantWriter + CatalogWriter + ExpiryIndex + Budget
     print_banner(settings, addr, defaulted)?;
     println!("permissions: {}", backing.store);
     println!(
-        "access over time: lost read access leaves the asset's conversation, following {}; expiries swept every second",
-        backing.changes
+        "access over time: lost read access leaves the asset's conversation, following {}; expiries swept every second; every asset conversation re-decided every {} s (FULL_RECONCILE_SECONDS)",
+        backing.changes,
+        settings.get("FULL_RECONCILE_SECONDS").unwrap_or("300")
     );
     println!("twilio: {}", settings.get("TWILIO_API_BASE").unwrap_or(chatgate::twilio::rest::DEFAULT_API_BASE));
     if defaulted.contains(&"TWILIO_API_BASE") {
@@ -306,7 +308,7 @@ async fn serve<S: AclReader + GrantWriter + CatalogWriter + ExpiryIndex + Budget
     }
 }
 
-async fn handle<S: AclReader + GrantWriter + CatalogWriter + Budgets + Idempotency>(
+async fn handle<S: AclReader + GrantWriter + CatalogWriter + ConversationsStore>(
     routes: &Routes<S>,
     req: hyper::Request<Incoming>,
 ) -> Response<Body> {

@@ -19,6 +19,8 @@ use crate::twilio::rest::ConversationsClient;
 
 /// Twilio waits 5 s for the answer; the conversation lookup must leave room for the decision.
 const TWILIO_BUDGET: Duration = Duration::from_millis(2500);
+/// Twilio does not wait on a post-event's answer: the deletion may take its retries.
+const BACKSTOP_BUDGET: Duration = Duration::from_secs(8);
 /// Conversations this warm instance already knows. What the guard reads of one (what it is
 /// about, its attributes and unique name) does not change once chatgate created it (clients'
 /// changes are refused here), but an operator may change or delete one: so it is forgotten after
@@ -97,6 +99,25 @@ impl<R: AclReader> MessageGuard<R> {
     /// which refuses it too.
     pub async fn judge(&self, event: &Event) -> Result<Result<(), Refusal>, ApiError> {
         decide(self, event.get("EventType").unwrap_or(""), event).await
+    }
+
+    /// The backstop behind Twilio's fail-open edge: a post-event (`onMessageAdded`,
+    /// `onMessageUpdated`) of a message the guard would have refused (Twilio published it
+    /// because the pre-event went unanswered for 5 s) deletes the message. `Ok(Some(_))` when it
+    /// did; `Ok(None)` for a message the guard allows, one gone already, and any other event.
+    pub async fn backstop(&self, event: &Event) -> Result<Option<Refusal>, ApiError> {
+        let judged_as = match event.get("EventType") {
+            Some("onMessageAdded") => "onMessageAdd",
+            Some("onMessageUpdated") => "onMessageUpdate",
+            _ => return Ok(None),
+        };
+        let Err(refusal) = decide(self, judged_as, event).await? else { return Ok(None) };
+        let (Some(conversation), Some(message)) = (event.get("ConversationSid"), event.get("MessageSid")) else {
+            return Err(ApiError::BadRequest("the post-event names no message".into()));
+        };
+        // Gone already (a replayed post-event, someone deleted it): nothing done, nothing to say.
+        let deleted = self.twilio.delete_message(conversation, message, Deadline::after(BACKSTOP_BUDGET)).await?;
+        Ok(deleted.then_some(refusal))
     }
 }
 

@@ -102,7 +102,7 @@ pub async fn invoke_reconciler<R>(
     event: Value,
 ) -> Result<Value, String>
 where
-    R: chatgate::acl::AclReader + chatgate::acl::ExpiryIndex,
+    R: chatgate::acl::ReconcilerStore,
 {
     let trigger = serde_json::from_value(event).map_err(|e| format!("not a trigger: {e}"))?;
     let event = lambda_runtime::LambdaEvent::new(trigger, lambda_runtime::Context::default());

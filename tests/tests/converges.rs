@@ -8,8 +8,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chatgate::acl::follow::StreamFollower;
-use chatgate::acl::{AclReader, CatalogWriter, GrantWriter, MemoryStore};
-use chatgate::clock::SystemClock;
+use chatgate::acl::{
+    AclReader, CatalogWriter, ConversationRegistry, DynamoStore, ExpiryIndex, GrantWriter, MemoryStore, PassProgress,
+};
+use chatgate::clock::{Clock, Deadline, ManualClock, SystemClock};
 use chatgate::domain::{AssetType, ConversationNames, Grant, Principal, Role};
 use chatgate::reconcile::{Reconciler, local};
 use chatgate_tests::acl_contract::{asset, record, user};
@@ -87,10 +89,9 @@ async fn a_twenty_second_twilio_outage_delays_removals_on_the_memory_feed_and_lo
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_twenty_second_twilio_outage_delays_removals_on_the_table_stream_and_loses_none() {
-    let standin = StandIn::start(StandInConfig::new(ACCOUNT_SID, API_KEY_SID, API_KEY_SECRET, SERVICE_SID)).await;
+    let standin = standin_().await;
     let dynamo = dynamo_local();
-    let store = Arc::new(test_store(&dynamo.endpoint, &unique_table_name("outage")).await);
-    store.create_table().await.expect("table");
+    let store = table("outage").await;
     shared_asset(store.as_ref(), &standin, &["bob", "cy", "dee"]).await;
     let follower = StreamFollower::from_now(&sdk_config(&dynamo.endpoint).await, &store).await.expect("stream");
     let rule = Arc::new(Reconciler::new(
@@ -102,4 +103,279 @@ async fn a_twenty_second_twilio_outage_delays_removals_on_the_table_stream_and_l
     let feed = tokio::spawn(local::follow_table(rule, follower));
     outage_during_revocations(store.as_ref(), &standin).await;
     feed.abort();
+}
+
+async fn table(prefix: &str) -> Arc<DynamoStore> {
+    let dynamo = dynamo_local();
+    let store = Arc::new(test_store(&dynamo.endpoint, &unique_table_name(prefix)).await);
+    store.create_table().await.expect("table");
+    store
+}
+
+fn standin_() -> impl std::future::Future<Output = StandIn> {
+    StandIn::start(StandInConfig::new(ACCOUNT_SID, API_KEY_SID, API_KEY_SECRET, SERVICE_SID))
+}
+
+/// Someone added to an asset conversation behind chatgate's back (an operator's REST call, a
+/// client before the service was closed) is taken out by the next scheduled pass, as
+/// `chatgate dev` runs it; the readers stay.
+async fn stranger_behind_chatgates_back<S>(store: Arc<S>)
+where
+    S: AclReader + GrantWriter + CatalogWriter + ConversationRegistry + PassProgress + 'static,
+{
+    let standin = standin_().await;
+    shared_asset(store.as_ref(), &standin, &["bob"]).await;
+    store.register_conversation(&asset("a-1"), now()).await.expect("registered");
+    let name = ConversationNames::development().asset(&asset("a-1"));
+    standin.add_participant(&name, "mallory").expect("added behind chatgate's back");
+    let rule = Arc::new(Reconciler::new(
+        store.clone(),
+        twilio_client(&standin.base_url),
+        ConversationNames::development(),
+        Arc::new(SystemClock),
+    ));
+    let passes = tokio::spawn(local::full_passes(rule, Duration::from_secs(1)));
+    eventually(&standin, &["ana", "bob"], Duration::from_secs(10)).await;
+    passes.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stranger_added_behind_chatgates_back_is_removed_by_the_pass_in_memory() {
+    stranger_behind_chatgates_back(Arc::new(MemoryStore::new())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stranger_added_behind_chatgates_back_is_removed_by_the_pass_on_dynamodb() {
+    stranger_behind_chatgates_back(table("stranger").await).await;
+}
+
+/// The pass walks the registry a bounded run at a time from its cursor, completes, and starts
+/// again only once its interval has passed; a run that fails resumes where it stopped.
+async fn the_pass_resumes_and_repeats<S>(store: Arc<S>)
+where
+    S: AclReader + GrantWriter + CatalogWriter + ConversationRegistry + PassProgress + 'static,
+{
+    let standin = standin_().await;
+    let clock = Arc::new(ManualClock::at(now()));
+    let ids: Vec<String> = (0..25).map(|i| format!("p-{i:02}")).collect();
+    for id in &ids {
+        store.put_asset(&asset(id), &user("ana"), AssetType::Document, id, now()).await.expect("asset");
+        store.register_conversation(&asset(id), now()).await.expect("registered");
+        let name = ConversationNames::development().asset(&asset(id));
+        let attributes = format!(r#"{{"type":"asset","asset_id":"{id}"}}"#);
+        standin.create_conversation(Some(&name), Some(id), Some(&attributes)).expect("conversation");
+        for who in ["ana", "mallory"] {
+            standin.add_participant(&name, who).expect("participant");
+        }
+    }
+    let rule = Reconciler::new(
+        store.clone(),
+        twilio_client(&standin.base_url),
+        ConversationNames::development(),
+        clock.clone(),
+    );
+    let every = Duration::from_secs(3600);
+    let deadline = || Deadline::after(Duration::from_secs(30));
+    let strangers = || standin.conversations().iter().filter(|c| c.participant("mallory").is_some()).count();
+
+    let first = rule.pass_run(every, 10, deadline()).await.expect("run");
+    assert!((first.started, first.completed, first.checked) == (true, false, 10), "{first:?}");
+    assert_eq!(strangers(), 15);
+    // Twilio fails the next run's reads: it moves nothing, and the one after resumes there.
+    standin.fail_always(Fault::SERVICE_UNAVAILABLE, Some("GET /Participants"));
+    let failed = rule.pass_run(every, 10, deadline()).await.expect("run");
+    assert_eq!((failed.checked, failed.failed), (0, 1), "{failed:?}");
+    standin.heal();
+    let second = rule.pass_run(every, 10, deadline()).await.expect("run");
+    assert!((second.started, second.completed, second.checked) == (false, false, 10), "{second:?}");
+    let third = rule.pass_run(every, 10, deadline()).await.expect("run");
+    assert!((third.completed, third.checked) == (true, 5), "{third:?}");
+    assert_eq!(strangers(), 0);
+    assert_eq!(store.pass_cursor().await.expect("cursor").last_completed, Some(clock.now()));
+
+    // Not due again until the interval has passed.
+    for name in ["p-00", "p-13"] {
+        standin.add_participant(&ConversationNames::development().asset(&asset(name)), "mallory").expect("again");
+    }
+    clock.set(clock.now() + 600);
+    let idle = rule.pass_run(every, 10, deadline()).await.expect("run");
+    assert!((idle.started, idle.checked, idle.age_seconds) == (false, 0, 600), "{idle:?}");
+    clock.set(clock.now() + 3000);
+    let again = rule.pass_to_end(10, deadline()).await.expect("pass");
+    assert!((again.completed, again.checked, again.removals.len()) == (true, 25, 2), "{again:?}");
+    assert_eq!(strangers(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pass_resumes_from_its_cursor_and_repeats_on_its_interval_in_memory() {
+    the_pass_resumes_and_repeats(Arc::new(MemoryStore::new())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pass_resumes_from_its_cursor_and_repeats_on_its_interval_on_dynamodb() {
+    the_pass_resumes_and_repeats(table("pass").await).await;
+}
+
+/// 150 grants run out in the same second: the sweep, bounded to 40 scopes a run, works through
+/// them over four runs, each starting where the last stopped, and its lag says so.
+async fn a_burst_of_expiries<S>(store: Arc<S>)
+where
+    S: AclReader + GrantWriter + CatalogWriter + ExpiryIndex + 'static,
+{
+    let standin = standin_().await;
+    let start = now();
+    let clock = Arc::new(ManualClock::at(start));
+    let readers: Vec<String> = (0..150).map(|i| format!("r-{i:03}")).collect();
+    store.put_asset(&asset("a-1"), &user("ana"), AssetType::Document, "Plan", start).await.expect("asset");
+    let doc = record(store.as_ref(), "a-1").await;
+    futures_util::future::try_join_all(readers.iter().map(|reader| {
+        let grant = Grant {
+            principal: Principal::User(user(reader)),
+            role: Role::Reader,
+            expires_at: Some(start + 30),
+            generation: doc.generation.clone(),
+        };
+        let store = store.clone();
+        let doc = doc.clone();
+        async move { store.put_grant(&doc, &grant, start).await }
+    }))
+    .await
+    .expect("grants");
+    let name = ConversationNames::development().asset(&asset("a-1"));
+    standin.create_conversation(Some(&name), Some("Plan"), Some(r#"{"type":"asset","asset_id":"a-1"}"#)).expect("c");
+    for who in std::iter::once("ana").chain(readers.iter().map(String::as_str)) {
+        standin.add_participant(&name, who).expect("participant");
+    }
+    let rule = Reconciler::new(
+        store.clone(),
+        twilio_client(&standin.base_url),
+        ConversationNames::development(),
+        clock.clone(),
+    );
+    let deadline = || Deadline::after(Duration::from_secs(60));
+    clock.set(start + 31);
+    let mut runs = Vec::new();
+    loop {
+        let report = rule.sweep_expiries(Duration::ZERO, 40, deadline()).await.expect("sweep");
+        runs.push((report.scopes, report.removals.len(), report.deferred));
+        if report.deferred == 0 {
+            assert_eq!(report.lag_seconds, 0, "caught up");
+            break;
+        }
+        assert!(report.lag_seconds > 0, "behind while entries wait");
+        assert!(runs.len() < 6, "no progress: {runs:?}");
+    }
+    assert_eq!(runs, [(40, 40, 110), (40, 40, 70), (40, 40, 30), (30, 30, 0)]);
+    assert_eq!(members(&standin), set(&["ana"]));
+    assert!(store.expiring_in(chatgate::acl::minute_of(start + 30)).await.expect("index").is_empty(), "all handled");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_and_fifty_grants_expiring_in_one_second_are_worked_through_in_memory() {
+    a_burst_of_expiries(Arc::new(MemoryStore::new())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_and_fifty_grants_expiring_in_one_second_are_worked_through_on_dynamodb() {
+    a_burst_of_expiries(table("burst").await).await;
+}
+
+/// An expiry whose removal Twilio refuses for good (a 400, not an outage) is tried three runs,
+/// then set aside, and the sweep's cursor moves on past it; an outage never sets anything aside.
+async fn a_poison_expiry<S>(store: Arc<S>)
+where
+    S: AclReader + GrantWriter + CatalogWriter + ExpiryIndex + 'static,
+{
+    let standin = standin_().await;
+    let start = now();
+    let clock = Arc::new(ManualClock::at(start));
+    store.put_asset(&asset("a-1"), &user("ana"), AssetType::Document, "Plan", start).await.expect("asset");
+    let doc = record(store.as_ref(), "a-1").await;
+    for (reader, at) in [("bob", start + 30), ("cy", start + 40)] {
+        let grant = Grant {
+            principal: Principal::User(user(reader)),
+            role: Role::Reader,
+            expires_at: Some(at),
+            generation: doc.generation.clone(),
+        };
+        store.put_grant(&doc, &grant, start).await.expect("grant");
+    }
+    let name = ConversationNames::development().asset(&asset("a-1"));
+    standin.create_conversation(Some(&name), Some("Plan"), Some(r#"{"type":"asset","asset_id":"a-1"}"#)).expect("c");
+    for who in ["ana", "bob", "cy"] {
+        standin.add_participant(&name, who).expect("participant");
+    }
+    let rule = Reconciler::new(
+        store.clone(),
+        twilio_client(&standin.base_url),
+        ConversationNames::development(),
+        clock.clone(),
+    );
+    let sweep = || rule.sweep_expiries(Duration::ZERO, 40, Deadline::after(Duration::from_secs(30)));
+    clock.set(start + 50);
+
+    // An outage: every run fails, nothing is set aside, the cursor waits.
+    standin.fail_always(Fault::SERVICE_UNAVAILABLE, None);
+    for _ in 0..4 {
+        let report = sweep().await.expect("sweep");
+        assert_eq!((report.failed, report.set_aside), (2, 0), "{report:?}");
+    }
+    standin.heal();
+    // bob's removal is refused for good: three runs, then set aside; cy's goes through at once.
+    standin.fail_always(Fault { status: 400, code: 50_000 }, Some("DELETE /Users/bob"));
+    let first = sweep().await.expect("sweep");
+    assert_eq!((first.removals.len(), first.set_aside), (1, 0));
+    assert_eq!(store.sweep_cursor().await.expect("cursor"), Some(start + 29), "waits before bob's expiry");
+    assert_eq!(sweep().await.expect("sweep").set_aside, 0);
+    let third = sweep().await.expect("sweep");
+    assert_eq!(third.set_aside, 1, "{third:?}");
+    assert_eq!(store.sweep_cursor().await.expect("cursor"), Some(start + 50), "moved on");
+    assert!(store.expiring_in(chatgate::acl::minute_of(start + 30)).await.expect("index").is_empty());
+    assert_eq!(sweep().await.expect("sweep").expired, 0, "never read again");
+    standin.heal();
+    assert_eq!(members(&standin), set(&["ana", "bob"]), "bob waits for the pass");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_expiry_is_set_aside_after_three_runs_and_an_outage_never_is_in_memory() {
+    a_poison_expiry(Arc::new(MemoryStore::new())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_expiry_is_set_aside_after_three_runs_and_an_outage_never_is_on_dynamodb() {
+    a_poison_expiry(table("poison").await).await;
+}
+
+/// When Twilio answers 429 (its rate spent), user traffic yields after three quick attempts while
+/// the rule's removals keep trying within their deadline: the removal gets the rate back first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_a_429_storm_removals_outlast_user_traffic() {
+    let standin = standin_().await;
+    let store = Arc::new(MemoryStore::new());
+    shared_asset(store.as_ref(), &standin, &["bob"]).await;
+    let doc = record(store.as_ref(), "a-1").await;
+    store.delete_grant(&doc, &Principal::User(user("bob"))).await.expect("revoke");
+    let name = ConversationNames::development().asset(&asset("a-1"));
+    let deadline = || Deadline::after(Duration::from_secs(20));
+
+    standin.fail_next(8, Fault::TOO_MANY_REQUESTS, None);
+    let user_call = twilio_client(&standin.base_url).fetch_conversation(&name, deadline()).await;
+    assert!(
+        matches!(user_call, Err(chatgate::twilio::rest::TwilioError::Unavailable { status: Some(429), .. })),
+        "user traffic yields: {user_call:?}"
+    );
+    assert_eq!(standin.faults_injected(), 3);
+    let rule = Reconciler::new(
+        store,
+        twilio_client(&standin.base_url),
+        ConversationNames::development(),
+        Arc::new(SystemClock),
+    );
+    let removals = rule
+        .apply(&chatgate::domain::Scope::Reader { asset: asset("a-1"), user: user("bob") }, deadline())
+        .await
+        .expect("the removal gets through");
+    assert_eq!(removals.len(), 1);
+    assert_eq!(standin.faults_injected(), 8, "it waited out the other five");
+    assert_eq!(members(&standin), set(&["ana"]));
 }

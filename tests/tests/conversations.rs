@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use chatgate::acl::{CatalogWriter, GrantWriter, MemoryStore};
+use chatgate::acl::{CatalogWriter, ConversationRegistry, GrantWriter, MemoryStore};
 use chatgate::config::TwilioSecrets;
 use chatgate::domain::{AssetType, Grant, Principal, Role};
 use chatgate_tests::acl_contract::{NOW, asset, record, user};
@@ -221,6 +221,18 @@ async fn asset_conversations_need_read_access_for_everyone() {
     assert_eq!(missing, problem, "and says so in the same words");
     assert!(w.standin.conversations().is_empty(), "nothing was created");
     assert_eq!(w.standin.request_count(), 0, "refused before any Twilio call");
+    let (registered, _) = w.store.registered_after(None, 10).await.expect("registry");
+    assert!(registered.is_empty(), "nothing registered for the scheduled pass either");
+}
+
+#[tokio::test]
+async fn asset_conversations_are_registered_for_the_scheduled_pass() {
+    let w = World::new().await.with_asset().await;
+    assert_eq!(w.post("ana", json!({"type": "asset", "asset_id": "a-1"})).await.0, 201);
+    assert_eq!(w.post("bob", json!({"type": "asset", "asset_id": "a-1"})).await.0, 200);
+    assert_eq!(w.post("ana", json!({"type": "direct", "participant": "bob"})).await.0, 201);
+    let (registered, more) = w.store.registered_after(None, 10).await.expect("registry");
+    assert_eq!((registered, more), (vec![asset("a-1")], false), "once, and only asset conversations");
 }
 
 #[tokio::test]

@@ -93,6 +93,14 @@ async fn scenario(table: &str) -> StandIn {
         let grant = Grant { principal, role, expires_at: Some(NOW * 2), generation: a1.generation.clone() };
         store.put_grant(&a1, &grant, NOW).await.expect("grant");
     }
+    // A grant that ran out two minutes ago: the expiry sweep handles its entry (and removes it).
+    let expired = Grant {
+        principal: Principal::User(user("u-12")),
+        role: Role::Reader,
+        expires_at: Some(now() - 120),
+        generation: a1.generation.clone(),
+    };
+    store.put_grant(&a1, &expired, NOW).await.expect("expired grant");
     let standin = StandIn::start(StandInConfig::new(ACCOUNT_SID, API_KEY_SID, API_KEY_SECRET, SERVICE_SID)).await;
     standin.create_conversation(Some("room:support"), Some("Support"), Some(r#"{"type":"room"}"#)).expect("room");
     let direct = ConversationNames::development().direct(&user("u-1"), &user("u-2"));

@@ -47,7 +47,8 @@ impl World {
             clock.clone(),
         );
         let filter = chatgate_tests::stream_filter::patterns();
-        Self { store, follower, standin, clock, state: ReconcilerState { rule }, filter }
+        let state = ReconcilerState { rule, pass_every: Duration::from_secs(3600) };
+        Self { store, follower, standin, clock, state, filter }
     }
 
     async fn asset(&self, id: &str, owner: &str) {

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chatgate::acl::follow::StreamFollower;
-use chatgate::acl::{BudgetLimits, Budgets, CatalogWriter, ExpiryIndex, GrantWriter, StreamRecord};
+use chatgate::acl::{
+    BudgetLimits, Budgets, CatalogWriter, ConversationRegistry, ExpiryIndex, GrantWriter, Idempotency, StreamRecord,
+};
 use chatgate::clock::ManualClock;
 use chatgate::domain::ConversationNames;
 use chatgate::domain::{AssetType, Grant, Principal, Role};
@@ -88,7 +90,7 @@ async fn every_kind_of_write_on_dynamodb_local_is_filtered_as_the_rule_needs() {
         ConversationNames::development(),
         Arc::new(ManualClock::at(now)),
     );
-    rule.sweep_expiries(Duration::ZERO, chatgate::clock::Deadline::after(Duration::from_secs(30)))
+    rule.sweep_expiries(Duration::ZERO, 300, chatgate::clock::Deadline::after(Duration::from_secs(30)))
         .await
         .expect("sweep");
     assert!(store.sweep_cursor().await.expect("cursor").is_some());
@@ -98,13 +100,19 @@ async fn every_kind_of_write_on_dynamodb_local_is_filtered_as_the_rule_needs() {
     store.set_offboarded(&user("eve"), true, now).await.expect("offboard");
     store.set_offboarded(&user("eve"), false, now).await.expect("lift");
     store.spend_new_conversation(&user("eve"), BudgetLimits::default(), now).await.expect("spend").expect("room");
+    // An idempotency key taken, an asset conversation registered, and the pass's cursor moved:
+    // bookkeeping, never a change of access.
+    store.begin(&user("eve"), "retry-1", "fp", 30, now).await.expect("key");
+    store.register_conversation(&asset("a-1"), now).await.expect("registered");
+    rule.pass_run(Duration::ZERO, 10, chatgate::clock::Deadline::after(Duration::from_secs(30))).await.expect("pass");
 
     // Every record: the asset (3 writes, 1 removal), 3 grants in, 2 out, 1 swept by the asset's
     // deletion, the two user grants' mirrors in and out, the expiry entry, 2 × 2 membership
-    // sides, the cursor, the offboarding marker in and out, two budget counters.
+    // sides, the cursor, the offboarding marker in and out, two budget counters, the idempotency
+    // key, the registry item and the pass's cursor.
     let mut records: Vec<Value> = Vec::new();
     let started = Instant::now();
-    while records.len() < 24 {
+    while records.len() < 27 {
         let batch = follower.next_batch().await.expect("stream");
         records.extend(batch.into_iter().map(|r| serde_json::to_value(r).expect("json")));
         assert!(started.elapsed() < Duration::from_secs(20), "{} records: {records:#?}", records.len());

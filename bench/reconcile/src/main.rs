@@ -5,15 +5,21 @@
 //! participants leave), one at a time, each timed from the write's acknowledgement to the
 //! stand-in no longer listing the participant(s).
 //!
-//!     cargo run --release -p reconcile-bench [-- --revocations 200]
+//! Then the scheduled pass's cost: `--pass 500` registered asset conversations (three
+//! participants each, one of them no longer a reader) on DynamoDB Local, with 100 ms added to
+//! every Twilio call; the Twilio calls, table requests and read units per conversation, the rate
+//! at the pass's concurrency, and what a full pass at 10 000 and 1 000 000 asset conversations
+//! costs from those.
+//!
+//!     cargo run --release -p reconcile-bench [-- --revocations 200 --pass 500]
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chatgate::acl::follow::StreamFollower;
-use chatgate::acl::{CatalogWriter, GrantWriter, MemoryStore};
-use chatgate::clock::SystemClock;
+use chatgate::acl::{CatalogWriter, ConversationRegistry, GrantWriter, MemoryStore};
+use chatgate::clock::{Deadline, SystemClock};
 use chatgate::domain::{AssetId, AssetType, ConversationNames, Grant, GroupId, Identity, Principal, Role};
 use chatgate::reconcile::{Reconciler, local};
 use chatgate_tests::dynamo::{dynamo_local, sdk_config, test_store, unique_table_name};
@@ -206,13 +212,83 @@ fn print(rows: &[Row]) {
     println!("\n{}", if all_met { "all targets met" } else { "some targets missed" });
 }
 
+/// Twilio latency the pass is measured with (a call across the internet).
+const PASS_TWILIO_LATENCY: Duration = Duration::from_millis(100);
+
+/// The scheduled pass over `n` registered asset conversations on DynamoDB Local.
+async fn pass(n: usize) {
+    let standin = standin().await;
+    let endpoint = &dynamo_local().endpoint;
+    let store = Arc::new(test_store(endpoint, &unique_table_name("pass")).await);
+    store.create_table().await.expect("table");
+    for i in 0..n {
+        let asset: AssetId = id(format!("pass-{i:06}"));
+        store.put_asset(&asset, &id(format!("owner-{i}")), AssetType::Document, "doc", 0).await.expect("asset");
+        let record = store.asset_record(&asset).await.expect("read").expect("record");
+        let grant = Grant {
+            principal: Principal::User(id(format!("reader-{i}"))),
+            role: Role::Reader,
+            expires_at: None,
+            generation: record.generation.clone(),
+        };
+        store.put_grant(&record, &grant, 0).await.expect("grant");
+        store.register_conversation(&asset, 0).await.expect("registered");
+        let name = ConversationNames::development().asset(&asset);
+        let attributes = format!(r#"{{"type":"asset","asset_id":"{asset}"}}"#);
+        standin.create_conversation(Some(&name), Some("doc"), Some(&attributes)).expect("conversation");
+        for who in [format!("owner-{i}"), format!("reader-{i}"), format!("former-{i}")] {
+            standin.add_participant(&name, &who).expect("participant");
+        }
+    }
+    standin.reset_requests();
+    standin.set_delay(PASS_TWILIO_LATENCY);
+    let (requests_before, units_before) = store.stats().snapshot();
+    let rule = reconciler(store.clone(), &standin);
+    let started = Instant::now();
+    let report = rule.pass_to_end(2_000, Deadline::after(Duration::from_secs(3600))).await.expect("pass");
+    let elapsed = started.elapsed();
+    let (requests_after, units_after) = store.stats().snapshot();
+    assert!(report.completed && report.checked == n && report.removals.len() == n, "{report:?}");
+    let per = |x: f64| x / n as f64;
+    let calls = per(standin.request_count() as f64);
+    let reads = per(standin.count_requests("GET", "") as f64);
+    let requests = per((requests_after - requests_before) as f64);
+    let units = per(units_after - units_before);
+    let rate = n as f64 / elapsed.as_secs_f64();
+    println!(
+        "\n## The scheduled pass: {n} asset conversations, 3 participants each (1 no longer a reader), {} ms per Twilio call\n",
+        PASS_TWILIO_LATENCY.as_millis()
+    );
+    println!(
+        "| per conversation | Twilio calls | of which reads | table requests | read/write units | conversations/s |"
+    );
+    println!("|---|---|---|---|---|---|");
+    println!("| measured | {calls:.2} | {reads:.2} | {requests:.2} | {units:.2} | {rate:.1} |");
+    println!(
+        "\n| asset conversations | Twilio reads | Twilio removals (1 in 3 participants leaving, as here) | table requests | units | hours per full pass at this rate |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for total in [10_000f64, 1_000_000f64] {
+        println!(
+            "| {total:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.2} |",
+            total * reads,
+            total * (calls - reads),
+            total * requests,
+            total * units,
+            total / rate / 3600.0
+        );
+    }
+}
+
 #[tokio::main]
 async fn main() {
     let mut args = std::env::args().skip(1);
     let mut n = 200;
+    let mut pass_n = 500;
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--revocations" => n = args.next().and_then(|v| v.parse().ok()).expect("--revocations N"),
+            "--pass" => pass_n = args.next().and_then(|v| v.parse().ok()).expect("--pass N"),
             other => panic!("unknown argument {other}"),
         }
     }
@@ -222,4 +298,7 @@ async fn main() {
         rows.push(dynamodb(change, n).await);
     }
     print(&rows);
+    if pass_n > 0 {
+        pass(pass_n).await;
+    }
 }

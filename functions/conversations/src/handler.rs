@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chatgate::acl::{AclReader, BudgetLimits, Budgets, Idempotency};
+use chatgate::acl::{BudgetLimits, ConversationsStore};
 use chatgate::auth::{AuthConfig, SessionVerifier};
 use chatgate::clock::SystemClock;
 use chatgate::config::{self, ConfigError, Settings, TwilioSecrets};
@@ -59,7 +59,7 @@ impl ConversationsConfig {
     }
 }
 
-impl<R: AclReader + Budgets + Idempotency> ConversationsState<R> {
+impl<R: ConversationsStore> ConversationsState<R> {
     pub fn new(config: ConversationsConfig, secrets: &TwilioSecrets, store: Arc<R>) -> Result<Self, ConfigError> {
         let twilio = ConversationsClient::from_config(&config.twilio, secrets)?;
         Ok(Self {
@@ -81,10 +81,7 @@ impl<R: AclReader + Budgets + Idempotency> ConversationsState<R> {
     }
 }
 
-pub async fn handle<R: AclReader + Budgets + Idempotency>(
-    state: &ConversationsState<R>,
-    req: Request,
-) -> Response<Body> {
+pub async fn handle<R: ConversationsStore>(state: &ConversationsState<R>, req: Request) -> Response<Body> {
     let span = tracing::info_span!(
         "conversations",
         identity = tracing::field::Empty,
@@ -93,10 +90,7 @@ pub async fn handle<R: AclReader + Budgets + Idempotency>(
     http::respond(state.cors.as_ref(), req, |req| route(state, req)).instrument(span).await
 }
 
-async fn route<R: AclReader + Budgets + Idempotency>(
-    state: &ConversationsState<R>,
-    req: Request,
-) -> Result<Response<Body>, ApiError> {
+async fn route<R: ConversationsStore>(state: &ConversationsState<R>, req: Request) -> Result<Response<Body>, ApiError> {
     let segments = http::path_segments(&req)?;
     if http::match_path(&segments, &["conversations"]).is_none() {
         return Err(ApiError::NotFound("no such route".into()));

@@ -69,6 +69,10 @@ async fn guard<R: AclReader>(state: &GuardState<R>, req: Request) -> Result<Resp
     let event = Event(params);
     let kind = event.get("EventType").unwrap_or("");
     tracing::Span::current().record("event", kind);
+    if POST_EVENTS.contains(&kind) {
+        backstop(state, &event).await;
+        return Ok(http::json_response(StatusCode::OK, &serde_json::json!({})));
+    }
     if let Err(refusal) = state.guard.judge(&event).await? {
         audit::record(&audit::Entry {
             event: "guard.refused",
@@ -81,4 +85,30 @@ async fn guard<R: AclReader>(state: &GuardState<R>, req: Request) -> Result<Resp
         return Err(ApiError::Forbidden(refusal.reason));
     }
     Ok(http::json_response(StatusCode::OK, &serde_json::json!({})))
+}
+
+/// The post-events the guard backs itself up with; Twilio ignores their answer.
+const POST_EVENTS: [&str; 2] = ["onMessageAdded", "onMessageUpdated"];
+
+/// A published message the guard would have refused is deleted and audited. Post-events are
+/// answered `200` whatever happens: a failure here is logged (an error line the log metric counts),
+/// and the message stays until someone deletes it.
+async fn backstop<R: AclReader>(state: &GuardState<R>, event: &Event) {
+    let kind = event.get("EventType").unwrap_or("");
+    match state.guard.backstop(event).await {
+        Ok(None) => {}
+        Ok(Some(refusal)) => audit::record(&audit::Entry {
+            event: "guard.deleted",
+            actor: &refusal.actor,
+            asset: refusal.asset.as_ref().map(AssetId::as_str),
+            conversation: event.get("ConversationSid"),
+            detail: Some(&format!("{kind} {}: {}", event.get("MessageSid").unwrap_or(""), refusal.reason)),
+            ..audit::Entry::default()
+        }),
+        Err(e) => tracing::error!(
+            error = %chatgate::http::ErrorChain(&e),
+            message_sid = event.get("MessageSid"),
+            "a published message could not be judged or deleted; it stays"
+        ),
+    }
 }

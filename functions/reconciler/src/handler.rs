@@ -1,14 +1,15 @@
-//! The reconciler function: the table's stream (a batch of change records) and the scheduled
-//! expiry sweep, both turned into the rule's scopes and applied by [`chatgate::reconcile`]. A
+//! The reconciler function: the table's stream (a batch of change records), the scheduled
+//! expiry sweep and the scheduled pass over every asset conversation, all turned into the rule's
+//! scopes and applied by [`chatgate::reconcile`]. A
 //! stream batch answers the way its trigger expects: the records to retry, by sequence number,
 //! in `batchItemFailures`; the others are done.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use chatgate::acl::{AclReader, ExpiryIndex, StreamRecord};
+use chatgate::acl::{ReconcilerStore, StreamRecord};
 use chatgate::clock::SystemClock;
-use chatgate::config::{ConfigError, TwilioSecrets};
+use chatgate::config::{ConfigError, Settings, TwilioSecrets};
 use chatgate::reconcile::{BatchItem, ReconcileError, Reconciler};
 use chatgate::twilio::rest::{ConversationsClient, RestConfig};
 use lambda_runtime::LambdaEvent;
@@ -21,17 +22,44 @@ const BUDGET: Duration = Duration::from_secs(50);
 /// functions that write grants (10 s). The sweep leaves younger expiries to its next run.
 const SETTLE: Duration = Duration::from_secs(10);
 
+/// Scopes one expiry sweep applies at most (a run a minute): a burst is worked through over
+/// several runs, each starting where the last stopped.
+const SWEEP_LIMIT: usize = 300;
+/// Conversations one run of the scheduled pass re-decides at most (the deadline bounds it too).
+const PASS_LIMIT: usize = 2_000;
+
 #[derive(Debug)]
 pub struct ReconcilerState<R> {
     pub rule: Reconciler<R>,
+    /// `FULL_RECONCILE_SECONDS`: how often a full pass over every asset conversation starts.
+    pub pass_every: Duration,
 }
 
+/// What the function reads from the environment, parsed once at cold start (the table and Twilio's
+/// secrets are [`chatgate::lambda::table_and_secrets`]'s).
+#[derive(Debug, Clone)]
+pub struct ReconcilerConfig {
+    /// `TWILIO_API_BASE`, `TWILIO_CONVERSATIONS_SERVICE_SID`, `TWILIO_API_KEY_SID`.
+    pub twilio: RestConfig,
+    /// `FULL_RECONCILE_SECONDS`, default 6 hours.
+    pub pass_every: Duration,
+}
+
+impl ReconcilerConfig {
+    pub fn from_settings(settings: &Settings) -> Result<Self, ConfigError> {
+        let seconds = settings.count("FULL_RECONCILE_SECONDS", DEFAULT_PASS_SECONDS)?;
+        Ok(Self { twilio: RestConfig::from_settings(settings)?, pass_every: Duration::from_secs(u64::from(seconds)) })
+    }
+}
+
+/// A full pass every 6 hours.
+pub const DEFAULT_PASS_SECONDS: u32 = 6 * 3600;
+
 impl<R> ReconcilerState<R> {
-    /// The rule needs Twilio's REST settings alone ([`RestConfig`]); the table and Twilio's
-    /// secrets are [`chatgate::lambda::table_and_secrets`]'s.
-    pub fn new(config: RestConfig, secrets: &TwilioSecrets, store: Arc<R>) -> Result<Self, ConfigError> {
-        let twilio = ConversationsClient::from_config(&config, secrets)?;
-        Ok(Self { rule: Reconciler::new(store, twilio, secrets.conversation_names()?, Arc::new(SystemClock)) })
+    pub fn new(config: ReconcilerConfig, secrets: &TwilioSecrets, store: Arc<R>) -> Result<Self, ConfigError> {
+        let twilio = ConversationsClient::from_config(&config.twilio, secrets)?;
+        let rule = Reconciler::new(store, twilio, secrets.conversation_names()?, Arc::new(SystemClock));
+        Ok(Self { rule, pass_every: config.pass_every })
     }
 }
 
@@ -45,7 +73,10 @@ pub enum Trigger {
         #[serde(rename = "Records")]
         records: Vec<Value>,
     },
-    /// EventBridge's schedule (`"source": "aws.events"`).
+    /// A scheduled task of chatgate's own (template.yaml's schedule with an `Input`):
+    /// `full-reconcile`, a run of the scheduled pass.
+    Task { task: String },
+    /// EventBridge's schedule (`"source": "aws.events"`): the expiry sweep.
     Schedule { source: String },
 }
 
@@ -62,6 +93,12 @@ pub enum Answer {
         removed: usize,
         failed: usize,
     },
+    Pass {
+        checked: usize,
+        removed: usize,
+        failed: usize,
+        completed: bool,
+    },
 }
 
 #[derive(Debug, Serialize, PartialEq, Eq)]
@@ -74,11 +111,13 @@ pub struct ItemFailure {
 pub enum InvocationError {
     #[error("a scheduled event from `{0}`, not EventBridge")]
     UnknownSource(String),
+    #[error("an unknown task `{0}`")]
+    UnknownTask(String),
     #[error(transparent)]
-    Sweep(#[from] ReconcileError),
+    Scheduled(#[from] ReconcileError),
 }
 
-pub async fn handle<R: AclReader + ExpiryIndex>(
+pub async fn handle<R: ReconcilerStore>(
     state: &ReconcilerState<R>,
     event: LambdaEvent<Trigger>,
 ) -> Result<Answer, InvocationError> {
@@ -110,9 +149,41 @@ pub async fn handle<R: AclReader + ExpiryIndex>(
         Trigger::Schedule { source } if source == "aws.events" => {
             // A scope that fails is logged and retried by the next sweep (the cursor stops before
             // it); the invocation itself succeeded.
-            let report = state.rule.sweep_expiries(SETTLE, deadline).await?;
+            let report = state.rule.sweep_expiries(SETTLE, SWEEP_LIMIT, deadline).await?;
+            // `sweep_lag_seconds` and `expiry_poison_entries` are metrics (template.yaml's
+            // SweepLagMetric, ExpiryPoisonMetric) with alarms.
+            tracing::info!(
+                expired = report.expired,
+                scopes = report.scopes,
+                removed = report.removals.len(),
+                failed = report.failed,
+                deferred = report.deferred,
+                expiry_poison_entries = report.set_aside,
+                sweep_lag_seconds = report.lag_seconds,
+                "expiry sweep"
+            );
             Ok(Answer::Sweep { expired: report.expired, removed: report.removals.len(), failed: report.failed })
         }
+        Trigger::Task { task } if task == "full-reconcile" => {
+            let report = state.rule.pass_run(state.pass_every, PASS_LIMIT, deadline).await?;
+            // `pass_age_seconds` is a metric (template.yaml's PassAgeMetric) with an alarm.
+            tracing::info!(
+                started = report.started,
+                completed = report.completed,
+                pass_checked = report.checked,
+                removed = report.removals.len(),
+                failed = report.failed,
+                pass_age_seconds = report.age_seconds,
+                "scheduled pass"
+            );
+            Ok(Answer::Pass {
+                checked: report.checked,
+                removed: report.removals.len(),
+                failed: report.failed,
+                completed: report.completed,
+            })
+        }
+        Trigger::Task { task } => Err(InvocationError::UnknownTask(task)),
         Trigger::Schedule { source } => Err(InvocationError::UnknownSource(source)),
     }
 }

@@ -5,9 +5,8 @@
 use std::sync::Arc;
 
 use chatgate::config::Settings;
-use chatgate::twilio::rest::RestConfig;
 use lambda_runtime::Error;
-use reconciler::handler::{self, ReconcilerState};
+use reconciler::handler::{self, ReconcilerConfig, ReconcilerState};
 
 // Lambda hands an execution environment one event at a time: a single-threaded runtime starts no
 // worker threads (and their allocator arenas) that would only lengthen the cold start.
@@ -16,7 +15,7 @@ async fn main() -> Result<(), Error> {
     chatgate::telemetry::init_lambda();
     let settings = Settings::from_env();
     let start = async {
-        let config = RestConfig::from_settings(&settings)?;
+        let config = ReconcilerConfig::from_settings(&settings)?;
         let (store, secrets) = chatgate::lambda::table_and_secrets(&settings).await?;
         ReconcilerState::new(config, &secrets, Arc::new(store))
     };

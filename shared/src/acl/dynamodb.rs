@@ -24,12 +24,13 @@ use futures_util::future::try_join_all;
 use futures_util::{StreamExt as _, TryStreamExt as _};
 
 use super::keys::{
-    self, ASSET_SK, GRANT_PREFIX, MEMBER_PREFIX, OFFBOARDED_SK, PK, SK, SWEEP_PK, SWEEP_SK, USER_GRANT_PREFIX, attr,
+    self, ASSET_SK, GRANT_PREFIX, MEMBER_PREFIX, OFFBOARDED_SK, PASS_PK, PK, REGISTRY_PK, SK, SWEEP_PK, SWEEP_SK,
+    USER_GRANT_PREFIX, attr,
 };
 use super::{
-    AclReader, AudienceFacts, Begun, BudgetLimits, BudgetSpent, Budgets, CatalogWriter, CheckFacts, Expiry,
-    ExpiryIndex, GrantWriter, IDEMPOTENCY_WINDOW_SECONDS, Idempotency, Remembered, StoreError, Upsert, minute_of,
-    new_generation,
+    AclReader, AudienceFacts, Begun, BudgetLimits, BudgetSpent, Budgets, CatalogWriter, CheckFacts,
+    ConversationRegistry, Expiry, ExpiryIndex, GrantWriter, IDEMPOTENCY_WINDOW_SECONDS, Idempotency, PassCursor,
+    PassProgress, Remembered, StoreError, Upsert, minute_of, new_generation,
 };
 use crate::domain::{AccessFacts, AssetId, AssetRecord, AssetType, Grant, GroupId, Identity, Principal, Role};
 
@@ -828,16 +829,107 @@ impl CatalogWriter for DynamoStore {
 impl ExpiryIndex for DynamoStore {
     async fn expiring_in(&self, minute: u64) -> Result<Vec<Expiry>, StoreError> {
         let items = self.query(keys::expiry_pk(minute), Some(keys::EXPIRY_PREFIX)).await?;
-        items
-            .iter()
-            .map(|item| {
-                Ok(Expiry {
-                    asset: AssetId::try_from(required(item, attr::ASSET)?).map_err(internal)?,
-                    principal: Principal::try_from(required(item, attr::ID)?).map_err(internal)?,
-                    expires_at: n(item, attr::EXPIRES_AT)?.ok_or_else(|| corrupt(attr::EXPIRES_AT))?,
-                })
+        let read = |item: &Item| -> Result<Expiry, StoreError> {
+            Ok(Expiry {
+                asset: AssetId::try_from(required(item, attr::ASSET)?).map_err(internal)?,
+                principal: Principal::try_from(required(item, attr::ID)?).map_err(internal)?,
+                expires_at: n(item, attr::EXPIRES_AT)?.ok_or_else(|| corrupt(attr::EXPIRES_AT))?,
             })
-            .collect()
+        };
+        Ok(items
+            .iter()
+            .filter(|item| !item.contains_key(attr::ASIDE))
+            .filter_map(|item| match read(item) {
+                Ok(entry) => Some(entry),
+                // Never readable, so never handled: skipped (and counted) rather than pinning the sweep.
+                Err(e) => {
+                    let key = s(item, SK).unwrap_or_default();
+                    tracing::error!(minute, sk = key, expiry_poison_entries = 1, error = %e, "unreadable expiry entry skipped");
+                    None
+                }
+            })
+            .collect())
+    }
+
+    async fn expiry_done(&self, entry: &Expiry) -> Result<(), StoreError> {
+        // Only the entry of this very expiry (a hint written with the grant); an entry rewritten
+        // for another expiry in the same minute stays.
+        let sent = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(
+                keys::expiry_pk(minute_of(entry.expires_at)),
+                keys::expiry_sk(&entry.asset, &entry.principal),
+            )))
+            .condition_expression("#x = :x")
+            .expression_attribute_names("#x", attr::EXPIRES_AT)
+            .expression_attribute_values(":x", AttributeValue::N(entry.expires_at.to_string()))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        match sent.map_err(store_error) {
+            Ok(out) => {
+                self.stats.record(out.consumed_capacity());
+                Ok(())
+            }
+            Err(StoreError::Conflict) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn expiry_failed(&self, entry: &Expiry, set_aside_after: u32) -> Result<bool, StoreError> {
+        // One update counts the attempt and, at the limit, sets the entry aside; the condition
+        // keeps it from resurrecting an entry handled meanwhile.
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(
+                keys::expiry_pk(minute_of(entry.expires_at)),
+                keys::expiry_sk(&entry.asset, &entry.principal),
+            )))
+            .update_expression("ADD #c :one")
+            .condition_expression("attribute_exists(#x)")
+            .expression_attribute_names("#c", attr::COUNT)
+            .expression_attribute_names("#x", attr::EXPIRES_AT)
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .return_values(ReturnValue::UpdatedNew)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        let out = match sent_or_gone(out)? {
+            Some(out) => out,
+            None => return Ok(false),
+        };
+        self.stats.record(out.consumed_capacity());
+        let attempts = out.attributes.as_ref().map(|a| n(a, attr::COUNT)).transpose()?.flatten().unwrap_or(0);
+        if attempts < u64::from(set_aside_after) {
+            return Ok(false);
+        }
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(
+                keys::expiry_pk(minute_of(entry.expires_at)),
+                keys::expiry_sk(&entry.asset, &entry.principal),
+            )))
+            .update_expression("SET #z = :at")
+            .condition_expression("attribute_exists(#x) AND attribute_not_exists(#z)")
+            .expression_attribute_names("#z", attr::ASIDE)
+            .expression_attribute_names("#x", attr::EXPIRES_AT)
+            .expression_attribute_values(":at", AttributeValue::N(attempts.to_string()))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        match sent_or_gone(out)? {
+            Some(out) => {
+                self.stats.record(out.consumed_capacity());
+                Ok(true)
+            }
+            None => Ok(false),
+        }
     }
 
     /// A Query, not a GetItem, so the reconciler's policy needs no read action besides Query.
@@ -865,6 +957,132 @@ impl ExpiryIndex for DynamoStore {
         let out = update.send().await.map_err(store_error)?;
         self.stats.record(out.consumed_capacity());
         Ok(())
+    }
+}
+
+impl ConversationRegistry for DynamoStore {
+    async fn register_conversation(&self, asset: &AssetId, now: u64) -> Result<(), StoreError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(REGISTRY_PK.to_owned(), keys::registry_sk(asset))))
+            .update_expression("SET #id = :id, #at = if_not_exists(#at, :now)")
+            .expression_attribute_names("#id", attr::ID)
+            .expression_attribute_names("#at", attr::REGISTERED_AT)
+            .expression_attribute_values(":id", AttributeValue::S(asset.to_string()))
+            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(store_error)?;
+        self.stats.record(out.consumed_capacity());
+        Ok(())
+    }
+
+    async fn registered_after(
+        &self,
+        after: Option<&AssetId>,
+        limit: usize,
+    ) -> Result<(Vec<AssetId>, bool), StoreError> {
+        // Eventually consistent: an asset registered a moment ago is found by the next pass.
+        let start = after.map(|asset| Self::key(REGISTRY_PK.to_owned(), keys::registry_sk(asset)));
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#pk = :pk")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_values(":pk", AttributeValue::S(REGISTRY_PK.to_owned()))
+            .set_exclusive_start_key(start)
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(store_error)?;
+        self.stats.record(out.consumed_capacity());
+        let more = out.last_evaluated_key.is_some_and(|key| !key.is_empty());
+        // An id stored before v1.2's rules, or written by hand, is skipped rather than failing the walk.
+        let assets = out
+            .items
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|item| {
+                refused_is_none(AssetId::try_from(s(item, attr::ID).unwrap_or_default()), "registered asset")
+            })
+            .collect();
+        Ok((assets, more))
+    }
+}
+
+impl PassProgress for DynamoStore {
+    async fn pass_cursor(&self) -> Result<PassCursor, StoreError> {
+        let items = self.query(PASS_PK.to_owned(), Some(SWEEP_SK)).await?;
+        let Some(item) = items.first() else { return Ok(PassCursor::default()) };
+        Ok(PassCursor {
+            after: s(item, attr::PASS_AFTER)
+                .map(AssetId::try_from)
+                .transpose()
+                .map_err(|_| corrupt(attr::PASS_AFTER))?,
+            started_at: n(item, attr::PASS_STARTED)?,
+            last_completed: n(item, attr::PASS_COMPLETED)?,
+            version: n(item, attr::VERSION)?.unwrap_or(0),
+        })
+    }
+
+    async fn save_pass_cursor(&self, from: &PassCursor, to: &PassCursor) -> Result<(), StoreError> {
+        let mut set = vec!["#v = :to".to_owned()];
+        let mut remove = Vec::new();
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(PASS_PK.to_owned(), SWEEP_SK.to_owned())))
+            .expression_attribute_names("#v", attr::VERSION)
+            .expression_attribute_values(":to", AttributeValue::N(to.version.to_string()))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total);
+        let fields = [
+            ("#a", attr::PASS_AFTER, to.after.as_ref().map(|a| AttributeValue::S(a.to_string()))),
+            ("#p", attr::PASS_STARTED, to.started_at.map(|t| AttributeValue::N(t.to_string()))),
+            ("#d", attr::PASS_COMPLETED, to.last_completed.map(|t| AttributeValue::N(t.to_string()))),
+        ];
+        for (placeholder, name, value) in fields {
+            update = update.expression_attribute_names(placeholder, name);
+            match value {
+                Some(value) => {
+                    set.push(format!("{placeholder} = :{}", &placeholder[1..]));
+                    update = update.expression_attribute_values(format!(":{}", &placeholder[1..]), value);
+                }
+                None => remove.push(placeholder),
+            }
+        }
+        let mut expression = format!("SET {}", set.join(", "));
+        if !remove.is_empty() {
+            expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
+        }
+        update = update.update_expression(expression);
+        update = if from.version == 0 {
+            update.condition_expression("attribute_not_exists(#v)")
+        } else {
+            update
+                .condition_expression("#v = :from")
+                .expression_attribute_values(":from", AttributeValue::N(from.version.to_string()))
+        };
+        let out = update.send().await.map_err(store_error)?;
+        self.stats.record(out.consumed_capacity());
+        Ok(())
+    }
+}
+
+/// A conditional write's answer; `None` when its condition failed (the item gone or changed).
+fn sent_or_gone<T, E>(sent: Result<T, SdkError<E, HttpResponse>>) -> Result<Option<T>, StoreError>
+where
+    E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
+{
+    match sent.map_err(store_error) {
+        Ok(out) => Ok(Some(out)),
+        Err(StoreError::Conflict) => Ok(None),
+        Err(e) => Err(e),
     }
 }
 

@@ -28,6 +28,11 @@ pub const BUDGET_PREFIX: &str = "B#";
 /// A user's remembered `Idempotency-Key`s: one partition per user, the key itself as sort key
 /// (1 to 128 visible ASCII characters).
 pub const IDEMPOTENCY_PREFIX: &str = "I#";
+/// The registry of asset conversations: one partition, one item per asset (see
+/// [`registry_sk`]). Walked in order by the scheduled pass.
+pub const REGISTRY_PK: &str = "K#asset-conversations";
+/// The one item that says how far the scheduled pass has got.
+pub const PASS_PK: &str = "S#full-reconcile";
 /// The one item that says how far the expiry sweep has got.
 pub const SWEEP_PK: &str = "S#expiry-sweep";
 pub const SWEEP_SK: &str = "#CURSOR";
@@ -55,8 +60,18 @@ pub mod attr {
     pub const ASSET: &str = "a";
     /// The expiry sweep's cursor: the time (Unix seconds) up to which it reconciled every expiry.
     pub const CURSOR: &str = "t";
-    /// A budget counter's count.
+    /// A budget counter's count; on an expiry entry, the sweep's failed attempts.
     pub const COUNT: &str = "c";
+    /// On an expiry entry: set aside by the sweep (never read again).
+    pub const ASIDE: &str = "z";
+    /// The pass cursor's last asset, start of the current pass, start of the last complete pass,
+    /// and version.
+    pub const PASS_AFTER: &str = "a";
+    pub const PASS_STARTED: &str = "p";
+    pub const PASS_COMPLETED: &str = "d";
+    pub const VERSION: &str = "v";
+    /// When a registry item was first written.
+    pub const REGISTERED_AT: &str = "at";
     /// An idempotency record's fingerprint of the request.
     pub const FINGERPRINT: &str = "f";
     /// An idempotency record's lease: until when (Unix seconds) the request that took it holds it.
@@ -88,6 +103,11 @@ pub fn idempotency_pk(user: &Identity) -> String {
 /// A budget counter's item: the window's name and its bucket (minutes or days since the epoch).
 pub fn budget_sk(window: &str, bucket: u64) -> String {
     format!("{window}#{bucket}")
+}
+
+/// In the registry: the asset (hashed when too long, then the item carries it in `id`).
+pub fn registry_sk(asset: &AssetId) -> String {
+    bounded("A#", "A##", asset.as_str())
 }
 
 /// In the user's partition: the grant of `asset` made to the user.

@@ -8,9 +8,9 @@ use std::sync::Mutex;
 use tokio::sync::mpsc;
 
 use super::{
-    AclReader, AudienceFacts, Begun, BudgetLimits, BudgetSpent, Budgets, CatalogWriter, CheckFacts, Expiry,
-    ExpiryIndex, GrantWriter, IDEMPOTENCY_WINDOW_SECONDS, Idempotency, Remembered, StoreError, Upsert, minute_of,
-    new_generation,
+    AclReader, AudienceFacts, Begun, BudgetLimits, BudgetSpent, Budgets, CatalogWriter, CheckFacts,
+    ConversationRegistry, Expiry, ExpiryIndex, GrantWriter, IDEMPOTENCY_WINDOW_SECONDS, Idempotency, PassCursor,
+    PassProgress, Remembered, StoreError, Upsert, minute_of, new_generation,
 };
 use crate::domain::{AccessFacts, AclChange, AssetId, AssetRecord, AssetType, Grant, GroupId, Identity, Principal};
 
@@ -29,11 +29,17 @@ struct State {
     /// The expiry index: minute → entries. Like the table's, entries outlive their grants.
     expiries: BTreeMap<u64, BTreeSet<Expiry>>,
     sweep_cursor: Option<u64>,
+    /// The sweep's failed attempts per entry, and the entries it set aside.
+    expiry_attempts: HashMap<Expiry, u32>,
+    expiries_aside: BTreeSet<Expiry>,
     offboarded: BTreeSet<Identity>,
     /// New conversations counted per user, window and bucket.
     budgets: HashMap<(Identity, &'static str, u64), u32>,
     /// Remembered requests by user and `Idempotency-Key`.
     idempotency: HashMap<(Identity, String), KeyHold>,
+    /// The assets that have a conversation, in order, for the scheduled pass.
+    registry: BTreeSet<AssetId>,
+    pass: PassCursor,
 }
 
 /// What an idempotency key holds, as the table's item does.
@@ -219,6 +225,39 @@ impl Idempotency for MemoryStore {
     }
 }
 
+impl ConversationRegistry for MemoryStore {
+    async fn register_conversation(&self, asset: &AssetId, _now: u64) -> Result<(), StoreError> {
+        self.state().registry.insert(asset.clone());
+        Ok(())
+    }
+
+    async fn registered_after(
+        &self,
+        after: Option<&AssetId>,
+        limit: usize,
+    ) -> Result<(Vec<AssetId>, bool), StoreError> {
+        let state = self.state();
+        let mut following = state.registry.iter().filter(|asset| after.is_none_or(|after| *asset > after)).cloned();
+        let page: Vec<AssetId> = following.by_ref().take(limit).collect();
+        Ok((page, following.next().is_some()))
+    }
+}
+
+impl PassProgress for MemoryStore {
+    async fn pass_cursor(&self) -> Result<PassCursor, StoreError> {
+        Ok(self.state().pass.clone())
+    }
+
+    async fn save_pass_cursor(&self, from: &PassCursor, to: &PassCursor) -> Result<(), StoreError> {
+        let mut state = self.state();
+        if state.pass.version != from.version {
+            return Err(StoreError::Conflict);
+        }
+        state.pass = to.clone();
+        Ok(())
+    }
+}
+
 impl GrantWriter for MemoryStore {
     async fn asset_record(&self, asset: &AssetId) -> Result<Option<AssetRecord>, StoreError> {
         Ok(self.state().assets.get(asset).cloned())
@@ -347,7 +386,28 @@ impl CatalogWriter for MemoryStore {
 
 impl ExpiryIndex for MemoryStore {
     async fn expiring_in(&self, minute: u64) -> Result<Vec<Expiry>, StoreError> {
-        Ok(self.state().expiries.get(&minute).map(|e| e.iter().cloned().collect()).unwrap_or_default())
+        let state = self.state();
+        let entries = state.expiries.get(&minute).into_iter().flatten();
+        Ok(entries.filter(|e| !state.expiries_aside.contains(*e)).cloned().collect())
+    }
+
+    async fn expiry_done(&self, entry: &Expiry) -> Result<(), StoreError> {
+        let mut state = self.state();
+        if let Some(entries) = state.expiries.get_mut(&minute_of(entry.expires_at)) {
+            entries.remove(entry);
+        }
+        state.expiry_attempts.remove(entry);
+        Ok(())
+    }
+
+    async fn expiry_failed(&self, entry: &Expiry, set_aside_after: u32) -> Result<bool, StoreError> {
+        let mut state = self.state();
+        let attempts = state.expiry_attempts.entry(entry.clone()).or_default();
+        *attempts += 1;
+        if *attempts >= set_aside_after {
+            return Ok(state.expiries_aside.insert(entry.clone()));
+        }
+        Ok(false)
     }
 
     async fn sweep_cursor(&self) -> Result<Option<u64>, StoreError> {

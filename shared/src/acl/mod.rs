@@ -278,6 +278,18 @@ pub trait Idempotency: Send + Sync {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
+/// Everything the conversations function holds: reads, budgets, the registry of asset
+/// conversations, and remembered idempotency keys. Any store with those ports has it.
+pub trait ConversationsStore: AclReader + Budgets + ConversationRegistry + Idempotency {}
+
+impl<T: AclReader + Budgets + ConversationRegistry + Idempotency> ConversationsStore for T {}
+
+/// Everything the reconciler function holds: reads, the expiry index, the registry of asset
+/// conversations and the pass's cursor.
+pub trait ReconcilerStore: AclReader + ExpiryIndex + ConversationRegistry + PassProgress {}
+
+impl<T: AclReader + ExpiryIndex + ConversationRegistry + PassProgress> ReconcilerStore for T {}
+
 /// Grant writes, each conditional on the asset still having the owner and generation the
 /// caller read: the sharing function holds this.
 pub trait GrantWriter: Send + Sync {
@@ -334,11 +346,24 @@ pub trait CatalogWriter: Send + Sync {
 }
 
 /// The grants that expire, by minute, and how far the sweep has got: the reconciler holds this
-/// (`Query` on the index, and an update of the one cursor item).
+/// (`Query` on the index, the entries' progress, and an update of the one cursor item).
 pub trait ExpiryIndex: Send + Sync {
-    /// The grants whose expiry falls in `minute` (see [`minute_of`]), strongly consistent. An
-    /// entry is a hint, not a fact: the grant may have been deleted or extended since.
+    /// The grants whose expiry falls in `minute` (see [`minute_of`]) and that the sweep has not
+    /// handled or set aside yet, strongly consistent. An entry is a hint, not a fact: the grant
+    /// may have been deleted or extended since. An entry nobody can read is skipped and logged.
     fn expiring_in(&self, minute: u64) -> impl Future<Output = Result<Vec<Expiry>, StoreError>> + Send;
+
+    /// The sweep handled `entry`: it is removed from the index.
+    fn expiry_done(&self, entry: &Expiry) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The sweep could not handle `entry`, for a reason no retry cures: one more attempt counted,
+    /// and once `set_aside_after` are, the entry is set aside (never read again). `true` when
+    /// this call set it aside.
+    fn expiry_failed(
+        &self,
+        entry: &Expiry,
+        set_aside_after: u32,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// The time (Unix seconds) up to which every expiry has been reconciled; `None` before the
     /// first sweep.
@@ -347,6 +372,48 @@ pub trait ExpiryIndex: Send + Sync {
     /// Moves the cursor from `from` (what the caller read) to `to`; `Conflict` when another sweep
     /// moved it meanwhile.
     fn advance_sweep_cursor(&self, from: Option<u64>, to: u64) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// How far the scheduled pass over every asset conversation has got.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PassCursor {
+    /// The last asset whose conversation the current pass re-decided; `None` at a pass's start.
+    pub after: Option<AssetId>,
+    /// When the current pass started (Unix seconds); `None` between passes.
+    pub started_at: Option<u64>,
+    /// When the last complete pass started: every asset conversation registered by then has been
+    /// re-decided since.
+    pub last_completed: Option<u64>,
+    /// Bumped by every save, so two runs never both move it.
+    pub version: u64,
+}
+
+/// The asset conversations chatgate made or joined people to, for the scheduled pass to walk:
+/// the conversations function registers (`UpdateItem` on registry items only), the reconciler reads.
+pub trait ConversationRegistry: Send + Sync {
+    /// Records that `asset` has (or is about to have) a conversation; idempotent.
+    fn register_conversation(&self, asset: &AssetId, now: u64) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Up to `limit` registered assets after `after` (from the first when `None`), in the
+    /// registry's order, and whether more follow.
+    fn registered_after(
+        &self,
+        after: Option<&AssetId>,
+        limit: usize,
+    ) -> impl Future<Output = Result<(Vec<AssetId>, bool), StoreError>> + Send;
+}
+
+/// The scheduled pass's cursor (`Query` and an `UpdateItem` of its one item): the reconciler holds this.
+pub trait PassProgress: Send + Sync {
+    fn pass_cursor(&self) -> impl Future<Output = Result<PassCursor, StoreError>> + Send;
+
+    /// Moves the cursor from `from` (what the caller read) to `to`, whose version must be one more;
+    /// `Conflict` when another run moved it meanwhile.
+    fn save_pass_cursor(
+        &self,
+        from: &PassCursor,
+        to: &PassCursor,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// A fresh generation for a new asset.

@@ -8,7 +8,7 @@ use futures_util::StreamExt as _;
 use serde::{Deserialize, Serialize};
 
 use super::Conversations;
-use crate::acl::{AclReader, Budgets};
+use crate::acl::ConversationsStore;
 use crate::audit;
 use crate::clock::Deadline;
 use crate::domain::{AssetId, ConversationAttributes, ConversationKey, ConversationKind, Identity, RoomName, Scope};
@@ -194,7 +194,7 @@ enum Addition {
 const CANNOT_READ: &str = "you cannot read this asset";
 const NOT_EVERY_PARTICIPANT: &str = "not every participant can be in this conversation";
 
-impl<R: AclReader + Budgets> Conversations<R> {
+impl<R: ConversationsStore> Conversations<R> {
     /// Carries the plan out. An asset conversation admits only readers of the asset (checked
     /// before any Twilio call), and whoever it gains is checked again once in: a grant revoked
     /// while they were being added cannot leave them inside. Nobody offboarded is ever added, a
@@ -207,7 +207,15 @@ impl<R: AclReader + Budgets> Conversations<R> {
             None => self.require_standing(&plan.wanted).await?,
         }
         let unique_name = plan.key.as_ref().map(|key| self.names().unique_name(key));
-        let target = self.target(&plan, unique_name.as_deref(), &caller, deadline).await?;
+        // An asset conversation is registered before it can exist (and again on every join, which
+        // registers those made before the registry), so the scheduled pass walks every one.
+        let register = async {
+            match &plan.asset {
+                Some(asset) => self.store.register_conversation(asset, self.clock.now()).await.map_err(ApiError::from),
+                None => Ok(()),
+            }
+        };
+        let ((), target) = tokio::try_join!(register, self.target(&plan, unique_name.as_deref(), &caller, deadline))?;
         tracing::Span::current().record("conversation_sid", target.sid.as_str());
 
         let missing: Vec<Identity> =

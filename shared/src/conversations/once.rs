@@ -8,7 +8,7 @@
 use ring::digest;
 
 use super::{Conversations, CreateCommand, Plan};
-use crate::acl::{AclReader, Begun, Budgets, Idempotency, Remembered};
+use crate::acl::{Begun, ConversationsStore, Remembered};
 use crate::clock::Deadline;
 use crate::http::{ApiError, ErrorChain};
 
@@ -47,7 +47,7 @@ fn fingerprint(command: &CreateCommand) -> String {
     digest::digest(&digest::SHA256, &canonical).as_ref()[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
 
-impl<R: AclReader + Budgets + Idempotency> Conversations<R> {
+impl<R: ConversationsStore> Conversations<R> {
     /// Create-or-join as `POST /conversations` answers it: the status and the JSON body, the
     /// remembered one when `key` was used before by the same user for the same command.
     pub async fn create_or_join_once(

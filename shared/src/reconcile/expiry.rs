@@ -1,8 +1,13 @@
 //! The expiry sweep: grants stop counting at their `expires_at`, but nothing writes to the table
 //! then (DynamoDB's TTL deletes the item up to 48 h later), so no change record announces it. The
-//! sweep reads the expiry index from where the last sweep stopped to now, applies the rule once to
-//! every grant whose expiry passed in between, and moves its cursor on. In AWS it runs every
-//! minute; `chatgate dev` runs it every second.
+//! sweep reads the expiry index from its cursor to now, applies the rule once per grant whose
+//! expiry passed, and records progress per entry: a handled entry leaves the index, one that
+//! fails for a reason no retry cures is set aside after a few tries (and counted, for an alarm),
+//! and one that fails because Twilio or the table is down waits for the next run. Work per run is
+//! bounded, so a burst (a share "until 1 January" with a thousand people) is worked through over
+//! several runs, each starting where the last stopped. The cursor moves past an expiry only once
+//! every entry up to it is handled or set aside. In AWS it runs every minute; `chatgate dev` runs
+//! it every second.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -24,38 +29,51 @@ const MAX_MINUTES_PER_SWEEP: u64 = 24 * 60;
 const READ_CONCURRENCY: usize = 16;
 /// Scopes applied at once.
 const APPLY_CONCURRENCY: usize = 4;
+/// Runs an entry may fail for a reason no retry cures before it is set aside.
+const SET_ASIDE_AFTER: u32 = 3;
 
 /// What one sweep did.
 #[derive(Debug, Clone, Default)]
 pub struct SweepReport {
-    /// The expiries handled: after `.0`, up to and including `.1` (Unix seconds).
+    /// The expiries looked at: after `.0`, up to and including `.1` (Unix seconds).
     pub window: Option<(u64, u64)>,
-    /// Expired grants found, and the distinct scopes they came to.
+    /// Expired grants found still to handle, and the distinct scopes this run applied.
     pub expired: usize,
     pub scopes: usize,
     pub removals: Vec<Removal>,
-    /// Scopes that could not be applied: the cursor stops before them, so the next sweep retries.
+    /// Scopes that could not be applied; their entries wait for the next run.
     pub failed: usize,
+    /// Entries this run set aside (they failed [`SET_ASIDE_AFTER`] runs for a reason no retry cures).
+    pub set_aside: usize,
+    /// Entries left for the next run by the per-run limit.
+    pub deferred: usize,
+    /// How far behind now the cursor is after this run, seconds: the sweep's lag.
+    pub lag_seconds: u64,
 }
 
 impl<R: AclReader + ExpiryIndex> Reconciler<R> {
-    /// One sweep: every grant whose expiry passed since the last sweep (and at least `settle` ago),
-    /// reconciled once. `settle` is how long a grant write can take to commit after it read the
-    /// clock (a grant must expire after that): an expiry younger than that is left to the next
-    /// sweep, so a slow write can never slip in behind the cursor.
-    pub async fn sweep_expiries(&self, settle: Duration, deadline: Deadline) -> Result<SweepReport, ReconcileError> {
+    /// One sweep: every grant whose expiry passed since the cursor (and at least `settle` ago),
+    /// reconciled once, at most `limit` scopes a run. `settle` is how long a grant write can take
+    /// to commit after it read the clock (a grant must expire after that): an expiry younger than
+    /// that is left to the next sweep, so a slow write can never slip in behind the cursor.
+    pub async fn sweep_expiries(
+        &self,
+        settle: Duration,
+        limit: usize,
+        deadline: Deadline,
+    ) -> Result<SweepReport, ReconcileError> {
         let now = self.clock.now();
         let until = now.saturating_sub(settle.as_secs());
         let cursor = self.store.sweep_cursor().await?;
         let after = cursor.unwrap_or_else(|| until.saturating_sub(FIRST_LOOKBACK_SECONDS));
         if until <= after {
-            return Ok(SweepReport::default());
+            return Ok(SweepReport { lag_seconds: now.saturating_sub(after), ..SweepReport::default() });
         }
         // The minutes holding expiries in (after, until], at most a day of them per sweep.
         let first = minute_of(after + 1);
         let last = minute_of(until).min(first + MAX_MINUTES_PER_SWEEP - 1);
         let until = until.min((last + 1) * 60 - 1);
-        let entries: Vec<Expiry> = futures_util::stream::iter(first..=last)
+        let mut entries: Vec<Expiry> = futures_util::stream::iter(first..=last)
             .map(|minute| self.store.expiring_in(minute))
             .buffered(READ_CONCURRENCY)
             .try_collect::<Vec<_>>()
@@ -64,35 +82,78 @@ impl<R: AclReader + ExpiryIndex> Reconciler<R> {
             .flatten()
             .filter(|entry| after < entry.expires_at && entry.expires_at <= until)
             .collect();
+        entries.sort_by_key(|entry| entry.expires_at);
 
-        // Each scope once, remembering the earliest expiry that needs it.
-        let mut scopes: BTreeMap<Scope, u64> = BTreeMap::new();
+        // Each scope once, its entries with it, earliest expiries first, at most `limit` of them.
+        let mut scopes: BTreeMap<Scope, Vec<Expiry>> = BTreeMap::new();
+        let mut order: Vec<Scope> = Vec::new();
+        // Expiries the limit leaves for the next run.
+        let mut deferred: Vec<u64> = Vec::new();
         for entry in &entries {
-            let earliest = scopes.entry(Scope::of_grant(&entry.asset, &entry.principal)).or_insert(entry.expires_at);
-            *earliest = (*earliest).min(entry.expires_at);
+            let scope = Scope::of_grant(&entry.asset, &entry.principal);
+            if !scopes.contains_key(&scope) {
+                if order.len() == limit {
+                    deferred.push(entry.expires_at);
+                    continue;
+                }
+                order.push(scope.clone());
+            }
+            scopes.entry(scope).or_default().push(entry.clone());
         }
         let mut report = SweepReport {
             window: Some((after, until)),
             expired: entries.len(),
-            scopes: scopes.len(),
+            scopes: order.len(),
             ..SweepReport::default()
         };
-        let results: Vec<_> = futures_util::stream::iter(scopes)
-            .map(|(scope, expiry)| async move { (self.apply(&scope, deadline).await, scope, expiry) })
+        let results: Vec<_> = futures_util::stream::iter(order)
+            .map(|scope| async move { (self.apply(&scope, deadline).await, scope) })
             .buffer_unordered(APPLY_CONCURRENCY)
             .collect()
             .await;
-        let mut handled_until = until;
-        for (result, scope, expiry) in results {
+        // Entries still waiting after this run; the cursor stops before the earliest.
+        let mut waiting: Vec<u64> = Vec::new();
+        for (result, scope) in results {
+            let handled = scopes.remove(&scope).unwrap_or_default();
             match result {
-                Ok(removals) => report.removals.extend(removals),
-                Err(e) => {
-                    tracing::error!(scope = %scope, error = %ErrorChain(&e), "expiry not reconciled; the next sweep retries");
+                Ok(removals) => {
+                    report.removals.extend(removals);
+                    for entry in &handled {
+                        if let Err(e) = self.store.expiry_done(entry).await {
+                            // Handled, but the index still lists it: the next run applies the
+                            // rule again, which removes nobody who can read.
+                            tracing::warn!(scope = %scope, error = %ErrorChain(&e), "expiry handled but not marked");
+                            waiting.push(entry.expires_at);
+                        }
+                    }
+                }
+                Err(e) if e.is_transient() => {
+                    tracing::warn!(scope = %scope, error = %ErrorChain(&e), "expiry not reconciled; the next sweep retries");
                     report.failed += 1;
-                    handled_until = handled_until.min(expiry - 1);
+                    waiting.extend(handled.iter().map(|entry| entry.expires_at));
+                }
+                Err(e) => {
+                    tracing::error!(scope = %scope, error = %ErrorChain(&e), "expiry cannot be reconciled");
+                    report.failed += 1;
+                    for entry in &handled {
+                        match self.store.expiry_failed(entry, SET_ASIDE_AFTER).await {
+                            Ok(true) => {
+                                tracing::error!(scope = %scope, expires_at = entry.expires_at, "expiry entry set aside; the pass covers its conversation");
+                                report.set_aside += 1;
+                            }
+                            Ok(false) => waiting.push(entry.expires_at),
+                            Err(e) => {
+                                tracing::warn!(scope = %scope, error = %ErrorChain(&e), "expiry attempt not counted");
+                                waiting.push(entry.expires_at);
+                            }
+                        }
+                    }
                 }
             }
         }
+        report.deferred = deferred.len();
+        waiting.extend(deferred);
+        let handled_until = waiting.iter().min().map_or(until, |earliest| earliest - 1).min(until);
         if handled_until > after {
             match self.store.advance_sweep_cursor(cursor, handled_until).await {
                 Ok(()) => {}
@@ -101,6 +162,7 @@ impl<R: AclReader + ExpiryIndex> Reconciler<R> {
                 Err(e) => return Err(e.into()),
             }
         }
+        report.lag_seconds = now.saturating_sub(handled_until.max(after));
         if report.expired > 0 {
             tracing::info!(
                 after,
@@ -108,6 +170,7 @@ impl<R: AclReader + ExpiryIndex> Reconciler<R> {
                 expired = report.expired,
                 removed = report.removals.len(),
                 failed = report.failed,
+                deferred = report.deferred,
                 "expiries swept"
             );
         }

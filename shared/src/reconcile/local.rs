@@ -1,7 +1,8 @@
 //! The reconciler in a long-running process (`chatgate dev`, the tests, the benchmark): the same
 //! code as the reconciler function, driven by the in-memory store's change feed or by DynamoDB
-//! Local's stream (what Lambda's event source mapping does in AWS), and the expiry sweep every
-//! second (what EventBridge does every minute).
+//! Local's stream (what Lambda's event source mapping does in AWS), the expiry sweep every
+//! second (what EventBridge does every minute), and the scheduled pass every
+//! `FULL_RECONCILE_SECONDS`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +11,7 @@ use tokio::sync::{Semaphore, mpsc};
 
 use super::{BatchItem, Reconciler};
 use crate::acl::follow::StreamFollower;
-use crate::acl::{AclReader, ExpiryIndex};
+use crate::acl::{AclReader, ConversationRegistry, ExpiryIndex, PassProgress};
 use crate::clock::Deadline;
 use crate::domain::AclChange;
 use crate::http::ErrorChain;
@@ -104,6 +105,9 @@ pub async fn follow_table<S: AclReader + 'static>(rule: Arc<Reconciler<S>>, mut 
     }
 }
 
+/// Scopes one local sweep applies at most: a burst is worked through a second at a time.
+const SWEEP_LIMIT: usize = 300;
+
 /// How long a local grant write can take to commit after reading the clock: the sweep leaves
 /// younger expiries to its next run (see [`Reconciler::sweep_expiries`]).
 const SETTLE: Duration = Duration::from_secs(2);
@@ -114,8 +118,35 @@ pub async fn sweep_expiries<S: AclReader + ExpiryIndex + 'static>(rule: Arc<Reco
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         every.tick().await;
-        if let Err(e) = rule.sweep_expiries(SETTLE, Deadline::after(BUDGET)).await {
+        if let Err(e) = rule.sweep_expiries(SETTLE, SWEEP_LIMIT, Deadline::after(BUDGET)).await {
             tracing::warn!(error = %ErrorChain(&e), "expiry sweep failed; the next one retries");
+        }
+    }
+}
+
+/// Conversations one local pass run re-decides at most, and the time it may take.
+const PASS_LIMIT: usize = 2_000;
+const PASS_BUDGET: Duration = Duration::from_secs(60);
+
+/// The scheduled pass (`FULL_RECONCILE_SECONDS`), the way EventBridge's schedule drives it in
+/// AWS: every `every`, every asset conversation in the registry re-decided, to its end.
+pub async fn full_passes<S: AclReader + ConversationRegistry + PassProgress + 'static>(
+    rule: Arc<Reconciler<S>>,
+    every: Duration,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match rule.pass_to_end(PASS_LIMIT, Deadline::after(PASS_BUDGET)).await {
+            Ok(report) if report.checked > 0 || !report.removals.is_empty() => tracing::info!(
+                checked = report.checked,
+                removed = report.removals.len(),
+                completed = report.completed,
+                "scheduled pass"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %ErrorChain(&e), "scheduled pass failed; the next one retries"),
         }
     }
 }

@@ -11,6 +11,7 @@ mod expiry;
 mod legacy;
 #[cfg(feature = "local-stream")]
 pub mod local;
+mod pass;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use serde::Serialize;
 pub use batch::{BatchItem, BatchOutcome};
 pub use expiry::SweepReport;
 pub use legacy::{LegacyName, LegacyReport};
+pub use pass::PassReport;
 
 use crate::acl::{AclReader, CatalogWriter, MAX_BATCH_ASSETS, StoreError};
 use crate::audit;
@@ -41,6 +43,17 @@ pub enum ReconcileError {
     Store(#[from] StoreError),
     #[error("could not reach Twilio")]
     Twilio(#[from] TwilioError),
+}
+
+impl ReconcileError {
+    /// Whether a retry can cure it: Twilio or the table unavailable (an outage, throttling).
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Self::Store(StoreError::Unavailable(_) | StoreError::Conflict)
+                | Self::Twilio(TwilioError::Unavailable { .. } | TwilioError::RaceLost)
+        )
+    }
 }
 
 /// One participant taken out of one conversation.
@@ -72,8 +85,10 @@ pub struct Reconciler<R> {
 }
 
 impl<R> Reconciler<R> {
+    /// Its Twilio calls are [`ConversationsClient::persistent`]: removals keep their place in
+    /// Twilio's rate when user traffic yields it.
     pub fn new(store: Arc<R>, twilio: ConversationsClient, names: ConversationNames, clock: Arc<dyn Clock>) -> Self {
-        Self { store, twilio, names, clock }
+        Self { store, twilio: twilio.persistent(), names, clock }
     }
 
     pub fn names(&self) -> &ConversationNames {

@@ -198,7 +198,17 @@ pub struct ConversationsClient {
     service: ServiceSid,
     key_sid: ApiKeySid,
     key_secret: SecretString,
+    /// Attempts of a call Twilio answers 429 (its rate, shared by every caller of the account).
+    rate_limited_attempts: u32,
 }
+
+/// User traffic yields Twilio's rate when Twilio says it is spent: two quick retries (a burst's
+/// 429s pass in milliseconds), then a `503` with `Retry-After` to the caller, whose client retries
+/// later. The reconciler's removals are
+/// [`ConversationsClient::persistent`]: they keep retrying within their deadline, so under a 429
+/// storm they get the rate user traffic gives up.
+const YIELDING_RATE_LIMITED_ATTEMPTS: u32 = 3;
+const PERSISTENT_RATE_LIMITED_ATTEMPTS: u32 = 12;
 
 impl fmt::Debug for ConversationsClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -250,7 +260,21 @@ impl ConversationsClient {
             .connect_timeout(Duration::from_secs(2))
             .pool_idle_timeout(Duration::from_secs(50))
             .build()?;
-        Ok(Self { http, base: base.trim_end_matches('/').to_owned(), service, key_sid, key_secret })
+        Ok(Self {
+            http,
+            base: base.trim_end_matches('/').to_owned(),
+            service,
+            key_sid,
+            key_secret,
+            rate_limited_attempts: YIELDING_RATE_LIMITED_ATTEMPTS,
+        })
+    }
+
+    /// The same client for work that must get through under Twilio's rate limit (the rule's
+    /// removals): a 429 is retried with backoff for as long as the deadline allows.
+    pub fn persistent(mut self) -> Self {
+        self.rate_limited_attempts = PERSISTENT_RATE_LIMITED_ATTEMPTS;
+        self
     }
 
     /// The client for `config` with the API key's secret: built once at cold start.
@@ -339,7 +363,8 @@ impl ConversationsClient {
                 }
             };
             let backoff = full_jitter(attempt).max(Duration::from_secs(u64::from(retry_after.unwrap_or(0))));
-            if attempt >= MAX_ATTEMPTS || backoff + Duration::from_millis(200) >= deadline.remaining() {
+            let attempts = if status == Some(429) { self.rate_limited_attempts } else { MAX_ATTEMPTS };
+            if attempt >= attempts || backoff + Duration::from_millis(200) >= deadline.remaining() {
                 return Err(TwilioError::Unavailable { status, retry_after, source });
             }
             tracing::warn!(status, attempt, backoff_ms = backoff.as_millis() as u64, "Twilio call retried");
@@ -417,6 +442,18 @@ impl ConversationsClient {
         call.form.push(("Body", body.to_owned()));
         call.form.push(("Attributes", attributes.to_string()));
         self.send(call, deadline).await
+    }
+
+    /// Deletes one message (the post-event backstop); `false` when it was gone already.
+    pub async fn delete_message(
+        &self,
+        conversation: &str,
+        message_sid: &str,
+        deadline: Deadline,
+    ) -> Result<bool, TwilioError> {
+        let call = self.call(reqwest::Method::DELETE, &["Conversations", conversation, "Messages", message_sid]);
+        let deleted: Option<Option<serde_json::Value>> = not_found_is_none(self.send(call, deadline).await)?;
+        Ok(deleted.is_some())
     }
 
     /// By SID or unique name; `None` when there is none.
