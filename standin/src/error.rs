@@ -22,6 +22,9 @@ pub mod codes {
     pub const RATE_LIMITED: u32 = 20429;
     /// 500: internal error (only ever injected).
     pub const INTERNAL_ERROR: u32 = 20500;
+    /// 502: the answer was lost on the way back (only ever injected: [`crate::StandIn::lose_responses`]).
+    /// The stand-in's choice, after Twilio's pattern of 20000 + status: Twilio documents no such code.
+    pub const BAD_GATEWAY: u32 = 20502;
     /// 503: service unavailable (only ever injected).
     pub const SERVICE_UNAVAILABLE: u32 = 20503;
     /// 403 on the SDK face: the acting user's roles lack the permission the action needs, or the
@@ -32,8 +35,14 @@ pub mod codes {
     pub const REJECTED_BY_WEBHOOK: u32 = 50050;
     /// 409: the service already has a user with this identity.
     pub const USER_EXISTS: u32 = 50201;
+    /// 400: the identity is already a participant of as many conversations as Twilio allows one
+    /// identity (1,000; see [`crate::StandInConfig::with_limits`]).
+    pub const USER_CONVERSATION_LIMIT: u32 = 50214;
     /// 409: the service already has a conversation with this unique name.
     pub const CONVERSATION_EXISTS: u32 = 50353;
+    /// 400: the conversation already has as many participants as Twilio allows (1,000; see
+    /// [`crate::StandInConfig::with_limits`]).
+    pub const PARTICIPANT_LIMIT: u32 = 50417;
     /// 409: the identity is already a participant of the conversation.
     pub const PARTICIPANT_EXISTS: u32 = 50433;
 }
@@ -69,6 +78,14 @@ impl Rejection {
 
     pub(crate) fn participant_exists() -> Self {
         Self::conflict(codes::PARTICIPANT_EXISTS, "Participant already exists")
+    }
+
+    pub(crate) fn participant_limit() -> Self {
+        Self::new(400, codes::PARTICIPANT_LIMIT, "Participants limit exceeded")
+    }
+
+    pub(crate) fn user_conversation_limit() -> Self {
+        Self::new(400, codes::USER_CONVERSATION_LIMIT, "User conversation limit exceeded")
     }
 
     pub(crate) fn rate_limited() -> Self {

@@ -7,9 +7,14 @@
 //! (`{"code", "message", "more_info", "status"}`), and keeps what is created: conversations (by
 //! SID or unique name), participants, messages with their read horizons, users, roles, the
 //! service configuration (`/Configuration`: the default roles of new users, participants and
-//! conversation creators) and the webhook configuration (`/Configuration/Webhooks`). Tests can
-//! inject faults, slow every request down, turn on Twilio's rate limits, read back every request,
-//! and inspect or seed the state directly. REST calls never fire pre-event webhooks (Twilio's rule).
+//! conversation creators) and the webhook configuration (`/Configuration/Webhooks`). The same
+//! service answers as the account's default one under `/v1/Conversations/…`, `/v1/Users/…` and
+//! `/v1/Roles/…`. It keeps Twilio's limits on participants per conversation (400 code 50417) and
+//! conversations per identity (400 code 50214). Tests can inject faults (queued, or by time with
+//! [`StandIn::outage`]), lose responses of requests that were carried out, slow every request or
+//! chosen ones down, turn on Twilio's rate limits, read back every request, and inspect or seed
+//! the state directly. REST calls never fire pre-event webhooks (Twilio's rule), and fire
+//! post-event webhooks (`Source=API`) only when they carry `X-Twilio-Webhook-Enabled: true`.
 //!
 //! **The SDK face** ([`sdk`]) serves, on the same listener under `/sdk/v1/…`, what a
 //! Conversations SDK does with an access token, so a test (another process included) can play a
@@ -27,7 +32,8 @@
 //! [`StandInConfig::pre_event_timeout`] (Twilio's 5 s by default) lets it through unchanged.
 //! After a write, the post-event webhook (`PostWebhookUrl`) is told in the background. Every
 //! delivery is kept for [`StandIn::webhook_deliveries`]. The SDK face's requests are not part of
-//! [`StandIn::requests`], faults, delay or the in-flight gauge: those describe chatgate's REST calls.
+//! [`StandIn::requests`], faults, outages, lost responses, delays or the in-flight gauge: those
+//! describe chatgate's REST calls.
 //!
 //! [`harness`] holds the server plumbing it shares with chatgate's other test servers.
 //!
@@ -45,6 +51,7 @@
 //! ```
 
 mod error;
+mod faults;
 pub mod harness;
 mod model;
 mod outbound;
@@ -63,6 +70,7 @@ pub use error::{Rejection, codes};
 pub use model::{Conversation, Message, Participant, Role, RoleKind, ServiceConfiguration, User, Webhooks};
 pub use webhooks::{Delivery, Outcome, Phase, SIGNATURE_HEADER, signature};
 
+use faults::{Outages, RequestFilter, SlowPaths};
 use harness::{Delay, FaultRules, InFlight, Server, lock};
 use state::{Form, State, is_sid, new_sid};
 
@@ -72,6 +80,14 @@ pub const PRE_EVENT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Twilio's limit, in actions per second, per conversation (participant and message writes) and
 /// per service (conversation, user and role creates); give it to [`StandInConfig::with_rate_limit`].
 pub const TWILIO_RATE_LIMIT: u32 = 30;
+
+/// Twilio's limit on the participants of one conversation; past it, adding one is refused with
+/// 400 code 50417 ([`codes::PARTICIPANT_LIMIT`]).
+pub const TWILIO_PARTICIPANTS_PER_CONVERSATION: usize = 1000;
+
+/// Twilio's limit on the conversations one identity takes part in; past it, adding the identity
+/// to another is refused with 400 code 50214 ([`codes::USER_CONVERSATION_LIMIT`]).
+pub const TWILIO_CONVERSATIONS_PER_IDENTITY: usize = 1000;
 
 /// What the stand-in serves and to whom.
 #[derive(Clone)]
@@ -100,6 +116,12 @@ pub struct StandInConfig {
     /// How long a pre-event webhook may take before the action goes through unchanged
     /// ([`PRE_EVENT_TIMEOUT`] by default); post-event deliveries are bounded by it too.
     pub pre_event_timeout: Duration,
+    /// The most participants one conversation may have
+    /// ([`TWILIO_PARTICIPANTS_PER_CONVERSATION`] by default).
+    pub participants_per_conversation: usize,
+    /// The most conversations one identity may take part in
+    /// ([`TWILIO_CONVERSATIONS_PER_IDENTITY`] by default).
+    pub conversations_per_identity: usize,
 }
 
 impl Default for StandInConfig {
@@ -115,6 +137,8 @@ impl Default for StandInConfig {
             seed_default_roles: true,
             auth_token: None,
             pre_event_timeout: PRE_EVENT_TIMEOUT,
+            participants_per_conversation: TWILIO_PARTICIPANTS_PER_CONVERSATION,
+            conversations_per_identity: TWILIO_CONVERSATIONS_PER_IDENTITY,
         }
     }
 }
@@ -156,6 +180,15 @@ impl StandInConfig {
         self
     }
 
+    /// Lowers (or raises) Twilio's limits of 1,000 participants per conversation and 1,000
+    /// conversations per identity, so tests reach them quickly. Every way of adding a participant
+    /// keeps them: REST, the SDK face (joining, adding, creating) and [`StandIn::add_participant`].
+    pub fn with_limits(mut self, participants_per_conversation: usize, conversations_per_identity: usize) -> Self {
+        self.participants_per_conversation = participants_per_conversation;
+        self.conversations_per_identity = conversations_per_identity;
+        self
+    }
+
     fn check(&self) -> Result<(), StartError> {
         for (name, value, prefix) in [
             ("account_sid", &self.account_sid, "AC"),
@@ -187,6 +220,8 @@ impl fmt::Debug for StandInConfig {
             .field("seed_default_roles", &self.seed_default_roles)
             .field("auth_token", &self.auth_token.as_ref().map(|_| "[redacted]"))
             .field("pre_event_timeout", &self.pre_event_timeout)
+            .field("participants_per_conversation", &self.participants_per_conversation)
+            .field("conversations_per_identity", &self.conversations_per_identity)
             .finish()
     }
 }
@@ -217,6 +252,8 @@ impl Fault {
     pub const INTERNAL_ERROR: Self = Self { status: 500, code: codes::INTERNAL_ERROR };
     /// 503, code 20503.
     pub const SERVICE_UNAVAILABLE: Self = Self { status: 503, code: codes::SERVICE_UNAVAILABLE };
+    /// 502, code 20502 (the stand-in's choice): what [`StandIn::lose_responses`] answers with.
+    pub const BAD_GATEWAY: Self = Self { status: 502, code: codes::BAD_GATEWAY };
 }
 
 /// One request as the stand-in received it (faulted and refused ones included).
@@ -279,15 +316,25 @@ pub(crate) struct Shared {
     state: Mutex<State>,
     deliveries: Mutex<Vec<Delivery>>,
     faults: FaultRules<Fault>,
+    outages: Outages,
+    /// Requests whose answer is replaced by [`Fault::BAD_GATEWAY`] once they are carried out.
+    losses: FaultRules<(), RequestFilter>,
     recorded: Mutex<Vec<Recorded>>,
     in_flight: InFlight,
     delay: Delay,
+    slow: SlowPaths,
 }
 
 impl Shared {
     /// The fault to answer `method path` with, counted as injected, if a rule matches it.
     fn pick_fault(&self, method: &str, path: &str) -> Option<Fault> {
         self.faults.pick(|filter| filter_matches(filter, method, path)).map(|(fault, _)| fault)
+    }
+
+    /// Whether the answer to `method path`, carried out, is to be lost (using up one request of
+    /// a [`StandIn::lose_responses`] rule, counted as injected).
+    fn pick_loss(&self, method: &str, path: &str) -> bool {
+        self.losses.pick(|filter| filter.matches(method, path)).is_some()
     }
 
     /// What an access token must have been issued for.
@@ -346,6 +393,8 @@ impl StandIn {
         let base_url = format!("http://{bound}");
         let mut state = State::new(&config.account_sid, &config.service_sid, &base_url, config.seed_default_roles);
         state.rate_limit = config.rate_limit;
+        state.participants_per_conversation = config.participants_per_conversation;
+        state.conversations_per_identity = config.conversations_per_identity;
         let shared = Arc::new(Shared {
             base_url: base_url.clone(),
             account_sid: config.account_sid.clone(),
@@ -357,9 +406,12 @@ impl StandIn {
             state: Mutex::new(state),
             deliveries: Mutex::new(Vec::new()),
             faults: FaultRules::default(),
+            outages: Outages::default(),
+            losses: FaultRules::default(),
             recorded: Mutex::new(Vec::new()),
             in_flight: InFlight::default(),
             delay: Delay::default(),
+            slow: SlowPaths::default(),
         });
         let handled = shared.clone();
         let server = Server::spawn(listener, move |request| server::handle(handled.clone(), request))
@@ -401,14 +453,46 @@ impl StandIn {
         self.shared.faults.fail_always(fault, path_contains.map(str::to_owned));
     }
 
-    /// Drops every pending fault.
+    /// Answers every request that arrives from `starts_in` after now until `lasts` later (the
+    /// end excluded) and whose path contains `path_contains` (any when `None`; a filter may start
+    /// with a method, as for [`Self::fail_next`]) with `fault`, without applying it. Windows add
+    /// up (the oldest one a request falls in applies) and come before queued faults; what they
+    /// answer counts in [`Self::faults_injected`]. Requests refused for bad credentials or a bad
+    /// body are not faulted. Only REST requests: not the SDK face, not webhook deliveries.
+    pub fn outage(&self, starts_in: Duration, lasts: Duration, fault: Fault, path_contains: Option<&str>) {
+        self.shared.outages.add(starts_in, lasts, fault, path_contains.map(str::to_owned));
+    }
+
+    /// Carries out the next `n` REST requests with `method` (any when `None`; any case) whose
+    /// path contains `path_contains` (any when `None`) as usual (state changes, post-event
+    /// webhooks) but answers them with 502, code 20502 ([`Fault::BAD_GATEWAY`]) in Twilio's error
+    /// body, as a client sees an answer lost on the way back. Counted in
+    /// [`Self::faults_injected`]; a request faulted otherwise (or refused for bad credentials or
+    /// a bad body) uses none up. Its recording keeps the 502.
+    pub fn lose_responses(&self, n: usize, method: Option<&str>, path_contains: Option<&str>) {
+        self.shared.losses.fail_next(n, (), Some(RequestFilter::new(method, path_contains)));
+    }
+
+    /// Drops every pending fault, outage window, lost-response rule and [`Self::slow`] rule (the
+    /// delay of [`Self::set_delay`] stays).
     pub fn heal(&self) {
         self.shared.faults.heal();
+        self.shared.outages.clear();
+        self.shared.losses.heal();
+        self.shared.slow.clear();
     }
 
     /// Holds every request this long before answering, so concurrent requests overlap visibly.
     pub fn set_delay(&self, delay: Duration) {
         self.shared.delay.set(delay);
+    }
+
+    /// Holds REST requests with `method` (any when `None`; any case) whose path contains
+    /// `path_contains` (a filter may start with a method, as for [`Self::fail_next`]) `delay`
+    /// longer before answering, on top of [`Self::set_delay`]; the delays of every matching rule
+    /// add up. Until [`Self::heal`].
+    pub fn slow(&self, method: Option<&str>, path_contains: &str, delay: Duration) {
+        self.shared.slow.add(RequestFilter::new(method, Some(path_contains)), delay);
     }
 
     /// Turns rate limiting on (actions per second) or off (`None`) from now on.
@@ -432,9 +516,10 @@ impl StandIn {
         lock(&self.shared.recorded).iter().filter(|r| r.method == method && r.path.contains(path_contains)).count()
     }
 
-    /// Requests answered with an injected fault since the last reset.
+    /// Requests answered with an injected fault since the last reset: queued faults, outages and
+    /// lost responses.
     pub fn faults_injected(&self) -> usize {
-        self.shared.faults.injected()
+        self.shared.faults.injected() + self.shared.outages.injected() + self.shared.losses.injected()
     }
 
     /// The most requests in flight at once since the last reset: 1 for sequential round trips.
@@ -446,6 +531,8 @@ impl StandIn {
     pub fn reset_requests(&self) {
         lock(&self.shared.recorded).clear();
         self.shared.faults.reset_injected();
+        self.shared.outages.reset_injected();
+        self.shared.losses.reset_injected();
         self.shared.in_flight.reset_max();
     }
 
@@ -463,6 +550,17 @@ impl StandIn {
     /// Every conversation, in creation order.
     pub fn conversations(&self) -> Vec<Conversation> {
         lock(&self.shared.state).conversations().to_vec()
+    }
+
+    /// The messages of the conversation (SID or unique name) in index order; none when there is
+    /// no such conversation.
+    pub fn messages(&self, conversation: &str) -> Vec<Message> {
+        lock(&self.shared.state).conversation(conversation).map(|c| c.messages.clone()).unwrap_or_default()
+    }
+
+    /// The message `sid` of the conversation (SID or unique name), if it exists (not deleted).
+    pub fn message(&self, conversation: &str, sid: &str) -> Option<Message> {
+        lock(&self.shared.state).message(conversation, sid).ok().cloned()
     }
 
     /// The user with this SID or identity.
@@ -493,8 +591,9 @@ impl StandIn {
         lock(&self.shared.state).configuration()
     }
 
-    /// Every webhook delivery the SDK face made since the last clear, in the order they ended
-    /// (a post-event is recorded when its answer, or its timeout, comes).
+    /// Every webhook delivery made since the last clear (for SDK actions, and for REST calls
+    /// with `X-Twilio-Webhook-Enabled: true`), in the order they ended (a post-event is recorded
+    /// when its answer, or its timeout, comes).
     pub fn webhook_deliveries(&self) -> Vec<Delivery> {
         lock(&self.shared.deliveries).clone()
     }

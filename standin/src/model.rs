@@ -17,7 +17,7 @@ pub struct Conversation {
     pub date_updated: OffsetDateTime,
     /// In the order they joined.
     pub participants: Vec<Participant>,
-    /// In index order (0, 1, 2…).
+    /// In index order (0, 1, 2…, with a gap where a message was deleted).
     pub messages: Vec<Message>,
 }
 
@@ -53,7 +53,8 @@ pub struct Message {
     /// `IM` + 32 hex.
     pub sid: String,
     pub conversation_sid: String,
-    /// 0 for the first message of the conversation, then one more each time.
+    /// 0 for the first message of the conversation, then one more each time; as on Twilio, a
+    /// deleted message's index is not given again.
     pub index: u64,
     /// `system` when none was given.
     pub author: String,

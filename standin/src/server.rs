@@ -1,5 +1,6 @@
-//! The HTTP face of the stand-in: basic auth, injected faults, recording, form parsing and the
-//! routes of the Conversations v1 paths chatgate uses.
+//! The HTTP face of the stand-in: basic auth, injected faults, outages, lost responses,
+//! recording, form parsing, the routes of the Conversations v1 paths chatgate uses, and the
+//! post-events of REST calls that ask for them.
 
 use std::sync::Arc;
 
@@ -10,11 +11,13 @@ use hyper::header::{HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use percent_encoding::percent_decode_str;
 use serde_json::Value;
+use tokio::time::Instant;
 
 use crate::error::{Rejection, codes};
 use crate::harness::lock;
 use crate::paging::{PageRequest, page_body};
 use crate::state::{Form, State, new_sid};
+use crate::webhooks::{self, Event, WEBHOOK_ENABLED_HEADER, conversation_event, message_event, participant_event};
 use crate::{Fault, Recorded, Shared, sdk};
 
 const MAX_BODY: usize = 1024 * 1024;
@@ -29,6 +32,8 @@ const USER_CONVERSATIONS_MAX: usize = 50;
 const ROLES_MAX: usize = 50;
 /// The rate-limit bucket of service-wide creates (conversations, users, roles).
 const SERVICE_BUCKET: &str = "service";
+/// What `/v1/{…}` serves as the account's default service (the one service there is).
+const DEFAULT_SERVICE_RESOURCES: [&str; 3] = ["Conversations", "Users", "Roles"];
 
 pub(crate) type StandInResponse = Response<Full<Bytes>>;
 
@@ -95,6 +100,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> S
     if request.uri().path().starts_with(SDK_PREFIX) {
         return sdk::face::handle(shared, request).await;
     }
+    let arrived = Instant::now();
     let _in_flight = shared.in_flight.enter();
     let path = request.uri().path().to_owned();
     let call = match Call::read(request).await {
@@ -102,41 +108,87 @@ pub(crate) async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> S
         Err(rejection) => return respond(&path, Answer::Rejected(rejection)),
     };
     shared.delay.wait().await;
-    let (answer, form) = if call.bad_query {
-        (Answer::Rejected(Rejection::invalid("Malformed query string")), Form::default())
+    shared.slow.wait(call.method.as_str(), &call.path).await;
+    let served = if call.bad_query {
+        Served::refused(Rejection::invalid("Malformed query string"), Form::default())
     } else {
-        answer(&shared, &call)
+        answer(&shared, &call, arrived)
     };
-    let response = respond(&call.path, answer);
-    record(&shared, &call, form, response.status().as_u16());
+    if webhooks_enabled(&call.headers) {
+        for event in served.posts {
+            webhooks::post_event(&shared, None, event);
+        }
+    }
+    let response = respond(&call.path, served.answer);
+    record(&shared, &call, served.form, response.status().as_u16());
     response
 }
 
-/// Everything up to the resource: auth, faults, the service SID, the form, then the route.
-fn answer(shared: &Shared, call: &Call) -> (Answer, Form) {
+/// What a REST request came to: the answer, the form it carried, and the post-events of what it
+/// did (sent only when the request asks for them).
+struct Served {
+    answer: Answer,
+    form: Form,
+    posts: Vec<Event>,
+}
+
+impl Served {
+    fn refused(rejection: Rejection, form: Form) -> Self {
+        Self { answer: rejection.into(), form, posts: Vec::new() }
+    }
+}
+
+/// Everything up to the resource: auth, the form, outages and faults, then the request is carried
+/// out, and its answer may be lost.
+fn answer(shared: &Shared, call: &Call, arrived: Instant) -> Served {
+    let method = call.method.as_str();
     if !authenticated(shared, &call.headers) {
-        return (Rejection::unauthenticated().into(), Form::default());
+        return Served::refused(Rejection::unauthenticated(), Form::default());
     }
     let form = match parse_form(call) {
         Ok(form) => form,
-        Err(rejection) => return (rejection.into(), Form::default()),
+        Err(rejection) => return Served::refused(rejection, Form::default()),
     };
-    if let Some(fault) = shared.pick_fault(call.method.as_str(), &call.path) {
-        return (Rejection::new(fault.status, fault.code, fault.message()).into(), form);
+    let fault = shared.outages.pick(arrived, method, &call.path).or_else(|| shared.pick_fault(method, &call.path));
+    if let Some(fault) = fault {
+        return Served::refused(fault.rejection(), form);
     }
-    let Some(segments) = segments(&call.path) else { return (Rejection::not_found().into(), form) };
+    let mut posts = Vec::new();
+    let mut answer = carry_out(shared, call, &form, &mut posts);
+    if shared.pick_loss(method, &call.path) {
+        answer = Fault::BAD_GATEWAY.rejection().into();
+    }
+    Served { answer, form, posts }
+}
+
+/// The service's resource the path names, done: the answer, with its post-events in `posts`.
+fn carry_out(shared: &Shared, call: &Call, form: &Form, posts: &mut Vec<Event>) -> Answer {
+    let Some(segments) = segments(&call.path) else { return Rejection::not_found().into() };
     let rest = match segments.as_slice() {
         [v1, services, service, rest @ ..]
             if v1 == "v1" && services == "Services" && *service == shared.service_sid =>
         {
             rest
         }
-        _ => return (Rejection::not_found().into(), form),
+        // Twilio's paths without a service are those of the account's default service.
+        [v1, rest @ ..]
+            if v1 == "v1" && rest.first().is_some_and(|r| DEFAULT_SERVICE_RESOURCES.contains(&r.as_str())) =>
+        {
+            rest
+        }
+        _ => return Rejection::not_found().into(),
     };
     let list_url = format!("{}{}", shared.base_url, call.path);
     let mut state = lock(&shared.state);
-    let answer = route(&mut state, call, rest, &form, &list_url).unwrap_or_else(Answer::Rejected);
-    (answer, form)
+    route(&mut state, call, rest, form, &list_url, posts).unwrap_or_else(Answer::Rejected)
+}
+
+/// `X-Twilio-Webhook-Enabled: true`: the REST call fires post-event webhooks.
+fn webhooks_enabled(headers: &HeaderMap) -> bool {
+    headers
+        .get(WEBHOOK_ENABLED_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
 }
 
 fn authenticated(shared: &Shared, headers: &HeaderMap) -> bool {
@@ -177,7 +229,15 @@ pub(crate) fn segments(path: &str) -> Option<Vec<String>> {
         .collect()
 }
 
-fn route(state: &mut State, call: &Call, rest: &[String], form: &Form, list_url: &str) -> Result<Answer, Rejection> {
+/// The resource's operation; what it did goes into `posts` as post-events.
+fn route(
+    state: &mut State,
+    call: &Call,
+    rest: &[String],
+    form: &Form,
+    list_url: &str,
+    posts: &mut Vec<Event>,
+) -> Result<Answer, Rejection> {
     let method = &call.method;
     let query = &call.query;
     let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
@@ -196,6 +256,7 @@ fn route(state: &mut State, call: &Call, rest: &[String], form: &Form, list_url:
         (["Conversations"], &Method::POST) => {
             state.check_rate(SERVICE_BUCKET)?;
             let conversation = state.create_conversation(form)?;
+            posts.push(conversation_event("onConversationAdded", &conversation));
             created(state.conversation_json(&conversation))
         }
         (["Conversations", key], &Method::GET) => {
@@ -204,10 +265,12 @@ fn route(state: &mut State, call: &Call, rest: &[String], form: &Form, list_url:
         }
         (["Conversations", key], &Method::POST) => {
             let conversation = state.update_conversation(key, form)?;
+            posts.push(conversation_event("onConversationUpdated", &conversation));
             ok(state.conversation_json(&conversation))
         }
         (["Conversations", key], &Method::DELETE) => {
-            state.delete_conversation(key)?;
+            let conversation = state.delete_conversation(key)?;
+            posts.push(conversation_event("onConversationRemoved", &conversation));
             Ok(Answer::NoContent)
         }
         (["Conversations", key, "Participants"], &Method::GET) => {
@@ -219,6 +282,7 @@ fn route(state: &mut State, call: &Call, rest: &[String], form: &Form, list_url:
         (["Conversations", key, "Participants"], &Method::POST) => {
             conversation_rate(state, key)?;
             let participant = state.add_participant(key, form)?;
+            posts.push(participant_event("onParticipantAdded", &participant));
             created(state.participant_json(&participant))
         }
         (["Conversations", key, "Participants", participant], &Method::GET) => {
@@ -227,11 +291,13 @@ fn route(state: &mut State, call: &Call, rest: &[String], form: &Form, list_url:
         (["Conversations", key, "Participants", participant], &Method::POST) => {
             conversation_rate(state, key)?;
             let participant = state.update_participant(key, participant, form)?;
+            posts.push(participant_event("onParticipantUpdated", &participant));
             ok(state.participant_json(&participant))
         }
         (["Conversations", key, "Participants", participant], &Method::DELETE) => {
             conversation_rate(state, key)?;
-            state.remove_participant(key, participant)?;
+            let participant = state.remove_participant(key, participant)?;
+            posts.push(participant_event("onParticipantRemoved", &participant));
             Ok(Answer::NoContent)
         }
         (["Conversations", key, "Messages"], &Method::GET) => {
@@ -251,12 +317,21 @@ fn route(state: &mut State, call: &Call, rest: &[String], form: &Form, list_url:
         (["Conversations", key, "Messages"], &Method::POST) => {
             conversation_rate(state, key)?;
             let message = state.add_message(key, form)?;
+            posts.push(message_event("onMessageAdded", &message));
             created(state.message_json(&message))
         }
-        (["Conversations", key, "Messages", sid], &Method::GET) => {
-            let conversation = state.conversation(key).ok_or_else(Rejection::not_found)?;
-            let message = conversation.messages.iter().find(|m| m.sid == *sid).ok_or_else(Rejection::not_found)?;
-            ok(state.message_json(message))
+        (["Conversations", key, "Messages", sid], &Method::GET) => ok(state.message_json(state.message(key, sid)?)),
+        (["Conversations", key, "Messages", sid], &Method::POST) => {
+            conversation_rate(state, key)?;
+            let message = state.update_message(key, sid, form)?;
+            posts.push(message_event("onMessageUpdated", &message));
+            ok(state.message_json(&message))
+        }
+        (["Conversations", key, "Messages", sid], &Method::DELETE) => {
+            conversation_rate(state, key)?;
+            let message = state.remove_message(key, sid)?;
+            posts.push(message_event("onMessageRemoved", &message));
+            Ok(Answer::NoContent)
         }
         (["Users"], &Method::GET) => {
             let page = PageRequest::parse(query, USERS_MAX)?;
@@ -292,7 +367,8 @@ fn route(state: &mut State, call: &Call, rest: &[String], form: &Form, list_url:
         (["Users", key, "Conversations", conversation], &Method::DELETE) => {
             let identity = state.user(key).ok_or_else(Rejection::not_found)?.identity.clone();
             conversation_rate(state, conversation)?;
-            state.remove_participant(conversation, &identity)?;
+            let participant = state.remove_participant(conversation, &identity)?;
+            posts.push(participant_event("onParticipantRemoved", &participant));
             Ok(Answer::NoContent)
         }
         (["Roles"], &Method::GET) => {
@@ -418,8 +494,14 @@ impl Fault {
         match self.code {
             codes::RATE_LIMITED => "Too Many Requests",
             codes::INTERNAL_ERROR => "Internal Server Error",
+            codes::BAD_GATEWAY => "Bad Gateway",
             codes::SERVICE_UNAVAILABLE => "Service Unavailable",
             _ => "Injected fault",
         }
+    }
+
+    /// Twilio's error answer with this status and code.
+    pub(crate) fn rejection(self) -> Rejection {
+        Rejection::new(self.status, self.code, self.message())
     }
 }

@@ -17,7 +17,6 @@ const MESSAGE_ATTRIBUTES_LIMIT: usize = 4 * 1024;
 const MESSAGE_BODY_LIMIT: usize = 1600;
 const NAME_LIMIT: usize = 256;
 const IDENTITY_LIMIT: usize = 256;
-const PARTICIPANTS_LIMIT: usize = 1000;
 const CONVERSATION_STATES: [&str; 3] = ["active", "inactive", "closed"];
 
 /// The events a service webhook may filter on, as the spec lists them.
@@ -141,6 +140,12 @@ pub(crate) struct State {
     /// Actions per second per conversation and per service; `None` for no limit.
     pub rate_limit: Option<u32>,
     windows: HashMap<String, Window>,
+    /// Twilio's limit on one conversation's participants (50417 past it).
+    pub participants_per_conversation: usize,
+    /// Twilio's limit on the conversations one identity takes part in (50214 past it).
+    pub conversations_per_identity: usize,
+    /// Per conversation SID, the index of its next message: deleted messages' indexes stay used.
+    next_message_index: HashMap<String, u64>,
 }
 
 impl State {
@@ -159,6 +164,9 @@ impl State {
             reachability_enabled: false,
             rate_limit: None,
             windows: HashMap::new(),
+            participants_per_conversation: crate::TWILIO_PARTICIPANTS_PER_CONVERSATION,
+            conversations_per_identity: crate::TWILIO_CONVERSATIONS_PER_IDENTITY,
+            next_message_index: HashMap::new(),
         };
         if seed_default_roles {
             for (name, kind, permissions) in DEFAULT_ROLES {
@@ -282,11 +290,13 @@ impl State {
         Ok(conversation.clone())
     }
 
-    pub fn delete_conversation(&mut self, key: &str) -> Result<(), Rejection> {
+    /// Removes the conversation (SID or unique name) and answers it.
+    pub fn delete_conversation(&mut self, key: &str) -> Result<Conversation, Rejection> {
         let i = self.conversation_position(key).ok_or_else(Rejection::not_found)?;
         let removed = self.conversations.remove(i);
         self.windows.remove(&removed.sid);
-        Ok(())
+        self.next_message_index.remove(&removed.sid);
+        Ok(removed)
     }
 
     // ---- participants ----
@@ -304,9 +314,7 @@ impl State {
         if conversation.participant(&identity).is_some() {
             return Err(Rejection::participant_exists());
         }
-        if conversation.participants.len() >= PARTICIPANTS_LIMIT {
-            return Err(Rejection::invalid(format!("The conversation already has {PARTICIPANTS_LIMIT} participants")));
-        }
+        self.check_limits(conversation, &identity)?;
         let conversation_sid = conversation.sid.clone();
         self.user_of(&identity);
         let now = now();
@@ -323,6 +331,25 @@ impl State {
         };
         self.conversation_mut(&conversation_sid)?.participants.push(participant.clone());
         Ok(participant)
+    }
+
+    /// Whether `identity` (not yet a participant) may join `conversation` under Twilio's limits:
+    /// 400 code 50417 when the conversation is full, 400 code 50214 when the identity already
+    /// takes part in as many conversations as one identity may.
+    pub fn check_limits(&self, conversation: &Conversation, identity: &str) -> Result<(), Rejection> {
+        if conversation.participants.len() >= self.participants_per_conversation {
+            return Err(Rejection::participant_limit());
+        }
+        self.check_identity_limit(identity)
+    }
+
+    /// 400 code 50214 when `identity` takes part in as many conversations as one identity may.
+    pub fn check_identity_limit(&self, identity: &str) -> Result<(), Rejection> {
+        let joined = self.conversations.iter().filter(|c| c.participant(identity).is_some()).count();
+        if joined >= self.conversations_per_identity {
+            return Err(Rejection::user_conversation_limit());
+        }
+        Ok(())
     }
 
     /// The participant `key` (SID or identity) of the conversation `conversation`.
@@ -386,12 +413,14 @@ impl State {
             Some(_) => {}
         }
         let attributes = attributes(form, "Attributes", MESSAGE_ATTRIBUTES_LIMIT)?.unwrap_or_else(|| "{}".to_owned());
-        let conversation = self.conversation_mut(key)?;
+        let i = self.conversation_position(key).ok_or_else(Rejection::not_found)?;
+        let index = self.take_message_index(i);
+        let conversation = &mut self.conversations[i];
         let now = now();
         let message = Message {
             sid: new_sid("IM"),
             conversation_sid: conversation.sid.clone(),
-            index: conversation.messages.len() as u64,
+            index,
             participant_sid: conversation.participant(&author).map(|p| p.sid.clone()),
             author,
             body,
@@ -401,6 +430,26 @@ impl State {
         };
         conversation.messages.push(message.clone());
         Ok(message)
+    }
+
+    /// The next message index of the conversation at position `i`, used up: like Twilio's,
+    /// indexes only grow, so a deleted message's index is never given again.
+    fn take_message_index(&mut self, i: usize) -> u64 {
+        let conversation = &self.conversations[i];
+        let next = self
+            .next_message_index
+            .entry(conversation.sid.clone())
+            .or_insert_with(|| conversation.messages.last().map_or(0, |m| m.index + 1));
+        let index = *next;
+        *next += 1;
+        index
+    }
+
+    /// Removes the message `sid` of the conversation `key` and answers it.
+    pub fn remove_message(&mut self, key: &str, sid: &str) -> Result<Message, Rejection> {
+        let conversation = self.conversation_mut(key)?;
+        let i = conversation.messages.iter().position(|m| m.sid == sid).ok_or_else(Rejection::not_found)?;
+        Ok(conversation.messages.remove(i))
     }
 
     /// The message `sid` of the conversation `key`.

@@ -1,5 +1,5 @@
-//! The service's pre- and post-event webhooks for SDK actions: the parameters Twilio sends,
-//! signed as Twilio signs them, with Twilio's verdict rules, and a record of every delivery.
+//! The service's pre- and post-event webhooks: the parameters Twilio sends, signed as Twilio
+//! signs them, with Twilio's verdict rules, and a record of every delivery.
 //!
 //! Twilio's rules, as the stand-in keeps them: a pre-event (`onMessageAdd`, …) goes out before
 //! the action when the service has a `PreWebhookUrl` and the event is in its `Filters`; a 2xx
@@ -7,8 +7,9 @@
 //! pre-event timeout (default 5 s) lets it through unchanged (fail-open). A webhook that cannot
 //! be reached at all is treated like one that does not answer. A post-event (`onMessageAdded`,
 //! …) goes out after the action, in the background, and its answer is ignored. REST calls never
-//! fire pre-events. A 2xx answer's JSON body (Twilio would apply its `Body` or `Attributes`) is
-//! ignored: the action is published as the client asked.
+//! fire pre-events, and fire post-events (`Source=API`, no `ClientIdentity`) only when the
+//! request carries `X-Twilio-Webhook-Enabled: true`. A 2xx answer's JSON body (Twilio would apply
+//! its `Body` or `Attributes`) is ignored: the action is published as the client asked.
 
 use std::sync::Arc;
 
@@ -21,10 +22,15 @@ use ring::hmac;
 use crate::Shared;
 use crate::error::Rejection;
 use crate::harness::lock;
+use crate::model::{Conversation, Message, Participant};
 use crate::outbound;
+use crate::state::iso8601;
 
 /// The header Twilio signs webhooks with.
 pub const SIGNATURE_HEADER: &str = "X-Twilio-Signature";
+
+/// The REST request header that makes Twilio fire post-events for the call (when `true`).
+pub(crate) const WEBHOOK_ENABLED_HEADER: &str = "x-twilio-webhook-enabled";
 
 /// An event and its own parameters (those every event carries are added on delivery).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,20 +126,21 @@ pub fn signature(auth_token: &str, url: &str, params: &[(String, String)]) -> St
 /// Offers the action to the pre-event webhook, if one listens for `event`; `Err` when it refuses.
 pub(crate) async fn pre_event(shared: &Shared, actor: &str, event: Event) -> Result<(), Rejection> {
     let Some(target) = target(shared, Phase::Pre, event.name) else { return Ok(()) };
-    match deliver(shared, Phase::Pre, &target, actor, event).await {
+    match deliver(shared, Phase::Pre, &target, Some(actor), event).await {
         Outcome::Answered(status) if !(200..300).contains(&status) => Err(Rejection::rejected_by_webhook()),
         // 2xx allows; silence (or no way through) publishes the action unchanged, as Twilio does.
         _ => Ok(()),
     }
 }
 
-/// Tells the post-event webhook, if one listens for `event`, in the background.
-pub(crate) fn post_event(shared: &Arc<Shared>, actor: &str, event: Event) {
+/// Tells the post-event webhook, if one listens for `event`, in the background. `actor` is the
+/// SDK identity that acted (`Source=SDK`, `ClientIdentity`), or `None` for a REST call (`Source=API`).
+pub(crate) fn post_event(shared: &Arc<Shared>, actor: Option<&str>, event: Event) {
     let Some(target) = target(shared, Phase::Post, event.name) else { return };
     let shared = shared.clone();
-    let actor = actor.to_owned();
+    let actor = actor.map(str::to_owned);
     tokio::spawn(async move {
-        deliver(&shared, Phase::Post, &target, &actor, event).await;
+        deliver(&shared, Phase::Post, &target, actor.as_deref(), event).await;
     });
 }
 
@@ -158,18 +165,8 @@ fn target(shared: &Shared, phase: Phase, event: &str) -> Option<Target> {
     Some(Target { url: url.clone(), method })
 }
 
-async fn deliver(shared: &Shared, phase: Phase, target: &Target, actor: &str, event: Event) -> Outcome {
-    let mut params: Vec<(String, String)> = [
-        ("EventType", event.name),
-        ("Source", "SDK"),
-        ("ClientIdentity", actor),
-        ("AccountSid", shared.account_sid.as_str()),
-        ("ChatServiceSid", shared.service_sid.as_str()),
-        ("RetryCount", "0"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect();
+async fn deliver(shared: &Shared, phase: Phase, target: &Target, actor: Option<&str>, event: Event) -> Outcome {
+    let mut params = common_params(shared, event.name, actor);
     params.extend(event.params);
     let encoded = serde_urlencoded::to_string(&params).unwrap_or_default();
     let (url, body, signed_params): (String, Bytes, &[(String, String)]) = if target.method == Method::GET {
@@ -202,6 +199,57 @@ async fn deliver(shared: &Shared, phase: Phase, target: &Target, actor: &str, ev
         outcome: outcome.clone(),
     });
     outcome
+}
+
+/// What every event carries: its type, where it came from and the service it is in.
+fn common_params(shared: &Shared, event: &str, actor: Option<&str>) -> Vec<(String, String)> {
+    let source = if actor.is_some() { "SDK" } else { "API" };
+    let mut params = vec![("EventType", event), ("Source", source)];
+    if let Some(actor) = actor {
+        params.push(("ClientIdentity", actor));
+    }
+    params.extend([
+        ("AccountSid", shared.account_sid.as_str()),
+        ("ChatServiceSid", shared.service_sid.as_str()),
+        ("RetryCount", "0"),
+    ]);
+    params.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect()
+}
+
+// ---- post-event parameters: the resulting resource ----
+
+pub(crate) fn conversation_event(name: &'static str, c: &Conversation) -> Event {
+    Event::new(name)
+        .with("ConversationSid", &c.sid)
+        .with_some("UniqueName", c.unique_name.clone())
+        .with_some("FriendlyName", c.friendly_name.clone())
+        .with("Attributes", &c.attributes)
+        .with("State", &c.state)
+        .with("DateCreated", iso8601(c.date_created))
+        .with("DateUpdated", iso8601(c.date_updated))
+}
+
+pub(crate) fn participant_event(name: &'static str, p: &Participant) -> Event {
+    Event::new(name)
+        .with("ConversationSid", &p.conversation_sid)
+        .with("ParticipantSid", &p.sid)
+        .with("Identity", &p.identity)
+        .with_some("RoleSid", p.role_sid.clone())
+        .with("Attributes", &p.attributes)
+        .with("DateCreated", iso8601(p.date_created))
+}
+
+pub(crate) fn message_event(name: &'static str, m: &Message) -> Event {
+    Event::new(name)
+        .with("ConversationSid", &m.conversation_sid)
+        .with("MessageSid", &m.sid)
+        .with("Index", m.index.to_string())
+        .with("Author", &m.author)
+        .with_some("Body", m.body.clone())
+        .with("Attributes", &m.attributes)
+        .with_some("ParticipantSid", m.participant_sid.clone())
+        .with("DateCreated", iso8601(m.date_created))
+        .with("DateUpdated", iso8601(m.date_updated))
 }
 
 fn error_chain(error: &dyn std::error::Error) -> String {

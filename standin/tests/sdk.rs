@@ -566,3 +566,153 @@ async fn post_events_describe_the_result_and_their_answer_is_ignored() {
     assert_eq!(identities, ["ana", "bob"]);
     assert_eq!(twilio.standin.conversation("asset:1").expect("c").friendly_name.as_deref(), Some("Plan"));
 }
+
+#[tokio::test]
+async fn a_message_published_past_a_silent_pre_event_fires_its_signed_post_events() {
+    let config =
+        StandInConfig::default().with_auth_token(AUTH_TOKEN).with_pre_event_timeout(Duration::from_millis(200));
+    let twilio = Twilio::with(config).await;
+    let ana = twilio.client("ana");
+    let created = ana.create_conversation(Some("asset:1"), None).await.expect("create");
+    let silent = Hook::answering(403, Duration::from_secs(3)).await;
+    let post = Hook::answering(200, Duration::ZERO).await;
+    let filters = ["onMessageAdd", "onMessageAdded", "onMessageUpdate", "onMessageUpdated"];
+    twilio.hook_up(Some(&silent), Some(&post), &filters).await;
+
+    let message = ana.send_message("asset:1", "through", Some(r#"{"k":1}"#)).await.expect("fail-open");
+    let stored = twilio.standin.messages("asset:1");
+    assert_eq!(stored.len(), 1, "published");
+    assert_eq!(stored[0].body.as_deref(), Some("through"));
+    let added = delivered(&twilio, "onMessageAdded", 1).await.remove(0);
+    let pre = twilio.standin.webhook_deliveries().into_iter().find(|d| d.event_type == "onMessageAdd").expect("pre");
+    assert_eq!(pre.outcome, Outcome::TimedOut);
+    assert_eq!((added.phase, &added.outcome), (Phase::Post, &Outcome::Answered(200)));
+    assert_eq!(added.url, post.url());
+    let date_created = date_param(&stored[0]);
+    let participant = twilio.standin.conversation("asset:1").expect("c").participants[0].sid.clone();
+    for (name, value) in [
+        ("EventType", "onMessageAdded"),
+        ("ConversationSid", created["sid"].as_str().expect("sid")),
+        ("MessageSid", message["sid"].as_str().expect("sid")),
+        ("Index", "0"),
+        ("Author", "ana"),
+        ("ClientIdentity", "ana"),
+        ("Body", "through"),
+        ("Attributes", r#"{"k":1}"#),
+        ("DateCreated", date_created.as_str()),
+        ("Source", "SDK"),
+        ("ParticipantSid", participant.as_str()),
+        ("ChatServiceSid", twilio.standin.service_sid.as_str()),
+        ("AccountSid", twilio.standin.account_sid.as_str()),
+        ("RetryCount", "0"),
+    ] {
+        assert_eq!(added.param(name), Some(value), "{name} in {:?}", added.params);
+    }
+    let received = post.received();
+    let [arrived] = received.as_slice() else { panic!("one post-event: {received:?}") };
+    assert_eq!(arrived.params, added.params, "what was delivered is what is recorded");
+    assert_eq!(arrived.signature.as_deref(), Some(&*expected_signature(&post.url(), &arrived.params)));
+
+    // An edit past the silent hook is published and announced the same way.
+    ana.update_message("asset:1", &sid(&message), &[("Body", "edited")]).await.expect("fail-open");
+    let updated = delivered(&twilio, "onMessageUpdated", 1).await.remove(0);
+    assert_eq!(twilio.standin.messages("asset:1")[0].body.as_deref(), Some("edited"));
+    assert_eq!((updated.param("Body"), updated.param("ClientIdentity")), (Some("edited"), Some("ana")));
+    assert_eq!(updated.signature.as_deref(), Some(&*expected_signature(&post.url(), &updated.params)));
+}
+
+/// `2015-12-16T22:18:37Z`: a message's creation date as Twilio's parameters write it.
+fn date_param(message: &twilio_standin::Message) -> String {
+    let at = message.date_created;
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second()
+    )
+}
+
+#[tokio::test]
+async fn rest_calls_fire_post_events_only_with_x_twilio_webhook_enabled() {
+    let twilio = Twilio::start().await;
+    let post = Hook::answering(200, Duration::ZERO).await;
+    let filters = ["onMessageAdded", "onMessageRemoved", "onParticipantAdded", "onConversationAdded"];
+    twilio.hook_up(None, Some(&post), &filters).await;
+    let rest = |method: reqwest::Method, path: String, form: &'static [(&'static str, &'static str)], on: bool| {
+        let mut request = twilio
+            .http
+            .request(method, format!("{}{path}", twilio.standin.service_url()))
+            .basic_auth(&twilio.standin.api_key_sid, Some(&twilio.standin.api_key_secret))
+            .form(form);
+        if on {
+            request = request.header("X-Twilio-Webhook-Enabled", "true");
+        }
+        async move { request.send().await.expect("answer").status().as_u16() }
+    };
+    assert_eq!(
+        rest(reqwest::Method::POST, "/Conversations".into(), &[("UniqueName", "asset:quiet")], false).await,
+        201
+    );
+    let path = "/Conversations/asset:quiet/Messages".to_owned();
+    assert_eq!(rest(reqwest::Method::POST, path, &[("Author", "chatgate"), ("Body", "quiet")], false).await, 201);
+
+    let path = "/Conversations/asset:quiet/Participants".to_owned();
+    assert_eq!(rest(reqwest::Method::POST, path, &[("Identity", "ana")], true).await, 201);
+    let added = delivered(&twilio, "onParticipantAdded", 1).await.remove(0);
+    assert_eq!((added.param("Identity"), added.param("Source")), (Some("ana"), Some("API")));
+    let path = "/Conversations/asset:quiet/Messages".to_owned();
+    assert_eq!(rest(reqwest::Method::POST, path, &[("Author", "ana"), ("Body", "loud")], true).await, 201);
+    let message = delivered(&twilio, "onMessageAdded", 1).await.remove(0);
+    assert_eq!((message.param("Body"), message.param("Author")), (Some("loud"), Some("ana")));
+    assert_eq!((message.param("Source"), message.param("ClientIdentity")), (Some("API"), None));
+    assert_eq!(message.signature.as_deref(), Some(&*expected_signature(&post.url(), &message.params)));
+
+    let loud = twilio.standin.messages("asset:quiet").remove(1);
+    let path = format!("/Conversations/asset:quiet/Messages/{}", loud.sid);
+    assert_eq!(rest(reqwest::Method::DELETE, path, &[], true).await, 204);
+    let removed = delivered(&twilio, "onMessageRemoved", 1).await.remove(0);
+    assert_eq!(removed.param("MessageSid"), Some(loud.sid.as_str()));
+
+    // Nothing came of the calls without the header, and a refused call fires nothing either.
+    let path = "/Conversations/asset:quiet/Participants".to_owned();
+    assert_eq!(rest(reqwest::Method::POST, path, &[("Identity", "ana")], true).await, 409);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(post.events(), ["onParticipantAdded", "onMessageAdded", "onMessageRemoved"]);
+    let bodies: Vec<_> = post.received().iter().filter_map(|r| r.param("Body").map(str::to_owned)).collect();
+    assert_eq!(bodies, ["loud", "loud"]);
+}
+
+// ---- Twilio's limits ----
+
+#[tokio::test]
+async fn joining_adding_and_creating_keep_twilios_limits() {
+    let twilio = Twilio::with(StandInConfig::default().with_auth_token(AUTH_TOKEN).with_limits(2, 1)).await;
+    let pre = Hook::answering(200, Duration::ZERO).await;
+    twilio.hook_up(Some(&pre), None, &["onParticipantAdd", "onConversationAdd"]).await;
+    let (ana, bob, cy) = (twilio.client("ana"), twilio.client("bob"), twilio.client("cy"));
+    ana.create_conversation(Some("asset:1"), None).await.expect("create");
+    bob.join("asset:1").await.expect("join");
+    refused(cy.join("asset:1").await, 400, codes::PARTICIPANT_LIMIT);
+    refused(ana.add_participant("asset:1", "cy").await, 400, codes::PARTICIPANT_LIMIT);
+    assert_eq!(twilio.standin.conversation("asset:1").expect("c").identities(), ["ana", "bob"]);
+
+    // ana is in one conversation, all one identity may be in here.
+    refused(ana.create_conversation(Some("asset:2"), None).await, 400, codes::USER_CONVERSATION_LIMIT);
+    assert!(twilio.standin.conversation("asset:2").is_none());
+    cy.create_conversation(Some("asset:3"), None).await.expect("cy has room");
+    refused(cy.add_participant("asset:3", "bob").await, 400, codes::USER_CONVERSATION_LIMIT);
+    refused(bob.join("asset:3").await, 400, codes::USER_CONVERSATION_LIMIT);
+    assert_eq!(twilio.standin.conversation("asset:3").expect("c").identities(), ["cy"]);
+    let asked = pre.received().iter().filter(|r| r.param("Identity") == Some("bob")).count();
+    assert_eq!(asked, 1, "the pre-event is not asked about an add over the limit (only bob's join of asset:1)");
+}
+
+#[tokio::test]
+async fn a_conversation_its_creator_cannot_join_is_not_left_behind() {
+    let twilio = Twilio::with(StandInConfig::default().with_auth_token(AUTH_TOKEN).with_limits(0, 10)).await;
+    refused(twilio.client("ana").create_conversation(Some("asset:1"), None).await, 400, codes::PARTICIPANT_LIMIT);
+    assert!(twilio.standin.conversations().is_empty());
+}

@@ -553,3 +553,121 @@ async fn a_fixed_configuration_is_served_on_a_given_address() {
     let bad = StandInConfig { api_key_sid: "nope".to_owned(), ..StandInConfig::default() };
     assert!(StandIn::try_start(bad).await.is_err());
 }
+
+// ---- Twilio's limits ----
+
+#[tokio::test]
+async fn a_full_conversation_is_refused_with_50417_and_a_busy_identity_with_50214() {
+    let twilio = Twilio::with(StandInConfig::default().with_limits(2, 2)).await;
+    for name in ["asset:1", "asset:2", "asset:3"] {
+        twilio.post("/Conversations", &[("UniqueName", name)]).await;
+    }
+    for identity in ["ana", "bob"] {
+        assert_eq!(twilio.post("/Conversations/asset:1/Participants", &[("Identity", identity)]).await.0, 201);
+    }
+    let full = twilio.post("/Conversations/asset:1/Participants", &[("Identity", "cy")]).await;
+    assert_twilio_error(&full, 400, codes::PARTICIPANT_LIMIT);
+    assert_eq!(full.1["message"], "Participants limit exceeded");
+    assert!(twilio.standin.user("cy").is_none(), "a refused add creates no user");
+    let again = twilio.post("/Conversations/asset:1/Participants", &[("Identity", "ana")]).await;
+    assert_twilio_error(&again, 409, codes::PARTICIPANT_EXISTS);
+    let seeded = twilio.standin.add_participant("asset:1", "cy").map_err(|r| (r.status, r.code));
+    assert_eq!(seeded, Err((400, codes::PARTICIPANT_LIMIT)), "the seeding helper keeps the limit too");
+
+    assert_eq!(twilio.post("/Conversations/asset:2/Participants", &[("Identity", "ana")]).await.0, 201);
+    let busy = twilio.post("/Conversations/asset:3/Participants", &[("Identity", "ana")]).await;
+    assert_twilio_error(&busy, 400, codes::USER_CONVERSATION_LIMIT);
+    assert_eq!(busy.1["message"], "User conversation limit exceeded");
+    assert!(twilio.standin.conversation("asset:3").expect("c").participants.is_empty());
+
+    // Leaving one conversation makes room for another, and a free seat for someone else.
+    assert_eq!(twilio.delete("/Conversations/asset:1/Participants/ana").await.0, 204);
+    assert_eq!(twilio.post("/Conversations/asset:3/Participants", &[("Identity", "ana")]).await.0, 201);
+    assert_eq!(twilio.post("/Conversations/asset:1/Participants", &[("Identity", "cy")]).await.0, 201);
+    assert_eq!(twilio.standin.conversation("asset:1").expect("c").identities(), ["bob", "cy"]);
+}
+
+#[tokio::test]
+async fn twilios_limits_are_a_thousand_by_default() {
+    let config = StandInConfig::default();
+    assert_eq!((config.participants_per_conversation, config.conversations_per_identity), (1000, 1000));
+    let twilio = Twilio::with(config).await;
+    twilio.standin.create_conversation(Some("asset:big"), None, None).expect("seed");
+    for i in 0..1000 {
+        twilio.standin.add_participant("asset:big", &format!("p{i}")).expect("room for a thousand");
+    }
+    let full = twilio.post("/Conversations/asset:big/Participants", &[("Identity", "one-more")]).await;
+    assert_twilio_error(&full, 400, codes::PARTICIPANT_LIMIT);
+}
+
+// ---- messages ----
+
+#[tokio::test]
+async fn a_deleted_message_is_gone_and_its_index_is_not_given_again() {
+    let twilio = Twilio::start().await;
+    let conversation = twilio.standin.create_conversation(Some("asset:d"), None, None).expect("seed");
+    let sids: Vec<String> =
+        (0..3).map(|i| twilio.standin.add_message("asset:d", "ana", &format!("m{i}")).expect("message").sid).collect();
+
+    let (status, body) = twilio.delete(&format!("/Conversations/asset:d/Messages/{}", sids[0])).await;
+    assert_eq!((status, body), (204, Value::Null));
+    assert_twilio_error(&twilio.get(&format!("/Conversations/asset:d/Messages/{}", sids[0])).await, 404, 20404);
+    assert_twilio_error(&twilio.delete(&format!("/Conversations/asset:d/Messages/{}", sids[0])).await, 404, 20404);
+    let left: Vec<String> = twilio.standin.messages("asset:d").into_iter().map(|m| m.sid).collect();
+    assert_eq!(left, sids[1..]);
+    assert_eq!(twilio.standin.message(&conversation.sid, &sids[0]), None);
+
+    // The last one, by the conversation's SID: the next message still gets a new index.
+    let (status, _) = twilio.delete(&format!("/Conversations/{}/Messages/{}", conversation.sid, sids[2])).await;
+    assert_eq!(status, 204);
+    let (status, next) = twilio.post("/Conversations/asset:d/Messages", &[("Body", "after")]).await;
+    assert_eq!((status, &next["index"]), (201, &Value::from(3)), "{next}");
+    let indexes: Vec<u64> = twilio.standin.messages("asset:d").iter().map(|m| m.index).collect();
+    assert_eq!(indexes, [1, 3]);
+
+    let (status, fetched) = twilio.get(&format!("/Conversations/asset:d/Messages/{}", sids[1])).await;
+    assert_eq!((status, &fetched["body"], &fetched["index"]), (200, &Value::from("m1"), &Value::from(1)));
+    let unknown = "IM00000000000000000000000000000000";
+    assert_twilio_error(&twilio.delete(&format!("/Conversations/asset:d/Messages/{unknown}")).await, 404, 20404);
+    assert_twilio_error(&twilio.delete(&format!("/Conversations/asset:none/Messages/{}", sids[1])).await, 404, 20404);
+    assert!(twilio.standin.messages("asset:none").is_empty());
+}
+
+#[tokio::test]
+async fn a_message_is_edited_over_rest() {
+    let twilio = Twilio::start().await;
+    twilio.standin.create_conversation(Some("asset:e"), None, None).expect("seed");
+    let sid = twilio.standin.add_message("asset:e", "ana", "typo").expect("message").sid;
+    let (status, edited) = twilio
+        .post(&format!("/Conversations/asset:e/Messages/{sid}"), &[("Body", "edited"), ("Attributes", "{}")])
+        .await;
+    assert_eq!((status, &edited["body"]), (200, &Value::from("edited")), "{edited}");
+    assert_eq!(twilio.standin.message("asset:e", &sid).expect("message").body.as_deref(), Some("edited"));
+}
+
+#[tokio::test]
+async fn paths_without_a_service_are_the_default_services() {
+    let twilio = Twilio::start().await;
+    let conversation = twilio.standin.create_conversation(Some("asset:default"), None, None).expect("seed");
+    let message = twilio.standin.add_message("asset:default", "ana", "hello").expect("message");
+    let kept = twilio.standin.add_message("asset:default", "ana", "stays").expect("message");
+    let account = |path: &str| format!("{}/v1{path}", twilio.standin.base_url);
+
+    let (status, fetched) =
+        twilio.get_url(&account(&format!("/Conversations/asset:default/Messages/{}", kept.sid))).await;
+    assert_eq!((status, &fetched["sid"]), (200, &Value::from(kept.sid.as_str())), "{fetched}");
+    let deleted = read(
+        twilio
+            .authed(
+                twilio.http.delete(account(&format!("/Conversations/{}/Messages/{}", conversation.sid, message.sid))),
+            )
+            .send()
+            .await,
+    )
+    .await;
+    assert_eq!(deleted, (204, Value::Null));
+    assert_eq!(twilio.standin.messages("asset:default"), [kept]);
+    assert_eq!(twilio.get_url(&account("/Roles")).await.0, 200);
+    assert_twilio_error(&twilio.get_url(&account("/Configuration")).await, 404, codes::NOT_FOUND);
+    assert_twilio_error(&twilio.get_url(&account("/Channels")).await, 404, codes::NOT_FOUND);
+}

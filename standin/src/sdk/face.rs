@@ -10,12 +10,12 @@ use serde_json::Value;
 use crate::Shared;
 use crate::error::Rejection;
 use crate::harness::lock;
-use crate::model::{Conversation, Message, Participant, User};
+use crate::model::{Conversation, User};
 use crate::paging::{PageRequest, page_body};
 use crate::sdk::token;
 use crate::server::{Answer, Call, StandInResponse, created, ok, parse_form, respond, segments};
 use crate::state::{Form, State, check_identity, iso8601};
-use crate::webhooks::{self, Event};
+use crate::webhooks::{self, Event, conversation_event, message_event, participant_event};
 
 /// The list ceiling of the SDK face's pages.
 const PAGE_MAX: usize = 100;
@@ -135,7 +135,7 @@ fn connect(shared: &Arc<Shared>, actor: &str) -> Result<(User, Value), Rejection
             .with_some("RoleSid", user.role_sid.clone())
             .with("Attributes", &user.attributes)
             .with("DateCreated", iso8601(user.date_created));
-        webhooks::post_event(shared, actor, event);
+        webhooks::post_event(shared, Some(actor), event);
     }
     Ok((user, json))
 }
@@ -177,7 +177,7 @@ async fn perform(shared: &Arc<Shared>, actor: &str, write: impl Write) -> Result
         write.apply(&mut state, actor)?
     };
     for event in posts {
-        webhooks::post_event(shared, actor, event);
+        webhooks::post_event(shared, Some(actor), event);
     }
     Ok(answer)
 }
@@ -229,6 +229,8 @@ struct CreateConversation {
 impl Write for CreateConversation {
     fn check(&self, state: &State, actor: &str) -> Result<Event, Rejection> {
         allow(Standing::of(state, actor, None).service_may("createConversation"))?;
+        // The creator joins it, so it must have room for one more conversation.
+        state.check_identity_limit(actor)?;
         if let Some(name) = self.form.get("UniqueName").filter(|n| !n.is_empty()) {
             state.free_unique_name(name, None)?;
         }
@@ -245,7 +247,14 @@ impl Write for CreateConversation {
         if let Some(role) = state.default_conversation_creator_role() {
             creator.push(("RoleSid".to_owned(), role.to_owned()));
         }
-        let participant = state.add_participant(&conversation.sid, &Form(creator))?;
+        // A creator who cannot join leaves no conversation behind.
+        let participant = match state.add_participant(&conversation.sid, &Form(creator)) {
+            Ok(participant) => participant,
+            Err(rejection) => {
+                state.delete_conversation(&conversation.sid)?;
+                return Err(rejection);
+            }
+        };
         let posts = vec![
             conversation_event("onConversationAdded", &conversation),
             participant_event("onParticipantAdded", &participant),
@@ -313,6 +322,7 @@ impl Write for AddParticipant {
         if conversation.participant(&self.identity).is_some() {
             return Err(Rejection::participant_exists());
         }
+        state.check_limits(conversation, &self.identity)?;
         Ok(Event::new("onParticipantAdd")
             .with("ConversationSid", &conversation.sid)
             .with("Identity", &self.identity)
@@ -432,40 +442,4 @@ impl Write for EditMessage {
         let posts = vec![message_event("onMessageUpdated", &message)];
         Ok((ok(state.message_json(&message))?, posts))
     }
-}
-
-// ---- post-event parameters: the resulting resource ----
-
-fn conversation_event(name: &'static str, c: &Conversation) -> Event {
-    Event::new(name)
-        .with("ConversationSid", &c.sid)
-        .with_some("UniqueName", c.unique_name.clone())
-        .with_some("FriendlyName", c.friendly_name.clone())
-        .with("Attributes", &c.attributes)
-        .with("State", &c.state)
-        .with("DateCreated", iso8601(c.date_created))
-        .with("DateUpdated", iso8601(c.date_updated))
-}
-
-fn participant_event(name: &'static str, p: &Participant) -> Event {
-    Event::new(name)
-        .with("ConversationSid", &p.conversation_sid)
-        .with("ParticipantSid", &p.sid)
-        .with("Identity", &p.identity)
-        .with_some("RoleSid", p.role_sid.clone())
-        .with("Attributes", &p.attributes)
-        .with("DateCreated", iso8601(p.date_created))
-}
-
-fn message_event(name: &'static str, m: &Message) -> Event {
-    Event::new(name)
-        .with("ConversationSid", &m.conversation_sid)
-        .with("MessageSid", &m.sid)
-        .with("Index", m.index.to_string())
-        .with("Author", &m.author)
-        .with_some("Body", m.body.clone())
-        .with("Attributes", &m.attributes)
-        .with_some("ParticipantSid", m.participant_sid.clone())
-        .with("DateCreated", iso8601(m.date_created))
-        .with("DateUpdated", iso8601(m.date_updated))
 }

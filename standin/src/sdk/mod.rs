@@ -22,7 +22,9 @@
 //! service role (Twilio's rule), and only to a participant. Refusals use Twilio's error body:
 //! 401 code 20101 for a bad token, 403 code 50107 for a missing permission (or reading a
 //! conversation one is not in), 403 code 50050 (the stand-in's choice) when the pre-event
-//! webhook refuses, 404 code 20404, 409 codes 50353 / 50433, 400 code 20001. The configuration
+//! webhook refuses, 404 code 20404, 409 codes 50353 / 50433, 400 code 20001, and 400 codes
+//! 50417 / 50214 when joining, adding or creating would pass Twilio's limits on participants per
+//! conversation or conversations per identity (checked before the pre-event). The configuration
 //! the roles come from is `POST /v1/Services/{IS}/Configuration` on the REST face.
 
 mod client;
