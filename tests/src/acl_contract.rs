@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use chatgate::acl::{
     AclReader, Begun, BudgetLimits, Budgets, CatalogWriter, GrantWriter, IDEMPOTENCY_WINDOW_SECONDS, Idempotency,
-    Remembered, StoreError, Upsert,
+    Remembered, Rosters, StoreError, Upsert,
 };
 use chatgate::domain::{AssetId, AssetRecord, AssetType, Grant, GroupId, Identity, Principal, Role, Via};
 
@@ -40,7 +40,7 @@ pub async fn role_of<S: AclReader>(store: &S, who: &str, id: &str) -> (Role, Opt
 }
 
 /// Runs every case; each uses its own ids so a shared table is fine.
-pub async fn run_all<S: AclReader + GrantWriter + CatalogWriter + Budgets + Idempotency>(store: &S) {
+pub async fn run_all<S: AclReader + GrantWriter + CatalogWriter + Budgets + Idempotency + Rosters>(store: &S) {
     missing_assets_have_no_record_and_users_no_groups(store).await;
     put_asset_creates_then_replaces_and_keeps_grants(store).await;
     grants_are_seen_and_revoked_on_the_very_next_read(store).await;
@@ -53,6 +53,7 @@ pub async fn run_all<S: AclReader + GrantWriter + CatalogWriter + Budgets + Idem
     an_offboarded_user_reads_nothing_until_lifted_and_loses_their_own_grants(store).await;
     budgets_count_atomically_per_user_and_refund(store).await;
     idempotency_keys_hold_replay_and_are_forgotten(store).await;
+    rosters_keep_who_is_in_each_conversation(store).await;
 }
 
 async fn missing_assets_have_no_record_and_users_no_groups<S: AclReader>(store: &S) {
@@ -303,4 +304,23 @@ async fn idempotency_keys_hold_replay_and_are_forgotten<S: Idempotency>(store: &
     assert_eq!(begin(&ana, "k2", "fp-a", NOW + 40).await, Begun::Fresh, "the lease ended");
     let late = Remembered { status: 200, body: "{}".into() };
     assert!(matches!(store.finish(&ana, "k3", "fp-a", &late).await, Err(StoreError::Conflict)), "nothing to finish");
+}
+
+async fn rosters_keep_who_is_in_each_conversation<S: Rosters>(store: &S) {
+    let long = format!("#{}", "l".repeat(200));
+    let (a, b) = ("asset:c13-one".to_owned(), "CHc13000000000000000000000000000002".to_owned());
+    let many: Vec<Identity> = (0..30).map(|i| user(&format!("c13-u{i:02}"))).collect();
+    store.write_roster(&a, &many, &[]).await.expect("thirty at once: two batches");
+    store.write_roster(&b, &[user("c13-ana"), user(&long)], &[]).await.expect("a member whose key is hashed");
+    store.write_roster(&a, &[], &many[10..]).await.expect("twenty leave");
+    let rosters = store.rosters(&[a.clone(), b.clone(), "c13-none".to_owned()]).await.expect("read");
+    let mut first = rosters[0].clone();
+    first.sort();
+    assert_eq!(first, many[..10].to_vec());
+    let mut second = rosters[1].clone();
+    second.sort();
+    assert_eq!(second, [user(&long), user("c13-ana")]);
+    assert!(rosters[2].is_empty(), "no roster");
+    store.write_roster(&b, &[], &[user(&long), user("c13-nobody")]).await.expect("leaving twice is nothing");
+    assert_eq!(store.rosters(std::slice::from_ref(&b)).await.expect("read"), [vec![user("c13-ana")]]);
 }

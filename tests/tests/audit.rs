@@ -1,5 +1,5 @@
 //! Audit lines: every grant and membership change, asset change, removal by the rule,
-//! offboarding and guard refusal is one structured line with `"audit": true`, the event, the
+//! offboarding, guard refusal and backstop deletion is one structured line with `"audit": true`, the event, the
 //! asset and principal, the actor and the time; never a token or a message body.
 
 use std::io::Write;
@@ -125,6 +125,23 @@ fn every_change_and_refusal_is_one_audit_line_without_secrets() {
                 .body(Body::from(serde_urlencoded::to_string(&params).expect("form")))
                 .expect("request");
             assert_eq!(message_guard::handler::handle(&guard, req).await.status(), 403);
+
+            // The same message, published past a guard that did not answer in time: deleted.
+            let c = standin.create_conversation(None, None, Some(r#"{"type":"group"}"#)).expect("conversation");
+            let published = standin.add_message(&c.sid, "bob", "the secret launch date is friday").expect("message");
+            let mut params = params;
+            params[0].1 = "onMessageAdded".into();
+            params[1].1 = c.sid.clone();
+            params.push(("MessageSid".into(), published.sid.clone()));
+            let signature = guard.validator.sign("https://api.example.com/twilio/events", &params);
+            let req = lambda_http::http::Request::builder()
+                .method("POST")
+                .uri("http://localhost/twilio/events")
+                .header("X-Twilio-Signature", signature)
+                .body(Body::from(serde_urlencoded::to_string(&params).expect("form")))
+                .expect("request");
+            assert_eq!(message_guard::handler::handle(&guard, req).await.status(), 200);
+            assert!(standin.conversation(&c.sid).expect("conversation").messages.is_empty());
         });
     });
 
@@ -141,7 +158,8 @@ fn every_change_and_refusal_is_one_audit_line_without_secrets() {
             "participant.removed",
             "user.offboarded",
             "asset.deleted",
-            "guard.refused"
+            "guard.refused",
+            "guard.deleted"
         ],
         "{lines:#?}"
     );
@@ -155,6 +173,7 @@ fn every_change_and_refusal_is_one_audit_line_without_secrets() {
     assert_eq!(lines[5]["actor"], "chatgate:reconciler");
     assert_eq!(lines[5]["principal"], "user:bob");
     assert_eq!(lines[8]["actor"], "bob");
+    assert_eq!((lines[9]["actor"].as_str(), lines[9]["asset_id"].as_str()), (Some("bob"), Some("a-1")));
     let text = captured.text();
     for secret in [session.as_str(), "the secret launch date", API_KEY_SECRET, "audit-auth-token"] {
         assert!(!text.contains(secret), "a log line carries {secret:?}");

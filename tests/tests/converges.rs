@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use chatgate::acl::follow::StreamFollower;
 use chatgate::acl::{
     AclReader, CatalogWriter, ConversationRegistry, DynamoStore, ExpiryIndex, GrantWriter, MemoryStore, PassProgress,
+    Rosters,
 };
 use chatgate::clock::{Clock, Deadline, ManualClock, SystemClock};
 use chatgate::domain::{AssetType, ConversationNames, Grant, Principal, Role};
@@ -59,15 +60,15 @@ async fn eventually(standin: &StandIn, expected: &[&str], within: Duration) {
 /// Revocations land during a 20-second Twilio outage; once Twilio is back, every removal they
 /// delayed completes by itself.
 async fn outage_during_revocations<S: AclReader + GrantWriter + CatalogWriter>(store: &S, standin: &StandIn) {
-    standin.fail_always(Fault::SERVICE_UNAVAILABLE, None);
+    standin.outage(Duration::ZERO, Duration::from_secs(20), Fault::SERVICE_UNAVAILABLE, None);
     let doc = record(store, "a-1").await;
     for revoked in ["bob", "cy"] {
         store.delete_grant(&doc, &Principal::User(user(revoked))).await.expect("revoke");
     }
-    tokio::time::sleep(Duration::from_secs(20)).await;
+    tokio::time::sleep(Duration::from_secs(19)).await;
     assert_eq!(members(standin), set(&["ana", "bob", "cy", "dee"]), "nothing moves while Twilio is down");
     assert!(standin.faults_injected() > 2, "the reconciler kept trying");
-    standin.heal();
+    // The outage ends by itself, 20 s after it began.
     eventually(standin, &["ana", "dee"], Duration::from_secs(15)).await;
 }
 
@@ -121,7 +122,7 @@ fn standin_() -> impl std::future::Future<Output = StandIn> {
 /// `chatgate dev` runs it; the readers stay.
 async fn stranger_behind_chatgates_back<S>(store: Arc<S>)
 where
-    S: AclReader + GrantWriter + CatalogWriter + ConversationRegistry + PassProgress + 'static,
+    S: AclReader + GrantWriter + CatalogWriter + ConversationRegistry + PassProgress + Rosters + 'static,
 {
     let standin = standin_().await;
     shared_asset(store.as_ref(), &standin, &["bob"]).await;
@@ -137,6 +138,12 @@ where
     let passes = tokio::spawn(local::full_passes(rule, Duration::from_secs(1)));
     eventually(&standin, &["ana", "bob"], Duration::from_secs(10)).await;
     passes.abort();
+    // The pass wrote what Twilio holds back into the conversation's roster.
+    let started = Instant::now();
+    while store.rosters(std::slice::from_ref(&name)).await.expect("roster") != [vec![user("ana"), user("bob")]] {
+        assert!(started.elapsed() < Duration::from_secs(5), "roster not synced");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -153,7 +160,7 @@ async fn a_stranger_added_behind_chatgates_back_is_removed_by_the_pass_on_dynamo
 /// again only once its interval has passed; a run that fails resumes where it stopped.
 async fn the_pass_resumes_and_repeats<S>(store: Arc<S>)
 where
-    S: AclReader + GrantWriter + CatalogWriter + ConversationRegistry + PassProgress + 'static,
+    S: AclReader + GrantWriter + CatalogWriter + ConversationRegistry + PassProgress + Rosters + 'static,
 {
     let standin = standin_().await;
     let clock = Arc::new(ManualClock::at(now()));
@@ -220,7 +227,7 @@ async fn the_pass_resumes_from_its_cursor_and_repeats_on_its_interval_on_dynamod
 /// them over four runs, each starting where the last stopped, and its lag says so.
 async fn a_burst_of_expiries<S>(store: Arc<S>)
 where
-    S: AclReader + GrantWriter + CatalogWriter + ExpiryIndex + 'static,
+    S: AclReader + GrantWriter + CatalogWriter + ExpiryIndex + Rosters + 'static,
 {
     let standin = standin_().await;
     let start = now();
@@ -284,7 +291,7 @@ async fn a_hundred_and_fifty_grants_expiring_in_one_second_are_worked_through_on
 /// then set aside, and the sweep's cursor moves on past it; an outage never sets anything aside.
 async fn a_poison_expiry<S>(store: Arc<S>)
 where
-    S: AclReader + GrantWriter + CatalogWriter + ExpiryIndex + 'static,
+    S: AclReader + GrantWriter + CatalogWriter + ExpiryIndex + Rosters + 'static,
 {
     let standin = standin_().await;
     let start = now();
@@ -378,4 +385,136 @@ async fn under_a_429_storm_removals_outlast_user_traffic() {
     assert_eq!(removals.len(), 1);
     assert_eq!(standin.faults_injected(), 8, "it waited out the other five");
     assert_eq!(members(&standin), set(&["ana"]));
+}
+
+/// A grant that runs out for someone who never joined the conversation costs no Twilio call: the
+/// conversation's roster says they are not in it. A holder on the roster still leaves.
+async fn expiries_of_outsiders<S>(store: Arc<S>)
+where
+    S: AclReader + GrantWriter + CatalogWriter + ExpiryIndex + Rosters + 'static,
+{
+    let standin = standin_().await;
+    let start = now();
+    let clock = Arc::new(ManualClock::at(start));
+    store.put_asset(&asset("a-1"), &user("ana"), AssetType::Document, "Plan", start).await.expect("asset");
+    let doc = record(store.as_ref(), "a-1").await;
+    for reader in ["bob", "cy", "dee"] {
+        let grant = Grant {
+            principal: Principal::User(user(reader)),
+            role: Role::Reader,
+            expires_at: Some(start + 30),
+            generation: doc.generation.clone(),
+        };
+        store.put_grant(&doc, &grant, start).await.expect("grant");
+    }
+    // ana and bob joined through chatgate; cy and dee never did.
+    let name = ConversationNames::development().asset(&asset("a-1"));
+    standin.create_conversation(Some(&name), Some("Plan"), Some(r#"{"type":"asset","asset_id":"a-1"}"#)).expect("c");
+    for who in ["ana", "bob"] {
+        standin.add_participant(&name, who).expect("participant");
+    }
+    store.write_roster(&name, &[user("ana"), user("bob")], &[]).await.expect("roster");
+    let rule = Reconciler::new(
+        store.clone(),
+        twilio_client(&standin.base_url),
+        ConversationNames::development(),
+        clock.clone(),
+    );
+    clock.set(start + 31);
+    standin.reset_requests();
+    let report =
+        rule.sweep_expiries(Duration::ZERO, 40, Deadline::after(Duration::from_secs(30))).await.expect("sweep");
+    assert_eq!((report.scopes, report.removals.len()), (3, 1));
+    assert_eq!(standin.request_count(), 1, "one call: bob's removal; none for cy and dee");
+    assert_eq!(members(&standin), set(&["ana"]));
+    assert_eq!(store.rosters(std::slice::from_ref(&name)).await.expect("roster"), [vec![user("ana")]]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expiry_for_someone_never_in_the_conversation_costs_no_twilio_call_in_memory() {
+    expiries_of_outsiders(Arc::new(MemoryStore::new())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expiry_for_someone_never_in_the_conversation_costs_no_twilio_call_on_dynamodb() {
+    expiries_of_outsiders(table("outsiders").await).await;
+}
+
+/// bob asks to join the asset's conversation; his grant is revoked while Twilio is adding him
+/// (a slow add). Whichever looks first, the revocation's reconciliation or the join's own look
+/// after the add, bob ends up out, and the join is refused.
+async fn join_racing_a_revocation<S>(store: Arc<S>, standin: &StandIn)
+where
+    S: chatgate::acl::ConversationsStore + GrantWriter + CatalogWriter + 'static,
+{
+    store.put_asset(&asset("a-1"), &user("ana"), AssetType::Document, "Plan", now()).await.expect("asset");
+    let doc = record(store.as_ref(), "a-1").await;
+    let grant = Grant {
+        principal: Principal::User(user("bob")),
+        role: Role::Reader,
+        expires_at: None,
+        generation: doc.generation.clone(),
+    };
+    store.put_grant(&doc, &grant, now()).await.expect("grant");
+    let name = ConversationNames::development().asset(&asset("a-1"));
+    standin.create_conversation(Some(&name), Some("Plan"), Some(r#"{"type":"asset","asset_id":"a-1"}"#)).expect("c");
+    standin.add_participant(&name, "ana").expect("ana");
+    store.write_roster(&name, &[user("ana")], &[]).await.expect("roster");
+
+    let role = standin.role_by_name("service user").expect("role").sid;
+    let settings = jwt_settings(&[("TWILIO_API_BASE", &standin.base_url), ("TWILIO_USER_ROLE_SID", &role)]);
+    let secrets = chatgate::config::TwilioSecrets::load(&settings).await.expect("secrets");
+    let state = Arc::new(
+        conversations::handler::ConversationsState::from_settings(&settings, &secrets, store.clone()).expect("state"),
+    );
+    standin.slow(Some("POST"), "/Participants", Duration::from_millis(1500));
+    let join = tokio::spawn({
+        let state = state.clone();
+        async move {
+            let req = lambda_http::http::Request::builder()
+                .method("POST")
+                .uri("http://localhost/conversations")
+                .header("authorization", format!("Bearer {}", hs256_session(&claims("bob"))))
+                .header("content-type", "application/json")
+                .body(lambda_http::Body::from(r#"{"type":"asset","asset_id":"a-1"}"#))
+                .expect("request");
+            conversations::handler::handle(&state, req).await.status().as_u16()
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    store.delete_grant(&doc, &Principal::User(user("bob"))).await.expect("revoke while bob is being added");
+    assert_eq!(join.await.expect("join"), 403, "the join's own look saw the revocation");
+    eventually(standin, &["ana"], Duration::from_secs(10)).await;
+    assert_eq!(store.rosters(std::slice::from_ref(&name)).await.expect("roster"), [vec![user("ana")]]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_racing_a_revocation_never_leaves_the_non_reader_in_on_the_memory_feed() {
+    let standin = standin_().await;
+    let store = Arc::new(MemoryStore::new());
+    let rule = Arc::new(Reconciler::new(
+        store.clone(),
+        twilio_client(&standin.base_url),
+        ConversationNames::development(),
+        Arc::new(SystemClock),
+    ));
+    let feed = tokio::spawn(local::follow_memory(rule, store.changes()));
+    join_racing_a_revocation(store, &standin).await;
+    feed.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_racing_a_revocation_never_leaves_the_non_reader_in_on_the_table_stream() {
+    let standin = standin_().await;
+    let store = table("race").await;
+    let follower = StreamFollower::from_now(&sdk_config(&dynamo_local().endpoint).await, &store).await.expect("stream");
+    let rule = Arc::new(Reconciler::new(
+        store.clone(),
+        twilio_client(&standin.base_url),
+        ConversationNames::development(),
+        Arc::new(SystemClock),
+    ));
+    let feed = tokio::spawn(local::follow_table(rule, follower));
+    join_racing_a_revocation(store, &standin).await;
+    feed.abort();
 }

@@ -24,7 +24,11 @@ struct World {
 
 impl World {
     async fn new() -> Self {
-        let standin = StandIn::start(StandInConfig::new(ACCOUNT_SID, API_KEY_SID, API_KEY_SECRET, SERVICE_SID)).await;
+        Self::with(StandInConfig::new(ACCOUNT_SID, API_KEY_SID, API_KEY_SECRET, SERVICE_SID)).await
+    }
+
+    async fn with(config: StandInConfig) -> Self {
+        let standin = StandIn::start(config).await;
         let role_sid = standin.role_by_name("service user").expect("default role").sid;
         let settings = jwt_settings(&[("TWILIO_API_BASE", &standin.base_url), ("TWILIO_USER_ROLE_SID", &role_sid)]);
         let secrets = TwilioSecrets::load(&settings).await.expect("secrets");
@@ -339,6 +343,55 @@ async fn concurrent_requests_with_one_idempotency_key_make_one_conversation() {
 }
 
 #[tokio::test]
+async fn a_create_whose_twilio_answer_was_lost_is_made_once_and_counts_as_created() {
+    let w = World::new().await;
+    // Twilio makes the group, and its answer is lost: the client's retry finds the name taken.
+    w.standin.lose_responses(1, Some("POST"), Some(&format!("/Services/{SERVICE_SID}/Conversations")));
+    let (status, body) = w.post("ana", json!({"type": "group", "friendly_name": "Ops", "participants": ["bob"]})).await;
+    assert_eq!((status, body["created"].clone()), (201, json!(true)), "{body}");
+    assert_eq!(w.standin.conversations().len(), 1, "one group, not two");
+    assert_eq!(w.standin.faults_injected(), 1);
+    assert_eq!(w.identities(body["sid"].as_str().expect("sid")), ["ana", "bob"]);
+}
+
+#[tokio::test]
+async fn a_retried_add_answered_50433_counts_as_added() {
+    let w = World::new().await.with_asset().await;
+    // bob's add is carried out and its answer lost; the retry is told he is in already.
+    w.standin.lose_responses(1, Some("POST"), Some("/Participants"));
+    let (status, body) = w.post("ana", json!({"type": "asset", "asset_id": "a-1", "participants": ["bob"]})).await;
+    assert_eq!(status, 201, "{body}");
+    assert!(participants(&body).iter().all(|(_, added)| *added), "both were added by this request: {body}");
+    assert_eq!(w.standin.faults_injected(), 1);
+}
+
+#[tokio::test]
+async fn twilios_limits_are_409_problems_naming_the_limit() {
+    let w =
+        World::with(StandInConfig::new(ACCOUNT_SID, API_KEY_SID, API_KEY_SECRET, SERVICE_SID).with_limits(3, 2)).await;
+    let (status, _) = w
+        .post(
+            "ana",
+            json!({"type": "group", "friendly_name": "Full", "unique_name": "full", "participants": ["bob", "cy"]}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (status, problem) = w
+        .post("ana", json!({"type": "group", "friendly_name": "Full", "unique_name": "full", "participants": ["dee"]}))
+        .await;
+    assert_eq!((status, problem["code"].clone()), (409, json!("conflict")), "{problem}");
+    assert!(problem["detail"].as_str().is_some_and(|d| d.contains("participants") && d.contains("1,000")), "{problem}");
+    // ana is now in two conversations, the most this stand-in allows one identity.
+    assert_eq!(w.post("ana", json!({"type": "direct", "participant": "bob"})).await.0, 201);
+    let (status, problem) = w.post("ana", json!({"type": "direct", "participant": "eve"})).await;
+    assert_eq!(status, 409, "{problem}");
+    assert!(problem["detail"].as_str().is_some_and(|d| d.starts_with("you are in as many conversations")), "{problem}");
+    let (status, problem) = w.post("eve", json!({"type": "direct", "participant": "ana"})).await;
+    assert_eq!(status, 409, "{problem}");
+    assert!(problem["detail"].as_str().is_some_and(|d| d.starts_with("a participant is in as many")), "{problem}");
+}
+
+#[tokio::test]
 async fn twilio_429_is_retried_then_succeeds() {
     let w = World::new().await;
     w.standin.fail_next(2, Fault::TOO_MANY_REQUESTS, None);
@@ -442,14 +495,63 @@ async fn unread_counts_are_numbers_for_everyone_chatgate_put_in_a_conversation()
         (listing["conversations"][0]["unread_count"].clone(), listing["conversations"][0]["last_read_index"].clone())
     };
     assert_eq!(unread("bob").await, (json!(1), json!(2)), "bob read up to his arrival");
-    // ana was there from the start and has read nothing: Twilio has no count for her, chatgate does.
-    assert_eq!(unread("ana").await, (json!(4), Value::Null));
+    // ana was there from the start and has read nothing: Twilio has no count for her. Without
+    // messages the listing asks Twilio nothing more, and says so as Twilio's SDK does (`null`);
+    // with messages, chatgate counts them.
+    assert_eq!(unread("ana").await, (Value::Null, Value::Null));
     let (_, with_messages) = w.call("ana", "GET", "/conversations?messages=2", None).await;
     assert_eq!(with_messages["conversations"][0]["unread_count"], 4);
     assert_eq!(with_messages["conversations"][0]["messages"].as_array().map(Vec::len), Some(2));
-    // An empty conversation: nothing unread.
+    // An empty conversation: nothing unread, once messages are asked for.
     w.post("cy", json!({"type": "direct", "participant": "dee"})).await;
-    assert_eq!(unread("dee").await.0, json!(0));
+    let (_, empty) = w.call("dee", "GET", "/conversations?messages=1", None).await;
+    assert_eq!(empty["conversations"][0]["unread_count"], 0);
+    assert_twilio_spec_accepts(&w.standin.requests()).await;
+}
+
+#[tokio::test]
+async fn a_listing_page_costs_one_twilio_call_and_one_more_per_conversation_only_for_messages() {
+    let w = World::new().await;
+    // 50 people each open a direct conversation with ana (each within their own budget).
+    for i in 0..50 {
+        let (status, _) = w.post(&format!("u-{i}"), json!({"type": "direct", "participant": "ana"})).await;
+        assert_eq!(status, 201);
+    }
+    w.standin.reset_requests();
+    let (status, listing) = w.call("ana", "GET", "/conversations", None).await;
+    assert_eq!(status, 200);
+    let listed = listing["conversations"].as_array().expect("conversations");
+    assert_eq!(listed.len(), 50);
+    assert!(listed.iter().all(|c| c["participants"].as_array().map(Vec::len) == Some(2)), "from the rosters");
+    assert_eq!(w.standin.request_count(), 1, "messages=0: the page alone");
+    w.standin.reset_requests();
+    let (status, _) = w.call("ana", "GET", "/conversations?messages=3", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(w.standin.request_count(), 51, "the page, and each conversation's messages");
+
+    // A conversation made before rosters: Twilio is asked once for its participants, and its
+    // roster written; the next listing does not ask again.
+    let legacy = w.standin.create_conversation(None, Some("old"), Some(r#"{"type":"group"}"#)).expect("conversation");
+    for who in ["ana", "zed"] {
+        w.standin.add_participant(&legacy.sid, who).expect("participant");
+    }
+    let page = |listing: &Value| -> Vec<String> {
+        let old = listing["conversations"].as_array().expect("list").iter().find(|c| c["sid"] == legacy.sid.as_str());
+        let mut ids: Vec<String> = old.expect("listed")["participants"]
+            .as_array()
+            .expect("participants")
+            .iter()
+            .map(|p| p.as_str().expect("id").to_owned())
+            .collect();
+        ids.sort();
+        ids
+    };
+    let (_, first) = w.call("zed", "GET", "/conversations", None).await;
+    assert_eq!(page(&first), ["ana", "zed"]);
+    w.standin.reset_requests();
+    let (_, second) = w.call("zed", "GET", "/conversations", None).await;
+    assert_eq!(page(&second), ["ana", "zed"]);
+    assert_eq!(w.standin.request_count(), 1);
     assert_twilio_spec_accepts(&w.standin.requests()).await;
 }
 

@@ -1,6 +1,7 @@
 //! `POST /twilio/events` with payloads signed by twilio-python's own RequestValidator: the
 //! signature is checked first, messages referencing assets need read access, asset conversations
-//! take only readers, and a store failure refuses.
+//! take only readers, a store failure refuses, and a message published past the guard (Twilio's
+//! fail-open edge) that it would have refused is deleted by the post-event backstop.
 
 use std::sync::Arc;
 
@@ -373,4 +374,66 @@ async fn a_client_adds_nobody_to_a_direct_or_group_conversation_whatever_its_rol
         ]);
         assert_eq!(send(&g, &join).await.status(), 403, "{attributes}");
     }
+}
+
+/// A post-event for `message` of the stand-in, as Twilio sends it once a message is published.
+fn published(kind: &str, message: &twilio_standin::Message, client: &str, attributes: &str) -> Params {
+    let index = message.index.to_string();
+    params(&[
+        ("EventType", kind),
+        ("ConversationSid", &message.conversation_sid),
+        ("MessageSid", &message.sid),
+        ("Index", &index),
+        ("Author", &message.author),
+        ("ClientIdentity", client),
+        ("Body", "look at this"),
+        ("Attributes", attributes),
+        ("Source", "SDK"),
+    ])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_published_message_the_guard_would_refuse_is_deleted_and_audited() {
+    let g = guard_over(scenario_store().await).await;
+    let conversation =
+        g.standin.create_conversation(None, Some("Plan"), Some(r#"{"type":"group"}"#)).expect("conversation");
+    let by_cy = g.standin.add_message(&conversation.sid, "cy", "look at this").expect("cy's message");
+    let by_bob = g.standin.add_message(&conversation.sid, "bob", "look at this").expect("bob's message");
+
+    // Twilio published cy's message past a guard that did not answer in time: the post-event
+    // finds it would have been refused, and deletes it. The answer is 200 whatever happens.
+    // (Its audit line: tests/audit.rs.)
+    assert_eq!(send(&g, &published("onMessageAdded", &by_cy, "cy", REF)).await.status(), 200);
+    let left: Vec<String> =
+        g.standin.conversation(&conversation.sid).expect("conversation").messages.into_iter().map(|m| m.sid).collect();
+    assert_eq!(left, std::slice::from_ref(&by_bob.sid), "cy's message is gone, bob's stays");
+
+    // A reader's message, an edit that keeps a reader's reference, and a message without a
+    // reference stay; a replayed post-event of a deleted message is harmless.
+    for event in [
+        published("onMessageAdded", &by_bob, "bob", REF),
+        published("onMessageUpdated", &by_bob, "bob", REF),
+        published("onMessageAdded", &by_bob, "bob", "{}"),
+        published("onMessageAdded", &by_cy, "cy", REF),
+    ] {
+        assert_eq!(send(&g, &event).await.status(), 200);
+    }
+    assert_eq!(g.standin.conversation(&conversation.sid).expect("conversation").messages.len(), 1);
+    // An edit that adds a reference its editor cannot read is deleted too.
+    assert_eq!(send(&g, &published("onMessageUpdated", &by_bob, "cy", REF)).await.status(), 200);
+    assert!(g.standin.conversation(&conversation.sid).expect("conversation").messages.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_event_is_answered_200_even_when_the_backstop_fails_and_needs_a_signature() {
+    let g = guard_over(scenario_store().await).await;
+    let conversation =
+        g.standin.create_conversation(None, Some("Plan"), Some(r#"{"type":"group"}"#)).expect("conversation");
+    let by_cy = g.standin.add_message(&conversation.sid, "cy", "look at this").expect("cy's message");
+    let event = published("onMessageAdded", &by_cy, "cy", REF);
+    assert_eq!(handle(&g.state, request(&event, Some("forged"))).await.status(), 403, "signature first");
+    g.standin.fail_always(twilio_standin::Fault::SERVICE_UNAVAILABLE, None);
+    assert_eq!(send(&g, &event).await.status(), 200, "Twilio ignores a post-event's answer");
+    g.standin.heal();
+    assert_eq!(g.standin.conversation(&conversation.sid).expect("conversation").messages.len(), 1, "it stays");
 }

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chatgate::acl::{AclReader, CatalogWriter, Upsert};
+use chatgate::acl::{AclReader, CatalogWriter, Rosters, Upsert};
 use chatgate::audit;
 use chatgate::clock::{Clock, SystemClock};
 use chatgate::config::{ConfigError, Settings, TwilioSecrets};
@@ -97,12 +97,15 @@ struct MembersView<'a> {
     members: Vec<Identity>,
 }
 
-pub async fn handle<C: AclReader + CatalogWriter>(state: &AdminState<C>, req: Request) -> Response<Body> {
+pub async fn handle<C: AclReader + CatalogWriter + Rosters>(state: &AdminState<C>, req: Request) -> Response<Body> {
     let span = tracing::info_span!("admin", caller = tracing::field::Empty);
     http::respond(None, req, |req| route(state, req)).instrument(span).await
 }
 
-async fn route<C: AclReader + CatalogWriter>(state: &AdminState<C>, req: Request) -> Result<Response<Body>, ApiError> {
+async fn route<C: AclReader + CatalogWriter + Rosters>(
+    state: &AdminState<C>,
+    req: Request,
+) -> Result<Response<Body>, ApiError> {
     let actor = authorize(&state.auth, &req)?;
     let segments = http::path_segments(&req)?;
     if let Some([asset]) = http::match_path(&segments, &["admin", "assets", "{}"]).as_deref() {

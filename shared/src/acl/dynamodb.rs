@@ -16,9 +16,10 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, ConsumedCapacity, Delete, KeySchemaElement,
-    KeyType, Put, ReturnConsumedCapacity, ReturnValue, ReturnValuesOnConditionCheckFailure, ScalarAttributeType,
-    StreamSpecification, StreamViewType, TransactWriteItem, Update,
+    AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, ConsumedCapacity, Delete, DeleteRequest,
+    KeySchemaElement, KeyType, Put, PutRequest, ReturnConsumedCapacity, ReturnValue,
+    ReturnValuesOnConditionCheckFailure, ScalarAttributeType, StreamSpecification, StreamViewType, TransactWriteItem,
+    Update, WriteRequest,
 };
 use futures_util::future::try_join_all;
 use futures_util::{StreamExt as _, TryStreamExt as _};
@@ -30,7 +31,7 @@ use super::keys::{
 use super::{
     AclReader, AudienceFacts, Begun, BudgetLimits, BudgetSpent, Budgets, CatalogWriter, CheckFacts,
     ConversationRegistry, Expiry, ExpiryIndex, GrantWriter, IDEMPOTENCY_WINDOW_SECONDS, Idempotency, PassCursor,
-    PassProgress, Remembered, StoreError, Upsert, minute_of, new_generation,
+    PassProgress, Remembered, Rosters, StoreError, Upsert, minute_of, new_generation,
 };
 use crate::domain::{AccessFacts, AssetId, AssetRecord, AssetType, Grant, GroupId, Identity, Principal, Role};
 
@@ -1012,6 +1013,77 @@ impl ConversationRegistry for DynamoStore {
             })
             .collect();
         Ok((assets, more))
+    }
+}
+
+/// Items one `BatchWriteItem` takes, and the attempts at what DynamoDB leaves unprocessed.
+const BATCH_WRITE_ITEMS: usize = 25;
+const BATCH_WRITE_ATTEMPTS: u32 = 5;
+
+impl Rosters for DynamoStore {
+    async fn write_roster(&self, conversation: &str, joined: &[Identity], left: &[Identity]) -> Result<(), StoreError> {
+        let pk = keys::roster_pk(conversation);
+        let mut requests = Vec::with_capacity(joined.len() + left.len());
+        for user in joined {
+            let mut item = Self::key(pk.clone(), keys::roster_sk(user));
+            item.insert(attr::ID.into(), AttributeValue::S(user.to_string()));
+            requests.push(
+                WriteRequest::builder()
+                    .put_request(PutRequest::builder().set_item(Some(item)).build().map_err(internal)?)
+                    .build(),
+            );
+        }
+        for user in left {
+            let key = Self::key(pk.clone(), keys::roster_sk(user));
+            requests.push(
+                WriteRequest::builder()
+                    .delete_request(DeleteRequest::builder().set_key(Some(key)).build().map_err(internal)?)
+                    .build(),
+            );
+        }
+        try_join_all(requests.chunks(BATCH_WRITE_ITEMS).map(|chunk| self.batch_write(chunk.to_vec()))).await?;
+        Ok(())
+    }
+
+    async fn rosters(&self, conversations: &[String]) -> Result<Vec<Vec<Identity>>, StoreError> {
+        try_join_all(conversations.iter().map(|c| async move {
+            let items = self.query(keys::roster_pk(c), Some("P#")).await?;
+            // An id stored before v1.2's rules, or written by hand, is left out rather than failing the read.
+            Ok::<_, StoreError>(
+                items
+                    .iter()
+                    .filter_map(|item| {
+                        refused_is_none(Identity::try_from(s(item, attr::ID).unwrap_or_default()), "roster member")
+                    })
+                    .collect(),
+            )
+        }))
+        .await
+    }
+}
+
+impl DynamoStore {
+    /// One `BatchWriteItem`, its unprocessed items retried with a short backoff.
+    async fn batch_write(&self, mut requests: Vec<WriteRequest>) -> Result<(), StoreError> {
+        for attempt in 1..=BATCH_WRITE_ATTEMPTS {
+            let out = self
+                .client
+                .batch_write_item()
+                .request_items(self.table.clone(), requests)
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await
+                .map_err(store_error)?;
+            for consumed in out.consumed_capacity() {
+                self.stats.record(Some(consumed));
+            }
+            requests = out.unprocessed_items.and_then(|mut u| u.remove(&self.table)).unwrap_or_default();
+            if requests.is_empty() {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
+        }
+        Err(StoreError::Unavailable(format!("{} roster write(s) left unprocessed", requests.len()).into()))
     }
 }
 

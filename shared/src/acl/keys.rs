@@ -31,6 +31,9 @@ pub const IDEMPOTENCY_PREFIX: &str = "I#";
 /// The registry of asset conversations: one partition, one item per asset (see
 /// [`registry_sk`]). Walked in order by the scheduled pass.
 pub const REGISTRY_PK: &str = "K#asset-conversations";
+/// A conversation's roster: one partition per conversation (its unique name, or SID), one item per
+/// participant (see [`roster_sk`]).
+pub const ROSTER_PREFIX: &str = "C#";
 /// The one item that says how far the scheduled pass has got.
 pub const PASS_PK: &str = "S#full-reconcile";
 /// The one item that says how far the expiry sweep has got.
@@ -108,6 +111,15 @@ pub fn budget_sk(window: &str, bucket: u64) -> String {
 /// In the registry: the asset (hashed when too long, then the item carries it in `id`).
 pub fn registry_sk(asset: &AssetId) -> String {
     bounded("A#", "A##", asset.as_str())
+}
+
+pub fn roster_pk(conversation: &str) -> String {
+    format!("{ROSTER_PREFIX}{conversation}")
+}
+
+/// In a roster: the participant (hashed when too long, then the item carries them in `id`).
+pub fn roster_sk(user: &Identity) -> String {
+    bounded("P#", "P##", user.as_str())
 }
 
 /// In the user's partition: the grant of `asset` made to the user.

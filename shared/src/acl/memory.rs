@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use super::{
     AclReader, AudienceFacts, Begun, BudgetLimits, BudgetSpent, Budgets, CatalogWriter, CheckFacts,
     ConversationRegistry, Expiry, ExpiryIndex, GrantWriter, IDEMPOTENCY_WINDOW_SECONDS, Idempotency, PassCursor,
-    PassProgress, Remembered, StoreError, Upsert, minute_of, new_generation,
+    PassProgress, Remembered, Rosters, StoreError, Upsert, minute_of, new_generation,
 };
 use crate::domain::{AccessFacts, AclChange, AssetId, AssetRecord, AssetType, Grant, GroupId, Identity, Principal};
 
@@ -40,6 +40,8 @@ struct State {
     /// The assets that have a conversation, in order, for the scheduled pass.
     registry: BTreeSet<AssetId>,
     pass: PassCursor,
+    /// Each conversation's roster.
+    rosters: HashMap<String, BTreeSet<Identity>>,
 }
 
 /// What an idempotency key holds, as the table's item does.
@@ -255,6 +257,29 @@ impl PassProgress for MemoryStore {
         }
         state.pass = to.clone();
         Ok(())
+    }
+}
+
+impl Rosters for MemoryStore {
+    async fn write_roster(&self, conversation: &str, joined: &[Identity], left: &[Identity]) -> Result<(), StoreError> {
+        let mut state = self.state();
+        let roster = state.rosters.entry(conversation.to_owned()).or_default();
+        roster.extend(joined.iter().cloned());
+        for user in left {
+            roster.remove(user);
+        }
+        if roster.is_empty() {
+            state.rosters.remove(conversation);
+        }
+        Ok(())
+    }
+
+    async fn rosters(&self, conversations: &[String]) -> Result<Vec<Vec<Identity>>, StoreError> {
+        let state = self.state();
+        Ok(conversations
+            .iter()
+            .map(|c| state.rosters.get(c).map(|r| r.iter().cloned().collect()).unwrap_or_default())
+            .collect())
     }
 }
 

@@ -278,17 +278,37 @@ pub trait Idempotency: Send + Sync {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
+/// Who is in each conversation chatgate manages, as chatgate put them there and took them out,
+/// kept beside Twilio's own list so the start-up listing and the expiry sweep need not ask Twilio
+/// (whose rate the rule's removals need). A conversation is named by its unique name, or its SID
+/// when it has none. Twilio stays the truth: the scheduled pass writes what it reads from Twilio
+/// back into an asset conversation's roster, and a conversation without a roster is read from
+/// Twilio (and its roster written).
+pub trait Rosters: Send + Sync {
+    /// Adds `joined` to the conversation's roster and takes `left` out (`BatchWriteItem` on roster
+    /// items only).
+    fn write_roster(
+        &self,
+        conversation: &str,
+        joined: &[Identity],
+        left: &[Identity],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Each conversation's roster, in the order asked; empty when it has none: one round trip.
+    fn rosters(&self, conversations: &[String]) -> impl Future<Output = Result<Vec<Vec<Identity>>, StoreError>> + Send;
+}
+
 /// Everything the conversations function holds: reads, budgets, the registry of asset
 /// conversations, and remembered idempotency keys. Any store with those ports has it.
-pub trait ConversationsStore: AclReader + Budgets + ConversationRegistry + Idempotency {}
+pub trait ConversationsStore: AclReader + Budgets + ConversationRegistry + Idempotency + Rosters {}
 
-impl<T: AclReader + Budgets + ConversationRegistry + Idempotency> ConversationsStore for T {}
+impl<T: AclReader + Budgets + ConversationRegistry + Idempotency + Rosters> ConversationsStore for T {}
 
 /// Everything the reconciler function holds: reads, the expiry index, the registry of asset
 /// conversations and the pass's cursor.
-pub trait ReconcilerStore: AclReader + ExpiryIndex + ConversationRegistry + PassProgress {}
+pub trait ReconcilerStore: AclReader + ExpiryIndex + ConversationRegistry + PassProgress + Rosters {}
 
-impl<T: AclReader + ExpiryIndex + ConversationRegistry + PassProgress> ReconcilerStore for T {}
+impl<T: AclReader + ExpiryIndex + ConversationRegistry + PassProgress + Rosters> ReconcilerStore for T {}
 
 /// Grant writes, each conditional on the asset still having the owner and generation the
 /// caller read: the sharing function holds this.

@@ -4,6 +4,8 @@
 
 use std::collections::BTreeSet;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use futures_util::StreamExt as _;
 use serde::{Deserialize, Serialize};
 
@@ -13,6 +15,7 @@ use crate::audit;
 use crate::clock::Deadline;
 use crate::domain::{AssetId, ConversationAttributes, ConversationKey, ConversationKind, Identity, RoomName, Scope};
 use crate::http::ApiError;
+use crate::reconcile::roster_name;
 use crate::twilio::rest::{Conversation, Limit, TwilioError, codes};
 
 /// Most participants one request may name (Twilio allows 1000 per conversation).
@@ -178,6 +181,8 @@ struct Target {
     friendly_name: Option<String>,
     created: bool,
     present: BTreeSet<String>,
+    /// The random unique name an unnamed group was created with.
+    assigned_name: Option<String>,
 }
 
 /// What adding one wanted identity came to.
@@ -216,6 +221,7 @@ impl<R: ConversationsStore> Conversations<R> {
             }
         };
         let ((), target) = tokio::try_join!(register, self.target(&plan, unique_name.as_deref(), &caller, deadline))?;
+        let unique_name = unique_name.or_else(|| target.assigned_name.clone());
         tracing::Span::current().record("conversation_sid", target.sid.as_str());
 
         let missing: Vec<Identity> =
@@ -227,6 +233,12 @@ impl<R: ConversationsStore> Conversations<R> {
             .collect()
             .await;
         let added: Vec<bool> = additions.iter().map(|a| matches!(a, Ok(Addition::Added { .. }))).collect();
+        // Whoever is in now goes on the conversation's roster (the listing reads it instead of
+        // Twilio), before the re-check, which takes anyone it removes off it again.
+        let roster = roster_name(unique_name.as_deref(), &target.sid);
+        let inside: Vec<Identity> =
+            plan.wanted.iter().zip(&additions).filter(|(_, a)| a.is_ok()).map(|(w, _)| w.clone()).collect();
+        let rostered = self.store.write_roster(&roster, &inside, &[]).await;
 
         // The rule on whoever this request put in, whatever else failed: a revocation (or an
         // offboarding) that landed while they were being added is seen here if its own look
@@ -234,10 +246,11 @@ impl<R: ConversationsStore> Conversations<R> {
         let newcomers: Vec<&Identity> = plan.wanted.iter().zip(&added).filter(|(_, a)| **a).map(|(w, _)| w).collect();
         let rechecked = match &plan.asset {
             Some(asset) => self.recheck(asset, &newcomers, deadline).await,
-            None => self.recheck_standing(&target.sid, &newcomers, deadline).await,
+            None => self.recheck_standing(&target.sid, &roster, &newcomers, deadline).await,
         };
         let additions = additions.into_iter().collect::<Result<Vec<Addition>, ApiError>>()?;
         rechecked?;
+        rostered?;
         if !target.created {
             self.start_read_horizons(&target.sid, &additions, deadline).await?;
         }
@@ -365,6 +378,7 @@ impl<R: ConversationsStore> Conversations<R> {
     async fn recheck_standing(
         &self,
         conversation: &str,
+        roster: &str,
         newcomers: &[&Identity],
         deadline: Deadline,
     ) -> Result<(), ApiError> {
@@ -381,6 +395,8 @@ impl<R: ConversationsStore> Conversations<R> {
             leaving.iter().map(|u| self.twilio.remove_user_from_conversation(u.as_str(), conversation, deadline)),
         )
         .await?;
+        let leaving: Vec<Identity> = leaving.into_iter().cloned().collect();
+        self.store.write_roster(roster, &[], &leaving).await?;
         Err(ApiError::Forbidden(NOT_EVERY_PARTICIPANT.into()))
     }
 
@@ -393,13 +409,23 @@ impl<R: ConversationsStore> Conversations<R> {
         caller: &Identity,
         deadline: Deadline,
     ) -> Result<Target, ApiError> {
-        let new = |(sid, friendly_name, created)| Target { sid, friendly_name, created, present: BTreeSet::new() };
+        let new = |(sid, friendly_name, created)| Target {
+            sid,
+            friendly_name,
+            created,
+            present: BTreeSet::new(),
+            assigned_name: None,
+        };
         let Some(unique) = unique else {
-            // An unnamed group: a new conversation every time.
+            // An unnamed group: a new conversation every time. It still gets a unique name, a
+            // random one, so that a create whose answer Twilio lost and the client retried finds
+            // the conversation it made (50353) instead of making a second one.
             // Users first: a failure there leaves no empty conversation and spends nothing.
             self.ensure_users(plan.wanted.clone(), deadline).await?;
             let spent_at = self.spend_budget(caller).await?;
-            return Ok(new(self.create(plan, None, spent_at, deadline).await?));
+            let once = format!("group:{}", URL_SAFE_NO_PAD.encode(rand::random::<[u8; 18]>()));
+            let created = self.create(plan, Some(&once), spent_at, deadline).await?;
+            return Ok(Target { assigned_name: Some(once), ..new(created) });
         };
         if plan.kind == ConversationKind::Room {
             // Rooms can be large: fetch the room, then add the caller (50433 when already in).
@@ -425,6 +451,7 @@ impl<R: ConversationsStore> Conversations<R> {
                     friendly_name: conversation.friendly_name.or_else(|| Some(plan.friendly_name.clone())),
                     created: false,
                     present: participants.into_iter().filter_map(|p| p.identity).collect(),
+                    assigned_name: None,
                 })
             }
             None => {
@@ -507,15 +534,16 @@ impl<R: ConversationsStore> Conversations<R> {
         let attributes = ConversationAttributes::new(plan.kind, plan.asset.clone()).to_json();
         match self.twilio.create_conversation(unique, &plan.friendly_name, &attributes, deadline).await {
             Ok(c) => Ok((c.sid, c.friendly_name, true)),
+            // This very request made it, and Twilio's answer was lost on the way (the retry
+            // found the name taken): it is this request's creation.
+            Err(e) if e.code() == Some(codes::CONVERSATION_EXISTS) && e.retried() => {
+                let c = self.fetch_created(plan, unique, deadline).await?;
+                Ok((c.sid, c.friendly_name, true))
+            }
             Err(e) if e.code() == Some(codes::CONVERSATION_EXISTS) => {
                 // Another request created it: this one joins, and its budget is given back.
                 self.refund_budget(&plan.wanted[0], spent_at).await;
-                let c = self
-                    .twilio
-                    .fetch_conversation(unique.unwrap_or(""), deadline)
-                    .await?
-                    .ok_or(TwilioError::RaceLost)?;
-                self.require_ours(plan, &c, &plan.wanted[0])?;
+                let c = self.fetch_created(plan, unique, deadline).await?;
                 Ok((c.sid, c.friendly_name, false))
             }
             Err(e) => {
@@ -523,6 +551,19 @@ impl<R: ConversationsStore> Conversations<R> {
                 Err(e.into())
             }
         }
+    }
+
+    /// The conversation a create found existing under its name; it must be chatgate's, like any
+    /// conversation found under a name.
+    async fn fetch_created(
+        &self,
+        plan: &Plan,
+        unique: Option<&str>,
+        deadline: Deadline,
+    ) -> Result<Conversation, ApiError> {
+        let c = self.twilio.fetch_conversation(unique.unwrap_or(""), deadline).await?.ok_or(TwilioError::RaceLost)?;
+        self.require_ours(plan, &c, &plan.wanted[0])?;
+        Ok(c)
     }
 
     /// Best effort: a refund that fails leaves the budget a little tighter, never looser.

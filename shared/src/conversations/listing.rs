@@ -1,5 +1,7 @@
 //! The start-up listing: one page of the user's conversations with their unread counts,
-//! participants and last messages, fetched in one wave, so the SPA renders before the SDK connects.
+//! participants and last messages, so the SPA renders before the SDK connects. It spends as
+//! little of Twilio's rate as it can: one call for the page, participants from chatgate's rosters,
+//! and one call per conversation only for the messages asked for.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -8,15 +10,17 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::Conversations;
+use crate::acl::Rosters;
 use crate::clock::Deadline;
 use crate::domain::{ConversationAttributes, Identity};
 use crate::http::ApiError;
+use crate::reconcile::roster_name;
 use crate::twilio::rest::TwilioError;
 
 /// Most messages per conversation in the listing.
 pub const MAX_MESSAGES: u8 = 20;
-/// Conversations of a listing page fetched at once: a page of 50 in two waves, two calls each,
-/// well inside Twilio's per-conversation limit and its account-wide concurrency.
+/// Conversations of a listing page whose messages (or, without a roster, participants) are
+/// fetched at once: a page of 50 in two waves, well inside Twilio's account-wide concurrency.
 const LISTING_CONCURRENCY: usize = 25;
 
 /// `GET /conversations`'s query: `messages` (0–20) and `page_token`.
@@ -112,9 +116,12 @@ fn json_attributes(raw: Option<&str>) -> Value {
     raw.and_then(|a| serde_json::from_str(a).ok()).unwrap_or(Value::Null)
 }
 
-impl<R> Conversations<R> {
+impl<R: Rosters> Conversations<R> {
     /// The user's conversations, one page of Twilio's (at most 50), each with its participants
-    /// and, when asked, its last messages: two calls per conversation, in one wave.
+    /// and, when asked, its last messages. One Twilio call for the page, and the participants from
+    /// the conversations' rosters in one round trip of table reads; Twilio is asked for a
+    /// conversation's participants only when it has no roster yet (one made before rosters),
+    /// whose roster is then written. With `messages`, one more call per conversation.
     pub async fn list(&self, user: &Identity, query: &ListingQuery, deadline: Deadline) -> Result<Listing, ApiError> {
         let twilio = &self.twilio;
         let page = query.page.as_ref().map(|(p, t)| (p.as_str(), t.as_str()));
@@ -129,52 +136,89 @@ impl<R> Conversations<R> {
             // Twilio has never seen this user: nothing to list.
             return Ok(Listing { conversations: Vec::new(), next_page_token: None });
         };
+        let names: Vec<String> =
+            page.items.iter().map(|c| roster_name(c.unique_name.as_deref(), &c.conversation_sid)).collect();
+        let rosters = self.store.rosters(&names).await?;
         let messages = query.messages;
-        let conversations: Vec<ListedConversation> = futures_util::stream::iter(page.items)
-            .map(|c| async move {
-                let sid = c.conversation_sid.clone();
-                // Without a read horizon Twilio gives no unread count: nothing is read yet, so every
-                // message is unread, which the last message's index tells.
-                let horizonless = c.unread_messages_count.is_none() && c.last_read_message_index.is_none();
-                let wanted = if horizonless { messages.max(1) } else { messages };
-                let (participants, mut recent) = tokio::try_join!(twilio.participants(&sid, deadline), async {
-                    if wanted == 0 { Ok(Vec::new()) } else { twilio.last_messages(&sid, wanted, deadline).await }
-                })?;
-                let unread_count = match c.unread_messages_count {
-                    Some(count) => Some(count),
-                    None if horizonless => Some(recent.last().map_or(0, |m| m.index + 1)),
-                    None => None,
-                };
-                recent.drain(..recent.len().saturating_sub(usize::from(messages)));
-                // A conversation chatgate did not create (or whose attributes someone broke) lists
-                // without a type.
-                let about = ConversationAttributes::parse(c.attributes.as_deref()).ok().flatten();
-                Ok::<_, ApiError>(ListedConversation {
-                    sid,
-                    unique_name: c.unique_name,
-                    friendly_name: c.friendly_name,
-                    kind: about.as_ref().map(|a| a.kind.as_str()),
-                    asset_id: about.and_then(|a| a.asset).map(|a| a.to_string()),
-                    unread_count,
-                    last_read_index: c.last_read_message_index,
-                    participants: participants.unwrap_or_default().into_iter().filter_map(|p| p.identity).collect(),
-                    messages: recent
-                        .into_iter()
-                        .map(|m| MessageView {
-                            index: m.index,
-                            author: m.author,
-                            body: m.body,
-                            attributes: json_attributes(m.attributes.as_deref()),
-                            date_created: m.date_created,
-                        })
-                        .collect(),
+        let conversations: Vec<ListedConversation> =
+            futures_util::stream::iter(page.items.into_iter().zip(names).zip(rosters))
+                .map(|((c, name), roster)| async move {
+                    let sid = c.conversation_sid.clone();
+                    let (participants, mut recent) =
+                        tokio::try_join!(self.participants_of(&sid, &name, roster, deadline), async {
+                            if messages == 0 {
+                                Ok(Vec::new())
+                            } else {
+                                twilio.last_messages(&sid, messages, deadline).await.map_err(ApiError::from)
+                            }
+                        })?;
+                    // Without a read horizon Twilio gives no unread count: nothing is read yet, so
+                    // every message is unread, which the last message's index tells when the
+                    // messages were asked for; without them it stays unknown (`null`), as Twilio's
+                    // SDK reports it.
+                    let horizonless = c.unread_messages_count.is_none() && c.last_read_message_index.is_none();
+                    let unread_count = match c.unread_messages_count {
+                        Some(count) => Some(count),
+                        None if horizonless && messages > 0 => Some(recent.last().map_or(0, |m| m.index + 1)),
+                        None => None,
+                    };
+                    recent.drain(..recent.len().saturating_sub(usize::from(messages)));
+                    // A conversation chatgate did not create (or whose attributes someone broke) lists
+                    // without a type.
+                    let about = ConversationAttributes::parse(c.attributes.as_deref()).ok().flatten();
+                    Ok::<_, ApiError>(ListedConversation {
+                        sid,
+                        unique_name: c.unique_name,
+                        friendly_name: c.friendly_name,
+                        kind: about.as_ref().map(|a| a.kind.as_str()),
+                        asset_id: about.and_then(|a| a.asset).map(|a| a.to_string()),
+                        unread_count,
+                        last_read_index: c.last_read_message_index,
+                        participants,
+                        messages: recent
+                            .into_iter()
+                            .map(|m| MessageView {
+                                index: m.index,
+                                author: m.author,
+                                body: m.body,
+                                attributes: json_attributes(m.attributes.as_deref()),
+                                date_created: m.date_created,
+                            })
+                            .collect(),
+                    })
                 })
-            })
-            .buffered(LISTING_CONCURRENCY)
-            .try_collect()
-            .await?;
+                .buffered(LISTING_CONCURRENCY)
+                .try_collect()
+                .await?;
         let next_page_token = page.next_page_url.as_deref().and_then(encode_page_token);
         Ok(Listing { conversations, next_page_token })
+    }
+
+    /// A conversation's participants: its roster, or, without one, Twilio's list, which becomes
+    /// its roster (identities only: SMS or WhatsApp participants are not listed).
+    async fn participants_of(
+        &self,
+        sid: &str,
+        name: &str,
+        roster: Vec<Identity>,
+        deadline: Deadline,
+    ) -> Result<Vec<String>, ApiError> {
+        if !roster.is_empty() {
+            return Ok(roster.into_iter().map(|u| u.to_string()).collect());
+        }
+        let listed: Vec<String> = self
+            .twilio
+            .participants(sid, deadline)
+            .await?
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|p| p.identity)
+            .collect();
+        let members: Vec<Identity> = listed.iter().filter_map(|id| Identity::try_from(id.as_str()).ok()).collect();
+        if let Err(e) = self.store.write_roster(name, &members, &[]).await {
+            tracing::warn!(error = %crate::http::ErrorChain(&e), "roster not written; the next listing asks Twilio again");
+        }
+        Ok(listed)
     }
 }
 

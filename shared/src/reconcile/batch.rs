@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use futures_util::StreamExt as _;
 
 use super::{Reconciler, Removal};
-use crate::acl::{AclReader, StreamRecord, UnreadableRecord};
+use crate::acl::{AclReader, Rosters, StreamRecord, UnreadableRecord};
 use crate::clock::Deadline;
 use crate::domain::Scope;
 use crate::http::ErrorChain;
@@ -45,7 +45,7 @@ pub struct BatchOutcome {
     pub scopes: usize,
 }
 
-impl<R: AclReader> Reconciler<R> {
+impl<R: AclReader + Rosters> Reconciler<R> {
     /// Applies every distinct scope of the batch once, a few at a time, and says which items failed.
     pub async fn apply_batch(&self, items: Vec<BatchItem>, deadline: Deadline) -> BatchOutcome {
         let mut outcome = BatchOutcome::default();

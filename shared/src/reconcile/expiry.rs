@@ -15,7 +15,7 @@ use std::time::Duration;
 use futures_util::{StreamExt as _, TryStreamExt as _};
 
 use super::{ReconcileError, Reconciler, Removal};
-use crate::acl::{AclReader, Expiry, ExpiryIndex, StoreError, minute_of};
+use crate::acl::{AclReader, Expiry, ExpiryIndex, Rosters, StoreError, minute_of};
 use crate::clock::Deadline;
 use crate::domain::Scope;
 use crate::http::ErrorChain;
@@ -51,7 +51,7 @@ pub struct SweepReport {
     pub lag_seconds: u64,
 }
 
-impl<R: AclReader + ExpiryIndex> Reconciler<R> {
+impl<R: AclReader + ExpiryIndex + Rosters> Reconciler<R> {
     /// One sweep: every grant whose expiry passed since the cursor (and at least `settle` ago),
     /// reconciled once, at most `limit` scopes a run. `settle` is how long a grant write can take
     /// to commit after it read the clock (a grant must expire after that): an expiry younger than

@@ -6,7 +6,7 @@
 //! reported and left alone.
 
 use super::{ReconcileError, Reconciler, Removal};
-use crate::acl::AclReader;
+use crate::acl::{AclReader, Rosters};
 use crate::clock::Deadline;
 use crate::domain::{ConversationAttributes, ConversationKey, ConversationKind, Identity, Scope, legacy_unique_name};
 use crate::twilio::rest::{Conversation, codes};
@@ -30,7 +30,7 @@ pub struct LegacyReport {
     pub unchecked: usize,
 }
 
-impl<R: AclReader> Reconciler<R> {
+impl<R: AclReader + Rosters> Reconciler<R> {
     /// Every conversation under a v1.1 name, renamed when `apply` (else only reported).
     pub async fn rename_legacy(&self, apply: bool, deadline: Deadline) -> Result<LegacyReport, ReconcileError> {
         let mut report = LegacyReport::default();

@@ -11,7 +11,7 @@ use tokio::sync::{Semaphore, mpsc};
 
 use super::{BatchItem, Reconciler};
 use crate::acl::follow::StreamFollower;
-use crate::acl::{AclReader, ConversationRegistry, ExpiryIndex, PassProgress};
+use crate::acl::{AclReader, ConversationRegistry, ExpiryIndex, PassProgress, Rosters};
 use crate::clock::Deadline;
 use crate::domain::AclChange;
 use crate::http::ErrorChain;
@@ -34,7 +34,7 @@ fn backoff(attempt: u32) -> Duration {
 
 /// Applies the rule to every change of the in-memory store, as it happens; a change that fails
 /// is retried until it succeeds (for up to a day, as the stream would).
-pub async fn follow_memory<S: AclReader + 'static>(
+pub async fn follow_memory<S: AclReader + Rosters + 'static>(
     rule: Arc<Reconciler<S>>,
     mut changes: mpsc::UnboundedReceiver<AclChange>,
 ) {
@@ -65,7 +65,7 @@ pub async fn follow_memory<S: AclReader + 'static>(
 
 /// Applies the rule to every batch of the table's stream, retrying the items that failed until
 /// they succeed (for up to a day, the stream's retention), as the event source mapping does.
-pub async fn follow_table<S: AclReader + 'static>(rule: Arc<Reconciler<S>>, mut follower: StreamFollower) {
+pub async fn follow_table<S: AclReader + Rosters + 'static>(rule: Arc<Reconciler<S>>, mut follower: StreamFollower) {
     let mut retry: Vec<(BatchItem, tokio::time::Instant)> = Vec::new();
     let mut attempt = 0;
     loop {
@@ -113,7 +113,7 @@ const SWEEP_LIMIT: usize = 300;
 const SETTLE: Duration = Duration::from_secs(2);
 
 /// The expiry sweep, every second: a holder leaves within about 3 s of `expires_at`.
-pub async fn sweep_expiries<S: AclReader + ExpiryIndex + 'static>(rule: Arc<Reconciler<S>>) {
+pub async fn sweep_expiries<S: AclReader + ExpiryIndex + Rosters + 'static>(rule: Arc<Reconciler<S>>) {
     let mut every = tokio::time::interval(Duration::from_secs(1));
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -130,7 +130,7 @@ const PASS_BUDGET: Duration = Duration::from_secs(60);
 
 /// The scheduled pass (`FULL_RECONCILE_SECONDS`), the way EventBridge's schedule drives it in
 /// AWS: every `every`, every asset conversation in the registry re-decided, to its end.
-pub async fn full_passes<S: AclReader + ConversationRegistry + PassProgress + 'static>(
+pub async fn full_passes<S: AclReader + ConversationRegistry + PassProgress + Rosters + 'static>(
     rule: Arc<Reconciler<S>>,
     every: Duration,
 ) {

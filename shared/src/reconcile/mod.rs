@@ -24,7 +24,7 @@ pub use expiry::SweepReport;
 pub use legacy::{LegacyName, LegacyReport};
 pub use pass::PassReport;
 
-use crate::acl::{AclReader, CatalogWriter, MAX_BATCH_ASSETS, StoreError};
+use crate::acl::{AclReader, CatalogWriter, MAX_BATCH_ASSETS, Rosters, StoreError};
 use crate::audit;
 use crate::clock::Clock;
 use crate::clock::Deadline;
@@ -102,19 +102,50 @@ impl<R> Reconciler<R> {
     pub fn twilio(&self) -> &ConversationsClient {
         &self.twilio
     }
+}
 
-    /// Takes `user` out of `conversation`; `None` when they were not in it.
+/// Whom to take out of which conversation: the conversation as Twilio is asked (SID or unique
+/// name) and as its roster is named (unique name, else SID), and the asset it is about.
+#[derive(Debug, Clone)]
+struct Leaving {
+    user: Identity,
+    conversation: String,
+    roster: String,
+    asset: Option<AssetId>,
+}
+
+impl Leaving {
+    /// A conversation as Twilio lists it for a user.
+    fn from_listed(user: &Identity, listed: &UserConversation, asset: Option<AssetId>) -> Self {
+        Self {
+            user: user.clone(),
+            conversation: listed.conversation_sid.clone(),
+            roster: roster_name(listed.unique_name.as_deref(), &listed.conversation_sid),
+            asset,
+        }
+    }
+}
+
+/// How a conversation's roster is named: its unique name, or its SID when it has none.
+pub fn roster_name(unique_name: Option<&str>, sid: &str) -> String {
+    unique_name.filter(|u| !u.is_empty()).unwrap_or(sid).to_owned()
+}
+
+impl<R: Rosters> Reconciler<R> {
+    /// Takes the user out of the conversation, and off its roster; `None` when they were not in it.
     async fn remove(
         &self,
-        user: &Identity,
-        conversation: &str,
-        asset: Option<&AssetId>,
+        leaving: &Leaving,
         cause: &str,
         deadline: Deadline,
     ) -> Result<Option<Removal>, ReconcileError> {
-        if !self.twilio.remove_user_from_conversation(user.as_str(), conversation, deadline).await? {
+        let Leaving { user, conversation, roster, asset } = leaving;
+        let removed = self.twilio.remove_user_from_conversation(user.as_str(), conversation, deadline).await?;
+        self.store.write_roster(roster, &[], std::slice::from_ref(user)).await?;
+        if !removed {
             return Ok(None);
         }
+        let asset = asset.as_ref();
         let removal = Removal { identity: user.clone(), conversation: conversation.to_owned(), asset: asset.cloned() };
         audit::record(&audit::Entry {
             event: "participant.removed",
@@ -127,17 +158,15 @@ impl<R> Reconciler<R> {
         Ok(Some(removal))
     }
 
-    /// Removes each `(user, conversation, asset)`, a few at a time; the first failure wins.
+    /// Removes each, a few at a time; the first failure wins.
     async fn remove_all(
         &self,
-        leaving: Vec<(Identity, String, Option<AssetId>)>,
+        leaving: Vec<Leaving>,
         cause: &str,
         deadline: Deadline,
     ) -> Result<Vec<Removal>, ReconcileError> {
         let removed: Vec<Option<Removal>> = futures_util::stream::iter(leaving)
-            .map(|(user, conversation, asset)| async move {
-                self.remove(&user, &conversation, asset.as_ref(), cause, deadline).await
-            })
+            .map(|leaving| async move { self.remove(&leaving, cause, deadline).await })
             .buffer_unordered(REMOVAL_CONCURRENCY)
             .try_collect()
             .await?;
@@ -145,7 +174,7 @@ impl<R> Reconciler<R> {
     }
 }
 
-impl<R: AclReader> Reconciler<R> {
+impl<R: AclReader + Rosters> Reconciler<R> {
     /// Applies the rule to `scope` now: removes whoever it covers who can no longer read.
     pub async fn apply(&self, scope: &Scope, deadline: Deadline) -> Result<Vec<Removal>, ReconcileError> {
         let cause = scope.to_string();
@@ -166,20 +195,41 @@ impl<R: AclReader> Reconciler<R> {
         cause: &str,
         deadline: Deadline,
     ) -> Result<Vec<Removal>, ReconcileError> {
-        let facts = self.store.check_facts(user, std::slice::from_ref(asset)).await?;
+        let name = self.names.asset(asset);
+        let (facts, rosters) = tokio::try_join!(
+            self.store.check_facts(user, std::slice::from_ref(asset)),
+            self.store.rosters(std::slice::from_ref(&name))
+        )?;
         if facts.decision(user, self.clock.now()).can_read() {
             return Ok(Vec::new());
         }
-        let removal = self.remove(user, &self.names.asset(asset), Some(asset), cause, deadline).await?;
+        // A conversation whose roster does not list them: they are not in it, and Twilio is not
+        // asked (a grant expiring for someone who never joined costs nothing). Without a roster
+        // (a conversation from before them), Twilio decides.
+        let roster = rosters.into_iter().next().unwrap_or_default();
+        if !roster.is_empty() && !roster.contains(user) {
+            return Ok(Vec::new());
+        }
+        let leaving =
+            Leaving { user: user.clone(), conversation: name.clone(), roster: name, asset: Some(asset.clone()) };
+        let removal = self.remove(&leaving, cause, deadline).await?;
         Ok(removal.into_iter().collect())
     }
 
-    /// Everyone in one asset's conversation: one listing, one wave of decisions, one call per removal.
+    /// Everyone in one asset's conversation: one listing, one wave of decisions, one call per
+    /// removal; and its roster made what Twilio says (who stays).
     async fn audience(&self, asset: &AssetId, cause: &str, deadline: Deadline) -> Result<Vec<Removal>, ReconcileError> {
-        let Some(participants) = self.twilio.participants(&self.names.asset(asset), deadline).await? else {
+        let name = self.names.asset(asset);
+        let (participants, rosters) = tokio::try_join!(
+            async { self.twilio.participants(&name, deadline).await.map_err(ReconcileError::from) },
+            async { self.store.rosters(std::slice::from_ref(&name)).await.map_err(ReconcileError::from) }
+        )?;
+        let roster = rosters.into_iter().next().unwrap_or_default();
+        let Some(participants) = participants else {
+            // No conversation (any more): no roster either.
+            self.store.write_roster(&name, &[], &roster).await?;
             return Ok(Vec::new());
         };
-        let Some(sid) = participants.first().map(|p| p.conversation_sid.clone()) else { return Ok(Vec::new()) };
         // Participants without a chat identity (SMS, WhatsApp) are never added by chatgate and
         // cannot be decided for; they are left alone.
         let users: Vec<Identity> = participants
@@ -189,16 +239,28 @@ impl<R: AclReader> Reconciler<R> {
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
-        if users.is_empty() {
-            return Ok(Vec::new());
+        let facts = if users.is_empty() { None } else { Some(self.store.audience_facts(asset, &users).await?) };
+        let decisions = facts.map(|f| f.decisions(&users, self.clock.now())).unwrap_or_default();
+        let (staying, leaving): (Vec<_>, Vec<_>) =
+            users.into_iter().zip(decisions).partition(|(_, decision)| decision.can_read());
+        // The roster as Twilio has it: who stays and is not on it joins it, who is on it and not
+        // in Twilio leaves it (the leaving leave it as they are removed).
+        let joined: Vec<Identity> = staying.iter().map(|(u, _)| u).filter(|u| !roster.contains(u)).cloned().collect();
+        let in_twilio = |u: &Identity| staying.iter().chain(&leaving).any(|(v, _)| v == u);
+        let gone: Vec<Identity> = roster.iter().filter(|u| !in_twilio(u)).cloned().collect();
+        if !joined.is_empty() || !gone.is_empty() {
+            self.store.write_roster(&name, &joined, &gone).await?;
         }
-        let facts = self.store.audience_facts(asset, &users).await?;
-        let decisions = facts.decisions(&users, self.clock.now());
-        let leaving = users
+        // Removals name the conversation by its SID, as an operator finds it in Twilio.
+        let sid = participants.first().map_or_else(|| name.clone(), |p| p.conversation_sid.clone());
+        let leaving = leaving
             .into_iter()
-            .zip(decisions)
-            .filter(|(_, decision)| !decision.can_read())
-            .map(|(user, _)| (user, sid.clone(), Some(asset.clone())))
+            .map(|(user, _)| Leaving {
+                user,
+                conversation: sid.clone(),
+                roster: name.clone(),
+                asset: Some(asset.clone()),
+            })
             .collect();
         self.remove_all(leaving, cause, deadline).await
     }
@@ -207,12 +269,10 @@ impl<R: AclReader> Reconciler<R> {
     /// wave of decisions per 100 assets, one call per removal.
     async fn user(&self, user: &Identity, cause: &str, deadline: Deadline) -> Result<Vec<Removal>, ReconcileError> {
         let conversations = self.twilio.all_user_conversations(user.as_str(), deadline).await?.unwrap_or_default();
-        let in_assets: Vec<(String, AssetId)> = conversations
+        let in_assets: Vec<(&UserConversation, AssetId)> = conversations
             .iter()
             .filter_map(|c| match managed(c) {
-                Some(ConversationAttributes { kind: ConversationKind::Asset, asset: Some(asset) }) => {
-                    Some((c.conversation_sid.clone(), asset))
-                }
+                Some(ConversationAttributes { kind: ConversationKind::Asset, asset: Some(asset) }) => Some((c, asset)),
                 _ => None,
             })
             .collect();
@@ -226,14 +286,14 @@ impl<R: AclReader> Reconciler<R> {
                     .iter()
                     .zip(decisions)
                     .filter(|(_, decision)| !decision.can_read())
-                    .map(|((sid, asset), _)| (user.clone(), sid.clone(), Some(asset.clone()))),
+                    .map(|((listed, asset), _)| Leaving::from_listed(user, listed, Some(asset.clone()))),
             );
         }
         self.remove_all(leaving, cause, deadline).await
     }
 }
 
-impl<R: AclReader + CatalogWriter> Reconciler<R> {
+impl<R: AclReader + CatalogWriter + Rosters> Reconciler<R> {
     /// Offboarding: the user leaves every group, then every conversation chatgate manages for
     /// them (direct, group, asset, room). Idempotent: run again, it finishes what a failure left.
     pub async fn offboard(
@@ -265,8 +325,8 @@ impl<R: AclReader + CatalogWriter> Reconciler<R> {
             .iter()
             .filter_map(|c| match ConversationAttributes::parse(c.attributes.as_deref()) {
                 Ok(None) => None,
-                Ok(Some(about)) => Some((user.clone(), c.conversation_sid.clone(), about.asset)),
-                Err(_) => Some((user.clone(), c.conversation_sid.clone(), None)),
+                Ok(Some(about)) => Some(Leaving::from_listed(user, c, about.asset)),
+                Err(_) => Some(Leaving::from_listed(user, c, None)),
             })
             .collect();
         let removals = self.remove_all(leaving, "offboarding", deadline).await?;

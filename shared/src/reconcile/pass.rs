@@ -10,7 +10,7 @@ use std::time::Duration;
 use futures_util::StreamExt as _;
 
 use super::{ReconcileError, Reconciler, Removal};
-use crate::acl::{AclReader, ConversationRegistry, PassCursor, PassProgress, StoreError};
+use crate::acl::{AclReader, ConversationRegistry, PassCursor, PassProgress, Rosters, StoreError};
 use crate::clock::Deadline;
 use crate::domain::Scope;
 use crate::http::ErrorChain;
@@ -38,7 +38,7 @@ pub struct PassReport {
     pub age_seconds: u64,
 }
 
-impl<R: AclReader + ConversationRegistry + PassProgress> Reconciler<R> {
+impl<R: AclReader + ConversationRegistry + PassProgress + Rosters> Reconciler<R> {
     /// One run: when a pass is under way, or due (`every` after the last complete one started),
     /// re-decides at most `limit` conversations from the cursor on, while the deadline allows.
     pub async fn pass_run(
