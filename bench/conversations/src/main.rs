@@ -125,7 +125,7 @@ async fn main() {
         measure(
             &standin,
             &state,
-            "listing 20 conversations, 5 messages",
+            "listing 20 conversations made before rosters, 5 messages",
             "lister",
             "GET",
             "/conversations?messages=5",
@@ -139,8 +139,14 @@ async fn main() {
     for r in &rows {
         println!("| {} | {} | {} | {:.1} | {} |", r.operation, r.status, r.calls, r.round_trips, r.max_in_flight);
     }
-    let existing_ok = rows.iter().filter(|r| r.operation.starts_with("existing")).all(|r| r.calls == 1);
-    println!("\ntarget (an existing conversation costs one call): {}", if existing_ok { "met" } else { "NOT met" });
+    // v1.2 reads what the conversation is about with its participants (a conversation found under
+    // chatgate's name must be chatgate's): two reads, at once.
+    let existing_ok =
+        rows.iter().filter(|r| r.operation.starts_with("existing")).all(|r| r.calls <= 2 && r.round_trips < 1.5);
+    println!(
+        "\ntarget (an existing conversation costs one round trip of at most two reads): {}",
+        if existing_ok { "met" } else { "NOT met" }
+    );
     let listing_ok = listing_page(&standin, &state).await;
     if rows.iter().any(|r| r.status >= 400) || !listing_ok {
         eprintln!("an operation failed");
