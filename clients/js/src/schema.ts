@@ -55,9 +55,18 @@ export interface paths {
          *     its participants and, when asked, its last messages. A caller Twilio has never seen gets
          *     an empty listing.
          *
+         *     Cost (v1.2): one Twilio call for the page; the participants come from the rosters chatgate
+         *     keeps of the conversations it manages (one round trip of table reads), so `messages=0`
+         *     costs one Twilio call whatever the number of conversations, and `messages` of 1 or more
+         *     one more call per conversation shown. A conversation with no roster yet (made before
+         *     v1.2, or by hand) costs one Twilio call for its participants, once: its roster is written
+         *     then. Participants are chatgate's view: who it put in and has not taken out (the
+         *     scheduled pass writes Twilio's list back into asset conversations' rosters; a user who
+         *     leaves a direct or group conversation through the SDK stays listed until then).
+         *
          *     Checks happen in this order: path encoding (`400`), method (`405`), session (`401`, or
-         *     `400` for an identity Twilio cannot use), query (`400`), then Twilio (`502`, `503`). No
-         *     body is read.
+         *     `400` for an identity Twilio cannot use), query (`400`), then Twilio (`502`, `503`) and
+         *     the table (`503`). No body is read.
          */
         get: operations["listConversations"];
         put?: never;
@@ -118,6 +127,18 @@ export interface paths {
          *     caller's budget (`429`, `503`); then Twilio's creation (`502`, `503`). Nothing is sent to
          *     Twilio before the ACL checks have passed, and nothing is created in Twilio before the
          *     budget has. Query parameters are ignored.
+         *
+         *     Retries make nothing twice (v1.2): with an `Idempotency-Key` header, the first request
+         *     takes the key (per user) and its answer (`200` or `201` and the body) is kept 24 hours;
+         *     a retry with the same key and the same request answers exactly that, with no Twilio
+         *     call. The request is compared as chatgate reads it (spacing, key order and defaults do
+         *     not matter). The same key with a different request is `409`; a retry while the first
+         *     request still runs is `409` (retry a few seconds later). A request that fails (any
+         *     `4xx` or `5xx`) keeps nothing: its retry runs afresh. The key is checked after the
+         *     session and the body, and before anything else.
+         *
+         *     Twilio's limits are `409` naming the limit (v1.2): a user already in 1,000
+         *     conversations (Twilio's limit per identity), a conversation with 1,000 participants.
          */
         post: operations["createOrJoinConversation"];
         delete?: never;
@@ -511,9 +532,14 @@ export interface paths {
          *          an asset conversation. On another conversation, attributes that would carry
          *          chatgate's `type` are refused the same way. Parameters the event leaves out, and
          *          every other field (`FriendlyName`, `State`, ...), pass: `200`.
-         *        - Any other event type, or no `EventType`: `200`, nothing is read. This includes the
-         *          post-events `onMessageAdded` and `onMessageUpdated`, which Twilio sends after the
-         *          fact and never waits on.
+         *        - `onMessageAdded` and `onMessageUpdated` (post-events, v1.2: the backstop behind
+         *          Twilio's fail-open edge, which publishes a message unchanged when the pre-event is
+         *          not answered within 5 s): the message is judged exactly as its pre-event would have
+         *          been; one the guard would refuse is deleted from the conversation (`MessageSid`,
+         *          `ConversationSid`) and audited (`event: guard.deleted`). Always `200`, whatever
+         *          happens: Twilio ignores a post-event's answer. A failure to judge or delete (the
+         *          table or Twilio unavailable) is logged as an error, and the message stays.
+         *        - Any other event type, or no `EventType`: `200`, nothing is read.
          *
          *     Every refusal after the signature check is also an audit line (`"audit": true`,
          *     `event: guard.refused`) naming the acting identity, the asset and the conversation,
@@ -892,12 +918,12 @@ export interface components {
             asset_id: string | null;
             /**
              * @description The caller's unread messages. Twilio counts them from the caller's read horizon (the
-             *     last message it read). Before the caller has one, Twilio gives no count; chatgate then
-             *     counts every message as unread (the last message's index + 1, `0` for an empty
-             *     conversation), which costs one more Twilio call for that conversation when `messages`
-             *     is `0`. Participants chatgate adds to a conversation that already has messages start
-             *     with those read (their horizon is set to the last one), so they count only what comes
-             *     after. `null` only if Twilio reports a horizon without a count, which it does not do.
+             *     last message it read). Before the caller has one, Twilio gives no count: with
+             *     `messages` of 1 or more chatgate counts every message as unread (the last message's
+             *     index + 1, `0` for an empty conversation); with `messages=0` it is `null`, as Twilio's
+             *     SDK reports it (v1.2: the listing spends no Twilio call per conversation to learn it).
+             *     Participants chatgate adds to a conversation that already has messages start with
+             *     those read (their horizon is set to the last one), so they count only what comes after.
              */
             unread_count: number | null;
             /** @description The index of the last message the caller read; `null` when the caller has read none. */
@@ -1268,14 +1294,16 @@ export interface components {
             };
         };
         /**
-         * @description A conversation Twilio holds under the unique name chatgate uses for this request is not
-         *     chatgate's: its attributes are not chatgate's, or are about something else (another
-         *     `type` or `asset_id`). chatgate never uses it, adds nobody to it, and writes an audit line
-         *     `conversation.name_taken` (the caller, the asset, the conversation's SID). An operator
+         * @description One of: a conversation Twilio holds under the unique name chatgate uses for this request
+         *     is not chatgate's (its attributes are not chatgate's, or are about something else: another
+         *     `type` or `asset_id`); chatgate never uses it, adds nobody to it, and writes an audit line
+         *     `conversation.name_taken` (the caller, the asset, the conversation's SID); an operator
          *     must remove the conversation (it was made by a client before the service was set up
-         *     closed, or by hand); retrying does not help until then.
+         *     closed, or by hand), and retrying does not help until then. Or the `Idempotency-Key` was
+         *     used with a different request, or its first request is still running. Or one of Twilio's
+         *     limits: a participant in 1,000 conversations, a conversation with 1,000 participants.
          */
-        ConversationNameTaken: {
+        ConversationConflict: {
             headers: {
                 "Cache-Control": components["headers"]["CacheControlNoStore"];
                 [name: string]: unknown;
@@ -1509,7 +1537,10 @@ export interface operations {
     createOrJoinConversation: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description 1 to 128 visible ASCII characters (else `400`); a random UUID per logical request is the usual choice. */
+                "Idempotency-Key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -1549,7 +1580,7 @@ export interface operations {
             404: components["responses"]["RoomNotFound"];
             /** @description Neither `GET` nor `POST`; `Allow: GET, POST`. */
             405: components["responses"]["MethodNotAllowed"];
-            409: components["responses"]["ConversationNameTaken"];
+            409: components["responses"]["ConversationConflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["NewConversationsRateLimited"];
