@@ -166,11 +166,11 @@ impl From<crate::twilio::rest::TwilioError> for ApiError {
         match e.limit() {
             Some(Limit::UserConversations) => {
                 return ApiError::Conflict(
-                    "a participant is in as many conversations as Twilio allows one user (1,000)".into(),
+                    "a participant is in as many conversations as Twilio allows one user".into(),
                 );
             }
             Some(Limit::Participants) => {
-                return ApiError::Conflict("the conversation has as many participants as Twilio allows (1,000)".into());
+                return ApiError::Conflict("the conversation has as many participants as Twilio allows".into());
             }
             None => {}
         }

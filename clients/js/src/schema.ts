@@ -79,7 +79,7 @@ export interface paths {
          *     | `type` | fields | unique name | who may |
          *     |---|---|---|---|
          *     | `direct` | `participant` (required) | `direct:` + a keyed digest of the sorted pair | any user, with another user |
-         *     | `group` | `friendly_name` (required), `participants`, `unique_name` | none: a new conversation each time; with `unique_name`, `group:` + a keyed digest of the creator and that name | any user |
+         *     | `group` | `friendly_name` (required), `participants`, `unique_name` | a random one (`group:` + 24 random characters): a new conversation each time; with `unique_name`, `group:` + a keyed digest of the creator and that name | any user |
          *     | `asset` | `asset_id` (required), `participants` | `asset:` + a keyed digest of the asset id | the caller and every listed participant must be able to read the asset (`403`) |
          *     | `room` | `name` (required) | `room:<name>` | any user; the room must exist (`404`); operators create rooms (`chatgate rooms create`) |
          *
@@ -137,8 +137,12 @@ export interface paths {
          *     `4xx` or `5xx`) keeps nothing: its retry runs afresh. The key is checked after the
          *     session and the body, and before anything else.
          *
-         *     Twilio's limits are `409` naming the limit (v1.2): a user already in 1,000
-         *     conversations (Twilio's limit per identity), a conversation with 1,000 participants.
+         *     Twilio's limits are `409` naming the limit (v1.2): a user already in as many conversations
+         *     as Twilio allows one identity, a conversation with as many participants as it allows.
+         *
+         *     An unnamed group gets a random unique name (`group:` and 24 characters, v1.2), so that a
+         *     create whose answer Twilio lost is found again by the retry instead of made twice; it is
+         *     in the answer's `unique_name`.
          */
         post: operations["createOrJoinConversation"];
         delete?: never;
@@ -841,7 +845,8 @@ export interface components {
              * @description The conversation's Twilio unique name: `direct:`, `asset:` or `group:` followed by a
              *     43-character base64url HMAC-SHA256 keyed by the deployment's `CONVERSATION_NAME_KEY`
              *     (so another deployment names the same conversation differently), or `room:<name>`;
-             *     `null` for a group created without `unique_name`.
+             *     for a group created without `unique_name`, `group:` and 24 random base64url characters
+             *     (v1.2; `null` for one created before).
              * @example direct:O1toKr14LfP3hKwPEeQkZ1xLiU--9-Rdc0y-rwbPa1M
              * @example room:support
              */
@@ -1301,7 +1306,8 @@ export interface components {
          *     must remove the conversation (it was made by a client before the service was set up
          *     closed, or by hand), and retrying does not help until then. Or the `Idempotency-Key` was
          *     used with a different request, or its first request is still running. Or one of Twilio's
-         *     limits: a participant in 1,000 conversations, a conversation with 1,000 participants.
+         *     limits: a participant in as many conversations as Twilio allows, a conversation with as many
+         *     participants as it allows.
          */
         ConversationConflict: {
             headers: {

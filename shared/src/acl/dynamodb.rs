@@ -891,10 +891,11 @@ impl ExpiryIndex for DynamoStore {
                 keys::expiry_sk(&entry.asset, &entry.principal),
             )))
             .update_expression("ADD #c :one")
-            .condition_expression("attribute_exists(#x)")
+            .condition_expression("#x = :x")
             .expression_attribute_names("#c", attr::COUNT)
             .expression_attribute_names("#x", attr::EXPIRES_AT)
             .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .expression_attribute_values(":x", AttributeValue::N(entry.expires_at.to_string()))
             .return_values(ReturnValue::UpdatedNew)
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
@@ -917,10 +918,11 @@ impl ExpiryIndex for DynamoStore {
                 keys::expiry_sk(&entry.asset, &entry.principal),
             )))
             .update_expression("SET #z = :at")
-            .condition_expression("attribute_exists(#x) AND attribute_not_exists(#z)")
+            .condition_expression("#x = :x AND attribute_not_exists(#z)")
             .expression_attribute_names("#z", attr::ASIDE)
             .expression_attribute_names("#x", attr::EXPIRES_AT)
             .expression_attribute_values(":at", AttributeValue::N(attempts.to_string()))
+            .expression_attribute_values(":x", AttributeValue::N(entry.expires_at.to_string()))
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;

@@ -214,13 +214,10 @@ impl<R: ConversationsStore> Conversations<R> {
         let unique_name = plan.key.as_ref().map(|key| self.names().unique_name(key));
         // An asset conversation is registered before it can exist (and again on every join, which
         // registers those made before the registry), so the scheduled pass walks every one.
-        let register = async {
-            match &plan.asset {
-                Some(asset) => self.store.register_conversation(asset, self.clock.now()).await.map_err(ApiError::from),
-                None => Ok(()),
-            }
-        };
-        let ((), target) = tokio::try_join!(register, self.target(&plan, unique_name.as_deref(), &caller, deadline))?;
+        if let Some(asset) = &plan.asset {
+            self.store.register_conversation(asset, self.clock.now()).await?;
+        }
+        let target = self.target(&plan, unique_name.as_deref(), &caller, deadline).await?;
         let unique_name = unique_name.or_else(|| target.assigned_name.clone());
         tracing::Span::current().record("conversation_sid", target.sid.as_str());
 
@@ -296,7 +293,7 @@ impl<R: ConversationsStore> Conversations<R> {
             }
             Err(e) if e.code() == Some(codes::PARTICIPANT_EXISTS) => Ok(Addition::AlreadyIn),
             Err(e) if e.limit() == Some(Limit::UserConversations) && who == *caller => Err(ApiError::Conflict(
-                "you are in as many conversations as Twilio allows one user (1,000); leave one first".into(),
+                "you are in as many conversations as Twilio allows one user; leave one first".into(),
             )),
             Err(e) => Err(ApiError::from(e)),
         }

@@ -69,9 +69,15 @@ impl<R: AclReader + Rosters> Reconciler<R> {
         for (result, scope, ids) in results {
             match result {
                 Ok(removals) => outcome.removals.extend(removals),
-                Err(e) => {
+                Err(e) if e.is_transient() => {
                     tracing::error!(scope = %scope, error = %ErrorChain(&e), "could not reconcile; the items are retried");
                     outcome.failed.extend(ids);
+                }
+                // No retry cures it (a corrupt item, a Twilio refusal): retrying would block the
+                // shard for a day. Set aside and counted; the pass covers the conversation.
+                Err(e) => {
+                    tracing::error!(scope = %scope, error = %ErrorChain(&e), "cannot reconcile; the items are set aside");
+                    outcome.set_aside.extend(ids);
                 }
             }
         }

@@ -107,7 +107,17 @@ impl<R: AclReader + ExpiryIndex + Rosters> Reconciler<R> {
             ..SweepReport::default()
         };
         let results: Vec<_> = futures_util::stream::iter(order)
-            .map(|scope| async move { (self.apply(&scope, deadline).await, scope) })
+            .map(|scope| async move {
+                // A holder the conversation's roster does not list never joined: nothing to ask Twilio.
+                if let Scope::Reader { asset, user } = &scope {
+                    match self.off_roster(asset, user).await {
+                        Ok(true) => return (Ok(Vec::new()), scope),
+                        Ok(false) => {}
+                        Err(e) => return (Err(e), scope),
+                    }
+                }
+                (self.apply(&scope, deadline).await, scope)
+            })
             .buffer_unordered(APPLY_CONCURRENCY)
             .collect()
             .await;

@@ -196,18 +196,8 @@ impl<R: AclReader + Rosters> Reconciler<R> {
         deadline: Deadline,
     ) -> Result<Vec<Removal>, ReconcileError> {
         let name = self.names.asset(asset);
-        let (facts, rosters) = tokio::try_join!(
-            self.store.check_facts(user, std::slice::from_ref(asset)),
-            self.store.rosters(std::slice::from_ref(&name))
-        )?;
+        let facts = self.store.check_facts(user, std::slice::from_ref(asset)).await?;
         if facts.decision(user, self.clock.now()).can_read() {
-            return Ok(Vec::new());
-        }
-        // A conversation whose roster does not list them: they are not in it, and Twilio is not
-        // asked (a grant expiring for someone who never joined costs nothing). Without a roster
-        // (a conversation from before them), Twilio decides.
-        let roster = rosters.into_iter().next().unwrap_or_default();
-        if !roster.is_empty() && !roster.contains(user) {
             return Ok(Vec::new());
         }
         let leaving =
@@ -216,15 +206,21 @@ impl<R: AclReader + Rosters> Reconciler<R> {
         Ok(removal.into_iter().collect())
     }
 
+    /// Whether the asset's conversation has a roster that does not list `user`: then they never
+    /// joined through chatgate, and the expiry sweep asks Twilio nothing for them. Only the sweep
+    /// relies on it (the pass is its net); revocations and the re-check after a join ask Twilio.
+    async fn off_roster(&self, asset: &AssetId, user: &Identity) -> Result<bool, ReconcileError> {
+        let roster = self.store.rosters(&[self.names.asset(asset)]).await?.into_iter().next().unwrap_or_default();
+        Ok(!roster.is_empty() && !roster.contains(user))
+    }
+
     /// Everyone in one asset's conversation: one listing, one wave of decisions, one call per
-    /// removal; and its roster made what Twilio says (who stays).
+    /// removal; and its roster made what Twilio says (who stays). The roster is read before
+    /// Twilio's list, so whoever it shows was added before that list was taken.
     async fn audience(&self, asset: &AssetId, cause: &str, deadline: Deadline) -> Result<Vec<Removal>, ReconcileError> {
         let name = self.names.asset(asset);
-        let (participants, rosters) = tokio::try_join!(
-            async { self.twilio.participants(&name, deadline).await.map_err(ReconcileError::from) },
-            async { self.store.rosters(std::slice::from_ref(&name)).await.map_err(ReconcileError::from) }
-        )?;
-        let roster = rosters.into_iter().next().unwrap_or_default();
+        let roster = self.store.rosters(std::slice::from_ref(&name)).await?.into_iter().next().unwrap_or_default();
+        let participants = self.twilio.participants(&name, deadline).await?;
         let Some(participants) = participants else {
             // No conversation (any more): no roster either.
             self.store.write_roster(&name, &[], &roster).await?;

@@ -87,6 +87,12 @@ impl<R: AclReader + ConversationRegistry + PassProgress + Rosters> Reconciler<R>
                     report.removals.extend(removals);
                     after = Some(asset);
                 }
+                // No retry cures it: counted, and the pass moves on rather than stall on it.
+                Some(Err(e)) if !e.is_transient() => {
+                    tracing::error!(asset_id = asset.as_str(), error = %ErrorChain(&e), pass_poison = 1, "conversation cannot be re-decided; the pass moves on");
+                    reached += 1;
+                    after = Some(asset);
+                }
                 Some(Err(e)) => {
                     tracing::warn!(asset_id = asset.as_str(), error = %ErrorChain(&e), "pass stopped; the next run resumes here");
                     report.failed += 1;
@@ -115,8 +121,8 @@ impl<R: AclReader + ConversationRegistry + PassProgress + Rosters> Reconciler<R>
         Ok(report)
     }
 
-    /// Runs the pass to its end now (the operator's `chatgate reconcile all`, `chatgate dev`'s
-    /// timer), a run at a time; stops at the first run that fails to move.
+    /// Runs the pass to its end now (`chatgate dev`'s timer, the benchmark), a run at a time;
+    /// stops at the first run that fails to move.
     pub async fn pass_to_end(&self, limit: usize, deadline: Deadline) -> Result<PassReport, ReconcileError> {
         let mut total = PassReport::default();
         loop {
