@@ -859,10 +859,7 @@ impl ExpiryIndex for DynamoStore {
             .client
             .delete_item()
             .table_name(&self.table)
-            .set_key(Some(Self::key(
-                keys::expiry_pk(minute_of(entry.expires_at)),
-                keys::expiry_sk(&entry.asset, &entry.principal),
-            )))
+            .set_key(Some(expiry_key(entry)))
             .condition_expression("#x = :x")
             .expression_attribute_names("#x", attr::EXPIRES_AT)
             .expression_attribute_values(":x", AttributeValue::N(entry.expires_at.to_string()))
@@ -886,10 +883,7 @@ impl ExpiryIndex for DynamoStore {
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(Self::key(
-                keys::expiry_pk(minute_of(entry.expires_at)),
-                keys::expiry_sk(&entry.asset, &entry.principal),
-            )))
+            .set_key(Some(expiry_key(entry)))
             .update_expression("ADD #c :one")
             .condition_expression("#x = :x")
             .expression_attribute_names("#c", attr::COUNT)
@@ -913,10 +907,7 @@ impl ExpiryIndex for DynamoStore {
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(Self::key(
-                keys::expiry_pk(minute_of(entry.expires_at)),
-                keys::expiry_sk(&entry.asset, &entry.principal),
-            )))
+            .set_key(Some(expiry_key(entry)))
             .update_expression("SET #z = :at")
             .condition_expression("#x = :x AND attribute_not_exists(#z)")
             .expression_attribute_names("#z", attr::ASIDE)
@@ -1160,10 +1151,14 @@ where
     }
 }
 
+/// The key of a grant's entry in the expiry index: its minute's partition.
+fn expiry_key(entry: &Expiry) -> Item {
+    DynamoStore::key(keys::expiry_pk(minute_of(entry.expires_at)), keys::expiry_sk(&entry.asset, &entry.principal))
+}
+
 /// A grant's entry in the expiry index.
 fn expiry_entry(entry: &Expiry) -> Item {
-    let mut item =
-        DynamoStore::key(keys::expiry_pk(minute_of(entry.expires_at)), keys::expiry_sk(&entry.asset, &entry.principal));
+    let mut item = expiry_key(entry);
     item.insert(attr::ASSET.into(), AttributeValue::S(entry.asset.to_string()));
     item.insert(attr::ID.into(), AttributeValue::S(entry.principal.to_string()));
     item.insert(attr::EXPIRES_AT.into(), AttributeValue::N(entry.expires_at.to_string()));
