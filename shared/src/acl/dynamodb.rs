@@ -628,14 +628,10 @@ impl Idempotency for DynamoStore {
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;
-        match sent.map_err(store_error) {
-            Ok(out) => {
-                self.stats.record(out.consumed_capacity());
-                Ok(())
-            }
-            Err(StoreError::Conflict) => Ok(()),
-            Err(e) => Err(e),
+        if let Some(out) = sent_or_gone(sent)? {
+            self.stats.record(out.consumed_capacity());
         }
+        Ok(())
     }
 }
 
@@ -866,14 +862,10 @@ impl ExpiryIndex for DynamoStore {
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;
-        match sent.map_err(store_error) {
-            Ok(out) => {
-                self.stats.record(out.consumed_capacity());
-                Ok(())
-            }
-            Err(StoreError::Conflict) => Ok(()),
-            Err(e) => Err(e),
+        if let Some(out) = sent_or_gone(sent)? {
+            self.stats.record(out.consumed_capacity());
         }
+        Ok(())
     }
 
     async fn expiry_failed(&self, entry: &Expiry, set_aside_after: u32) -> Result<bool, StoreError> {
