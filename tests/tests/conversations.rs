@@ -331,6 +331,27 @@ async fn a_failed_request_lets_its_idempotency_key_go_and_bad_keys_are_400() {
 }
 
 #[tokio::test]
+async fn an_unnamed_group_whose_request_failed_after_the_create_is_joined_by_its_retry() {
+    let w = World::new().await;
+    let body = json!({"type": "group", "friendly_name": "Launch", "participants": ["bob"]});
+    // Twilio makes the group, then every participant add fails: the request fails, its key goes.
+    w.standin.fail_always(Fault::INTERNAL_ERROR, Some("/Conversations/CH"));
+    let (status, problem) = w.post_with_key("ana", "launch-1", body.clone()).await;
+    assert_eq!(status, 502, "{problem}");
+    assert_eq!(w.standin.conversations().len(), 1, "the create landed before the failure");
+    w.standin.heal();
+    let (status, joined) = w.post_with_key("ana", "launch-1", body.clone()).await;
+    assert_eq!(status, 200, "the retry joins the group its failed attempt made: {joined}");
+    assert_eq!(w.standin.conversations().len(), 1, "one group, not two");
+    let sid = joined["sid"].as_str().expect("sid");
+    assert_eq!(w.identities(sid), ["ana", "bob"]);
+    // Another key, or another caller with this key, is another group.
+    assert_eq!(w.post_with_key("ana", "launch-2", body.clone()).await.0, 201);
+    assert_eq!(w.post_with_key("bob", "launch-1", body).await.0, 201);
+    assert_eq!(w.standin.conversations().len(), 3);
+}
+
+#[tokio::test]
 async fn concurrent_requests_with_one_idempotency_key_make_one_conversation() {
     let w = World::new().await;
     w.standin.set_delay(std::time::Duration::from_millis(50));

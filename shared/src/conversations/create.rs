@@ -4,8 +4,6 @@
 
 use std::collections::BTreeSet;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use futures_util::StreamExt as _;
 use serde::{Deserialize, Serialize};
 
@@ -414,15 +412,14 @@ impl<R: ConversationsStore> Conversations<R> {
             assigned_name: None,
         };
         let Some(unique) = unique else {
-            // An unnamed group: a new conversation every time. It still gets a unique name, a
-            // random one, so that a create whose answer Twilio lost and the client retried finds
-            // the conversation it made (50353) instead of making a second one.
-            // Users first: a failure there leaves no empty conversation and spends nothing.
+            // An unnamed group without a key: a new conversation every time, under a fresh name
+            // (see `ConversationNames::fresh_group`). Users first: a failure there leaves no
+            // empty conversation and spends nothing.
             self.ensure_users(plan.wanted.clone(), deadline).await?;
             let spent_at = self.spend_budget(caller).await?;
-            let once = format!("group:{}", URL_SAFE_NO_PAD.encode(rand::random::<[u8; 18]>()));
-            let created = self.create(plan, Some(&once), spent_at, deadline).await?;
-            return Ok(Target { assigned_name: Some(once), ..new(created) });
+            let fresh = self.names().fresh_group();
+            let created = self.create(plan, Some(&fresh), spent_at, deadline).await?;
+            return Ok(Target { assigned_name: Some(fresh), ..new(created) });
         };
         if plan.kind == ConversationKind::Room {
             // Rooms can be large: fetch the room, then add the caller (50433 when already in).

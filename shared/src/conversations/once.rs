@@ -3,13 +3,15 @@
 //! for 24 hours; a retry with the same key and the same body gets that answer and creates
 //! nothing; the same key with another body is refused. A request that fails lets its key go, so
 //! its retry runs afresh; one that stops without a word (a timed-out function) holds the key only
-//! for its lease.
+//! for its lease. Either way the retry makes nothing twice: an unnamed group asked for with a key
+//! is named after the caller and the key, so a retry joins the group its failed attempt made.
 
 use ring::digest;
 
 use super::{Conversations, CreateCommand, Plan};
 use crate::acl::{Begun, ConversationsStore, Remembered};
 use crate::clock::Deadline;
+use crate::domain::ConversationKey;
 use crate::http::{ApiError, ErrorChain};
 
 /// How long a request holds its key before a retry may take it over: longer than any request
@@ -52,13 +54,19 @@ impl<R: ConversationsStore> Conversations<R> {
     /// remembered one when `key` was used before by the same user for the same command.
     pub async fn create_or_join_once(
         &self,
-        plan: Plan,
+        mut plan: Plan,
         command: &CreateCommand,
         key: Option<&IdempotencyKey>,
         deadline: Deadline,
     ) -> Result<Remembered, ApiError> {
         let Some(key) = key else { return self.answer(plan, deadline).await };
         let caller = plan.wanted[0].clone();
+        // An unnamed group is named by its key: a retry of a request that failed after Twilio
+        // made the group (its key let go) finds that group and joins it, instead of making another.
+        if plan.key.is_none() {
+            plan.key =
+                Some(ConversationKey::Retried { creator: caller.clone(), idempotency_key: key.as_str().to_owned() });
+        }
         let fingerprint = fingerprint(command);
         match self.store.begin(&caller, key.as_str(), &fingerprint, LEASE_SECONDS, self.clock.now()).await? {
             Begun::Fresh => {}
@@ -78,7 +86,7 @@ impl<R: ConversationsStore> Conversations<R> {
         match self.answer(plan, deadline).await {
             Ok(answer) => {
                 // The conversation is made either way; a key not kept means a retry joins it
-                // (named) or, for an unnamed group, may make another: logged, never hidden.
+                // (every conversation asked for with a key is named): logged, never hidden.
                 if let Err(e) = self.store.finish(&caller, key.as_str(), &fingerprint, &answer).await {
                     tracing::warn!(error = %ErrorChain(&e), "idempotent answer not kept");
                 }
