@@ -1,7 +1,7 @@
 //! `chatgate reconcile asset|user|failure`: applies the access rule now (after an outage, or to a
 //! batch from the reconciler's failure queue) with the same reconciler as the functions, and says
 //! whom it removed. `chatgate reconcile rename-legacy` moves conversations created before v1.2 to
-//! their keyed names.
+//! their keyed names and registers every asset conversation for the scheduled pass.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,8 +31,9 @@ pub enum ReconcileCommand {
         message: String,
     },
     /// Once, after upgrading to v1.2: rename the direct and asset conversations that still carry
-    /// v1.1's public names to their keyed names, and re-decide each asset conversation's
-    /// participants. Without --apply, only says what it would do.
+    /// v1.1's public names to their keyed names, re-decide each asset conversation's
+    /// participants, and register every asset conversation for the scheduled pass. Without
+    /// --apply, only says what it would do. Safe to run again.
     RenameLegacy {
         #[arg(long)]
         apply: bool,
@@ -103,6 +104,8 @@ async fn rename_legacy(rule: &Reconciler<DynamoStore>, apply: bool) -> Result<()
         report.conversations.len(),
         report.unchecked
     );
+    let registered = if apply { "registered" } else { "would register" };
+    println!("{registered} {} asset conversation(s) for the scheduled pass", report.registered);
     Ok(())
 }
 

@@ -3,7 +3,7 @@
 
 use std::process::{Command, Output};
 
-use chatgate::acl::{CatalogWriter, GrantWriter};
+use chatgate::acl::{CatalogWriter, ConversationRegistry, GrantWriter};
 use chatgate::domain::{AssetType, ConversationNames, Grant, Principal, Role};
 use chatgate_tests::acl_contract::{asset, group, record, user};
 use chatgate_tests::dynamo::{ACCESS_KEY, REGION, SECRET_KEY, dynamo_local, test_store, unique_table_name};
@@ -171,6 +171,8 @@ async fn conversations_under_v1_1_names_are_renamed_once_and_squatters_removed()
     );
     assert!(dry.contains(&format!("would rename {}", d.sid)), "{dry}");
     assert_eq!(standin.conversation(&a.sid).expect("a").unique_name.as_deref(), Some(legacy_asset.as_str()));
+    assert!(dry.ends_with("would register 1 asset conversation(s) for the scheduled pass\n"), "{dry}");
+    assert_eq!(store.registered_after(None, 10).await.expect("registry"), (vec![], false), "a dry run writes nothing");
 
     let applied = ok(&table, &standin, &["reconcile", "rename-legacy", "--apply"]);
     assert!(applied.contains(&format!("removed mallory from {} (asset a-1)", a.sid)), "{applied}");
@@ -178,6 +180,9 @@ async fn conversations_under_v1_1_names_are_renamed_once_and_squatters_removed()
     assert_eq!(renamed.unique_name, Some(names.asset(&asset("a-1"))));
     assert_eq!(renamed.identities(), ["ana"]);
     assert_eq!(standin.conversation(&d.sid).expect("d").unique_name, Some(names.direct(&user("ana"), &user("bob"))));
+    // The asset conversation made before v1.2 is in the registry: the scheduled pass walks it.
+    assert_eq!(store.registered_after(None, 10).await.expect("registry"), (vec![asset("a-1")], false));
     let again = ok(&table, &standin, &["reconcile", "rename-legacy", "--apply"]);
     assert!(again.starts_with("0 conversation(s) under v1.1 names"), "{again}");
+    assert!(again.ends_with("registered 1 asset conversation(s) for the scheduled pass\n"), "{again}");
 }

@@ -3,10 +3,12 @@
 //! each one whose name and attributes prove it is chatgate's to its keyed name, so create-or-join
 //! and the reconciler find it again, and re-decides an asset conversation's participants at once
 //! (someone may have squatted the public name before the upgrade). What cannot be proven is
-//! reported and left alone.
+//! reported and left alone. The same walk registers every asset conversation for the scheduled
+//! pass (v1.2 registers the ones it creates or joins; those made before are found here), so the
+//! pass covers them from the upgrade on, not from their next join.
 
 use super::{ReconcileError, Reconciler, Removal};
-use crate::acl::{AclReader, Rosters};
+use crate::acl::{AclReader, ConversationRegistry, Rosters};
 use crate::clock::Deadline;
 use crate::domain::{ConversationAttributes, ConversationKey, ConversationKind, Identity, Scope, legacy_unique_name};
 use crate::twilio::rest::{Conversation, codes};
@@ -21,22 +23,32 @@ pub enum LegacyName {
     Taken { sid: String, from: String },
 }
 
-/// The outcome of a pass: each conversation found under a v1.1 name, and how many chatgate
+/// The outcome of a pass: each conversation found under a v1.1 name, how many chatgate
 /// conversations could not be checked (named groups, whose creator and name cannot be recovered,
-/// and direct conversations without exactly two participants).
+/// and direct conversations without exactly two participants), and how many asset
+/// conversations are (or, in a dry run, would be) in the scheduled pass's registry.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LegacyReport {
     pub conversations: Vec<LegacyName>,
     pub unchecked: usize,
+    pub registered: usize,
 }
 
-impl<R: AclReader + Rosters> Reconciler<R> {
-    /// Every conversation under a v1.1 name, renamed when `apply` (else only reported).
+impl<R: AclReader + ConversationRegistry + Rosters> Reconciler<R> {
+    /// Every conversation under a v1.1 name, renamed when `apply` (else only reported); every
+    /// asset conversation registered for the scheduled pass when `apply` (registering is
+    /// idempotent, so running this again is harmless).
     pub async fn rename_legacy(&self, apply: bool, deadline: Deadline) -> Result<LegacyReport, ReconcileError> {
         let mut report = LegacyReport::default();
         for conversation in self.twilio.list_conversations(deadline).await? {
-            let Some(from) = conversation.unique_name.clone() else { continue };
             let Ok(Some(about)) = ConversationAttributes::parse(conversation.attributes.as_deref()) else { continue };
+            if let Some(asset) = &about.asset {
+                if apply {
+                    self.store.register_conversation(asset, self.clock.now()).await?;
+                }
+                report.registered += 1;
+            }
+            let Some(from) = conversation.unique_name.clone() else { continue };
             let Some(key) = self.legacy_key(&conversation, &about, deadline).await? else {
                 report.unchecked += usize::from(about.kind != ConversationKind::Room);
                 continue;
