@@ -144,6 +144,12 @@ impl Dev {
         self.rest("POST", "Configuration", &[("DefaultChatServiceRoleSid", &open)]).await;
     }
 
+    async fn message_sids(&self, conversation: &str) -> Vec<String> {
+        let listed = self.rest("GET", &format!("Conversations/{conversation}/Messages"), &[]).await;
+        let messages = listed["messages"].as_array().expect("messages");
+        messages.iter().map(|m| m["sid"].as_str().expect("sid").to_owned()).collect()
+    }
+
     async fn asset(&self, id: &str, owner: &str) {
         let status = self
             .admin(
@@ -394,4 +400,40 @@ async fn ids_that_look_like_others_are_refused_everywhere_they_enter() {
     let path = dev.call("GET", "/assets/a%E2%80%8B1/access", "alice", None).await;
     assert_eq!(path.status, 400, "{}", path.body);
     assert_eq!(dev.admin("PUT", "/admin/groups/g%E2%80%8B/members/alice", None).await, 400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_published_past_an_unreachable_guard_is_deleted_by_the_backstop() {
+    let dev = Dev::start(&[]);
+    dev.asset("a-1", "ana").await;
+    dev.asset("a-2", "ana").await;
+    let direct = dev.call("POST", "/conversations", "ana", Some(json!({"type": "direct", "participant": "bob"}))).await;
+    assert_eq!(direct.status, 201, "{}", direct.body);
+    let sid = direct.body["sid"].as_str().expect("sid").to_owned();
+    let bob = dev.sdk("bob").await;
+    let reference = json!({"assetRef": "a-2", "assetType": "document", "permissions": "inherited"}).to_string();
+    // While the guard answers, bob cannot reference a-2, which he cannot read.
+    let refused = bob.send_message(&sid, "see a-2", Some(&reference)).await.expect_err("the pre-event refuses");
+    assert_eq!((refused.status(), refused.code()), (Some(403), Some(50050)));
+
+    // Now the pre-event cannot reach the guard (a network fault: Twilio lets the message through,
+    // as it does one not answered in 5 s); the post-events still can.
+    let unreachable = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
+    let url = format!("http://{}/twilio/events", unreachable.local_addr().expect("addr"));
+    drop(unreachable);
+    dev.rest("POST", "Configuration/Webhooks", &[("PreWebhookUrl", &url)]).await;
+    let published = bob.send_message(&sid, "see a-2", Some(&reference)).await.expect("published past the guard");
+    let published_sid = published["sid"].as_str().expect("sid").to_owned();
+    let plain = bob.send_message(&sid, "hello", None).await.expect("a message without a reference");
+
+    // The post-event reaches chatgate, which deletes the message it would have refused.
+    let mut left = dev.message_sids(&sid).await;
+    for _ in 0..100 {
+        if !left.contains(&published_sid) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        left = dev.message_sids(&sid).await;
+    }
+    assert_eq!(left, [plain["sid"].as_str().expect("sid")], "the refused message is deleted, the other stays");
 }

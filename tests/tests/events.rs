@@ -1,5 +1,6 @@
 //! Runs every `events/<function>/<status>-<mode>-<case>.json` through its function's handler and
-//! checks the status its name promises, so no fixture rots.
+//! checks the status its name promises, so no fixture rots; and every alarm of `template.yaml`
+//! points at a section of the runbook that exists, so no alarm sends on-call nowhere.
 
 use std::path::PathBuf;
 
@@ -243,4 +244,38 @@ async fn check_reconciler_fixture(name: &str, path: &std::path::Path) {
         }
         None => unreachable!(),
     }
+}
+
+/// GitHub's anchor for a Markdown heading: lower case, spaces to `-`, other punctuation dropped.
+fn anchor(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter_map(|c| match c {
+            ' ' => Some('-'),
+            c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn every_alarm_points_at_a_runbook_section_that_exists() {
+    let root = workspace_root();
+    let runbook = std::fs::read_to_string(root.join("docs/operations.md")).expect("runbook");
+    let sections: Vec<String> = runbook
+        .lines()
+        .filter_map(|l| l.trim_start_matches('#').strip_prefix(' ').filter(|_| l.starts_with('#')))
+        .map(anchor)
+        .collect();
+    let template = std::fs::read_to_string(root.join("template.yaml")).expect("template");
+    let mut alarms = 0;
+    for line in template.lines().filter(|l| l.trim_start().starts_with("AlarmDescription:")) {
+        alarms += 1;
+        let link = line.split("docs/operations.md#").nth(1).unwrap_or_else(|| panic!("no runbook link: {line}"));
+        let section: String = link.chars().take_while(|c| c.is_alphanumeric() || *c == '-' || *c == '_').collect();
+        assert!(sections.contains(&section), "{section} is not a heading of docs/operations.md ({line})");
+    }
+    assert!(alarms >= 10, "{alarms} alarms found");
 }

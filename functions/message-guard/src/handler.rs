@@ -91,23 +91,29 @@ async fn guard<R: AclReader>(state: &GuardState<R>, req: Request) -> Result<Resp
 const POST_EVENTS: [&str; 2] = ["onMessageAdded", "onMessageUpdated"];
 
 /// A published message the guard would have refused is deleted and audited. Post-events are
-/// answered `200` whatever happens: a failure here is logged (an error line the log metric counts),
-/// and the message stays until someone deletes it.
+/// answered `200` whatever happens (Twilio does not retry them): a failure here is an error line
+/// with `backstop_failures`, which template.yaml's BackstopFailuresMetric counts and its alarm
+/// reports, and the message stays until someone deletes it. Each deletion is counted too
+/// (`backstop_deleted`): every one is a message the pre-event guard did not answer in time.
 async fn backstop<R: AclReader>(state: &GuardState<R>, event: &Event) {
     let kind = event.get("EventType").unwrap_or("");
     match state.guard.backstop(event).await {
         Ok(None) => {}
-        Ok(Some(refusal)) => audit::record(&audit::Entry {
-            event: "guard.deleted",
-            actor: &refusal.actor,
-            asset: refusal.asset.as_ref().map(AssetId::as_str),
-            conversation: event.get("ConversationSid"),
-            detail: Some(&format!("{kind} {}: {}", event.get("MessageSid").unwrap_or(""), refusal.reason)),
-            ..audit::Entry::default()
-        }),
+        Ok(Some(refusal)) => {
+            audit::record(&audit::Entry {
+                event: "guard.deleted",
+                actor: &refusal.actor,
+                asset: refusal.asset.as_ref().map(AssetId::as_str),
+                conversation: event.get("ConversationSid"),
+                detail: Some(&format!("{kind} {}: {}", event.get("MessageSid").unwrap_or(""), refusal.reason)),
+                ..audit::Entry::default()
+            });
+            tracing::info!(backstop_deleted = 1, "a message published past the guard was deleted");
+        }
         Err(e) => tracing::error!(
             error = %chatgate::http::ErrorChain(&e),
             message_sid = event.get("MessageSid"),
+            backstop_failures = 1,
             "a published message could not be judged or deleted; it stays"
         ),
     }
