@@ -126,10 +126,10 @@ function Home({ onSignOut }) {
             <h2>{current.friendly_name}</h2>
             <p>With {current.participants.join(", ")}</p>
             {current.type === "asset" && current.asset_id && (
-              <p>
+              <div className="about">
                 About <AssetCard assetId={current.asset_id} version={accessVersion} />
                 <button onClick={() => setSharing(current.asset_id)}>Share {current.asset_id}</button>
-              </p>
+              </div>
             )}
             {current.messages.map((m) => (
               <Message key={m.index} message={m} version={accessVersion} />

@@ -1,7 +1,8 @@
 // The example app in a real Chromium (Debian's, driven by playwright-core; no browser download)
 // against `chatgate dev`, the app served from another origin than the API so CORS is for real:
 // signing in with a dev session, the start-up listing, 30 asset cards costing one access request,
-// a card turning locked after the owner revokes, and an error shown from a problem body.
+// a card turning locked after the owner revokes, an asset conversation with its card, and an
+// error shown from a problem body; every page's console is clean (any error fails the test).
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
@@ -51,6 +52,11 @@ function serveApp() {
   const server = createServer((req, res) => {
     const path = new URL(req.url, "http://x").pathname;
     let file = join(app, "dist", path);
+    // Like a static host: a missing file is 404; a path without an extension is the app's.
+    if (!existsSync(file) && extname(path) !== "") {
+      res.writeHead(404).end();
+      return;
+    }
     if (!existsSync(file) || statSync(file).isDirectory()) file = join(app, "dist", "index.html");
     res.writeHead(200, { "content-type": types[extname(file)] ?? "application/octet-stream" });
     createReadStream(file).pipe(res);
@@ -122,19 +128,25 @@ after(async () => {
   dev?.child.kill();
 });
 
-/** A signed-in page, and the access-check requests it sends. */
+/** A signed-in page, the access-check requests it sends, and what its console reports as errors
+ * (React's warnings included: the app is built with development React for this test). */
 async function signIn(token) {
   const context = await browser.newContext();
   const page = await context.newPage();
   const checks = [];
+  const errors = [];
   page.on("request", (req) => {
     if (req.url().endsWith("/access/check")) checks.push(JSON.parse(req.postData()).asset_ids);
   });
+  page.on("console", (message) => {
+    if (message.type() === "error") errors.push(`${message.text()} ${message.location().url ?? ""}`.trim());
+  });
+  page.on("pageerror", (error) => errors.push(String(error)));
   await page.goto(banner.app);
   await page.getByLabel("chatgate URL").fill(banner.base);
   await page.getByLabel("Session token").fill(token);
   await page.getByRole("button", { name: "Sign in" }).click();
-  return { page, checks };
+  return { page, checks, errors };
 }
 
 const cards = (page, state) => page.locator(`[data-testid="asset-card"][data-state="${state}"]`);
@@ -148,7 +160,7 @@ async function until(what, check) {
 }
 
 test("the app signs in, lists, renders 30 cards with one access request, and follows a revocation", async () => {
-  const { page, checks } = await signIn(banner.reader);
+  const { page, checks, errors } = await signIn(banner.reader);
   // The start-up listing renders before (and without) any Twilio connection.
   await page.getByTestId("me").getByText("Signed in as u-2").waitFor();
   await page.getByRole("button", { name: /Cards A/ }).waitFor();
@@ -181,10 +193,25 @@ test("the app signs in, lists, renders 30 cards with one access request, and fol
   assert.equal(await cards(page, "open").count(), 19);
   assert.equal(checks.length, 2, "one more batch for the refresh");
   if (process.env.SCREENSHOT) await page.screenshot({ path: process.env.SCREENSHOT, fullPage: true });
+  assert.deepEqual(errors, [], "the console stays clean");
+  assert.deepEqual(owner.errors, [], "the owner's console stays clean");
+});
+
+test("an asset conversation opens with its card and a clean console", async () => {
+  const { page, errors } = await signIn(banner.owner);
+  await page.getByTestId("me").getByText("Signed in as dev-user").waitFor();
+  await page.getByLabel("Kind").selectOption("asset");
+  await page.getByLabel("Document", { exact: true }).fill("c-1");
+  await page.getByLabel("With").fill("u-2");
+  await page.getByRole("button", { name: "Open" }).click();
+  const view = page.getByTestId("conversation-view");
+  await view.locator('[data-testid="asset-card"][data-asset="c-1"][data-state="open"]').waitFor();
+  await view.getByRole("button", { name: "Share c-1" }).waitFor();
+  assert.deepEqual(errors, [], "no error in the console (React's DOM nesting warnings included)");
 });
 
 test("an error from a problem body is shown", async () => {
-  const { page } = await signIn(banner.reader);
+  const { page, errors } = await signIn(banner.reader);
   await page.getByTestId("me").getByText("Signed in as u-2").waitFor();
   await page.getByLabel("Document to share").fill("c-25");
   await page.getByRole("button", { name: "Share…" }).click();
@@ -201,4 +228,11 @@ test("an error from a problem body is shown", async () => {
   const refused = await page.getByTestId("error").innerText();
   assert.match(refused, /403 forbidden: you cannot read this asset/);
   assert.doesNotMatch(refused, /u-3/);
+  // The browser reports the refused requests this test provokes (the grants, fetched twice by
+  // development React's StrictMode, and the conversation), and nothing else.
+  const provoked = (e) =>
+    e.includes("status of 403") && (e.endsWith("/assets/c-25/grants") || e.endsWith("/conversations"));
+  assert.ok(errors.some((e) => provoked(e) && e.endsWith("/grants")), errors.join("\n"));
+  assert.ok(errors.some((e) => provoked(e) && e.endsWith("/conversations")), errors.join("\n"));
+  assert.deepEqual(errors.filter((e) => !provoked(e)), []);
 });
