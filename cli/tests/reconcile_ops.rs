@@ -3,7 +3,7 @@
 
 use std::process::{Command, Output};
 
-use chatgate::acl::{CatalogWriter, ConversationRegistry, GrantWriter};
+use chatgate::acl::{CatalogWriter, GrantWriter, RegisteredConversations};
 use chatgate::domain::{AssetType, ConversationNames, Grant, Principal, Role};
 use chatgate_tests::acl_contract::{asset, group, record, user};
 use chatgate_tests::dynamo::{ACCESS_KEY, REGION, SECRET_KEY, dynamo_local, test_store, unique_table_name};

@@ -17,6 +17,8 @@ use aws_types::region::Region;
 use aws_types::service_config::{LoadServiceConfig, ServiceConfigKey};
 
 use crate::config::{ConfigError, Settings};
+#[cfg(feature = "secrets")]
+use crate::config::{SecretsSource, TwilioSecrets};
 
 /// The SDK's default chain (profiles, SSO, instance and container credentials, ...) on chatgate's
 /// TLS stack: for operators' tools, never a function.
@@ -51,6 +53,17 @@ pub fn from_environment(settings: &Settings) -> Result<SdkConfig, ConfigError> {
     builder.set_use_fips(flag("AWS_USE_FIPS_ENDPOINT")?);
     builder.set_use_dual_stack(flag("AWS_USE_DUALSTACK_ENDPOINT")?);
     Ok(builder.build())
+}
+
+#[cfg(feature = "secrets")]
+impl TwilioSecrets {
+    /// A function's secrets, read once at cold start: on [`from_environment`], and only for an ARN.
+    pub async fn load(settings: &Settings) -> Result<Self, ConfigError> {
+        match SecretsSource::from_settings(settings) {
+            SecretsSource::Environment(secrets) => Ok(secrets),
+            source => source.load(&from_environment(settings)?).await,
+        }
+    }
 }
 
 /// A service's own settings from the environment, as the SDK names them: the service-specific

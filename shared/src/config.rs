@@ -10,7 +10,6 @@ use crate::domain::{
     AccountSid, ApiKeySid, ConversationNames, MIN_NAME_KEY_BYTES, PushCredentialSid, ServiceSid, Sid, SidKind,
     TtlPolicy,
 };
-use crate::http::CorsPolicy;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("configuration {name}: {problem}")]
@@ -125,6 +124,47 @@ impl MintConfig {
     }
 }
 
+/// Which browser origins may call the API (`ALLOWED_ORIGINS`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CorsPolicy {
+    /// Exactly these origins.
+    Origins(Vec<String>),
+    /// Any `http://localhost:<port>` or `http://127.0.0.1:<port>`: the local server's default.
+    Loopback,
+}
+
+impl CorsPolicy {
+    /// Parses `ALLOWED_ORIGINS`: comma-separated `scheme://host[:port]`, no wildcard.
+    pub fn parse(value: &str) -> Result<Self, String> {
+        let mut origins = Vec::new();
+        for origin in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            if origin.contains('*') {
+                return Err("a wildcard origin is not allowed; list the SPA's origins".into());
+            }
+            let Some((scheme, rest)) = origin.split_once("://") else {
+                return Err(format!("`{origin}` is not an origin (scheme://host[:port])"));
+            };
+            if !matches!(scheme, "http" | "https") || rest.is_empty() || rest.contains('/') {
+                return Err(format!("`{origin}` is not an origin (scheme://host[:port])"));
+            }
+            origins.push(origin.to_ascii_lowercase());
+        }
+        Ok(Self::Origins(origins))
+    }
+
+    /// Whether a browser at `origin` may call the API.
+    pub fn allows(&self, origin: &str) -> bool {
+        match self {
+            Self::Origins(list) => list.iter().any(|o| o.eq_ignore_ascii_case(origin)),
+            Self::Loopback => ["http://localhost:", "http://127.0.0.1:"].iter().any(|prefix| {
+                origin
+                    .strip_prefix(prefix)
+                    .is_some_and(|port| !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()))
+            }),
+        }
+    }
+}
+
 /// `ALLOWED_ORIGINS`, when set.
 pub fn cors_policy(settings: &Settings) -> Result<Option<CorsPolicy>, ConfigError> {
     settings
@@ -231,16 +271,6 @@ struct SecretDocument {
 }
 
 impl TwilioSecrets {
-    /// A function's secrets, read once at cold start: on [`crate::aws::from_environment`], and only
-    /// for an ARN.
-    #[cfg(feature = "secrets")]
-    pub async fn load(settings: &Settings) -> Result<Self, ConfigError> {
-        match SecretsSource::from_settings(settings) {
-            SecretsSource::Environment(secrets) => Ok(secrets),
-            source => source.load(&crate::aws::from_environment(settings)?).await,
-        }
-    }
-
     /// From `TWILIO_API_KEY_SECRET` and `TWILIO_AUTH_TOKEN` (the local server, the tests).
     pub fn from_env(settings: &Settings) -> Self {
         Self {
@@ -399,6 +429,28 @@ mod tests {
         assert!(ok.conversation_names().is_ok());
         assert!(!format!("{ok:?}").contains(&key));
         assert!(TwilioSecrets::default().with_default_name_key(&key).conversation_names().is_ok());
+    }
+
+    #[test]
+    fn allowed_origins_refuse_wildcards_and_paths() {
+        assert!(CorsPolicy::parse("*").is_err());
+        assert!(CorsPolicy::parse("https://*.example.com").is_err());
+        assert!(CorsPolicy::parse("https://app.example.com/path").is_err());
+        assert!(CorsPolicy::parse("app.example.com").is_err());
+        assert_eq!(
+            CorsPolicy::parse(" https://App.example.com, http://localhost:5173 ,"),
+            Ok(CorsPolicy::Origins(vec!["https://app.example.com".into(), "http://localhost:5173".into()]))
+        );
+    }
+
+    #[test]
+    fn loopback_policy_admits_only_loopback_origins() {
+        let policy = CorsPolicy::Loopback;
+        assert!(policy.allows("http://localhost:5173"));
+        assert!(policy.allows("http://127.0.0.1:8080"));
+        assert!(!policy.allows("http://localhost.evil.com:80"));
+        assert!(!policy.allows("http://localhost:"));
+        assert!(!policy.allows("https://example.com"));
     }
 
     #[cfg(feature = "secrets")]

@@ -10,6 +10,8 @@ use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+pub use crate::config::CorsPolicy;
+
 /// Largest JSON body any route reads; API Gateway would pass up to 10 MB.
 pub const MAX_JSON_BODY_BYTES: usize = 64 * 1024;
 
@@ -123,82 +125,8 @@ impl ApiError {
     }
 }
 
-// Every other boundary's error, mapped to what the caller sees: here, next to `into_response`.
-
-impl From<crate::acl::BudgetSpent> for ApiError {
-    fn from(spent: crate::acl::BudgetSpent) -> Self {
-        ApiError::RateLimited { detail: spent.to_string(), retry_after: spent.retry_after_seconds }
-    }
-}
-
-impl From<crate::acl::StoreError> for ApiError {
-    fn from(e: crate::acl::StoreError) -> Self {
-        use crate::acl::StoreError;
-        match e {
-            StoreError::Unavailable(source) => ApiError::Upstream {
-                what: "the permission store",
-                status: StatusCode::SERVICE_UNAVAILABLE,
-                retry_after: Some(1),
-                source: Some(source),
-            },
-            StoreError::Conflict => ApiError::Conflict("the asset changed meanwhile; retry".into()),
-            StoreError::Internal(source) => ApiError::Internal(source),
-        }
-    }
-}
-
-#[cfg(feature = "sessions")]
-impl From<crate::auth::JwksUnavailable> for ApiError {
-    fn from(e: crate::auth::JwksUnavailable) -> Self {
-        ApiError::Upstream {
-            what: "the identity provider's key set",
-            status: StatusCode::SERVICE_UNAVAILABLE,
-            retry_after: None,
-            source: Some(Box::new(e)),
-        }
-    }
-}
-
-#[cfg(feature = "twilio-rest")]
-impl From<crate::twilio::rest::TwilioError> for ApiError {
-    fn from(e: crate::twilio::rest::TwilioError) -> Self {
-        use crate::twilio::rest::{Limit, TwilioError};
-        match e.limit() {
-            Some(Limit::UserConversations) => {
-                return ApiError::Conflict(
-                    "a participant is in as many conversations as Twilio allows one user".into(),
-                );
-            }
-            Some(Limit::Participants) => {
-                return ApiError::Conflict("the conversation has as many participants as Twilio allows".into());
-            }
-            None => {}
-        }
-        let (status, retry_after) = match &e {
-            TwilioError::Unavailable { status: Some(429), retry_after, .. } => {
-                (StatusCode::SERVICE_UNAVAILABLE, retry_after.or(Some(1)))
-            }
-            TwilioError::Unavailable { status: Some(s), retry_after, .. } if *s >= 500 => {
-                (StatusCode::BAD_GATEWAY, *retry_after)
-            }
-            TwilioError::Unavailable { retry_after, .. } => (StatusCode::SERVICE_UNAVAILABLE, *retry_after),
-            TwilioError::RaceLost => (StatusCode::SERVICE_UNAVAILABLE, Some(1)),
-            TwilioError::Api { .. } | TwilioError::Decode(_) => (StatusCode::BAD_GATEWAY, None),
-        };
-        ApiError::Upstream { what: "Twilio", status, retry_after, source: Some(Box::new(e)) }
-    }
-}
-
-#[cfg(all(feature = "twilio-rest", feature = "dynamodb"))]
-impl From<crate::reconcile::ReconcileError> for ApiError {
-    fn from(e: crate::reconcile::ReconcileError) -> Self {
-        use crate::reconcile::ReconcileError;
-        match e {
-            ReconcileError::Store(e) => e.into(),
-            ReconcileError::Twilio(e) => e.into(),
-        }
-    }
-}
+// Every other boundary's error maps itself to what the caller sees, beside its own definition
+// (`impl From<TwilioError> for ApiError` in `twilio::rest`, and so on): `http` names none of them.
 
 /// RFC 9457 problem details, plus chatgate's stable `code`.
 #[derive(Debug, Serialize)]
@@ -274,13 +202,13 @@ where
     F: FnOnce(Request) -> Fut,
     Fut: Future<Output = Result<Response<Body>, ApiError>>,
 {
-    if let Some(preflight) = cors.and_then(|c| c.preflight(&req)) {
-        return preflight;
+    if let Some(answer) = cors.and_then(|c| preflight(c, &req)) {
+        return answer;
     }
     let origin = req.headers().get(header::ORIGIN).cloned();
     let mut response = route(req).await.unwrap_or_else(ApiError::into_response);
     if let Some(cors) = cors {
-        cors.decorate(origin.as_ref(), &mut response);
+        decorate(cors, origin.as_ref(), &mut response);
     }
     response
 }
@@ -362,78 +290,38 @@ pub fn require_method(req: &Request, method: Method, allow: &'static str) -> Res
     if req.method() == method { Ok(()) } else { Err(ApiError::MethodNotAllowed { allow }) }
 }
 
-/// Which browser origins may call the API (`ALLOWED_ORIGINS`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CorsPolicy {
-    /// Exactly these origins.
-    Origins(Vec<String>),
-    /// Any `http://localhost:<port>` or `http://127.0.0.1:<port>`: the local server's default.
-    Loopback,
-}
-
 const ALLOW_HEADERS: &str = "authorization, content-type, idempotency-key";
 /// Response headers a browser script may read: how long to wait after a 429 or 503.
 const EXPOSE_HEADERS: &str = "retry-after";
 const ALLOW_METHODS: &str = "GET, POST, PUT, DELETE, OPTIONS";
 
-impl CorsPolicy {
-    /// Parses `ALLOWED_ORIGINS`: comma-separated `scheme://host[:port]`, no wildcard.
-    pub fn parse(value: &str) -> Result<Self, String> {
-        let mut origins = Vec::new();
-        for origin in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-            if origin.contains('*') {
-                return Err("a wildcard origin is not allowed; list the SPA's origins".into());
-            }
-            let Some((scheme, rest)) = origin.split_once("://") else {
-                return Err(format!("`{origin}` is not an origin (scheme://host[:port])"));
-            };
-            if !matches!(scheme, "http" | "https") || rest.is_empty() || rest.contains('/') {
-                return Err(format!("`{origin}` is not an origin (scheme://host[:port])"));
-            }
-            origins.push(origin.to_ascii_lowercase());
-        }
-        Ok(Self::Origins(origins))
+/// The answer to a CORS preflight, if `req` is one.
+fn preflight(policy: &CorsPolicy, req: &Request) -> Option<Response<Body>> {
+    if req.method() != Method::OPTIONS || !req.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD) {
+        return None;
     }
-
-    fn allows(&self, origin: &str) -> bool {
-        match self {
-            Self::Origins(list) => list.iter().any(|o| o.eq_ignore_ascii_case(origin)),
-            Self::Loopback => ["http://localhost:", "http://127.0.0.1:"].iter().any(|prefix| {
-                origin
-                    .strip_prefix(prefix)
-                    .is_some_and(|port| !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()))
-            }),
-        }
-    }
-
-    /// The answer to a CORS preflight, if `req` is one.
-    pub fn preflight(&self, req: &Request) -> Option<Response<Body>> {
-        if req.method() != Method::OPTIONS || !req.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD) {
-            return None;
-        }
-        let mut response = Response::new(Body::Empty);
-        *response.status_mut() = StatusCode::NO_CONTENT;
-        if self.decorate(req.headers().get(header::ORIGIN), &mut response) {
-            let headers = response.headers_mut();
-            headers.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static(ALLOW_METHODS));
-            headers.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static(ALLOW_HEADERS));
-            headers.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
-        }
-        Some(response)
-    }
-
-    /// Adds the CORS headers to `response` when the request's origin is allowed; says whether it was.
-    pub fn decorate(&self, origin: Option<&HeaderValue>, response: &mut Response<Body>) -> bool {
+    let mut response = Response::new(Body::Empty);
+    *response.status_mut() = StatusCode::NO_CONTENT;
+    if decorate(policy, req.headers().get(header::ORIGIN), &mut response) {
         let headers = response.headers_mut();
-        headers.append(header::VARY, HeaderValue::from_static("origin"));
-        let Some(origin) = origin else { return false };
-        if !origin.to_str().is_ok_and(|o| self.allows(o)) {
-            return false;
-        }
-        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
-        headers.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static(EXPOSE_HEADERS));
-        true
+        headers.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static(ALLOW_METHODS));
+        headers.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static(ALLOW_HEADERS));
+        headers.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
     }
+    Some(response)
+}
+
+/// Adds the CORS headers to `response` when the request's origin is allowed; says whether it was.
+fn decorate(policy: &CorsPolicy, origin: Option<&HeaderValue>, response: &mut Response<Body>) -> bool {
+    let headers = response.headers_mut();
+    headers.append(header::VARY, HeaderValue::from_static("origin"));
+    let Some(origin) = origin else { return false };
+    if !origin.to_str().is_ok_and(|o| policy.allows(o)) {
+        return false;
+    }
+    headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+    headers.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static(EXPOSE_HEADERS));
+    true
 }
 
 #[cfg(test)]
@@ -488,27 +376,5 @@ mod tests {
         assert_eq!(match_path(&segments, &["assets", "{}", "access"]), None);
         assert!(path_segments(&req("http://h/assets/%ZZ/access")).is_err());
         assert!(path_segments(&req("http://h/assets/%C3/access")).is_err());
-    }
-
-    #[test]
-    fn allowed_origins_refuse_wildcards_and_paths() {
-        assert!(CorsPolicy::parse("*").is_err());
-        assert!(CorsPolicy::parse("https://*.example.com").is_err());
-        assert!(CorsPolicy::parse("https://app.example.com/path").is_err());
-        assert!(CorsPolicy::parse("app.example.com").is_err());
-        assert_eq!(
-            CorsPolicy::parse(" https://App.example.com, http://localhost:5173 ,"),
-            Ok(CorsPolicy::Origins(vec!["https://app.example.com".into(), "http://localhost:5173".into()]))
-        );
-    }
-
-    #[test]
-    fn loopback_policy_admits_only_loopback_origins() {
-        let policy = CorsPolicy::Loopback;
-        assert!(policy.allows("http://localhost:5173"));
-        assert!(policy.allows("http://127.0.0.1:8080"));
-        assert!(!policy.allows("http://localhost.evil.com:80"));
-        assert!(!policy.allows("http://localhost:"));
-        assert!(!policy.allows("https://example.com"));
     }
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use chatgate::acl::follow::StreamFollower;
 use chatgate::acl::{
     AclReader, CatalogWriter, ConversationRegistry, DynamoStore, ExpiryIndex, GrantWriter, MemoryStore, PassProgress,
-    Rosters,
+    RegisteredConversations, Rosters,
 };
 use chatgate::clock::{Clock, Deadline, ManualClock, SystemClock};
 use chatgate::domain::{AssetType, ConversationNames, Grant, Principal, Role};
@@ -122,7 +122,14 @@ fn standin_() -> impl std::future::Future<Output = StandIn> {
 /// `chatgate dev` runs it; the readers stay.
 async fn stranger_behind_chatgates_back<S>(store: Arc<S>)
 where
-    S: AclReader + GrantWriter + CatalogWriter + ConversationRegistry + PassProgress + Rosters + 'static,
+    S: AclReader
+        + GrantWriter
+        + CatalogWriter
+        + ConversationRegistry
+        + RegisteredConversations
+        + PassProgress
+        + Rosters
+        + 'static,
 {
     let standin = standin_().await;
     shared_asset(store.as_ref(), &standin, &["bob"]).await;
@@ -160,7 +167,14 @@ async fn a_stranger_added_behind_chatgates_back_is_removed_by_the_pass_on_dynamo
 /// again only once its interval has passed; a run that fails resumes where it stopped.
 async fn the_pass_resumes_and_repeats<S>(store: Arc<S>)
 where
-    S: AclReader + GrantWriter + CatalogWriter + ConversationRegistry + PassProgress + Rosters + 'static,
+    S: AclReader
+        + GrantWriter
+        + CatalogWriter
+        + ConversationRegistry
+        + RegisteredConversations
+        + PassProgress
+        + Rosters
+        + 'static,
 {
     let standin = standin_().await;
     let clock = Arc::new(ManualClock::at(now()));

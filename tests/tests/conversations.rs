@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use chatgate::acl::{CatalogWriter, ConversationRegistry, GrantWriter, MemoryStore};
+use chatgate::acl::{CatalogWriter, GrantWriter, MemoryStore, RegisteredConversations};
 use chatgate::config::TwilioSecrets;
 use chatgate::domain::{AssetType, Grant, Principal, Role};
 use chatgate_tests::acl_contract::{NOW, asset, record, user};

@@ -1,16 +1,15 @@
 //! The reconciler function: the table's stream (a batch of change records), the scheduled
 //! expiry sweep and the scheduled pass over every asset conversation, all turned into the rule's
-//! scopes and applied by [`chatgate::reconcile`]. A
-//! stream batch answers the way its trigger expects: the records to retry, by sequence number,
-//! in `batchItemFailures`; the others are done.
+//! scopes and applied by [`chatgate::reconcile`]. A stream batch answers the way its trigger
+//! expects: the records to retry, by sequence number, in `batchItemFailures`; the others are done.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use chatgate::acl::{ReconcilerStore, StreamRecord};
+use chatgate::acl::ReconcilerStore;
 use chatgate::clock::SystemClock;
 use chatgate::config::{ConfigError, Settings, TwilioSecrets};
-use chatgate::reconcile::{BatchItem, ReconcileError, Reconciler};
+use chatgate::reconcile::{PASS_LIMIT, ReconcileError, Reconciler, SWEEP_LIMIT, StreamBatch};
 use chatgate::twilio::rest::{ConversationsClient, RestConfig};
 use lambda_runtime::LambdaEvent;
 use serde::{Deserialize, Serialize};
@@ -21,12 +20,6 @@ const BUDGET: Duration = Duration::from_secs(50);
 /// How long a grant write can take to commit after reading the clock: the timeout of the
 /// functions that write grants (10 s). The sweep leaves younger expiries to its next run.
 const SETTLE: Duration = Duration::from_secs(10);
-
-/// Scopes one expiry sweep applies at most (a run a minute): a burst is worked through over
-/// several runs, each starting where the last stopped.
-const SWEEP_LIMIT: usize = 300;
-/// Conversations one run of the scheduled pass re-decides at most (the deadline bounds it too).
-const PASS_LIMIT: usize = 2_000;
 
 #[derive(Debug)]
 pub struct ReconcilerState<R> {
@@ -125,57 +118,22 @@ pub async fn handle<R: ReconcilerStore>(
     match event.payload {
         Trigger::Stream { records } => {
             let count = records.len();
-            // A record without a sequence number cannot be reported, so it cannot be retried
-            // alone: it is set aside like any unreadable record (failing the invocation would
-            // block its shard for a day of retries).
-            let items: Vec<BatchItem> = records.into_iter().filter_map(item).collect();
-            let nameless = count - items.len();
-            if nameless > 0 {
-                tracing::error!(nameless, "stream records without a sequence number set aside; the pass covers them");
-            }
-            let outcome = state.rule.apply_batch(items, deadline).await;
-            // `poison_records` is a metric (template.yaml's PoisonRecordsMetric) with an alarm.
-            tracing::info!(
-                records = count,
-                scopes = outcome.scopes,
-                removed = outcome.removals.len(),
-                failed = outcome.failed.len(),
-                poison_records = outcome.set_aside.len() + nameless,
-                "stream batch reconciled"
-            );
+            let batch = StreamBatch::from_lambda(records);
+            let outcome = state.rule.apply_batch(batch.items, deadline).await;
+            outcome.log(count, batch.nameless);
             let failures = outcome.failed.into_iter().map(|item_identifier| ItemFailure { item_identifier }).collect();
             Ok(Answer::Batch { failures })
         }
         Trigger::Schedule { source } if source == "aws.events" => {
-            // A scope that fails is logged and retried by the next sweep (the cursor stops before
-            // it); the invocation itself succeeded.
+            // A scope that fails is logged and retried by the next sweep (its entry stays); the
+            // invocation itself succeeded.
             let report = state.rule.sweep_expiries(SETTLE, SWEEP_LIMIT, deadline).await?;
-            // `sweep_lag_seconds` and `expiry_poison_entries` are metrics (template.yaml's
-            // SweepLagMetric, ExpiryPoisonMetric) with alarms.
-            tracing::info!(
-                expired = report.expired,
-                scopes = report.scopes,
-                removed = report.removals.len(),
-                failed = report.failed,
-                deferred = report.deferred,
-                expiry_poison_entries = report.set_aside,
-                sweep_lag_seconds = report.lag_seconds,
-                "expiry sweep"
-            );
+            report.log();
             Ok(Answer::Sweep { expired: report.expired, removed: report.removals.len(), failed: report.failed })
         }
         Trigger::Task { task } if task == "full-reconcile" => {
             let report = state.rule.pass_run(state.pass_every, PASS_LIMIT, deadline).await?;
-            // `pass_age_seconds` is a metric (template.yaml's PassAgeMetric) with an alarm.
-            tracing::info!(
-                started = report.started,
-                completed = report.completed,
-                pass_checked = report.checked,
-                removed = report.removals.len(),
-                failed = report.failed,
-                pass_age_seconds = report.age_seconds,
-                "scheduled pass"
-            );
+            report.log();
             Ok(Answer::Pass {
                 checked: report.checked,
                 removed: report.removals.len(),
@@ -186,14 +144,4 @@ pub async fn handle<R: ReconcilerStore>(
         Trigger::Task { task } => Err(InvocationError::UnknownTask(task)),
         Trigger::Schedule { source } => Err(InvocationError::UnknownSource(source)),
     }
-}
-
-/// One stream record as a batch item: what it may have shrunk, or why it could not be read;
-/// `None` when it has no sequence number to be reported by.
-fn item(record: Value) -> Option<BatchItem> {
-    let id = StreamRecord::sequence_number_of(&record)?.to_owned();
-    Some(match StreamRecord::from_lambda(record) {
-        Ok(record) => BatchItem::from(record),
-        Err(unreadable) => BatchItem { id, scope: Err(unreadable) },
-    })
 }

@@ -31,7 +31,7 @@ use super::keys::{
 use super::{
     AclReader, AudienceFacts, Begun, BudgetLimits, BudgetSpent, Budgets, CatalogWriter, CheckFacts,
     ConversationRegistry, Expiry, ExpiryIndex, GrantWriter, IDEMPOTENCY_WINDOW_SECONDS, Idempotency, PassCursor,
-    PassProgress, Remembered, Rosters, StoreError, Upsert, minute_of, new_generation,
+    PassProgress, RegisteredConversations, Remembered, Rosters, StoreError, Upsert, minute_of, new_generation,
 };
 use crate::domain::{AccessFacts, AssetId, AssetRecord, AssetType, Grant, GroupId, Identity, Principal, Role};
 
@@ -965,7 +965,9 @@ impl ConversationRegistry for DynamoStore {
         self.stats.record(out.consumed_capacity());
         Ok(())
     }
+}
 
+impl RegisteredConversations for DynamoStore {
     async fn registered_after(
         &self,
         after: Option<&AssetId>,

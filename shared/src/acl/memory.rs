@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use super::{
     AclReader, AudienceFacts, Begun, BudgetLimits, BudgetSpent, Budgets, CatalogWriter, CheckFacts,
     ConversationRegistry, Expiry, ExpiryIndex, GrantWriter, IDEMPOTENCY_WINDOW_SECONDS, Idempotency, PassCursor,
-    PassProgress, Remembered, Rosters, StoreError, Upsert, minute_of, new_generation,
+    PassProgress, RegisteredConversations, Remembered, Rosters, StoreError, Upsert, minute_of, new_generation,
 };
 use crate::domain::{AccessFacts, AclChange, AssetId, AssetRecord, AssetType, Grant, GroupId, Identity, Principal};
 
@@ -232,7 +232,9 @@ impl ConversationRegistry for MemoryStore {
         self.state().registry.insert(asset.clone());
         Ok(())
     }
+}
 
+impl RegisteredConversations for MemoryStore {
     async fn registered_after(
         &self,
         after: Option<&AssetId>,

@@ -306,9 +306,15 @@ impl<T: AclReader + Budgets + ConversationRegistry + Idempotency + Rosters> Conv
 
 /// Everything the reconciler function holds: reads, the expiry index, the registry of asset
 /// conversations and the pass's cursor.
-pub trait ReconcilerStore: AclReader + ExpiryIndex + ConversationRegistry + PassProgress + Rosters {}
+pub trait ReconcilerStore:
+    AclReader + ExpiryIndex + ConversationRegistry + RegisteredConversations + PassProgress + Rosters
+{
+}
 
-impl<T: AclReader + ExpiryIndex + ConversationRegistry + PassProgress + Rosters> ReconcilerStore for T {}
+impl<T> ReconcilerStore for T where
+    T: AclReader + ExpiryIndex + ConversationRegistry + RegisteredConversations + PassProgress + Rosters
+{
+}
 
 /// Grant writes, each conditional on the asset still having the owner and generation the
 /// caller read: the sharing function holds this.
@@ -409,11 +415,14 @@ pub struct PassCursor {
 }
 
 /// The asset conversations chatgate made or joined people to, for the scheduled pass to walk:
-/// the conversations function registers (`UpdateItem` on registry items only), the reconciler reads.
+/// the conversations function registers them (`UpdateItem` on registry items only).
 pub trait ConversationRegistry: Send + Sync {
     /// Records that `asset` has (or is about to have) a conversation; idempotent.
     fn register_conversation(&self, asset: &AssetId, now: u64) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
 
+/// The registry read in order (a `Query`): what the scheduled pass walks.
+pub trait RegisteredConversations: Send + Sync {
     /// Up to `limit` registered assets after `after` (from the first when `None`), in the
     /// registry's order, and whether more follow.
     fn registered_after(
@@ -441,4 +450,27 @@ pub(crate) fn new_generation() -> String {
     use base64::Engine as _;
     // 48 random bits in 8 characters: grants repeat it, so it is kept short.
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 6]>())
+}
+
+// What the caller sees when a budget is spent or the store fails: mapped here, beside the errors.
+
+impl From<BudgetSpent> for crate::http::ApiError {
+    fn from(spent: BudgetSpent) -> Self {
+        Self::RateLimited { detail: spent.to_string(), retry_after: spent.retry_after_seconds }
+    }
+}
+
+impl From<StoreError> for crate::http::ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(source) => Self::Upstream {
+                what: "the permission store",
+                status: lambda_http::http::StatusCode::SERVICE_UNAVAILABLE,
+                retry_after: Some(1),
+                source: Some(source),
+            },
+            StoreError::Conflict => Self::Conflict("the asset changed meanwhile; retry".into()),
+            StoreError::Internal(source) => Self::Internal(source),
+        }
+    }
 }

@@ -98,6 +98,19 @@ impl AuthConfig {
 #[error("the identity provider's key set could not be fetched")]
 pub struct JwksUnavailable(#[source] pub reqwest::Error);
 
+// What the caller sees when the key set cannot be had: mapped here, beside the error.
+#[cfg(feature = "sessions")]
+impl From<JwksUnavailable> for ApiError {
+    fn from(e: JwksUnavailable) -> Self {
+        ApiError::Upstream {
+            what: "the identity provider's key set",
+            status: lambda_http::http::StatusCode::SERVICE_UNAVAILABLE,
+            retry_after: None,
+            source: Some(Box::new(e)),
+        }
+    }
+}
+
 /// Verifies the session on a request and yields the acting identity.
 #[derive(Debug)]
 pub struct SessionVerifier {

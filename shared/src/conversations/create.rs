@@ -11,9 +11,10 @@ use super::Conversations;
 use crate::acl::ConversationsStore;
 use crate::audit;
 use crate::clock::Deadline;
-use crate::domain::{AssetId, ConversationAttributes, ConversationKey, ConversationKind, Identity, RoomName, Scope};
+use crate::domain::{
+    AssetId, ConversationAttributes, ConversationKey, ConversationKind, Identity, RoomName, Scope, roster_name,
+};
 use crate::http::ApiError;
-use crate::reconcile::roster_name;
 use crate::twilio::rest::{Conversation, Limit, TwilioError, codes};
 
 /// Most participants one request may name (Twilio allows 1000 per conversation).

@@ -12,9 +12,8 @@ use serde_json::Value;
 use super::Conversations;
 use crate::acl::Rosters;
 use crate::clock::Deadline;
-use crate::domain::{ConversationAttributes, Identity};
+use crate::domain::{ConversationAttributes, Identity, roster_name};
 use crate::http::ApiError;
-use crate::reconcile::roster_name;
 use crate::twilio::rest::TwilioError;
 
 /// Most messages per conversation in the listing.

@@ -217,6 +217,12 @@ impl ConversationNames {
     }
 }
 
+/// How a conversation's roster (who chatgate put in it, which the listing reads instead of
+/// Twilio) is named: its unique name, or its SID when it has none.
+pub fn roster_name(unique_name: Option<&str>, sid: &str) -> String {
+    unique_name.filter(|u| !u.is_empty()).unwrap_or(sid).to_owned()
+}
+
 /// The attributes chatgate records on a conversation it creates, and reads back everywhere it
 /// needs to know what a conversation is about: the one place their format is written down.
 /// Other keys a conversation may carry are not chatgate's and are ignored.

@@ -18,7 +18,7 @@ pub use asset::{
 pub use change::{AclChange, Scope};
 pub use conversation::{
     AttributesError, ConversationAttributes, ConversationKey, ConversationKind, ConversationNames,
-    DEVELOPMENT_NAME_KEY, MIN_NAME_KEY_BYTES, RoomName, RoomNameError, legacy_unique_name,
+    DEVELOPMENT_NAME_KEY, MIN_NAME_KEY_BYTES, RoomName, RoomNameError, legacy_unique_name, roster_name,
 };
 pub use identity::{Identity, IdentityError};
 pub use reference::{AssetReference, ReferenceError};

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use futures_util::StreamExt as _;
+use serde_json::Value;
 
 use super::{Reconciler, Removal};
 use crate::acl::{AclReader, Rosters, StreamRecord, UnreadableRecord};
@@ -31,6 +32,38 @@ impl From<StreamRecord> for BatchItem {
     }
 }
 
+/// A stream batch as Lambda delivers it, as items: the records stay raw until each is read on its
+/// own, so one bad record fails alone.
+#[derive(Debug, Clone, Default)]
+pub struct StreamBatch {
+    pub items: Vec<BatchItem>,
+    /// Records without a sequence number: they cannot be reported, so cannot be retried alone,
+    /// and are set aside like unreadable ones (failing the invocation would block the shard for a
+    /// day of retries).
+    pub nameless: usize,
+}
+
+impl StreamBatch {
+    pub fn from_lambda(records: Vec<Value>) -> Self {
+        let count = records.len();
+        let items: Vec<BatchItem> = records
+            .into_iter()
+            .filter_map(|record| {
+                let id = StreamRecord::sequence_number_of(&record)?.to_owned();
+                Some(match StreamRecord::from_lambda(record) {
+                    Ok(record) => BatchItem::from(record),
+                    Err(unreadable) => BatchItem { id, scope: Err(unreadable) },
+                })
+            })
+            .collect();
+        let nameless = count - items.len();
+        if nameless > 0 {
+            tracing::error!(nameless, "stream records without a sequence number set aside; the pass covers them");
+        }
+        Self { items, nameless }
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct BatchOutcome {
     /// The ids of the items to retry: those whose scope could not be applied (Twilio or the table
@@ -43,6 +76,21 @@ pub struct BatchOutcome {
     pub removals: Vec<Removal>,
     /// Distinct scopes applied.
     pub scopes: usize,
+}
+
+impl BatchOutcome {
+    /// The batch's log line; `poison_records` (with the batch's `nameless` records) is a metric,
+    /// template.yaml's PoisonRecordsMetric, with an alarm.
+    pub fn log(&self, records: usize, nameless: usize) {
+        tracing::info!(
+            records,
+            scopes = self.scopes,
+            removed = self.removals.len(),
+            failed = self.failed.len(),
+            poison_records = self.set_aside.len() + nameless,
+            "stream batch reconciled"
+        );
+    }
 }
 
 impl<R: AclReader + Rosters> Reconciler<R> {

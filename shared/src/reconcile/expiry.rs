@@ -22,6 +22,10 @@ use crate::http::ErrorChain;
 
 /// With no cursor yet (a new deployment), the sweep starts this far back: entries are written
 /// from the version that introduced the index on, so there is nothing older to find.
+/// Scopes one sweep applies at most, in AWS (a run a minute) and locally (a run a second): a
+/// burst is worked through over several runs, each starting where the last stopped.
+pub const SWEEP_LIMIT: usize = 300;
+
 const FIRST_LOOKBACK_SECONDS: u64 = 3600;
 /// Most minutes one sweep reads; a sweep that was down for longer catches up over several runs.
 const MAX_MINUTES_PER_SWEEP: u64 = 24 * 60;
@@ -51,6 +55,50 @@ pub struct SweepReport {
     pub lag_seconds: u64,
 }
 
+impl SweepReport {
+    /// The sweep's log line; `sweep_lag_seconds` and `expiry_poison_entries` are metrics
+    /// (template.yaml's SweepLagMetric, ExpiryPoisonMetric) with alarms.
+    pub fn log(&self) {
+        tracing::info!(
+            expired = self.expired,
+            scopes = self.scopes,
+            removed = self.removals.len(),
+            failed = self.failed,
+            deferred = self.deferred,
+            expiry_poison_entries = self.set_aside,
+            sweep_lag_seconds = self.lag_seconds,
+            "expiry sweep"
+        );
+    }
+}
+
+/// A run's work: each scope once with its entries, earliest expiries first, at most `limit`
+/// scopes; the expiries of the scopes past the limit wait for the next run.
+#[derive(Debug, Default)]
+struct Due {
+    order: Vec<Scope>,
+    entries: BTreeMap<Scope, Vec<Expiry>>,
+    deferred: Vec<u64>,
+}
+
+impl Due {
+    fn of(entries: &[Expiry], limit: usize) -> Self {
+        let mut due = Self::default();
+        for entry in entries {
+            let scope = Scope::of_grant(&entry.asset, &entry.principal);
+            if !due.entries.contains_key(&scope) {
+                if due.order.len() == limit {
+                    due.deferred.push(entry.expires_at);
+                    continue;
+                }
+                due.order.push(scope.clone());
+            }
+            due.entries.entry(scope).or_default().push(entry.clone());
+        }
+        due
+    }
+}
+
 impl<R: AclReader + ExpiryIndex + Rosters> Reconciler<R> {
     /// One sweep: every grant whose expiry passed since the cursor (and at least `settle` ago),
     /// reconciled once, at most `limit` scopes a run. `settle` is how long a grant write can take
@@ -69,7 +117,42 @@ impl<R: AclReader + ExpiryIndex + Rosters> Reconciler<R> {
         if until <= after {
             return Ok(SweepReport { lag_seconds: now.saturating_sub(after), ..SweepReport::default() });
         }
-        // The minutes holding expiries in (after, until], at most a day of them per sweep.
+        let (entries, until) = self.expired_between(after, until).await?;
+        let mut due = Due::of(&entries, limit);
+        let mut report = SweepReport {
+            window: Some((after, until)),
+            expired: entries.len(),
+            scopes: due.order.len(),
+            deferred: due.deferred.len(),
+            ..SweepReport::default()
+        };
+        let results: Vec<_> = futures_util::stream::iter(std::mem::take(&mut due.order))
+            .map(|scope| async move { (self.reconcile_expired(&scope, deadline).await, scope) })
+            .buffer_unordered(APPLY_CONCURRENCY)
+            .collect()
+            .await;
+        // Entries still waiting after this run; the cursor stops before the earliest.
+        let mut waiting = std::mem::take(&mut due.deferred);
+        for (result, scope) in results {
+            let entries = due.entries.remove(&scope).unwrap_or_default();
+            waiting.extend(self.record_progress(result, &scope, &entries, &mut report).await);
+        }
+        let handled_until = waiting.iter().min().map_or(until, |earliest| earliest - 1).min(until);
+        if handled_until > after {
+            match self.store.advance_sweep_cursor(cursor, handled_until).await {
+                Ok(()) => {}
+                // Another sweep moved it meanwhile: it handled the same window.
+                Err(StoreError::Conflict) => tracing::info!("the sweep cursor moved meanwhile"),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        report.lag_seconds = now.saturating_sub(handled_until.max(after));
+        Ok(report)
+    }
+
+    /// The index's entries expiring in (`after`, `until`], earliest first, at most a day of
+    /// minutes of them; and the end of the window read.
+    async fn expired_between(&self, after: u64, until: u64) -> Result<(Vec<Expiry>, u64), ReconcileError> {
         let first = minute_of(after + 1);
         let last = minute_of(until).min(first + MAX_MINUTES_PER_SWEEP - 1);
         let until = until.min((last + 1) * 60 - 1);
@@ -83,107 +166,66 @@ impl<R: AclReader + ExpiryIndex + Rosters> Reconciler<R> {
             .filter(|entry| after < entry.expires_at && entry.expires_at <= until)
             .collect();
         entries.sort_by_key(|entry| entry.expires_at);
+        Ok((entries, until))
+    }
 
-        // Each scope once, its entries with it, earliest expiries first, at most `limit` of them.
-        let mut scopes: BTreeMap<Scope, Vec<Expiry>> = BTreeMap::new();
-        let mut order: Vec<Scope> = Vec::new();
-        // Expiries the limit leaves for the next run.
-        let mut deferred: Vec<u64> = Vec::new();
-        for entry in &entries {
-            let scope = Scope::of_grant(&entry.asset, &entry.principal);
-            if !scopes.contains_key(&scope) {
-                if order.len() == limit {
-                    deferred.push(entry.expires_at);
-                    continue;
-                }
-                order.push(scope.clone());
-            }
-            scopes.entry(scope).or_default().push(entry.clone());
+    /// The rule on one expired scope. A holder the conversation's roster does not list never
+    /// joined: nothing to ask Twilio.
+    async fn reconcile_expired(&self, scope: &Scope, deadline: Deadline) -> Result<Vec<Removal>, ReconcileError> {
+        if let Scope::Reader { asset, user } = scope
+            && self.off_roster(asset, user).await?
+        {
+            return Ok(Vec::new());
         }
-        let mut report = SweepReport {
-            window: Some((after, until)),
-            expired: entries.len(),
-            scopes: order.len(),
-            ..SweepReport::default()
-        };
-        let results: Vec<_> = futures_util::stream::iter(order)
-            .map(|scope| async move {
-                // A holder the conversation's roster does not list never joined: nothing to ask Twilio.
-                if let Scope::Reader { asset, user } = &scope {
-                    match self.off_roster(asset, user).await {
-                        Ok(true) => return (Ok(Vec::new()), scope),
-                        Ok(false) => {}
-                        Err(e) => return (Err(e), scope),
+        self.apply(scope, deadline).await
+    }
+
+    /// Records what became of a scope's entries: handled ones leave the index, ones that failed
+    /// for a reason no retry cures count an attempt (set aside after [`SET_ASIDE_AFTER`]). Returns
+    /// the expiries that still wait.
+    async fn record_progress(
+        &self,
+        result: Result<Vec<Removal>, ReconcileError>,
+        scope: &Scope,
+        entries: &[Expiry],
+        report: &mut SweepReport,
+    ) -> Vec<u64> {
+        let mut waiting = Vec::new();
+        match result {
+            Ok(removals) => {
+                report.removals.extend(removals);
+                for entry in entries {
+                    if let Err(e) = self.store.expiry_done(entry).await {
+                        // Handled, but the index still lists it: the next run applies the rule
+                        // again, which removes nobody who can read.
+                        tracing::warn!(scope = %scope, error = %ErrorChain(&e), "expiry handled but not marked");
+                        waiting.push(entry.expires_at);
                     }
                 }
-                (self.apply(&scope, deadline).await, scope)
-            })
-            .buffer_unordered(APPLY_CONCURRENCY)
-            .collect()
-            .await;
-        // Entries still waiting after this run; the cursor stops before the earliest.
-        let mut waiting: Vec<u64> = Vec::new();
-        for (result, scope) in results {
-            let handled = scopes.remove(&scope).unwrap_or_default();
-            match result {
-                Ok(removals) => {
-                    report.removals.extend(removals);
-                    for entry in &handled {
-                        if let Err(e) = self.store.expiry_done(entry).await {
-                            // Handled, but the index still lists it: the next run applies the
-                            // rule again, which removes nobody who can read.
-                            tracing::warn!(scope = %scope, error = %ErrorChain(&e), "expiry handled but not marked");
+            }
+            Err(e) if e.is_transient() => {
+                tracing::warn!(scope = %scope, error = %ErrorChain(&e), "expiry not reconciled; the next sweep retries");
+                report.failed += 1;
+                waiting.extend(entries.iter().map(|entry| entry.expires_at));
+            }
+            Err(e) => {
+                tracing::error!(scope = %scope, error = %ErrorChain(&e), "expiry cannot be reconciled");
+                report.failed += 1;
+                for entry in entries {
+                    match self.store.expiry_failed(entry, SET_ASIDE_AFTER).await {
+                        Ok(true) => {
+                            tracing::error!(scope = %scope, expires_at = entry.expires_at, "expiry entry set aside; the pass covers its conversation");
+                            report.set_aside += 1;
+                        }
+                        Ok(false) => waiting.push(entry.expires_at),
+                        Err(e) => {
+                            tracing::warn!(scope = %scope, error = %ErrorChain(&e), "expiry attempt not counted");
                             waiting.push(entry.expires_at);
                         }
                     }
                 }
-                Err(e) if e.is_transient() => {
-                    tracing::warn!(scope = %scope, error = %ErrorChain(&e), "expiry not reconciled; the next sweep retries");
-                    report.failed += 1;
-                    waiting.extend(handled.iter().map(|entry| entry.expires_at));
-                }
-                Err(e) => {
-                    tracing::error!(scope = %scope, error = %ErrorChain(&e), "expiry cannot be reconciled");
-                    report.failed += 1;
-                    for entry in &handled {
-                        match self.store.expiry_failed(entry, SET_ASIDE_AFTER).await {
-                            Ok(true) => {
-                                tracing::error!(scope = %scope, expires_at = entry.expires_at, "expiry entry set aside; the pass covers its conversation");
-                                report.set_aside += 1;
-                            }
-                            Ok(false) => waiting.push(entry.expires_at),
-                            Err(e) => {
-                                tracing::warn!(scope = %scope, error = %ErrorChain(&e), "expiry attempt not counted");
-                                waiting.push(entry.expires_at);
-                            }
-                        }
-                    }
-                }
             }
         }
-        report.deferred = deferred.len();
-        waiting.extend(deferred);
-        let handled_until = waiting.iter().min().map_or(until, |earliest| earliest - 1).min(until);
-        if handled_until > after {
-            match self.store.advance_sweep_cursor(cursor, handled_until).await {
-                Ok(()) => {}
-                // Another sweep moved it meanwhile: it handled the same window.
-                Err(StoreError::Conflict) => tracing::info!("the sweep cursor moved meanwhile"),
-                Err(e) => return Err(e.into()),
-            }
-        }
-        report.lag_seconds = now.saturating_sub(handled_until.max(after));
-        if report.expired > 0 {
-            tracing::info!(
-                after,
-                until,
-                expired = report.expired,
-                removed = report.removals.len(),
-                failed = report.failed,
-                deferred = report.deferred,
-                "expiries swept"
-            );
-        }
-        Ok(report)
+        waiting
     }
 }

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use tokio::sync::{Semaphore, mpsc};
 
-use super::{BatchItem, Reconciler};
+use super::{BatchItem, PASS_LIMIT, Reconciler, SWEEP_LIMIT};
 use crate::acl::follow::StreamFollower;
-use crate::acl::{AclReader, ConversationRegistry, ExpiryIndex, PassProgress, Rosters};
+use crate::acl::{AclReader, ExpiryIndex, PassProgress, RegisteredConversations, Rosters};
 use crate::clock::Deadline;
 use crate::domain::AclChange;
 use crate::http::ErrorChain;
@@ -105,9 +105,6 @@ pub async fn follow_table<S: AclReader + Rosters + 'static>(rule: Arc<Reconciler
     }
 }
 
-/// Scopes one local sweep applies at most: a burst is worked through a second at a time.
-const SWEEP_LIMIT: usize = 300;
-
 /// How long a local grant write can take to commit after reading the clock: the sweep leaves
 /// younger expiries to its next run (see [`Reconciler::sweep_expiries`]).
 const SETTLE: Duration = Duration::from_secs(2);
@@ -118,19 +115,20 @@ pub async fn sweep_expiries<S: AclReader + ExpiryIndex + Rosters + 'static>(rule
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         every.tick().await;
-        if let Err(e) = rule.sweep_expiries(SETTLE, SWEEP_LIMIT, Deadline::after(BUDGET)).await {
-            tracing::warn!(error = %ErrorChain(&e), "expiry sweep failed; the next one retries");
+        match rule.sweep_expiries(SETTLE, SWEEP_LIMIT, Deadline::after(BUDGET)).await {
+            Ok(report) if report.expired > 0 => report.log(),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %ErrorChain(&e), "expiry sweep failed; the next one retries"),
         }
     }
 }
 
-/// Conversations one local pass run re-decides at most, and the time it may take.
-const PASS_LIMIT: usize = 2_000;
+/// The time one local pass run may take.
 const PASS_BUDGET: Duration = Duration::from_secs(60);
 
 /// The scheduled pass (`FULL_RECONCILE_SECONDS`), the way EventBridge's schedule drives it in
 /// AWS: every `every`, every asset conversation in the registry re-decided, to its end.
-pub async fn full_passes<S: AclReader + ConversationRegistry + PassProgress + Rosters + 'static>(
+pub async fn full_passes<S: AclReader + RegisteredConversations + PassProgress + Rosters + 'static>(
     rule: Arc<Reconciler<S>>,
     every: Duration,
 ) {
@@ -139,12 +137,7 @@ pub async fn full_passes<S: AclReader + ConversationRegistry + PassProgress + Ro
     loop {
         tick.tick().await;
         match rule.pass_to_end(PASS_LIMIT, Deadline::after(PASS_BUDGET)).await {
-            Ok(report) if report.checked > 0 || !report.removals.is_empty() => tracing::info!(
-                checked = report.checked,
-                removed = report.removals.len(),
-                completed = report.completed,
-                "scheduled pass"
-            ),
+            Ok(report) if report.checked > 0 || !report.removals.is_empty() => report.log(),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %ErrorChain(&e), "scheduled pass failed; the next one retries"),
         }

@@ -19,16 +19,18 @@ use std::sync::Arc;
 use futures_util::{StreamExt as _, TryStreamExt as _};
 use serde::Serialize;
 
-pub use batch::{BatchItem, BatchOutcome};
-pub use expiry::SweepReport;
+pub use batch::{BatchItem, BatchOutcome, StreamBatch};
+pub use expiry::{SWEEP_LIMIT, SweepReport};
 pub use legacy::{LegacyName, LegacyReport};
-pub use pass::PassReport;
+pub use pass::{PASS_LIMIT, PassReport};
 
 use crate::acl::{AclReader, CatalogWriter, MAX_BATCH_ASSETS, Rosters, StoreError};
 use crate::audit;
 use crate::clock::Clock;
 use crate::clock::Deadline;
-use crate::domain::{AssetId, ConversationAttributes, ConversationKind, ConversationNames, Identity, Principal, Scope};
+use crate::domain::{
+    AssetId, ConversationAttributes, ConversationKind, ConversationNames, Identity, Principal, Scope, roster_name,
+};
 use crate::twilio::rest::{ConversationsClient, TwilioError, UserConversation};
 
 /// Removals in flight at once: well inside Twilio's 30 actions per second per conversation.
@@ -124,11 +126,6 @@ impl Leaving {
             asset,
         }
     }
-}
-
-/// How a conversation's roster is named: its unique name, or its SID when it has none.
-pub fn roster_name(unique_name: Option<&str>, sid: &str) -> String {
-    unique_name.filter(|u| !u.is_empty()).unwrap_or(sid).to_owned()
 }
 
 impl<R: Rosters> Reconciler<R> {
@@ -364,6 +361,17 @@ fn managed(conversation: &UserConversation) -> Option<ConversationAttributes> {
         Err(e) => {
             tracing::warn!(conversation_sid = conversation.conversation_sid, error = %e, "unreadable conversation attributes");
             None
+        }
+    }
+}
+
+// What the caller sees when reconciling fails: each cause as its own boundary maps it.
+#[cfg(all(feature = "twilio-rest", feature = "dynamodb"))]
+impl From<ReconcileError> for crate::http::ApiError {
+    fn from(e: ReconcileError) -> Self {
+        match e {
+            ReconcileError::Store(e) => e.into(),
+            ReconcileError::Twilio(e) => e.into(),
         }
     }
 }

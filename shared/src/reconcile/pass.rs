@@ -10,13 +10,16 @@ use std::time::Duration;
 use futures_util::StreamExt as _;
 
 use super::{ReconcileError, Reconciler, Removal};
-use crate::acl::{AclReader, ConversationRegistry, PassCursor, PassProgress, Rosters, StoreError};
+use crate::acl::{AclReader, PassCursor, PassProgress, RegisteredConversations, Rosters, StoreError};
 use crate::clock::Deadline;
 use crate::domain::Scope;
 use crate::http::ErrorChain;
 
 /// Conversations re-decided at once: their participant reads are not rate limited by Twilio, and
 /// removals stay well inside its 30 writes a second.
+/// Conversations one run of the scheduled pass re-decides at most (its deadline bounds it too).
+pub const PASS_LIMIT: usize = 2_000;
+
 const PASS_CONCURRENCY: usize = 8;
 /// A run starts no new conversation with less than this left of its deadline.
 const MARGIN: Duration = Duration::from_secs(5);
@@ -38,7 +41,23 @@ pub struct PassReport {
     pub age_seconds: u64,
 }
 
-impl<R: AclReader + ConversationRegistry + PassProgress + Rosters> Reconciler<R> {
+impl PassReport {
+    /// The run's log line; `pass_age_seconds` is a metric (template.yaml's PassAgeMetric) with an
+    /// alarm, and `pass_checked` one on the dashboard.
+    pub fn log(&self) {
+        tracing::info!(
+            started = self.started,
+            completed = self.completed,
+            pass_checked = self.checked,
+            removed = self.removals.len(),
+            failed = self.failed,
+            pass_age_seconds = self.age_seconds,
+            "scheduled pass"
+        );
+    }
+}
+
+impl<R: AclReader + RegisteredConversations + PassProgress + Rosters> Reconciler<R> {
     /// One run: when a pass is under way, or due (`every` after the last complete one started),
     /// re-decides at most `limit` conversations from the cursor on, while the deadline allows.
     pub async fn pass_run(

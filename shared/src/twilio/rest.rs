@@ -14,6 +14,7 @@ use serde::de::DeserializeOwned;
 use crate::clock::Deadline;
 use crate::config::{ConfigError, Settings, TwilioSecrets};
 use crate::domain::{ApiKeySid, ServiceSid};
+use crate::http::ApiError;
 
 pub const DEFAULT_API_BASE: &str = "https://conversations.twilio.com";
 
@@ -94,6 +95,37 @@ impl TwilioError {
             codes::PARTICIPANT_LIMIT | codes::GROUP_PARTICIPANT_LIMIT => Some(Limit::Participants),
             _ => None,
         }
+    }
+}
+
+// What the caller sees when Twilio fails: mapped here, beside the error.
+#[cfg(feature = "twilio-rest")]
+impl From<TwilioError> for ApiError {
+    fn from(e: TwilioError) -> Self {
+        use lambda_http::http::StatusCode;
+        match e.limit() {
+            Some(Limit::UserConversations) => {
+                return ApiError::Conflict(
+                    "a participant is in as many conversations as Twilio allows one user".into(),
+                );
+            }
+            Some(Limit::Participants) => {
+                return ApiError::Conflict("the conversation has as many participants as Twilio allows".into());
+            }
+            None => {}
+        }
+        let (status, retry_after) = match &e {
+            TwilioError::Unavailable { status: Some(429), retry_after, .. } => {
+                (StatusCode::SERVICE_UNAVAILABLE, retry_after.or(Some(1)))
+            }
+            TwilioError::Unavailable { status: Some(s), retry_after, .. } if *s >= 500 => {
+                (StatusCode::BAD_GATEWAY, *retry_after)
+            }
+            TwilioError::Unavailable { retry_after, .. } => (StatusCode::SERVICE_UNAVAILABLE, *retry_after),
+            TwilioError::RaceLost => (StatusCode::SERVICE_UNAVAILABLE, Some(1)),
+            TwilioError::Api { .. } | TwilioError::Decode(_) => (StatusCode::BAD_GATEWAY, None),
+        };
+        ApiError::Upstream { what: "Twilio", status, retry_after, source: Some(Box::new(e)) }
     }
 }
 
