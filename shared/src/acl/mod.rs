@@ -305,16 +305,10 @@ pub trait ConversationsStore: AclReader + Budgets + ConversationRegistry + Idemp
 impl<T: AclReader + Budgets + ConversationRegistry + Idempotency + Rosters> ConversationsStore for T {}
 
 /// Everything the reconciler function holds: reads, the expiry index, the registry of asset
-/// conversations and the pass's cursor.
-pub trait ReconcilerStore:
-    AclReader + ExpiryIndex + ConversationRegistry + RegisteredConversations + PassProgress + Rosters
-{
-}
+/// conversations (read only: the conversations function registers them) and the pass's cursor.
+pub trait ReconcilerStore: AclReader + ExpiryIndex + RegisteredConversations + PassProgress + Rosters {}
 
-impl<T> ReconcilerStore for T where
-    T: AclReader + ExpiryIndex + ConversationRegistry + RegisteredConversations + PassProgress + Rosters
-{
-}
+impl<T: AclReader + ExpiryIndex + RegisteredConversations + PassProgress + Rosters> ReconcilerStore for T {}
 
 /// Grant writes, each conditional on the asset still having the owner and generation the
 /// caller read: the sharing function holds this.
