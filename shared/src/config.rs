@@ -192,6 +192,19 @@ pub fn check_https_url(name: &str, url: &str) -> Result<(), ConfigError> {
     if loopback { Ok(()) } else { Err(ConfigError::new(name, "must be an https URL (plain http only to localhost)")) }
 }
 
+/// `TENANT_CLAIM`: the session claim naming the caller's tenant (docs/tenancy.md). Refused until
+/// every isolation point of a tenant deployment is built and tested: a deployment that set it now
+/// would believe its customers walled off when they are not. Unset (or empty): single-tenant.
+pub fn tenant_claim(settings: &Settings) -> Result<Option<String>, ConfigError> {
+    match settings.get("TENANT_CLAIM") {
+        None => Ok(None),
+        Some(_) => Err(ConfigError::new(
+            "TENANT_CLAIM",
+            "tenant deployments are not complete in this version (docs/tenancy.md); unset it",
+        )),
+    }
+}
+
 /// `TABLE_NAME`.
 pub fn table_name(settings: &Settings) -> Result<String, ConfigError> {
     settings.required("TABLE_NAME").map(str::to_owned)

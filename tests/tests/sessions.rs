@@ -1,6 +1,8 @@
 //! Session verification through `POST /token`: only a verified session yields an identity, and
 //! every forgery an attacker can try is a 401.
 
+use chatgate::auth::{AuthConfig, Caller, SessionVerifier};
+use chatgate::domain::{Tenant, TenantId};
 use chatgate_tests::*;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use lambda_http::http::header;
@@ -244,4 +246,80 @@ async fn authorizer_mode_reads_the_verified_claims_only() {
     assert_eq!(handle(&state, req).await.status(), 401);
     // Nor does a request that did not come through API Gateway carry any identity.
     assert_eq!(handle(&state, token_request(Some(&hs256_session(&claims("u-1"))), None)).await.status(), 401);
+}
+
+/// A tenant deployment's verifier (`TENANT_CLAIM=org_id`), and the caller it reads from a request.
+async fn caller(verifier: &SessionVerifier, req: lambda_http::Request) -> Result<Caller, (u16, String)> {
+    verifier.caller(&req).await.map_err(|e| {
+        let response = e.into_response();
+        (response.status().as_u16(), json_body(&response)["detail"].as_str().unwrap_or_default().to_owned())
+    })
+}
+
+#[tokio::test]
+async fn a_tenant_deployment_reads_the_tenant_from_the_verified_session_only() {
+    let config = AuthConfig::from_settings(&jwt_settings(&[])).expect("config");
+    let verifier = SessionVerifier::new(&config).expect("verifier").with_tenant_claim("org_id");
+    let session = |sub: &str, org: Option<Value>| {
+        let mut c = claims(sub);
+        if let Some(org) = org {
+            c["org_id"] = org;
+        }
+        token_request(Some(&hs256_session(&c)), None)
+    };
+    let acme = caller(&verifier, session("u-1", Some(json!("acme")))).await.expect("acme's u-1");
+    assert_eq!(acme.identity.as_str(), "acme~u-1");
+    assert_eq!(acme.tenant.id().map(TenantId::as_str), Some("acme"));
+    let globex = caller(&verifier, session("u-1", Some(json!("globex")))).await.expect("globex's u-1");
+    assert_ne!(acme.identity, globex.identity, "the same user id in two tenants is two people");
+
+    assert_eq!(
+        caller(&verifier, session("u-1", None)).await.expect_err("no tenant"),
+        (401, "the session has no `org_id` claim".to_owned())
+    );
+    for bad in [json!(""), json!("ac~me"), json!("-acme"), json!("a".repeat(65)), json!("org/1")] {
+        let (status, detail) = caller(&verifier, session("u-1", Some(bad.clone()))).await.expect_err("bad tenant");
+        assert_eq!(status, 401, "{bad}: {detail}");
+        assert!(detail.starts_with("the session's `org_id` claim is not a tenant id"), "{detail}");
+    }
+    let (status, _) = caller(&verifier, session("u-1", Some(json!(["acme"])))).await.expect_err("not a string");
+    assert_eq!(status, 401);
+    // The qualified identity must fit Twilio's 256 characters: a user id of at most 256 - 65.
+    assert!(caller(&verifier, session(&"x".repeat(251), Some(json!("acme")))).await.is_ok());
+    assert_eq!(caller(&verifier, session(&"x".repeat(252), Some(json!("acme")))).await.expect_err("long").0, 400);
+    // A tenant in the body or a header counts for nothing: only the signed session names it.
+    let mut req = session("u-1", Some(json!("acme")));
+    req.headers_mut().insert("x-tenant", "globex".parse().expect("header"));
+    assert_eq!(caller(&verifier, req).await.expect("caller").identity.as_str(), "acme~u-1");
+
+    // Without TENANT_CLAIM, a deployment is single-tenant: the same session is `u-1`, as before.
+    let single = SessionVerifier::new(&config).expect("verifier");
+    let plain = caller(&single, session("u-1", Some(json!("acme")))).await.expect("u-1");
+    assert_eq!((plain.identity.as_str(), plain.tenant), ("u-1", Tenant::Single));
+}
+
+#[tokio::test]
+async fn authorizer_mode_reads_the_tenant_from_the_authorizers_claims() {
+    let config = AuthConfig::from_settings(&authorizer_settings(&[])).expect("config");
+    let verifier = SessionVerifier::new(&config).expect("verifier").with_tenant_claim("org_id");
+    let vouched = apigw_request(Some(json!({"sub": "u-7", "org_id": "acme", "iss": ISSUER})), None);
+    assert_eq!(caller(&verifier, vouched).await.expect("caller").identity.as_str(), "acme~u-7");
+    let without = apigw_request(Some(json!({"sub": "u-7", "iss": ISSUER})), None);
+    assert_eq!(caller(&verifier, without).await.expect_err("no tenant").0, 401);
+}
+
+#[test]
+fn tenant_claim_stops_every_function_at_start_until_tenant_deployments_are_complete() {
+    let settings =
+        jwt_settings(&[("TENANT_CLAIM", "org_id"), ("TWILIO_WEBHOOK_URL", "https://api.example.com/twilio/events")]);
+    let refused = |result: Result<(), chatgate::config::ConfigError>, who: &str| {
+        assert_eq!(result.expect_err(who).name, "TENANT_CLAIM", "{who}");
+    };
+    refused(AuthConfig::from_settings(&settings).map(drop), "sessions (token, access, sharing, conversations)");
+    refused(
+        chatgate::twilio::rest::RestConfig::from_settings(&settings).map(drop),
+        "Twilio (guard, reconciler, admin)",
+    );
+    // Unset, nothing changes.
+    assert!(AuthConfig::from_settings(&jwt_settings(&[])).is_ok());
 }

@@ -21,7 +21,7 @@ mod ring_crypto;
 pub use ring_crypto::install as install_jwt_crypto;
 
 use crate::config::{ConfigError, Settings};
-use crate::domain::Identity;
+use crate::domain::{Identity, Tenant, TenantId};
 use crate::http::ApiError;
 
 /// Clock skew tolerated on `exp` and `nbf`.
@@ -46,6 +46,7 @@ pub enum KeySource {
 impl AuthConfig {
     pub fn from_settings(settings: &Settings) -> Result<Self, ConfigError> {
         let claim = settings.get("IDENTITY_CLAIM").unwrap_or("sub").to_owned();
+        crate::config::tenant_claim(settings)?;
         match settings.required("AUTH_MODE")? {
             "authorizer" => Ok(Self::Authorizer { claim }),
             "jwt" => {
@@ -115,7 +116,17 @@ impl From<JwksUnavailable> for ApiError {
 #[derive(Debug)]
 pub struct SessionVerifier {
     claim: String,
+    /// `TENANT_CLAIM`: the claim naming the caller's tenant; `None` for a single-tenant deployment.
+    tenant_claim: Option<String>,
     mode: Mode,
+}
+
+/// Who is calling: their tenant, and their identity qualified with it (what Twilio, the table and
+/// every name inside chatgate use: docs/tenancy.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub tenant: Tenant,
+    pub identity: Identity,
 }
 
 enum Mode {
@@ -170,7 +181,15 @@ impl SessionVerifier {
                 (claim.clone(), Mode::Jwt(Box::new(JwtCheck { validation, keys })))
             }
         };
-        Ok(Self { claim, mode })
+        Ok(Self { claim, tenant_claim: None, mode })
+    }
+
+    /// Reads the caller's tenant from the session's `claim` (`TENANT_CLAIM`): a session without it,
+    /// or with a value that is not a tenant id, is `401`.
+    #[must_use]
+    pub fn with_tenant_claim(mut self, claim: impl Into<String>) -> Self {
+        self.tenant_claim = Some(claim.into());
+        self
     }
 
     /// [`Self::verify`], the identity also recorded as `identity` on the current span.
@@ -181,25 +200,46 @@ impl SessionVerifier {
     }
 
     /// The caller's identity: `401` for a missing or invalid session, `400` for an identity
-    /// Twilio cannot take.
+    /// Twilio cannot take. In a tenant deployment, qualified with the caller's tenant.
     pub async fn verify(&self, req: &Request) -> Result<Identity, ApiError> {
-        let raw = match &self.mode {
-            Mode::Authorizer => authorizer_claim(req, &self.claim)?,
+        Ok(self.caller(req).await?.identity)
+    }
+
+    /// The caller: `401` for a missing or invalid session (a tenant deployment's session without
+    /// a valid tenant included), `400` for an identity Twilio cannot take.
+    pub async fn caller(&self, req: &Request) -> Result<Caller, ApiError> {
+        let (raw, tenant) = match &self.mode {
+            Mode::Authorizer => {
+                let tenant = self.tenant_claim.as_deref().map(|claim| authorizer_claim(req, claim)).transpose()?;
+                (authorizer_claim(req, &self.claim)?, tenant)
+            }
             Mode::Jwt(check) => {
                 let token = bearer_token(req)?;
                 let claims = verify_jwt(token, &check.validation, &check.keys).await?;
-                match claims.get(&self.claim) {
-                    Some(Value::String(s)) => s.clone(),
-                    Some(Value::Number(n)) => n.to_string(),
-                    Some(_) => {
-                        return Err(unauthorized(format!("the session's `{}` claim is not a string", self.claim)));
-                    }
-                    None => return Err(unauthorized(format!("the session has no `{}` claim", self.claim))),
-                }
+                let tenant = self.tenant_claim.as_deref().map(|claim| string_claim(&claims, claim)).transpose()?;
+                (string_claim(&claims, &self.claim)?, tenant)
             }
         };
-        Identity::try_from(raw)
-            .map_err(|e| ApiError::BadRequest(format!("the session's identity cannot be used with Twilio: {e}")))
+        let tenant = match (&self.tenant_claim, tenant) {
+            (Some(claim), Some(raw)) => Tenant::Of(
+                TenantId::try_from(raw.as_str())
+                    .map_err(|e| unauthorized(format!("the session's `{claim}` claim is not a tenant id: {e}")))?,
+            ),
+            _ => Tenant::Single,
+        };
+        let identity = Identity::try_from(tenant.qualify(&raw))
+            .map_err(|e| ApiError::BadRequest(format!("the session's identity cannot be used with Twilio: {e}")))?;
+        Ok(Caller { tenant, identity })
+    }
+}
+
+/// A claim of a verified token, as text: a string, or a number written out.
+fn string_claim(claims: &serde_json::Map<String, Value>, claim: &str) -> Result<String, ApiError> {
+    match claims.get(claim) {
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(Value::Number(n)) => Ok(n.to_string()),
+        Some(_) => Err(unauthorized(format!("the session's `{claim}` claim is not a string"))),
+        None => Err(unauthorized(format!("the session has no `{claim}` claim"))),
     }
 }
 

@@ -8,6 +8,7 @@ mod conversation;
 mod identity;
 mod reference;
 mod sid;
+mod tenant;
 mod text;
 mod ttl;
 
@@ -23,5 +24,6 @@ pub use conversation::{
 pub use identity::{Identity, IdentityError};
 pub use reference::{AssetReference, ReferenceError};
 pub use sid::{AccountSid, ApiKeySid, PushCredentialSid, RoleSid, ServiceSid, Sid, SidError, SidKind};
+pub use tenant::{MAX_TENANT_BYTES, SEPARATOR as TENANT_SEPARATOR, Tenant, TenantError, TenantId};
 pub use text::{IdTextProblem, id_text_problem};
 pub use ttl::{Ttl, TtlError, TtlPolicy};

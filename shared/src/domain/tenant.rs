@@ -1,0 +1,138 @@
+//! The customer organisation a session belongs to, and how an id the caller names is qualified
+//! with it (docs/tenancy.md): `u-1` of `acme` is `acme~u-1` everywhere inside chatgate and in
+//! Twilio, so the tenant is part of every key and every name because it is part of every id.
+
+use std::fmt;
+
+/// What separates a tenant from the id it qualifies. A tenant never contains it, so the first one
+/// ends the tenant; Twilio does not ask identities to avoid it (it does `:` and `/`).
+pub const SEPARATOR: char = '~';
+
+/// Longest tenant id, in bytes.
+pub const MAX_TENANT_BYTES: usize = 64;
+
+/// A tenant id from a session: 1 to 64 of `A-Z a-z 0-9 . _ -`, starting with a letter or digit.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TenantId(String);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a tenant is 1 to {MAX_TENANT_BYTES} of A-Z, a-z, 0-9, `.`, `_` and `-`, starting with a letter or digit")]
+pub struct TenantError;
+
+impl TryFrom<&str> for TenantId {
+    type Error = TenantError;
+
+    fn try_from(value: &str) -> Result<Self, TenantError> {
+        let allowed = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-');
+        let ok = (1..=MAX_TENANT_BYTES).contains(&value.len())
+            && value.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+            && value.bytes().all(allowed);
+        if ok { Ok(Self(value.to_owned())) } else { Err(TenantError) }
+    }
+}
+
+impl TenantId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for TenantId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for TenantId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TenantId({:?})", self.0)
+    }
+}
+
+/// Whose ids a request names: a tenant's (qualified with it), or, in a single-tenant deployment,
+/// nobody's in particular (ids as given, exactly as before tenants existed).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Tenant {
+    #[default]
+    Single,
+    Of(TenantId),
+}
+
+impl Tenant {
+    /// The id `raw` of this tenant as chatgate stores it: `<tenant>~<raw>`, or `raw` itself.
+    pub fn qualify(&self, raw: &str) -> String {
+        match self {
+            Self::Single => raw.to_owned(),
+            Self::Of(tenant) => format!("{tenant}{SEPARATOR}{raw}"),
+        }
+    }
+
+    /// A stored id as this tenant's caller names it: the tenant's prefix taken off. An id of
+    /// another tenant is never shown to this one: it comes back `None`.
+    pub fn local<'a>(&self, stored: &'a str) -> Option<&'a str> {
+        match self {
+            Self::Single => Some(stored),
+            Self::Of(tenant) => stored.strip_prefix(tenant.as_str()).and_then(|rest| rest.strip_prefix(SEPARATOR)),
+        }
+    }
+
+    /// The tenant a stored id belongs to, in a deployment whose tenancy is `self`'s kind: what the
+    /// guard and the reconciler read from a Twilio identity or a table key. `None` for an id of no
+    /// tenant in a multi-tenant deployment (nothing chatgate wrote).
+    pub fn of_stored(multi: bool, stored: &str) -> Option<Self> {
+        if !multi {
+            return Some(Self::Single);
+        }
+        let (tenant, _) = stored.split_once(SEPARATOR)?;
+        TenantId::try_from(tenant).ok().map(Self::Of)
+    }
+
+    /// The tenant's id, for audit lines; `None` when single-tenant.
+    pub fn id(&self) -> Option<&TenantId> {
+        match self {
+            Self::Single => None,
+            Self::Of(tenant) => Some(tenant),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tenant(s: &str) -> Tenant {
+        Tenant::Of(TenantId::try_from(s).expect("tenant"))
+    }
+
+    #[test]
+    fn tenants_are_short_plain_names() {
+        for good in ["acme", "A", "org_2abc", "globex.eu", "x-1", &"a".repeat(64)] {
+            assert!(TenantId::try_from(good).is_ok(), "{good}");
+        }
+        for bad in ["", "-acme", ".acme", "ac~me", "ac me", "acme/1", "ac:me", "é", &"a".repeat(65)] {
+            assert!(TenantId::try_from(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn ids_are_qualified_and_read_back_only_by_their_tenant() {
+        let (acme, globex) = (tenant("acme"), tenant("globex"));
+        assert_eq!(acme.qualify("u-1"), "acme~u-1");
+        assert_ne!(acme.qualify("u-1"), globex.qualify("u-1"));
+        assert_eq!(acme.local("acme~u-1"), Some("u-1"));
+        assert_eq!(acme.local("acme~a~b"), Some("a~b"), "ids may contain the separator; the first one ends the tenant");
+        assert_eq!(globex.local("acme~u-1"), None);
+        assert_eq!(acme.local("acmeco~u-1"), None, "a tenant that starts like another is another");
+        assert_eq!(Tenant::Single.qualify("u~1"), "u~1");
+        assert_eq!(Tenant::Single.local("acme~u-1"), Some("acme~u-1"));
+    }
+
+    #[test]
+    fn a_stored_id_names_its_tenant() {
+        assert_eq!(Tenant::of_stored(true, "acme~u-1"), Some(tenant("acme")));
+        assert_eq!(Tenant::of_stored(true, "acme~a~b"), Some(tenant("acme")));
+        assert_eq!(Tenant::of_stored(true, "u-1"), None);
+        assert_eq!(Tenant::of_stored(true, "-x~u-1"), None);
+        assert_eq!(Tenant::of_stored(false, "acme~u-1"), Some(Tenant::Single));
+    }
+}
