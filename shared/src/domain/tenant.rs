@@ -4,6 +4,8 @@
 
 use std::fmt;
 
+use super::{AssetId, GroupId, IdError, Identity, IdentityError, Principal, PrincipalError};
+
 /// What separates a tenant from the id it qualifies. A tenant never contains it, so the first one
 /// ends the tenant; Twilio does not ask identities to avoid it (it does `:` and `/`).
 pub const SEPARATOR: char = '~';
@@ -94,6 +96,48 @@ impl Tenant {
             Self::Of(tenant) => Some(tenant),
         }
     }
+
+    /// An id the caller names, as this tenant's: it must be an id on its own (not empty, no control
+    /// character...), and its qualified form must fit the type's length.
+    fn parse<T, E>(&self, raw: &str) -> Result<T, E>
+    where
+        T: for<'a> TryFrom<&'a str, Error = E> + TryFrom<String, Error = E>,
+    {
+        <T as TryFrom<&str>>::try_from(raw)?;
+        <T as TryFrom<String>>::try_from(self.qualify(raw))
+    }
+
+    /// A user the caller names, as this tenant's user.
+    pub fn user(&self, raw: &str) -> Result<Identity, IdentityError> {
+        self.parse(raw)
+    }
+
+    /// An asset the caller names, as this tenant's asset.
+    pub fn asset(&self, raw: &str) -> Result<AssetId, IdError> {
+        self.parse(raw)
+    }
+
+    /// A group the caller names, as this tenant's group.
+    pub fn group(&self, raw: &str) -> Result<GroupId, IdError> {
+        self.parse(raw)
+    }
+
+    /// `user:<id>` or `group:<id>` as the caller writes it, as this tenant's principal.
+    pub fn principal(&self, raw: &str) -> Result<Principal, PrincipalError> {
+        match raw.split_once(':') {
+            Some(("user", id)) => Ok(Principal::User(self.user(id)?)),
+            Some(("group", id)) => Ok(Principal::Group(self.group(id)?)),
+            _ => Err(PrincipalError::Shape),
+        }
+    }
+
+    /// A principal as this tenant's caller writes it (`user:u-1`); another tenant's never shows.
+    pub fn local_principal(&self, principal: &Principal) -> Option<String> {
+        Some(match principal {
+            Principal::User(user) => format!("user:{}", self.local(user.as_str())?),
+            Principal::Group(group) => format!("group:{}", self.local(group.as_str())?),
+        })
+    }
 }
 
 #[cfg(test)]
@@ -125,6 +169,27 @@ mod tests {
         assert_eq!(acme.local("acmeco~u-1"), None, "a tenant that starts like another is another");
         assert_eq!(Tenant::Single.qualify("u~1"), "u~1");
         assert_eq!(Tenant::Single.local("acme~u-1"), Some("acme~u-1"));
+    }
+
+    #[test]
+    fn typed_ids_are_qualified_once_and_shown_back_relative() {
+        let acme = tenant("acme");
+        assert_eq!(acme.user("u-1").expect("user").as_str(), "acme~u-1");
+        assert_eq!(acme.asset("a-1").expect("asset").as_str(), "acme~a-1");
+        assert_eq!(acme.group("g-1").expect("group").as_str(), "acme~g-1");
+        let member = acme.principal("user:u-2").expect("principal");
+        assert_eq!(member, Principal::User(acme.user("u-2").expect("user")));
+        assert_eq!(acme.local_principal(&member).as_deref(), Some("user:u-2"));
+        let group = acme.principal("group:g-1").expect("principal");
+        assert_eq!(acme.local_principal(&group).as_deref(), Some("group:g-1"));
+        assert_eq!(tenant("globex").local_principal(&group), None);
+        assert!(acme.principal("team:g-1").is_err());
+        assert!(acme.user("").is_err() && acme.asset("").is_err() && acme.group("").is_err(), "not `acme~`");
+        assert!(acme.user("a\u{1}b").is_err());
+        assert_eq!(Tenant::Single.principal("user:u-2").expect("principal").to_string(), "user:u-2");
+        // The qualified id must fit each type's limit: the tenant takes its share.
+        assert!(acme.asset(&"a".repeat(251)).is_ok());
+        assert!(acme.asset(&"a".repeat(252)).is_err());
     }
 
     #[test]
