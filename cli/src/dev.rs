@@ -271,8 +271,13 @@ async fn serve<S: AclReader + GrantWriter + CatalogWriter + ExpiryIndex + Conver
     }
     if backing.demo {
         let conversations = &routes.conversations.conversations;
-        let summary =
-            crate::demo::seed(routes.admin.store.as_ref(), conversations, routes.admin.rule.twilio(), DEV_USER).await?;
+        let summary = crate::demo::seed(
+            routes.admin.catalog.store(),
+            conversations,
+            routes.admin.catalog.rule().twilio(),
+            DEV_USER,
+        )
+        .await?;
         println!("{summary}");
     }
     let key_note =

@@ -6,11 +6,14 @@
 //! Twilio in step with the ACLs (creating and joining, the guard, reconciling) needs both.
 
 pub mod acl;
+pub mod admin_auth;
 pub mod audit;
 #[cfg(feature = "sessions")]
 pub mod auth;
 #[cfg(feature = "aws")]
 pub mod aws;
+#[cfg(all(feature = "twilio-rest", feature = "dynamodb"))]
+pub mod catalog;
 pub mod clock;
 pub mod config;
 #[cfg(all(feature = "twilio-rest", feature = "dynamodb"))]
@@ -22,6 +25,7 @@ pub mod http;
 pub mod lambda;
 #[cfg(all(feature = "twilio-rest", feature = "dynamodb"))]
 pub mod reconcile;
+pub mod sharing;
 pub mod telemetry;
 pub mod tls;
 pub mod twilio;

@@ -32,7 +32,9 @@ impl Api {
         let mut admin =
             AdminState::new(AdminAuth::DevKey(ADMIN_KEY.into()), store, no_twilio(), ConversationNames::development());
         let clock = Arc::new(FixedClock(NOW));
-        (access.clock, sharing.clock, admin.clock) = (clock.clone(), clock.clone(), clock);
+        access.clock = clock.clone();
+        sharing.sharing = sharing.sharing.with_clock(clock.clone());
+        admin.catalog = admin.catalog.with_clock(clock);
         Self { access, sharing, admin }
     }
 

@@ -1,0 +1,260 @@
+//! Sharing an asset: its owner and writers see its live grants, and its owner alone puts or
+//! deletes one, each write conditional on the asset still having the owner and generation the
+//! decision saw. Written once over the ACL ports, so the sharing function and `chatgate dev` call
+//! the same code.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::acl::{AclReader, GrantWriter, StoreError};
+use crate::audit;
+use crate::clock::Clock;
+use crate::domain::{AssetId, AssetRecord, Grant, Identity, Principal, Role};
+use crate::http::ApiError;
+
+const NOT_OWNER: &str = "only the owner can share this asset";
+
+/// `PUT /assets/{id}/grants/{principal}`'s body.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrantRequest {
+    pub role: String,
+    #[serde(default)]
+    pub expires_at: Option<String>,
+}
+
+/// A validated grant request: a role that can be granted and, when the grant expires, when.
+/// Whether that time is still ahead is the clock's to say, when the grant is put.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GrantPlan {
+    pub role: Role,
+    pub expires_at: Option<OffsetDateTime>,
+}
+
+impl TryFrom<GrantRequest> for GrantPlan {
+    type Error = ApiError;
+
+    fn try_from(request: GrantRequest) -> Result<Self, ApiError> {
+        let role = Role::grantable(&request.role)
+            .ok_or_else(|| ApiError::BadRequest("role must be `reader` or `writer`".into()))?;
+        let expires_at = request
+            .expires_at
+            .map(|at| {
+                OffsetDateTime::parse(&at, &Rfc3339)
+                    .map_err(|_| ApiError::BadRequest("expires_at must be an RFC 3339 time".into()))
+            })
+            .transpose()?;
+        Ok(Self { role, expires_at })
+    }
+}
+
+/// One grant as the routes show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GrantView {
+    pub principal: String,
+    pub role: Role,
+    pub expires_at: Option<String>,
+}
+
+/// An asset's live grants, by principal: `GET /assets/{id}/grants`'s answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AssetGrants {
+    pub asset_id: AssetId,
+    pub owner: Identity,
+    pub grants: Vec<GrantView>,
+}
+
+/// The grant as written: `PUT /assets/{id}/grants/{principal}`'s answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GrantPut {
+    pub asset_id: AssetId,
+    #[serde(flatten)]
+    pub grant: GrantView,
+}
+
+/// The use cases' state over a store `S`: cheap to build (two reference counts).
+#[derive(Debug, Clone)]
+pub struct Sharing<S> {
+    store: Arc<S>,
+    clock: Arc<dyn Clock>,
+}
+
+impl<S> Sharing<S> {
+    pub fn new(store: Arc<S>, clock: Arc<dyn Clock>) -> Self {
+        Self { store, clock }
+    }
+
+    /// The same use cases on another clock (the tests' fixed one).
+    #[must_use]
+    pub fn with_clock(self, clock: Arc<dyn Clock>) -> Self {
+        Self { clock, ..self }
+    }
+}
+
+impl<S: AclReader> Sharing<S> {
+    /// The asset's live grants, for its owner and writers; anyone else (or a missing asset) is 403.
+    pub async fn grants(&self, user: &Identity, asset: AssetId) -> Result<AssetGrants, ApiError> {
+        let now = self.clock.now();
+        let facts = self.store.check_facts(user, std::slice::from_ref(&asset)).await?;
+        let can_write = facts.decision(user, now).can_write();
+        let Some((Some(record), grants)) = facts.assets.first().map(|f| (&f.asset, &f.grants)).filter(|_| can_write)
+        else {
+            return Err(ApiError::Forbidden("only the owner or a writer can see this asset's grants".into()));
+        };
+        let mut grants: Vec<&Grant> = grants.iter().filter(|g| g.is_live(record, now)).collect();
+        grants.sort_by_cached_key(|g| g.principal.to_string());
+        let grants = grants.into_iter().map(view).collect::<Result<_, _>>()?;
+        Ok(AssetGrants { asset_id: asset, owner: record.owner.clone(), grants })
+    }
+}
+
+impl<S: GrantWriter> Sharing<S> {
+    /// Grants `principal` the plan's role on the asset, for its owner only; one audit line.
+    pub async fn put_grant(
+        &self,
+        user: &Identity,
+        asset: AssetId,
+        principal: Principal,
+        plan: GrantPlan,
+    ) -> Result<GrantPut, ApiError> {
+        let now = self.clock.now();
+        let expires_at = plan
+            .expires_at
+            .map(|at| {
+                u64::try_from(at.unix_timestamp())
+                    .ok()
+                    .filter(|&at| at > now)
+                    .ok_or_else(|| ApiError::BadRequest("expires_at must be in the future".into()))
+            })
+            .transpose()?;
+        let record = self.owned(user, &asset).await?;
+        if principal == Principal::User(record.owner.clone()) {
+            return Err(ApiError::BadRequest("the owner already has every right on the asset".into()));
+        }
+        let grant = Grant { principal, role: plan.role, expires_at, generation: record.generation.clone() };
+        self.store.put_grant(&record, &grant, now).await.map_err(ownership_changed)?;
+        let view = view(&grant)?;
+        let detail = match &view.expires_at {
+            Some(at) => format!("{} until {at}", plan.role.as_str()),
+            None => plan.role.as_str().to_owned(),
+        };
+        audit::record(&audit::Entry {
+            event: "grant.put",
+            actor: user.as_str(),
+            asset: Some(asset.as_str()),
+            principal: Some(&view.principal),
+            detail: Some(&detail),
+            ..audit::Entry::default()
+        });
+        Ok(GrantPut { asset_id: asset, grant: view })
+    }
+
+    /// Takes `principal`'s grant on the asset away, for its owner only; one audit line.
+    pub async fn delete_grant(&self, user: &Identity, asset: &AssetId, principal: &Principal) -> Result<(), ApiError> {
+        let record = self.owned(user, asset).await?;
+        self.store.delete_grant(&record, principal).await.map_err(ownership_changed)?;
+        audit::record(&audit::Entry {
+            event: "grant.deleted",
+            actor: user.as_str(),
+            asset: Some(asset.as_str()),
+            principal: Some(&principal.to_string()),
+            ..audit::Entry::default()
+        });
+        Ok(())
+    }
+
+    /// The record, when `user` owns it; otherwise 403 (also for a missing asset: no oracle).
+    async fn owned(&self, user: &Identity, asset: &AssetId) -> Result<AssetRecord, ApiError> {
+        let record = self.store.asset_record(asset).await?;
+        record.filter(|r| &r.owner == user).ok_or_else(|| ApiError::Forbidden(NOT_OWNER.into()))
+    }
+}
+
+/// The asset changed owner (or was replaced) between the read and the conditional write.
+fn ownership_changed(e: StoreError) -> ApiError {
+    match e {
+        StoreError::Conflict => ApiError::Forbidden(NOT_OWNER.into()),
+        other => other.into(),
+    }
+}
+
+fn view(grant: &Grant) -> Result<GrantView, ApiError> {
+    let expires_at = grant
+        .expires_at
+        .map(|at| {
+            OffsetDateTime::from_unix_timestamp(i64::try_from(at).map_err(ApiError::internal)?)
+                .map_err(ApiError::internal)?
+                .format(&Rfc3339)
+                .map_err(ApiError::internal)
+        })
+        .transpose()?;
+    Ok(GrantView { principal: grant.principal.to_string(), role: grant.role, expires_at })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::acl::{CatalogWriter as _, MemoryStore};
+    use crate::clock::FixedClock;
+    use crate::domain::AssetType;
+
+    const NOW: u64 = 1_795_000_000;
+
+    fn user(id: &str) -> Identity {
+        Identity::try_from(id).expect("identity")
+    }
+
+    fn plan(role: &str, expires_at: Option<&str>) -> Result<GrantPlan, ApiError> {
+        GrantPlan::try_from(GrantRequest { role: role.into(), expires_at: expires_at.map(Into::into) })
+    }
+
+    async fn sharing() -> (Sharing<MemoryStore>, AssetId) {
+        let store = Arc::new(MemoryStore::new());
+        let asset = AssetId::try_from("a-1").expect("asset");
+        store.put_asset(&asset, &user("ana"), AssetType::Document, "Plan", NOW).await.expect("asset");
+        (Sharing::new(store, Arc::new(FixedClock(NOW))), asset)
+    }
+
+    #[test]
+    fn a_grant_request_names_a_grantable_role_and_an_rfc_3339_time() {
+        assert!(
+            matches!(plan("owner", None), Err(ApiError::BadRequest(m)) if m == "role must be `reader` or `writer`")
+        );
+        assert!(matches!(plan("reader", Some("tomorrow")), Err(ApiError::BadRequest(m)) if m.contains("RFC 3339")));
+        assert_eq!(plan("writer", None).expect("plan"), GrantPlan { role: Role::Writer, expires_at: None });
+    }
+
+    #[tokio::test]
+    async fn owner_can_share_but_a_writer_cannot() {
+        let (sharing, asset) = sharing().await;
+        let bob = Principal::User(user("bob"));
+        let put = sharing
+            .put_grant(&user("ana"), asset.clone(), bob.clone(), plan("writer", None).expect("plan"))
+            .await
+            .expect("owner shares");
+        assert_eq!(put.grant, GrantView { principal: "user:bob".into(), role: Role::Writer, expires_at: None });
+        let cy = Principal::User(user("cy"));
+        let refused = sharing.put_grant(&user("bob"), asset.clone(), cy, plan("reader", None).expect("plan")).await;
+        assert!(matches!(refused, Err(ApiError::Forbidden(m)) if m == NOT_OWNER));
+        let listed = sharing.grants(&user("bob"), asset.clone()).await.expect("a writer lists");
+        assert_eq!(listed.owner, user("ana"));
+        assert_eq!(listed.grants, vec![put.grant]);
+        sharing.delete_grant(&user("ana"), &asset, &bob).await.expect("owner revokes");
+        assert!(matches!(sharing.grants(&user("bob"), asset).await, Err(ApiError::Forbidden(_))));
+    }
+
+    #[tokio::test]
+    async fn a_grant_expires_in_the_future_and_never_to_the_owner() {
+        let (sharing, asset) = sharing().await;
+        let past = plan("reader", Some("2020-01-01T00:00:00Z")).expect("plan");
+        let bob = Principal::User(user("bob"));
+        let refused = sharing.put_grant(&user("ana"), asset.clone(), bob, past).await;
+        assert!(matches!(refused, Err(ApiError::BadRequest(m)) if m == "expires_at must be in the future"));
+        let ana = Principal::User(user("ana"));
+        let refused = sharing.put_grant(&user("ana"), asset, ana, plan("reader", None).expect("plan")).await;
+        assert!(matches!(refused, Err(ApiError::BadRequest(m)) if m.starts_with("the owner already")));
+    }
+}
