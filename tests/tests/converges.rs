@@ -117,11 +117,21 @@ fn standin_() -> impl std::future::Future<Output = StandIn> {
     StandIn::start(StandInConfig::new(ACCOUNT_SID, API_KEY_SID, API_KEY_SECRET, SERVICE_SID))
 }
 
-/// Someone added to an asset conversation behind chatgate's back (an operator's REST call, a
-/// client before the service was closed) is taken out by the next scheduled pass, as
-/// `chatgate dev` runs it; the readers stay.
-async fn stranger_behind_chatgates_back<S>(store: Arc<S>)
-where
+/// What the scheduled pass's scenarios need of a store: seeding (catalogue, grants, registry) and
+/// what the pass itself reads and writes.
+trait PassStore:
+    AclReader
+    + GrantWriter
+    + CatalogWriter
+    + ConversationRegistry
+    + RegisteredConversations
+    + PassProgress
+    + Rosters
+    + 'static
+{
+}
+
+impl<S> PassStore for S where
     S: AclReader
         + GrantWriter
         + CatalogWriter
@@ -129,8 +139,14 @@ where
         + RegisteredConversations
         + PassProgress
         + Rosters
-        + 'static,
+        + 'static
 {
+}
+
+/// Someone added to an asset conversation behind chatgate's back (an operator's REST call, a
+/// client before the service was closed) is taken out by the next scheduled pass, as
+/// `chatgate dev` runs it; the readers stay.
+async fn stranger_behind_chatgates_back<S: PassStore>(store: Arc<S>) {
     let standin = standin_().await;
     shared_asset(store.as_ref(), &standin, &["bob"]).await;
     store.register_conversation(&asset("a-1"), now()).await.expect("registered");
@@ -165,17 +181,7 @@ async fn a_stranger_added_behind_chatgates_back_is_removed_by_the_pass_on_dynamo
 
 /// The pass walks the registry a bounded run at a time from its cursor, completes, and starts
 /// again only once its interval has passed; a run that fails resumes where it stopped.
-async fn the_pass_resumes_and_repeats<S>(store: Arc<S>)
-where
-    S: AclReader
-        + GrantWriter
-        + CatalogWriter
-        + ConversationRegistry
-        + RegisteredConversations
-        + PassProgress
-        + Rosters
-        + 'static,
-{
+async fn the_pass_resumes_and_repeats<S: PassStore>(store: Arc<S>) {
     let standin = standin_().await;
     let clock = Arc::new(ManualClock::at(now()));
     let ids: Vec<String> = (0..25).map(|i| format!("p-{i:02}")).collect();

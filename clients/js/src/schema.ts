@@ -96,7 +96,8 @@ export interface paths {
          *     A group's `unique_name` is scoped to its creator: the same creator sending the same name
          *     gets the same group, and another user sending that name gets a different group (nobody
          *     joins someone else's group by guessing its name). An unnamed group is created anew by
-         *     every request, a retry after a failure included.
+         *     every request, unless it carries an `Idempotency-Key`: then a retry (of a request that
+         *     failed, too) joins the group the key made (below).
          *
          *     The caller is always a participant. Users are created in Twilio on first use with the
          *     restricted service role `TWILIO_USER_ROLE_SID` (`chatgate user`: no `createConversation`,
@@ -848,7 +849,8 @@ export interface components {
              * @description The conversation's Twilio unique name: `direct:`, `asset:` or `group:` followed by a
              *     43-character base64url HMAC-SHA256 keyed by the deployment's `CONVERSATION_NAME_KEY`
              *     (so another deployment names the same conversation differently), or `room:<name>`;
-             *     for a group created without `unique_name`, `group:` and 43 random base64url characters
+             *     for a group created without `unique_name`, `group:` and 43 base64url characters (random,
+             *     or with an `Idempotency-Key` a keyed digest of the creator and the key)
              *     (v1.2; `null` for one created before).
              * @example direct:O1toKr14LfP3hKwPEeQkZ1xLiU--9-Rdc0y-rwbPa1M
              * @example room:support

@@ -112,6 +112,7 @@ async fn backstop<R: AclReader>(state: &GuardState<R>, event: &Event) {
         }
         Err(e) => tracing::error!(
             error = %chatgate::http::ErrorChain(&e),
+            conversation_sid = event.get("ConversationSid"),
             message_sid = event.get("MessageSid"),
             backstop_failures = 1,
             "a published message could not be judged or deleted; it stays"

@@ -227,7 +227,8 @@ impl SessionVerifier {
             ),
             _ => Tenant::Single,
         };
-        let identity = Identity::try_from(tenant.qualify(&raw))
+        let identity = tenant
+            .user(&raw)
             .map_err(|e| ApiError::BadRequest(format!("the session's identity cannot be used with Twilio: {e}")))?;
         Ok(Caller { tenant, identity })
     }

@@ -124,11 +124,10 @@ impl Tenant {
 
     /// `user:<id>` or `group:<id>` as the caller writes it, as this tenant's principal.
     pub fn principal(&self, raw: &str) -> Result<Principal, PrincipalError> {
-        match raw.split_once(':') {
-            Some(("user", id)) => Ok(Principal::User(self.user(id)?)),
-            Some(("group", id)) => Ok(Principal::Group(self.group(id)?)),
-            _ => Err(PrincipalError::Shape),
-        }
+        Ok(match Principal::try_from(raw)? {
+            Principal::User(user) => Principal::User(self.user(user.as_str())?),
+            Principal::Group(group) => Principal::Group(self.group(group.as_str())?),
+        })
     }
 
     /// A principal as this tenant's caller writes it (`user:u-1`); another tenant's never shows.

@@ -20,12 +20,12 @@ use crate::clock::Deadline;
 use crate::domain::Scope;
 use crate::http::ErrorChain;
 
-/// With no cursor yet (a new deployment), the sweep starts this far back: entries are written
-/// from the version that introduced the index on, so there is nothing older to find.
 /// Scopes one sweep applies at most, in AWS (a run a minute) and locally (a run a second): a
 /// burst is worked through over several runs, each starting where the last stopped.
 pub const SWEEP_LIMIT: usize = 300;
 
+/// With no cursor yet (a new deployment), the sweep starts this far back: entries are written
+/// from the version that introduced the index on, so there is nothing older to find.
 const FIRST_LOOKBACK_SECONDS: u64 = 3600;
 /// Most minutes one sweep reads; a sweep that was down for longer catches up over several runs.
 const MAX_MINUTES_PER_SWEEP: u64 = 24 * 60;

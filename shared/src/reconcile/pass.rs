@@ -15,11 +15,11 @@ use crate::clock::Deadline;
 use crate::domain::Scope;
 use crate::http::ErrorChain;
 
-/// Conversations re-decided at once: their participant reads are not rate limited by Twilio, and
-/// removals stay well inside its 30 writes a second.
 /// Conversations one run of the scheduled pass re-decides at most (its deadline bounds it too).
 pub const PASS_LIMIT: usize = 2_000;
 
+/// Conversations re-decided at once: their participant reads are not rate limited by Twilio, and
+/// removals stay well inside its 30 writes a second.
 const PASS_CONCURRENCY: usize = 8;
 /// A run starts no new conversation with less than this left of its deadline.
 const MARGIN: Duration = Duration::from_secs(5);
