@@ -273,35 +273,48 @@ async fn budgets_count_atomically_per_user_and_refund<S: Budgets>(store: &S) {
 
 async fn idempotency_keys_hold_replay_and_are_forgotten<S: Idempotency>(store: &S) {
     let (ana, bob) = (user("c12-ana"), user("c12-bob"));
-    let begin = |who: &Identity, key: &'static str, fp: &'static str, at: u64| {
+    let begin = |who: &Identity, key: &'static str, fp: &'static str, name: &'static str, at: u64| {
         let who = who.clone();
-        async move { store.begin(&who, key, fp, 30, at).await.expect("begin") }
+        async move { store.begin(&who, key, fp, name, 30, at).await.expect("begin") }
     };
-    assert_eq!(begin(&ana, "k1", "fp-a", NOW).await, Begun::Fresh);
-    assert_eq!(begin(&ana, "k1", "fp-a", NOW + 1).await, Begun::InProgress, "held while the first runs");
-    assert_eq!(begin(&ana, "k1", "fp-b", NOW + 1).await, Begun::Mismatch, "another body");
-    assert_eq!(begin(&bob, "k1", "fp-b", NOW + 1).await, Begun::Fresh, "keys are per user");
+    let fresh = |name: &str| Begun::Fresh { group_name: name.into(), attempted: false };
+    let retaken = |name: &str| Begun::Fresh { group_name: name.into(), attempted: true };
+    assert_eq!(begin(&ana, "k1", "fp-a", "g-1", NOW).await, fresh("g-1"));
+    assert_eq!(begin(&ana, "k1", "fp-a", "g-2", NOW + 1).await, Begun::InProgress, "held while the first runs");
+    assert_eq!(begin(&ana, "k1", "fp-b", "g-2", NOW + 1).await, Begun::Mismatch, "another body");
+    assert_eq!(begin(&bob, "k1", "fp-b", "g-3", NOW + 1).await, fresh("g-3"), "keys are per user");
     let answer = Remembered { status: 201, body: r#"{"sid":"CH1","created":true}"#.into() };
     store.finish(&ana, "k1", "fp-a", &answer).await.expect("finish");
-    assert_eq!(begin(&ana, "k1", "fp-a", NOW + 2).await, Begun::Replay(answer.clone()));
-    assert_eq!(begin(&ana, "k1", "fp-a", NOW + 100).await, Begun::Replay(answer.clone()), "answers outlive leases");
-    assert_eq!(begin(&ana, "k1", "fp-b", NOW + 2).await, Begun::Mismatch);
-    store.abandon(&ana, "k1", "fp-a").await.expect("abandon an answered key: nothing happens");
-    assert_eq!(begin(&ana, "k1", "fp-a", NOW + 3).await, Begun::Replay(answer.clone()));
+    assert_eq!(begin(&ana, "k1", "fp-a", "g-2", NOW + 2).await, Begun::Replay(answer.clone()));
     assert_eq!(
-        begin(&ana, "k1", "fp-b", NOW + IDEMPOTENCY_WINDOW_SECONDS).await,
-        Begun::Fresh,
-        "forgotten after the window, even before DynamoDB's TTL deletes it"
+        begin(&ana, "k1", "fp-a", "g-2", NOW + 100).await,
+        Begun::Replay(answer.clone()),
+        "answers outlive leases"
+    );
+    assert_eq!(begin(&ana, "k1", "fp-b", "g-2", NOW + 2).await, Begun::Mismatch);
+    store.abandon(&ana, "k1", "fp-a").await.expect("abandon an answered key: nothing happens");
+    assert_eq!(begin(&ana, "k1", "fp-a", "g-2", NOW + 3).await, Begun::Replay(answer.clone()));
+    assert_eq!(
+        begin(&ana, "k1", "fp-b", "g-4", NOW + IDEMPOTENCY_WINDOW_SECONDS).await,
+        fresh("g-4"),
+        "forgotten after the window, even before DynamoDB's TTL deletes it, and its name with it"
     );
 
-    // A failed request lets its key go; one that stopped without a word holds it for its lease,
-    // and then only a request of the same body may take it.
-    assert_eq!(begin(&ana, "k2", "fp-a", NOW).await, Begun::Fresh);
+    // A failed request lets its key go, keeping the name it was given for its retry; one that
+    // stopped without a word holds it for its lease, and then only a request of the same body
+    // may take it.
+    assert_eq!(begin(&ana, "k2", "fp-a", "g-5", NOW).await, fresh("g-5"));
     store.abandon(&ana, "k2", "fp-a").await.expect("abandon");
-    assert_eq!(begin(&ana, "k2", "fp-a", NOW + 1).await, Begun::Fresh, "a retry runs afresh");
-    assert_eq!(begin(&ana, "k2", "fp-a", NOW + 20).await, Begun::InProgress);
-    assert_eq!(begin(&ana, "k2", "fp-b", NOW + 40).await, Begun::Mismatch);
-    assert_eq!(begin(&ana, "k2", "fp-a", NOW + 40).await, Begun::Fresh, "the lease ended");
+    assert_eq!(begin(&ana, "k2", "fp-a", "g-6", NOW + 1).await, retaken("g-5"), "a retry runs under the same name");
+    assert_eq!(begin(&ana, "k2", "fp-a", "g-6", NOW + 20).await, Begun::InProgress);
+    assert_eq!(begin(&ana, "k2", "fp-b", "g-6", NOW + 40).await, Begun::Mismatch);
+    assert_eq!(begin(&ana, "k2", "fp-a", "g-6", NOW + 40).await, retaken("g-5"), "the lease ended");
+    store.abandon(&ana, "k2", "fp-a").await.expect("abandon");
+    assert_eq!(
+        begin(&ana, "k2", "fp-a", "g-7", NOW + 40 + IDEMPOTENCY_WINDOW_SECONDS).await,
+        fresh("g-7"),
+        "a key used again after its window names a new group"
+    );
     let late = Remembered { status: 200, body: "{}".into() };
     assert!(matches!(store.finish(&ana, "k3", "fp-a", &late).await, Err(StoreError::Conflict)), "nothing to finish");
 }

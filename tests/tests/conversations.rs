@@ -4,7 +4,8 @@
 
 use std::sync::Arc;
 
-use chatgate::acl::{CatalogWriter, GrantWriter, MemoryStore, RegisteredConversations};
+use chatgate::acl::{CatalogWriter, GrantWriter, IDEMPOTENCY_WINDOW_SECONDS, MemoryStore, RegisteredConversations};
+use chatgate::clock::ManualClock;
 use chatgate::config::TwilioSecrets;
 use chatgate::domain::{AssetType, Grant, Principal, Role};
 use chatgate_tests::acl_contract::{NOW, asset, record, user};
@@ -349,6 +350,63 @@ async fn an_unnamed_group_whose_request_failed_after_the_create_is_joined_by_its
     assert_eq!(w.post_with_key("ana", "launch-2", body.clone()).await.0, 201);
     assert_eq!(w.post_with_key("bob", "launch-1", body).await.0, 201);
     assert_eq!(w.standin.conversations().len(), 3);
+}
+
+#[tokio::test]
+async fn an_idempotency_key_used_again_after_its_window_makes_a_new_group() {
+    let clock = Arc::new(ManualClock::at(NOW));
+    let mut w = World::new().await;
+    w.state.conversations = w.state.conversations.with_clock(clock.clone());
+    let body = json!({"type": "group", "friendly_name": "Weekly", "participants": ["bob"]});
+    // The first attempt makes the group and fails after; its key is let go with the group's name.
+    w.standin.fail_always(Fault::INTERNAL_ERROR, Some("/Conversations/CH"));
+    assert_eq!(w.post_with_key("ana", "weekly", body.clone()).await.0, 502);
+    w.standin.heal();
+    let old = w.standin.conversations().pop().expect("the failed attempt's group").sid;
+    // A day later the key is forgotten: the same request is a new one, and its group is new, so
+    // whoever it adds never sees the old group's history.
+    clock.set(NOW + IDEMPOTENCY_WINDOW_SECONDS);
+    let (status, created) = w.post_with_key("ana", "weekly", body.clone()).await;
+    assert_eq!(status, 201, "{created}");
+    assert_ne!(created["sid"].as_str(), Some(old.as_str()));
+    assert_eq!(w.standin.conversations().len(), 2);
+    // Used once more after another day, with another body: new again.
+    clock.set(NOW + 2 * IDEMPOTENCY_WINDOW_SECONDS);
+    let other = json!({"type": "group", "friendly_name": "Monthly", "participants": ["cy"]});
+    assert_eq!(w.post_with_key("ana", "weekly", other).await.0, 201);
+    assert_eq!(w.standin.conversations().len(), 3);
+}
+
+#[tokio::test]
+async fn an_idempotency_key_that_failed_is_still_bound_to_its_request() {
+    let w = World::new().await;
+    let body = json!({"type": "group", "friendly_name": "Launch", "participants": ["bob"]});
+    w.standin.fail_always(Fault::INTERNAL_ERROR, Some("/Conversations/CH"));
+    assert_eq!(w.post_with_key("ana", "launch-1", body.clone()).await.0, 502);
+    w.standin.heal();
+    // The failed attempt's group is not anybody else's to join: another body under the key is
+    // refused, and nobody is added to the group the failed attempt made.
+    let other = json!({"type": "group", "friendly_name": "Launch", "participants": ["cy"]});
+    let (status, problem) = w.post_with_key("ana", "launch-1", other).await;
+    assert_eq!((status, problem["code"].clone()), (409, json!("conflict")), "{problem}");
+    let made = w.standin.conversations().pop().expect("group").sid;
+    assert!(!w.identities(&made).contains(&"cy".to_owned()), "cy never joins the failed attempt's group");
+    // The same body is the retry: it joins that group.
+    let (status, joined) = w.post_with_key("ana", "launch-1", body).await;
+    assert_eq!((status, joined["sid"].as_str()), (200, Some(made.as_str())), "{joined}");
+}
+
+#[tokio::test]
+async fn a_first_attempt_under_an_idempotency_key_costs_what_an_unkeyed_create_does() {
+    let w = World::new().await;
+    // Two pairs of users Twilio does not know yet, so both creates make their users too.
+    let body = json!({"type": "group", "friendly_name": "Ops", "participants": ["bob"]});
+    assert_eq!(w.post("ana", body).await.0, 201);
+    let unkeyed = w.standin.request_count();
+    w.standin.reset_requests();
+    let body = json!({"type": "group", "friendly_name": "Ops", "participants": ["dan"]});
+    assert_eq!(w.post_with_key("cy", "ops-1", body).await.0, 201);
+    assert_eq!(w.standin.request_count(), unkeyed, "a key adds no Twilio call: {:?}", w.standin.requests());
 }
 
 #[tokio::test]

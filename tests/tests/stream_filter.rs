@@ -102,7 +102,7 @@ async fn every_kind_of_write_on_dynamodb_local_is_filtered_as_the_rule_needs() {
     store.spend_new_conversation(&user("eve"), BudgetLimits::default(), now).await.expect("spend").expect("room");
     // An idempotency key taken, an asset conversation registered, and the pass's cursor moved:
     // bookkeeping, never a change of access.
-    store.begin(&user("eve"), "retry-1", "fp", 30, now).await.expect("key");
+    store.begin(&user("eve"), "retry-1", "fp", "group:x", 30, now).await.expect("key");
     store.register_conversation(&asset("a-1"), now).await.expect("registered");
     rule.pass_run(Duration::ZERO, 10, chatgate::clock::Deadline::after(Duration::from_secs(30))).await.expect("pass");
 

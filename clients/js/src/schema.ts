@@ -79,7 +79,7 @@ export interface paths {
          *     | `type` | fields | unique name | who may |
          *     |---|---|---|---|
          *     | `direct` | `participant` (required) | `direct:` + a keyed digest of the sorted pair | any user, with another user |
-         *     | `group` | `friendly_name` (required), `participants`, `unique_name` | a random one (`group:` + 43 random characters): a new conversation each time (with an `Idempotency-Key`, a keyed digest of the creator and the key); with `unique_name`, `group:` + a keyed digest of the creator and that name | any user |
+         *     | `group` | `friendly_name` (required), `participants`, `unique_name` | a random one (`group:` + 43 random characters): a new conversation each time (with an `Idempotency-Key`, the one its key keeps); with `unique_name`, `group:` + a keyed digest of the creator and that name | any user |
          *     | `asset` | `asset_id` (required), `participants` | `asset:` + a keyed digest of the asset id | the caller and every listed participant must be able to read the asset (`403`) |
          *     | `room` | `name` (required) | `room:<name>` | any user; the room must exist (`404`); operators create rooms (`chatgate rooms create`) |
          *
@@ -135,18 +135,20 @@ export interface paths {
          *     call. The request is compared as chatgate reads it (spacing, key order and defaults do
          *     not matter). The same key with a different request is `409`; a retry while the first
          *     request still runs is `409` (retry a few seconds later). A request that fails (any
-         *     `4xx` or `5xx`) keeps nothing: its retry runs afresh, and still makes nothing twice: an
-         *     unnamed group asked for with a key is named after the caller and the key, so the retry of
-         *     a request that failed after Twilio made the group joins that group (`200`, `created`
-         *     false). The key is checked after the session and the body, and before anything else.
+         *     `4xx` or `5xx`) keeps no answer: its retry runs afresh, and still makes nothing twice:
+         *     the key keeps the random name its first attempt gave an unnamed group, so the retry of a
+         *     request that failed after Twilio made the group joins that group (`200`, `created`
+         *     false). A failed key stays bound to its request for the 24 hours (another request under it
+         *     is `409`); a key used again after them is a new request, and names a new group. The key
+         *     is checked after the session and the body, and before anything else.
          *
          *     Twilio's limits are `409` naming the limit (v1.2): a user already in as many conversations
          *     as Twilio allows one identity, a conversation with as many participants as it allows.
          *
-         *     An unnamed group gets a unique name (`group:` and 43 characters, v1.2): random without an
-         *     `Idempotency-Key`, a keyed digest of the caller and the key with one, so that a create
-         *     whose answer Twilio lost is found again by the retry instead of made twice; it is in the
-         *     answer's `unique_name`.
+         *     An unnamed group gets a unique name (`group:` and 43 random characters, v1.2), kept with
+         *     its `Idempotency-Key` when it has one, so that a create whose answer Twilio lost, or a
+         *     request that failed after the create, is found again by the retry instead of made twice;
+         *     it is in the answer's `unique_name`.
          */
         post: operations["createOrJoinConversation"];
         delete?: never;
@@ -849,8 +851,7 @@ export interface components {
              * @description The conversation's Twilio unique name: `direct:`, `asset:` or `group:` followed by a
              *     43-character base64url HMAC-SHA256 keyed by the deployment's `CONVERSATION_NAME_KEY`
              *     (so another deployment names the same conversation differently), or `room:<name>`;
-             *     for a group created without `unique_name`, `group:` and 43 base64url characters (random,
-             *     or with an `Idempotency-Key` a keyed digest of the creator and the key)
+             *     for a group created without `unique_name`, `group:` and 43 random base64url characters
              *     (v1.2; `null` for one created before).
              * @example direct:O1toKr14LfP3hKwPEeQkZ1xLiU--9-Rdc0y-rwbPa1M
              * @example room:support

@@ -528,27 +528,28 @@ impl Idempotency for DynamoStore {
         user: &Identity,
         key: &str,
         fingerprint: &str,
+        group_name: &str,
         lease_seconds: u64,
         now: u64,
     ) -> Result<Begun, StoreError> {
-        // One conditional write takes the key: free, forgotten (past its window: DynamoDB's TTL
-        // deletes late), or left by a request of the same body that stopped without answering.
-        // When taken, DynamoDB hands back what holds it.
+        // One conditional write takes a key that is free or forgotten (past its window:
+        // DynamoDB's TTL deletes late), with the group name proposed. When the key is held,
+        // DynamoDB hands back what holds it.
         let sent = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(Self::key(keys::idempotency_pk(user), key.to_owned())))
-            .update_expression("SET #f = :f, #l = :lease, #ttl = :ttl REMOVE #s, #b")
-            .condition_expression(
-                "attribute_not_exists(#f) OR #ttl <= :now OR (attribute_not_exists(#s) AND #l <= :now AND #f = :f)",
-            )
+            .update_expression("SET #f = :f, #u = :u, #l = :lease, #ttl = :ttl REMOVE #s, #b")
+            .condition_expression("attribute_not_exists(#f) OR #ttl <= :now")
             .expression_attribute_names("#f", attr::FINGERPRINT)
+            .expression_attribute_names("#u", attr::GROUP_NAME)
             .expression_attribute_names("#l", attr::LEASE)
             .expression_attribute_names("#ttl", attr::TTL)
             .expression_attribute_names("#s", attr::STATUS)
             .expression_attribute_names("#b", attr::BODY)
             .expression_attribute_values(":f", AttributeValue::S(fingerprint.to_owned()))
+            .expression_attribute_values(":u", AttributeValue::S(group_name.to_owned()))
             .expression_attribute_values(":lease", AttributeValue::N((now + lease_seconds).to_string()))
             .expression_attribute_values(":ttl", AttributeValue::N((now + IDEMPOTENCY_WINDOW_SECONDS).to_string()))
             .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
@@ -559,7 +560,7 @@ impl Idempotency for DynamoStore {
         let held = match sent {
             Ok(out) => {
                 self.stats.record(out.consumed_capacity());
-                return Ok(Begun::Fresh);
+                return Ok(Begun::Fresh { group_name: group_name.to_owned(), attempted: false });
             }
             Err(SdkError::ServiceError(failed))
                 if matches!(failed.err(), UpdateItemError::ConditionalCheckFailedException(_)) =>
@@ -575,12 +576,42 @@ impl Idempotency for DynamoStore {
             return Ok(Begun::Mismatch);
         }
         match (n(&held, attr::STATUS)?, s(&held, attr::BODY)) {
-            (Some(status), Some(body)) => Ok(Begun::Replay(Remembered {
-                status: u16::try_from(status).map_err(|_| corrupt(attr::STATUS))?,
-                body: body.to_owned(),
-            })),
-            _ => Ok(Begun::InProgress),
+            (Some(status), Some(body)) => {
+                return Ok(Begun::Replay(Remembered {
+                    status: u16::try_from(status).map_err(|_| corrupt(attr::STATUS))?,
+                    body: body.to_owned(),
+                }));
+            }
+            _ if n(&held, attr::LEASE)?.unwrap_or(0) > now => return Ok(Begun::InProgress),
+            _ => {}
         }
+        // An earlier attempt of the same request failed or stopped: retaken, with the name it
+        // was given (a second write, on retries only), unless another retry took it first.
+        let retaken = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(keys::idempotency_pk(user), key.to_owned())))
+            .update_expression("SET #l = :lease, #ttl = :ttl, #u = if_not_exists(#u, :u)")
+            .condition_expression("#f = :f AND attribute_not_exists(#s) AND #l <= :now AND #ttl > :now")
+            .expression_attribute_names("#f", attr::FINGERPRINT)
+            .expression_attribute_names("#u", attr::GROUP_NAME)
+            .expression_attribute_names("#l", attr::LEASE)
+            .expression_attribute_names("#ttl", attr::TTL)
+            .expression_attribute_names("#s", attr::STATUS)
+            .expression_attribute_values(":f", AttributeValue::S(fingerprint.to_owned()))
+            .expression_attribute_values(":u", AttributeValue::S(group_name.to_owned()))
+            .expression_attribute_values(":lease", AttributeValue::N((now + lease_seconds).to_string()))
+            .expression_attribute_values(":ttl", AttributeValue::N((now + IDEMPOTENCY_WINDOW_SECONDS).to_string()))
+            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+            .return_values(ReturnValue::AllNew)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        let Some(out) = sent_or_gone(retaken)? else { return Ok(Begun::InProgress) };
+        self.stats.record(out.consumed_capacity());
+        let kept = out.attributes.as_ref().and_then(|item| s(item, attr::GROUP_NAME)).unwrap_or(group_name);
+        Ok(Begun::Fresh { group_name: kept.to_owned(), attempted: true })
     }
 
     async fn finish(

@@ -82,6 +82,8 @@ pub mod attr {
     /// An idempotency record's answer: status and JSON body.
     pub const STATUS: &str = "s";
     pub const BODY: &str = "b";
+    /// An idempotency record's unique name for the unnamed group its request asks for.
+    pub const GROUP_NAME: &str = "u";
 }
 
 /// Longest raw part kept in a sort key (DynamoDB allows 1024 bytes).

@@ -48,6 +48,7 @@ struct State {
 #[derive(Debug)]
 struct KeyHold {
     fingerprint: String,
+    group_name: String,
     lease_until: u64,
     forget_at: u64,
     answer: Option<Remembered>,
@@ -170,32 +171,36 @@ impl Idempotency for MemoryStore {
         user: &Identity,
         key: &str,
         fingerprint: &str,
+        group_name: &str,
         lease_seconds: u64,
         now: u64,
     ) -> Result<Begun, StoreError> {
         let mut state = self.state();
-        let slot = (user.clone(), key.to_owned());
-        if let Some(held) = state.idempotency.get(&slot).filter(|held| held.forget_at > now) {
-            let stopped = held.answer.is_none() && held.lease_until <= now && held.fingerprint == fingerprint;
-            if !stopped {
-                return Ok(match &held.answer {
-                    _ if held.fingerprint != fingerprint => Begun::Mismatch,
-                    Some(answer) => Begun::Replay(answer.clone()),
-                    None => Begun::InProgress,
-                });
-            }
-        }
         state.idempotency.retain(|_, held| held.forget_at > now);
+        let slot = (user.clone(), key.to_owned());
+        if let Some(held) = state.idempotency.get_mut(&slot) {
+            return Ok(match &held.answer {
+                _ if held.fingerprint != fingerprint => Begun::Mismatch,
+                Some(answer) => Begun::Replay(answer.clone()),
+                None if held.lease_until > now => Begun::InProgress,
+                None => {
+                    held.lease_until = now + lease_seconds;
+                    held.forget_at = now + IDEMPOTENCY_WINDOW_SECONDS;
+                    Begun::Fresh { group_name: held.group_name.clone(), attempted: true }
+                }
+            });
+        }
         state.idempotency.insert(
             slot,
             KeyHold {
                 fingerprint: fingerprint.to_owned(),
+                group_name: group_name.to_owned(),
                 lease_until: now + lease_seconds,
                 forget_at: now + IDEMPOTENCY_WINDOW_SECONDS,
                 answer: None,
             },
         );
-        Ok(Begun::Fresh)
+        Ok(Begun::Fresh { group_name: group_name.to_owned(), attempted: false })
     }
 
     async fn finish(

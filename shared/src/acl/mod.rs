@@ -236,7 +236,14 @@ pub struct Remembered {
 pub enum Begun {
     /// Nothing (or only a request that stopped without answering, past its lease): this request
     /// holds the key until it finishes, abandons it, or its lease ends.
-    Fresh,
+    Fresh {
+        /// The unique name an unnamed group asked for under this key gets: the name proposed, or
+        /// the one an earlier attempt of the same request was given (it may have made the group).
+        group_name: String,
+        /// An earlier attempt of the same request held the key and did not answer: what it made
+        /// must be found, not made again.
+        attempted: bool,
+    },
     /// A request with the same body answered this: answer it again.
     Replay(Remembered),
     /// A request with the same body holds the key and has not answered yet.
@@ -250,12 +257,15 @@ pub enum Begun {
 /// fingerprint is what the request asked, so a key reused for something else is told apart.
 pub trait Idempotency: Send + Sync {
     /// Takes the key for a request with `fingerprint`, for `lease_seconds` at most, unless a
-    /// request already holds or answered it.
+    /// request already holds or answered it. A key taken afresh keeps `group_name` for the
+    /// window; one retaken after a failed attempt of the same request keeps the name it had, so
+    /// the retry finds the group that attempt made, and a key reused after the window never does.
     fn begin(
         &self,
         user: &Identity,
         key: &str,
         fingerprint: &str,
+        group_name: &str,
         lease_seconds: u64,
         now: u64,
     ) -> impl Future<Output = Result<Begun, StoreError>> + Send;

@@ -12,7 +12,8 @@ use crate::acl::ConversationsStore;
 use crate::audit;
 use crate::clock::Deadline;
 use crate::domain::{
-    AssetId, ConversationAttributes, ConversationKey, ConversationKind, Identity, RoomName, Scope, roster_name,
+    AssetId, ConversationAttributes, ConversationKey, ConversationKind, ConversationNames, Identity, RoomName, Scope,
+    roster_name,
 };
 use crate::http::ApiError;
 use crate::twilio::rest::{Conversation, Limit, TwilioError, codes};
@@ -68,8 +69,9 @@ pub struct Requested {
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub kind: ConversationKind,
-    /// What names the conversation; `None` for an unnamed group (a new one every time).
-    pub key: Option<ConversationKey>,
+    /// What names the conversation; an unnamed group's is a fresh random name (a new group every
+    /// time), or the name its idempotency key kept.
+    pub key: ConversationKey,
     /// An asset conversation's is the asset's name, known once access has been checked.
     pub friendly_name: String,
     pub asset: Option<AssetId>,
@@ -102,7 +104,7 @@ impl TryFrom<Requested> for Plan {
                 }
                 let (a, b) = if caller <= other { (&caller, &other) } else { (&other, &caller) };
                 let friendly_name = friendly(format!("{a} & {b}"));
-                let key = Some(ConversationKey::Direct(caller.clone(), other.clone()));
+                let key = ConversationKey::Direct(caller.clone(), other.clone());
                 wanted.push(other);
                 Ok(Self { kind: ConversationKind::Direct, key, friendly_name, asset: None, wanted })
             }
@@ -119,8 +121,8 @@ impl TryFrom<Requested> for Plan {
                     Some(name) if name.is_empty() || name.len() > 256 => {
                         return Err(ApiError::BadRequest("unique_name must be 1 to 256 bytes".into()));
                     }
-                    Some(name) => Some(ConversationKey::Group { creator: caller.clone(), name }),
-                    None => None,
+                    Some(name) => ConversationKey::Group { creator: caller.clone(), name },
+                    None => ConversationKey::Fresh(ConversationNames::fresh_group()),
                 };
                 add_others(participants)?;
                 Ok(Self { kind: ConversationKind::Group, key, friendly_name, asset: None, wanted })
@@ -130,7 +132,7 @@ impl TryFrom<Requested> for Plan {
                 add_others(participants)?;
                 Ok(Self {
                     kind: ConversationKind::Asset,
-                    key: Some(ConversationKey::Asset(asset.clone())),
+                    key: ConversationKey::Asset(asset.clone()),
                     friendly_name: asset.to_string(),
                     asset: Some(asset),
                     wanted,
@@ -141,7 +143,7 @@ impl TryFrom<Requested> for Plan {
                 Ok(Self {
                     kind: ConversationKind::Room,
                     friendly_name: room.to_string(),
-                    key: Some(ConversationKey::Room(room)),
+                    key: ConversationKey::Room(room),
                     asset: None,
                     wanted,
                 })
@@ -180,8 +182,6 @@ struct Target {
     friendly_name: Option<String>,
     created: bool,
     present: BTreeSet<String>,
-    /// The random unique name an unnamed group was created with.
-    assigned_name: Option<String>,
 }
 
 /// What adding one wanted identity came to.
@@ -210,14 +210,13 @@ impl<R: ConversationsStore> Conversations<R> {
             Some(asset) => plan.friendly_name = self.require_readers(asset, &plan.wanted).await?,
             None => self.require_standing(&plan.wanted).await?,
         }
-        let unique_name = plan.key.as_ref().map(|key| self.names().unique_name(key));
+        let unique_name = self.names().unique_name(&plan.key);
         // An asset conversation is registered before it can exist (and again on every join, which
         // registers those made before the registry), so the scheduled pass walks every one.
         if let Some(asset) = &plan.asset {
             self.store.register_conversation(asset, self.clock.now()).await?;
         }
-        let target = self.target(&plan, unique_name.as_deref(), &caller, deadline).await?;
-        let unique_name = unique_name.or_else(|| target.assigned_name.clone());
+        let target = self.target(&plan, &unique_name, &caller, deadline).await?;
         tracing::Span::current().record("conversation_sid", target.sid.as_str());
 
         let missing: Vec<Identity> =
@@ -231,7 +230,7 @@ impl<R: ConversationsStore> Conversations<R> {
         let added: Vec<bool> = additions.iter().map(|a| matches!(a, Ok(Addition::Added { .. }))).collect();
         // Whoever is in now goes on the conversation's roster (the listing reads it instead of
         // Twilio), before the re-check, which takes anyone it removes off it again.
-        let roster = roster_name(unique_name.as_deref(), &target.sid);
+        let roster = roster_name(Some(&unique_name), &target.sid);
         let inside: Vec<Identity> =
             plan.wanted.iter().zip(&additions).filter(|(_, a)| a.is_ok()).map(|(w, _)| w.clone()).collect();
         let rostered = self.store.write_roster(&roster, &inside, &[]).await;
@@ -258,7 +257,7 @@ impl<R: ConversationsStore> Conversations<R> {
         );
         Ok(Joined {
             sid: target.sid,
-            unique_name,
+            unique_name: Some(unique_name),
             friendly_name: target.friendly_name,
             kind: plan.kind,
             asset_id: plan.asset,
@@ -401,27 +400,18 @@ impl<R: ConversationsStore> Conversations<R> {
     async fn target(
         &self,
         plan: &Plan,
-        unique: Option<&str>,
+        unique: &str,
         caller: &Identity,
         deadline: Deadline,
     ) -> Result<Target, ApiError> {
-        let new = |(sid, friendly_name, created)| Target {
-            sid,
-            friendly_name,
-            created,
-            present: BTreeSet::new(),
-            assigned_name: None,
-        };
-        let Some(unique) = unique else {
-            // An unnamed group without a key: a new conversation every time, under a fresh name
-            // (see `ConversationNames::fresh_group`). Users first: a failure there leaves no
-            // empty conversation and spends nothing.
+        let new = |(sid, friendly_name, created)| Target { sid, friendly_name, created, present: BTreeSet::new() };
+        if let ConversationKey::Fresh(_) = plan.key {
+            // A new group under a name nobody has: made without looking. Users first: a failure
+            // there leaves no empty conversation and spends nothing.
             self.ensure_users(plan.wanted.clone(), deadline).await?;
             let spent_at = self.spend_budget(caller).await?;
-            let fresh = self.names().fresh_group();
-            let created = self.create(plan, Some(&fresh), spent_at, deadline).await?;
-            return Ok(Target { assigned_name: Some(fresh), ..new(created) });
-        };
+            return Ok(new(self.create(plan, unique, spent_at, deadline).await?));
+        }
         if plan.kind == ConversationKind::Room {
             // Rooms can be large: fetch the room, then add the caller (50433 when already in).
             let room = self
@@ -446,7 +436,6 @@ impl<R: ConversationsStore> Conversations<R> {
                     friendly_name: conversation.friendly_name.or_else(|| Some(plan.friendly_name.clone())),
                     created: false,
                     present: participants.into_iter().filter_map(|p| p.identity).collect(),
-                    assigned_name: None,
                 })
             }
             None => {
@@ -462,7 +451,7 @@ impl<R: ConversationsStore> Conversations<R> {
                         };
                     }
                 };
-                Ok(new(self.create(plan, Some(unique), spent_at, deadline).await?))
+                Ok(new(self.create(plan, unique, spent_at, deadline).await?))
             }
         }
     }
@@ -522,12 +511,12 @@ impl<R: ConversationsStore> Conversations<R> {
     async fn create(
         &self,
         plan: &Plan,
-        unique: Option<&str>,
+        unique: &str,
         spent_at: u64,
         deadline: Deadline,
     ) -> Result<(String, Option<String>, bool), ApiError> {
         let attributes = ConversationAttributes::new(plan.kind, plan.asset.clone()).to_json();
-        match self.twilio.create_conversation(unique, &plan.friendly_name, &attributes, deadline).await {
+        match self.twilio.create_conversation(Some(unique), &plan.friendly_name, &attributes, deadline).await {
             Ok(c) => Ok((c.sid, c.friendly_name, true)),
             // This very request made it, and Twilio's answer was lost on the way (the retry
             // found the name taken): it is this request's creation.
@@ -550,13 +539,8 @@ impl<R: ConversationsStore> Conversations<R> {
 
     /// The conversation a create found existing under its name; it must be chatgate's, like any
     /// conversation found under a name.
-    async fn fetch_created(
-        &self,
-        plan: &Plan,
-        unique: Option<&str>,
-        deadline: Deadline,
-    ) -> Result<Conversation, ApiError> {
-        let c = self.twilio.fetch_conversation(unique.unwrap_or(""), deadline).await?.ok_or(TwilioError::RaceLost)?;
+    async fn fetch_created(&self, plan: &Plan, unique: &str, deadline: Deadline) -> Result<Conversation, ApiError> {
+        let c = self.twilio.fetch_conversation(unique, deadline).await?.ok_or(TwilioError::RaceLost)?;
         self.require_ours(plan, &c, &plan.wanted[0])?;
         Ok(c)
     }

@@ -63,6 +63,13 @@ impl<R> Conversations<R> {
         self
     }
 
+    /// The same use cases on another clock (the tests' hand-moved one), the rule's included.
+    #[must_use]
+    pub fn with_clock(self, clock: Arc<dyn Clock>) -> Self {
+        let rule = Reconciler::new(self.store.clone(), self.twilio.clone(), self.names().clone(), clock.clone());
+        Self { clock, rule, ..self }
+    }
+
     /// How this deployment names the conversations it finds again.
     pub fn names(&self) -> &ConversationNames {
         self.rule.names()

@@ -3,15 +3,16 @@
 //! for 24 hours; a retry with the same key and the same body gets that answer and creates
 //! nothing; the same key with another body is refused. A request that fails lets its key go, so
 //! its retry runs afresh; one that stops without a word (a timed-out function) holds the key only
-//! for its lease. Either way the retry makes nothing twice: an unnamed group asked for with a key
-//! is named after the caller and the key, so a retry joins the group its failed attempt made.
+//! for its lease. Either way the retry makes nothing twice: the key keeps the random name its
+//! first attempt gave an unnamed group, so a retry joins the group that attempt made; a key used
+//! again after its window names a new group, never the old one.
 
 use ring::digest;
 
 use super::{Conversations, CreateCommand, Plan};
 use crate::acl::{Begun, ConversationsStore, Remembered};
 use crate::clock::Deadline;
-use crate::domain::ConversationKey;
+use crate::domain::{ConversationKey, ConversationNames};
 use crate::http::{ApiError, ErrorChain};
 
 /// How long a request holds its key before a retry may take it over: longer than any request
@@ -61,15 +62,22 @@ impl<R: ConversationsStore> Conversations<R> {
     ) -> Result<Remembered, ApiError> {
         let Some(key) = key else { return self.answer(plan, deadline).await };
         let caller = plan.wanted[0].clone();
-        // An unnamed group is named by its key: a retry of a request that failed after Twilio
-        // made the group (its key let go) finds that group and joins it, instead of making another.
-        if plan.key.is_none() {
-            plan.key =
-                Some(ConversationKey::Retried { creator: caller.clone(), idempotency_key: key.as_str().to_owned() });
-        }
         let fingerprint = fingerprint(command);
-        match self.store.begin(&caller, key.as_str(), &fingerprint, LEASE_SECONDS, self.clock.now()).await? {
-            Begun::Fresh => {}
+        let proposed = match &plan.key {
+            ConversationKey::Fresh(name) => name.clone(),
+            _ => ConversationNames::fresh_group(),
+        };
+        match self.store.begin(&caller, key.as_str(), &fingerprint, &proposed, LEASE_SECONDS, self.clock.now()).await? {
+            // An unnamed group takes the name the key keeps: a retry of an attempt that failed
+            // after Twilio made the group finds that group and joins it.
+            Begun::Fresh { group_name, attempted } => {
+                if let ConversationKey::Fresh(_) = plan.key {
+                    plan.key = match attempted {
+                        true => ConversationKey::Attempted(group_name),
+                        false => ConversationKey::Fresh(group_name),
+                    };
+                }
+            }
             Begun::Replay(answer) => {
                 tracing::info!(status = answer.status, "idempotent replay");
                 return Ok(answer);

@@ -100,13 +100,12 @@ pub enum ConversationKey {
         name: String,
     },
     Room(RoomName),
-    /// An unnamed group asked for with an `Idempotency-Key`: its creator and the key, so that a
-    /// retry of a request that failed after Twilio made the group finds it instead of making
-    /// another.
-    Retried {
-        creator: Identity,
-        idempotency_key: String,
-    },
+    /// An unnamed group: a new conversation under a random name
+    /// ([`ConversationNames::fresh_group`]), free by construction, so it is made without looking.
+    Fresh(String),
+    /// An unnamed group that an earlier attempt of the same idempotent request named, and may
+    /// have made before it failed: joined if it exists, made under that name if not.
+    Attempted(String),
 }
 
 /// The name v1.1 gave the conversation `key` identifies: SHA-256 of the public ids, which anyone
@@ -120,7 +119,7 @@ pub fn legacy_unique_name(key: &ConversationKey) -> Option<String> {
         }
         ConversationKey::Asset(asset) => ("asset", vec![asset.as_str()]),
         ConversationKey::Group { creator, name } => ("group", vec![creator.as_str(), name.as_str()]),
-        ConversationKey::Room(_) | ConversationKey::Retried { .. } => return None,
+        ConversationKey::Room(_) | ConversationKey::Fresh(_) | ConversationKey::Attempted(_) => return None,
     };
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
     for part in parts {
@@ -192,16 +191,11 @@ impl ConversationNames {
         self.name("group", &[creator.as_str(), name])
     }
 
-    /// An unnamed group asked for with an idempotency key: three parts, so it never shares a
-    /// name with a named group (two).
-    pub fn retried_group(&self, creator: &Identity, idempotency_key: &str) -> String {
-        self.name("group", &[creator.as_str(), "idempotency-key", idempotency_key])
-    }
-
-    /// A name for an unnamed group asked for without a key: random, so that a create whose
-    /// answer Twilio lost and the REST client retried finds the group it made (50353) instead of
-    /// making a second one. Shaped like the others, so nothing tells them apart.
-    pub fn fresh_group(&self) -> String {
+    /// A name for an unnamed group: random, so that a create whose answer Twilio lost and the
+    /// REST client retried finds the group it made (50353) instead of making a second one, and
+    /// an idempotent request's retry finds it by the name its key kept. Shaped like the others,
+    /// so nothing tells them apart.
+    pub fn fresh_group() -> String {
         format!("group:{}", URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>()))
     }
 
@@ -212,7 +206,7 @@ impl ConversationNames {
             ConversationKey::Asset(asset) => self.asset(asset),
             ConversationKey::Group { creator, name } => self.group(creator, name),
             ConversationKey::Room(room) => room.unique_name(),
-            ConversationKey::Retried { creator, idempotency_key } => self.retried_group(creator, idempotency_key),
+            ConversationKey::Fresh(name) | ConversationKey::Attempted(name) => name.clone(),
         }
     }
 }
@@ -303,18 +297,14 @@ mod tests {
         let asset = AssetId::try_from("x").expect("asset");
         assert_ne!(names.asset(&asset), names.group(&id("x"), ""));
         assert_ne!(names.group(&id("u-1"), "team"), names.group(&id("u-2"), "team"));
-        // A key's group is its creator's, and never a named group's, whatever the name.
-        let retried = names.retried_group(&id("u-1"), "k-1");
-        assert_eq!(
-            retried,
-            names.unique_name(&ConversationKey::Retried { creator: id("u-1"), idempotency_key: "k-1".into() })
-        );
-        assert_ne!(retried, names.retried_group(&id("u-2"), "k-1"));
-        assert_ne!(retried, names.group(&id("u-1"), "k-1"));
-        assert_ne!(retried, names.group(&id("u-1"), "idempotency-key"));
-        // Fresh names look like the others and do not repeat.
-        let (fresh, again) = (names.fresh_group(), names.fresh_group());
-        assert!(fresh.starts_with("group:") && fresh.len() == retried.len() && fresh != again, "{fresh}");
+        // Fresh names look like the others, do not repeat, and are what an unnamed group's key
+        // names, first attempt or retry.
+        let named = names.group(&id("u-1"), "team");
+        let (fresh, again) = (ConversationNames::fresh_group(), ConversationNames::fresh_group());
+        assert!(fresh.starts_with("group:") && fresh.len() == named.len() && fresh != again, "{fresh}");
+        assert_eq!(names.unique_name(&ConversationKey::Fresh(fresh.clone())), fresh);
+        assert_eq!(names.unique_name(&ConversationKey::Attempted(fresh.clone())), fresh);
+        assert_eq!(legacy_unique_name(&ConversationKey::Attempted(fresh)), None);
     }
 
     #[test]
