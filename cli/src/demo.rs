@@ -6,7 +6,8 @@ use std::time::Duration;
 use chatgate::acl::{CatalogWriter, ConversationsStore, GrantWriter};
 use chatgate::clock::Deadline;
 use chatgate::conversations::{Conversations, CreateCommand, Plan, Requested};
-use chatgate::domain::{AssetId, AssetType, Grant, GroupId, Identity, Principal, Role};
+use chatgate::domain::Caller;
+use chatgate::domain::{AssetId, AssetType, Grant, GroupId, Identity, Principal, Role, Tenant};
 use chatgate::twilio::rest::ConversationsClient;
 use serde_json::json;
 
@@ -47,7 +48,9 @@ pub async fn seed<S: GrantWriter + CatalogWriter + ConversationsStore>(
         let grant = Grant { principal, role: Role::Reader, expires_at: None, generation: record.generation.clone() };
         store.put_grant(&record, &grant, 0).await?;
     }
-    let open = |command: CreateCommand| -> Result<Plan> { Ok(Plan::try_from(Requested { caller: id(me)?, command })?) };
+    let open = |command: CreateCommand| -> Result<Plan> {
+        Ok(Plan::try_from(Requested { caller: Caller { tenant: Tenant::Single, identity: id(me)? }, command })?)
+    };
     let direct =
         conversations.create_or_join(open(CreateCommand::Direct { participant: "u-2".into() })?, deadline()).await?;
     let about_plan = conversations

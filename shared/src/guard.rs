@@ -13,7 +13,9 @@ use serde_json::Value;
 use crate::acl::AclReader;
 use crate::clock::Clock;
 use crate::clock::Deadline;
-use crate::domain::{AssetId, AssetReference, AttributesError, ConversationAttributes, ConversationKind, Identity};
+use crate::domain::{
+    AssetId, AssetReference, AttributesError, ConversationAttributes, ConversationKind, Identity, RoomName, Tenant,
+};
 use crate::http::ApiError;
 use crate::twilio::rest::ConversationsClient;
 
@@ -35,6 +37,9 @@ pub struct MessageGuard<R> {
     twilio: ConversationsClient,
     clock: Arc<dyn Clock>,
     conversations: Mutex<HashMap<String, Arc<Known>>>,
+    /// Whether the deployment has tenants (`TENANT_CLAIM`): then every identity and stored id
+    /// names its tenant, and nothing is decided across two.
+    tenants: bool,
 }
 
 impl<R> std::fmt::Debug for MessageGuard<R> {
@@ -92,7 +97,15 @@ pub struct Refusal {
 
 impl<R: AclReader> MessageGuard<R> {
     pub fn new(store: Arc<R>, twilio: ConversationsClient, clock: Arc<dyn Clock>) -> Self {
-        Self { store, twilio, clock, conversations: Mutex::default() }
+        Self { store, twilio, clock, conversations: Mutex::default(), tenants: false }
+    }
+
+    /// The same guard for a tenant deployment (docs/tenancy.md): an asset a message references
+    /// is the author's tenant's, and an identity of one tenant is never let into another's asset
+    /// conversation or room.
+    #[must_use]
+    pub fn with_tenants(self) -> Self {
+        Self { tenants: true, ..self }
     }
 
     /// The verdict on one signed event: `Ok(Err(_))` refuses it; `Err(_)` is a failure to decide,
@@ -121,6 +134,20 @@ impl<R: AclReader> MessageGuard<R> {
     }
 }
 
+impl<R> MessageGuard<R> {
+    /// Whether an identity and a stored id (an asset, or a room's unique name) are of one tenant:
+    /// always in a single-tenant deployment; in a tenant deployment, only when both name the same
+    /// one.
+    fn same_tenant(&self, who: &str, stored: &str) -> bool {
+        let stored =
+            RoomName::from_unique_name(stored).map_or_else(|| stored.to_owned(), |room| room.as_str().to_owned());
+        match (Tenant::of_stored(self.tenants, who), Tenant::of_stored(self.tenants, &stored)) {
+            (Some(a), Some(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
 /// `Ok(Err(_))` refuses the event; `Err(_)` is a failure to decide, which refuses it too.
 async fn decide<R: AclReader>(
     state: &MessageGuard<R>,
@@ -137,7 +164,13 @@ async fn decide<R: AclReader>(
         "onMessageAdd" | "onMessageUpdate" => match AssetReference::from_attributes(event.get("Attributes")) {
             Err(e) => refuse(None, format!("malformed asset reference: {e}")),
             Ok(None) => standing(state, event.actor()).await,
-            Ok(Some(reference)) => reader(state, event.actor(), &reference.asset).await,
+            // `assetRef` is named as the author's client names it, relative to their tenant.
+            Ok(Some(reference)) => match Tenant::of_stored(state.tenants, event.actor())
+                .and_then(|tenant| tenant.asset(reference.asset.as_str()).ok())
+            {
+                Some(asset) => reader(state, event.actor(), &asset).await,
+                None => refuse(Some(reference.asset), "the author belongs to no tenant".into()),
+            },
         },
         "onParticipantAdd" => {
             let known = conversation(state, event).await?;
@@ -151,6 +184,9 @@ async fn decide<R: AclReader>(
                 // A room is public: anyone not offboarded may be in it (a participant without an
                 // identity, SMS or WhatsApp, has no standing to check).
                 Ok(Some(ConversationAttributes { kind: ConversationKind::Room, .. })) => match event.get("Identity") {
+                    Some(who) if !state.same_tenant(who, known.unique_name.as_deref().unwrap_or("")) => {
+                        refuse(None, "a room is only for its own tenant's users".into())
+                    }
                     Some(who) => {
                         let verdict = standing(state, who).await?;
                         Ok(verdict.map_err(|r| Refusal { actor: event.actor().to_owned(), ..r }))
@@ -209,6 +245,9 @@ async fn reader<R: AclReader>(
     let Ok(user) = Identity::try_from(who) else {
         return Ok(Err(refusal("the event names no usable identity".into())));
     };
+    if !state.same_tenant(who, asset.as_str()) {
+        return Ok(Err(refusal("an asset is only for its own tenant's users".into())));
+    }
     tracing::Span::current().record("identity", user.as_str());
     let facts = state.store.check_facts(&user, std::slice::from_ref(asset)).await?;
     if facts.decision(&user, state.clock.now()).can_read() {

@@ -12,7 +12,8 @@ use time::format_description::well_known::Rfc3339;
 use crate::acl::{AclReader, GrantWriter, StoreError};
 use crate::audit;
 use crate::clock::Clock;
-use crate::domain::{AssetId, AssetRecord, Grant, Identity, Principal, Role};
+use crate::domain::Caller;
+use crate::domain::{AssetId, AssetRecord, Grant, Identity, Principal, Role, Tenant};
 use crate::http::ApiError;
 
 const NOT_OWNER: &str = "only the owner can share this asset";
@@ -51,7 +52,7 @@ impl TryFrom<GrantRequest> for GrantPlan {
     }
 }
 
-/// One grant as the routes show it.
+/// One grant as the routes show it: ids as the caller names them (relative to their tenant).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct GrantView {
     pub principal: String,
@@ -62,15 +63,15 @@ pub struct GrantView {
 /// An asset's live grants, by principal: `GET /assets/{id}/grants`'s answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AssetGrants {
-    pub asset_id: AssetId,
-    pub owner: Identity,
+    pub asset_id: String,
+    pub owner: String,
     pub grants: Vec<GrantView>,
 }
 
 /// The grant as written: `PUT /assets/{id}/grants/{principal}`'s answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct GrantPut {
-    pub asset_id: AssetId,
+    pub asset_id: String,
     #[serde(flatten)]
     pub grant: GrantView,
 }
@@ -96,7 +97,8 @@ impl<S> Sharing<S> {
 
 impl<S: AclReader> Sharing<S> {
     /// The asset's live grants, for its owner and writers; anyone else (or a missing asset) is 403.
-    pub async fn grants(&self, user: &Identity, asset: AssetId) -> Result<AssetGrants, ApiError> {
+    pub async fn grants(&self, caller: &Caller, asset: AssetId) -> Result<AssetGrants, ApiError> {
+        let (user, tenant) = (&caller.identity, &caller.tenant);
         let now = self.clock.now();
         let facts = self.store.check_facts(user, std::slice::from_ref(&asset)).await?;
         let can_write = facts.decision(user, now).can_write();
@@ -106,8 +108,8 @@ impl<S: AclReader> Sharing<S> {
         };
         let mut grants: Vec<&Grant> = grants.iter().filter(|g| g.is_live(record, now)).collect();
         grants.sort_by_cached_key(|g| g.principal.to_string());
-        let grants = grants.into_iter().map(view).collect::<Result<_, _>>()?;
-        Ok(AssetGrants { asset_id: asset, owner: record.owner.clone(), grants })
+        let grants = grants.into_iter().map(|g| view(g, tenant)).collect::<Result<_, _>>()?;
+        Ok(AssetGrants { asset_id: tenant.shown(asset.as_str()), owner: tenant.shown(record.owner.as_str()), grants })
     }
 }
 
@@ -115,11 +117,12 @@ impl<S: GrantWriter> Sharing<S> {
     /// Grants `principal` the plan's role on the asset, for its owner only; one audit line.
     pub async fn put_grant(
         &self,
-        user: &Identity,
+        caller: &Caller,
         asset: AssetId,
         principal: Principal,
         plan: GrantPlan,
     ) -> Result<GrantPut, ApiError> {
+        let (user, tenant) = (&caller.identity, &caller.tenant);
         let now = self.clock.now();
         let expires_at = plan
             .expires_at
@@ -136,7 +139,7 @@ impl<S: GrantWriter> Sharing<S> {
         }
         let grant = Grant { principal, role: plan.role, expires_at, generation: record.generation.clone() };
         self.store.put_grant(&record, &grant, now).await.map_err(ownership_changed)?;
-        let view = view(&grant)?;
+        let view = view(&grant, tenant)?;
         let detail = match &view.expires_at {
             Some(at) => format!("{} until {at}", plan.role.as_str()),
             None => plan.role.as_str().to_owned(),
@@ -145,15 +148,16 @@ impl<S: GrantWriter> Sharing<S> {
             event: "grant.put",
             actor: user.as_str(),
             asset: Some(asset.as_str()),
-            principal: Some(&view.principal),
+            principal: Some(&grant.principal.to_string()),
             detail: Some(&detail),
             ..audit::Entry::default()
         });
-        Ok(GrantPut { asset_id: asset, grant: view })
+        Ok(GrantPut { asset_id: tenant.shown(asset.as_str()), grant: view })
     }
 
     /// Takes `principal`'s grant on the asset away, for its owner only; one audit line.
-    pub async fn delete_grant(&self, user: &Identity, asset: &AssetId, principal: &Principal) -> Result<(), ApiError> {
+    pub async fn delete_grant(&self, caller: &Caller, asset: &AssetId, principal: &Principal) -> Result<(), ApiError> {
+        let user = &caller.identity;
         let record = self.owned(user, asset).await?;
         self.store.delete_grant(&record, principal).await.map_err(ownership_changed)?;
         audit::record(&audit::Entry {
@@ -181,7 +185,7 @@ fn ownership_changed(e: StoreError) -> ApiError {
     }
 }
 
-fn view(grant: &Grant) -> Result<GrantView, ApiError> {
+fn view(grant: &Grant, tenant: &Tenant) -> Result<GrantView, ApiError> {
     let expires_at = grant
         .expires_at
         .map(|at| {
@@ -191,7 +195,8 @@ fn view(grant: &Grant) -> Result<GrantView, ApiError> {
                 .map_err(ApiError::internal)
         })
         .transpose()?;
-    Ok(GrantView { principal: grant.principal.to_string(), role: grant.role, expires_at })
+    let principal = tenant.local_principal(&grant.principal).unwrap_or_else(|| grant.principal.to_string());
+    Ok(GrantView { principal, role: grant.role, expires_at })
 }
 
 #[cfg(test)]
@@ -205,6 +210,10 @@ mod tests {
 
     fn user(id: &str) -> Identity {
         Identity::try_from(id).expect("identity")
+    }
+
+    fn caller(id: &str) -> Caller {
+        Caller { tenant: Tenant::Single, identity: user(id) }
     }
 
     fn plan(role: &str, expires_at: Option<&str>) -> Result<GrantPlan, ApiError> {
@@ -232,18 +241,18 @@ mod tests {
         let (sharing, asset) = sharing().await;
         let bob = Principal::User(user("bob"));
         let put = sharing
-            .put_grant(&user("ana"), asset.clone(), bob.clone(), plan("writer", None).expect("plan"))
+            .put_grant(&caller("ana"), asset.clone(), bob.clone(), plan("writer", None).expect("plan"))
             .await
             .expect("owner shares");
         assert_eq!(put.grant, GrantView { principal: "user:bob".into(), role: Role::Writer, expires_at: None });
         let cy = Principal::User(user("cy"));
-        let refused = sharing.put_grant(&user("bob"), asset.clone(), cy, plan("reader", None).expect("plan")).await;
+        let refused = sharing.put_grant(&caller("bob"), asset.clone(), cy, plan("reader", None).expect("plan")).await;
         assert!(matches!(refused, Err(ApiError::Forbidden(m)) if m == NOT_OWNER));
-        let listed = sharing.grants(&user("bob"), asset.clone()).await.expect("a writer lists");
-        assert_eq!(listed.owner, user("ana"));
+        let listed = sharing.grants(&caller("bob"), asset.clone()).await.expect("a writer lists");
+        assert_eq!(listed.owner, "ana");
         assert_eq!(listed.grants, vec![put.grant]);
-        sharing.delete_grant(&user("ana"), &asset, &bob).await.expect("owner revokes");
-        assert!(matches!(sharing.grants(&user("bob"), asset).await, Err(ApiError::Forbidden(_))));
+        sharing.delete_grant(&caller("ana"), &asset, &bob).await.expect("owner revokes");
+        assert!(matches!(sharing.grants(&caller("bob"), asset).await, Err(ApiError::Forbidden(_))));
     }
 
     #[tokio::test]
@@ -251,10 +260,10 @@ mod tests {
         let (sharing, asset) = sharing().await;
         let past = plan("reader", Some("2020-01-01T00:00:00Z")).expect("plan");
         let bob = Principal::User(user("bob"));
-        let refused = sharing.put_grant(&user("ana"), asset.clone(), bob, past).await;
+        let refused = sharing.put_grant(&caller("ana"), asset.clone(), bob, past).await;
         assert!(matches!(refused, Err(ApiError::BadRequest(m)) if m == "expires_at must be in the future"));
         let ana = Principal::User(user("ana"));
-        let refused = sharing.put_grant(&user("ana"), asset, ana, plan("reader", None).expect("plan")).await;
+        let refused = sharing.put_grant(&caller("ana"), asset, ana, plan("reader", None).expect("plan")).await;
         assert!(matches!(refused, Err(ApiError::BadRequest(m)) if m.starts_with("the owner already")));
     }
 }

@@ -54,6 +54,25 @@ pub fn claims(sub: &str) -> Value {
     json!({"sub": sub, "iss": ISSUER, "aud": AUDIENCE, "iat": now, "nbf": now, "exp": now + 3600})
 }
 
+/// The session claim tenant deployments in the tests read the tenant from (`TENANT_CLAIM`).
+pub const TENANT_CLAIM: &str = "org_id";
+
+/// The claims of `sub`'s session in `tenant`'s organisation.
+pub fn tenant_claims(tenant: &str, sub: &str) -> Value {
+    let mut c = claims(sub);
+    c[TENANT_CLAIM] = json!(tenant);
+    c
+}
+
+/// A session verifier of the tests' `jwt` deployment that reads the tenant from
+/// [`TENANT_CLAIM`]: what a route's state gets in tenant mode.
+pub fn tenant_sessions() -> std::sync::Arc<chatgate::auth::SessionVerifier> {
+    let config = chatgate::auth::AuthConfig::from_settings(&jwt_settings(&[])).expect("auth config");
+    std::sync::Arc::new(
+        chatgate::auth::SessionVerifier::new(&config).expect("verifier").with_tenant_claim(TENANT_CLAIM),
+    )
+}
+
 pub fn hs256_session(claims: &Value) -> String {
     sign(Header::new(Algorithm::HS256), claims, &EncodingKey::from_secret(SESSION_SECRET.as_bytes()))
 }

@@ -8,7 +8,7 @@ use chatgate::acl::{AclReader, MAX_BATCH_ASSETS};
 use chatgate::auth::{AuthConfig, SessionVerifier};
 use chatgate::clock::{Clock, SystemClock};
 use chatgate::config::{self, ConfigError, Settings};
-use chatgate::domain::{AccessAnswer, AssetId, Identity};
+use chatgate::domain::{AccessAnswer, AssetId, Caller, Tenant};
 use chatgate::http::{self, ApiError, CorsPolicy};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
@@ -72,29 +72,29 @@ async fn route<R: AclReader>(state: &AccessState<R>, req: Request) -> Result<Res
     let segments = http::path_segments(&req)?;
     if let Some([asset]) = http::match_path(&segments, &["assets", "{}", "access"]).as_deref() {
         http::require_method(&req, Method::GET, "GET")?;
-        let user = state.sessions.identity(&req).await?;
-        let asset = parse_asset(asset)?;
+        let caller = state.sessions.caller(&req).await?;
+        let asset = parse_asset(&caller.tenant, asset)?;
         tracing::Span::current().record("asset_id", asset.as_str());
-        let mut results = check(state, user, vec![asset]).await?;
+        let mut results = check(state, &caller, vec![asset]).await?;
         return Ok(http::json_response(StatusCode::OK, &results.remove(0)));
     }
     if http::match_path(&segments, &["access", "check"]).is_some() {
         http::require_method(&req, Method::POST, "POST")?;
-        let user = state.sessions.identity(&req).await?;
+        let caller = state.sessions.caller(&req).await?;
         let body: CheckRequest = http::json_body(&req)?;
-        let assets = parse_batch(body.asset_ids)?;
-        let results = check(state, user, assets).await?;
+        let assets = parse_batch(&caller.tenant, body.asset_ids)?;
+        let results = check(state, &caller, assets).await?;
         return Ok(http::json_response(StatusCode::OK, &CheckResponse { results }));
     }
     Err(ApiError::NotFound("no such route".into()))
 }
 
-fn parse_asset(raw: &str) -> Result<AssetId, ApiError> {
-    AssetId::try_from(raw).map_err(|e| ApiError::BadRequest(e.to_string()))
+fn parse_asset(tenant: &Tenant, raw: &str) -> Result<AssetId, ApiError> {
+    tenant.asset(raw).map_err(|e| ApiError::BadRequest(e.to_string()))
 }
 
 /// 1–100 distinct, valid ids, in request order.
-fn parse_batch(raw: Vec<String>) -> Result<Vec<AssetId>, ApiError> {
+fn parse_batch(tenant: &Tenant, raw: Vec<String>) -> Result<Vec<AssetId>, ApiError> {
     if raw.is_empty() || raw.len() > MAX_BATCH_ASSETS {
         return Err(ApiError::BadRequest(format!("asset_ids must hold 1 to {MAX_BATCH_ASSETS} ids")));
     }
@@ -102,25 +102,26 @@ fn parse_batch(raw: Vec<String>) -> Result<Vec<AssetId>, ApiError> {
     raw.into_iter()
         .enumerate()
         .map(|(i, id)| {
-            let asset = AssetId::try_from(id).map_err(|e| ApiError::BadRequest(format!("asset_ids[{i}]: {e}")))?;
+            let asset = tenant.asset(&id).map_err(|e| ApiError::BadRequest(format!("asset_ids[{i}]: {e}")))?;
             if !seen.insert(asset.clone()) {
-                return Err(ApiError::BadRequest(format!("asset_ids[{i}] repeats `{asset}`")));
+                return Err(ApiError::BadRequest(format!("asset_ids[{i}] repeats `{id}`")));
             }
             Ok(asset)
         })
         .collect()
 }
 
-/// The decision for each asset, from one round trip of facts. A missing asset is `role: none`,
-/// never 404, so the route is no oracle for which assets exist.
+/// The decision for each asset, from one round trip of facts, shown as the caller names things.
+/// A missing asset is `role: none`, never 404, so the route is no oracle for which assets exist.
 async fn check<R: AclReader>(
     state: &AccessState<R>,
-    user: Identity,
+    caller: &Caller,
     assets: Vec<AssetId>,
 ) -> Result<Vec<AccessAnswer>, ApiError> {
-    let decisions = state.store.check_facts(&user, &assets).await?.decisions(&user, state.clock.now());
+    let user = &caller.identity;
+    let decisions = state.store.check_facts(user, &assets).await?.decisions(user, state.clock.now());
     let answers: Vec<AccessAnswer> =
-        assets.into_iter().zip(&decisions).map(|(asset, d)| AccessAnswer::new(asset, user.clone(), d)).collect();
+        assets.iter().zip(&decisions).map(|(asset, d)| AccessAnswer::new(asset, user, d, &caller.tenant)).collect();
     tracing::info!(assets = answers.len(), readable = answers.iter().filter(|a| a.can_read).count(), "access checked");
     Ok(answers)
 }

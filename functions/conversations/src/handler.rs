@@ -99,7 +99,7 @@ async fn route<R: ConversationsStore>(state: &ConversationsState<R>, req: Reques
     if method != Method::GET && method != Method::POST {
         return Err(ApiError::MethodNotAllowed { allow: "GET, POST" });
     }
-    let caller = state.sessions.identity(&req).await?;
+    let caller = state.sessions.caller(&req).await?;
     let deadline = chatgate::lambda::request_deadline(&req, BUDGET);
     if method == Method::POST {
         let key = req.headers().get("idempotency-key").map(|v| IdempotencyKey::parse(v.as_bytes())).transpose()?;

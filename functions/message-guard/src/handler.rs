@@ -7,7 +7,7 @@ use std::sync::Arc;
 use chatgate::acl::AclReader;
 use chatgate::audit;
 use chatgate::clock::SystemClock;
-use chatgate::config::{ConfigError, Settings, TwilioSecrets};
+use chatgate::config::{self, ConfigError, Settings, TwilioSecrets};
 use chatgate::domain::AssetId;
 use chatgate::guard::{Event, MessageGuard};
 use chatgate::http::{self, ApiError};
@@ -31,12 +31,15 @@ pub struct GuardConfig {
     pub webhook_url: String,
     /// `TWILIO_API_BASE`, `TWILIO_CONVERSATIONS_SERVICE_SID`, `TWILIO_API_KEY_SID`.
     pub twilio: RestConfig,
+    /// `TENANT_CLAIM` set: a tenant deployment, whose events never decide across tenants.
+    pub tenants: bool,
 }
 
 impl GuardConfig {
     pub fn from_settings(settings: &Settings) -> Result<Self, ConfigError> {
         let webhook_url = settings.required("TWILIO_WEBHOOK_URL")?.to_owned();
-        Ok(Self { webhook_url, twilio: RestConfig::from_settings(settings)? })
+        let tenants = config::tenant_claim(settings)?.is_some();
+        Ok(Self { webhook_url, twilio: RestConfig::from_settings(settings)?, tenants })
     }
 }
 
@@ -44,7 +47,8 @@ impl<R: AclReader> GuardState<R> {
     pub fn new(config: GuardConfig, secrets: &TwilioSecrets, store: Arc<R>) -> Result<Self, ConfigError> {
         let validator = WebhookValidator::new(secrets.auth_token()?, &config.webhook_url)?;
         let twilio = ConversationsClient::from_config(&config.twilio, secrets)?;
-        Ok(Self { validator, guard: MessageGuard::new(store, twilio, Arc::new(SystemClock)) })
+        let guard = MessageGuard::new(store, twilio, Arc::new(SystemClock));
+        Ok(Self { validator, guard: if config.tenants { guard.with_tenants() } else { guard } })
     }
 
     pub fn from_settings(settings: &Settings, secrets: &TwilioSecrets, store: Arc<R>) -> Result<Self, ConfigError> {

@@ -9,7 +9,7 @@ use chatgate::acl::{AclReader, GrantWriter};
 use chatgate::auth::{AuthConfig, SessionVerifier};
 use chatgate::clock::SystemClock;
 use chatgate::config::{self, ConfigError, Settings};
-use chatgate::domain::{AssetId, Principal};
+use chatgate::domain::{AssetId, Tenant};
 use chatgate::http::{self, ApiError, CorsPolicy};
 use chatgate::sharing::{GrantPlan, GrantRequest, Sharing};
 use lambda_http::http::{Method, StatusCode};
@@ -60,22 +60,23 @@ async fn route<S: AclReader + GrantWriter>(state: &SharingState<S>, req: Request
     let segments = http::path_segments(&req)?;
     if let Some([asset]) = http::match_path(&segments, &["assets", "{}", "grants"]).as_deref() {
         http::require_method(&req, Method::GET, "GET")?;
-        let user = state.sessions.identity(&req).await?;
-        let grants = state.sharing.grants(&user, parse_asset(asset)?).await?;
+        let caller = state.sessions.caller(&req).await?;
+        let grants = state.sharing.grants(&caller, parse_asset(&caller.tenant, asset)?).await?;
         return Ok(http::json_response(StatusCode::OK, &grants));
     }
     if let Some([asset, principal]) = http::match_path(&segments, &["assets", "{}", "grants", "{}"]).as_deref() {
-        let user = state.sessions.identity(&req).await?;
-        let asset = parse_asset(asset)?;
-        let principal = Principal::try_from(*principal).map_err(|e| ApiError::BadRequest(format!("principal: {e}")))?;
+        let caller = state.sessions.caller(&req).await?;
+        let asset = parse_asset(&caller.tenant, asset)?;
+        let principal =
+            caller.tenant.principal(principal).map_err(|e| ApiError::BadRequest(format!("principal: {e}")))?;
         return match *req.method() {
             Method::PUT => {
                 let plan = GrantPlan::try_from(http::json_body::<GrantRequest>(&req)?)?;
-                let put = state.sharing.put_grant(&user, asset, principal, plan).await?;
+                let put = state.sharing.put_grant(&caller, asset, principal, plan).await?;
                 Ok(http::json_response(StatusCode::OK, &put))
             }
             Method::DELETE => {
-                state.sharing.delete_grant(&user, &asset, &principal).await?;
+                state.sharing.delete_grant(&caller, &asset, &principal).await?;
                 Ok(http::empty_response(StatusCode::NO_CONTENT))
             }
             _ => Err(ApiError::MethodNotAllowed { allow: "PUT, DELETE" }),
@@ -84,8 +85,8 @@ async fn route<S: AclReader + GrantWriter>(state: &SharingState<S>, req: Request
     Err(ApiError::NotFound("no such route".into()))
 }
 
-fn parse_asset(raw: &str) -> Result<AssetId, ApiError> {
-    let asset = AssetId::try_from(raw).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+fn parse_asset(tenant: &Tenant, raw: &str) -> Result<AssetId, ApiError> {
+    let asset = tenant.asset(raw).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     tracing::Span::current().record("asset_id", asset.as_str());
     Ok(asset)
 }

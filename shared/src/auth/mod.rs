@@ -21,6 +21,7 @@ mod ring_crypto;
 pub use ring_crypto::install as install_jwt_crypto;
 
 use crate::config::{ConfigError, Settings};
+pub use crate::domain::Caller;
 use crate::domain::{Identity, Tenant, TenantId};
 use crate::http::ApiError;
 
@@ -121,14 +122,6 @@ pub struct SessionVerifier {
     mode: Mode,
 }
 
-/// Who is calling: their tenant, and their identity qualified with it (what Twilio, the table and
-/// every name inside chatgate use: docs/tenancy.md).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Caller {
-    pub tenant: Tenant,
-    pub identity: Identity,
-}
-
 enum Mode {
     Authorizer,
     Jwt(Box<JwtCheck>),
@@ -192,11 +185,9 @@ impl SessionVerifier {
         self
     }
 
-    /// [`Self::verify`], the identity also recorded as `identity` on the current span.
+    /// [`Self::caller`]'s identity.
     pub async fn identity(&self, req: &Request) -> Result<Identity, ApiError> {
-        let identity = self.verify(req).await?;
-        tracing::Span::current().record("identity", identity.as_str());
-        Ok(identity)
+        Ok(self.caller(req).await?.identity)
     }
 
     /// The caller's identity: `401` for a missing or invalid session, `400` for an identity
@@ -206,7 +197,8 @@ impl SessionVerifier {
     }
 
     /// The caller: `401` for a missing or invalid session (a tenant deployment's session without
-    /// a valid tenant included), `400` for an identity Twilio cannot take.
+    /// a valid tenant included), `400` for an identity Twilio cannot take. The identity is also
+    /// recorded as `identity` on the current span.
     pub async fn caller(&self, req: &Request) -> Result<Caller, ApiError> {
         let (raw, tenant) = match &self.mode {
             Mode::Authorizer => {
@@ -230,6 +222,7 @@ impl SessionVerifier {
         let identity = tenant
             .user(&raw)
             .map_err(|e| ApiError::BadRequest(format!("the session's identity cannot be used with Twilio: {e}")))?;
+        tracing::Span::current().record("identity", identity.as_str());
         Ok(Caller { tenant, identity })
     }
 }

@@ -11,8 +11,9 @@ use super::Conversations;
 use crate::acl::ConversationsStore;
 use crate::audit;
 use crate::clock::Deadline;
+use crate::domain::Caller;
 use crate::domain::{
-    AssetId, ConversationAttributes, ConversationKey, ConversationKind, ConversationNames, Identity, RoomName, Scope,
+    AssetId, ConversationAttributes, ConversationKey, ConversationKind, ConversationNames, Identity, Scope, Tenant,
     roster_name,
 };
 use crate::http::ApiError;
@@ -61,7 +62,7 @@ pub enum CreateCommand {
 /// A command and who sent it: what a [`Plan`] is made from.
 #[derive(Debug, Clone)]
 pub struct Requested {
-    pub caller: Identity,
+    pub caller: Caller,
     pub command: CreateCommand,
 }
 
@@ -77,13 +78,20 @@ pub struct Plan {
     pub asset: Option<AssetId>,
     /// The caller first, then the others, without repeats.
     pub wanted: Vec<Identity>,
+    /// Whose ids the request named: every id above is qualified with it, and the answer shows
+    /// them relative to it again.
+    pub tenant: Tenant,
 }
 
 impl TryFrom<Requested> for Plan {
     type Error = ApiError;
 
-    fn try_from(Requested { caller, command }: Requested) -> Result<Self, ApiError> {
+    fn try_from(
+        Requested { caller: Caller { tenant, identity: caller }, command }: Requested,
+    ) -> Result<Self, ApiError> {
         let mut wanted = vec![caller.clone()];
+        let identity =
+            |raw: String, what: &str| tenant.user(&raw).map_err(|e| ApiError::BadRequest(format!("{what}: {e}")));
         let mut add_others = |others: Vec<String>| -> Result<(), ApiError> {
             if others.len() > MAX_PARTICIPANTS {
                 return Err(ApiError::BadRequest(format!("at most {MAX_PARTICIPANTS} participants")));
@@ -103,10 +111,10 @@ impl TryFrom<Requested> for Plan {
                     return Err(ApiError::BadRequest("a direct conversation needs another user".into()));
                 }
                 let (a, b) = if caller <= other { (&caller, &other) } else { (&other, &caller) };
-                let friendly_name = friendly(format!("{a} & {b}"));
+                let friendly_name = friendly(format!("{} & {}", tenant.shown(a.as_str()), tenant.shown(b.as_str())));
                 let key = ConversationKey::Direct(caller.clone(), other.clone());
                 wanted.push(other);
-                Ok(Self { kind: ConversationKind::Direct, key, friendly_name, asset: None, wanted })
+                Ok(Self { kind: ConversationKind::Direct, key, friendly_name, asset: None, wanted, tenant })
             }
             CreateCommand::Group { friendly_name, participants, unique_name } => {
                 if friendly_name.trim().is_empty()
@@ -125,40 +133,39 @@ impl TryFrom<Requested> for Plan {
                     None => ConversationKey::Fresh(ConversationNames::fresh_group()),
                 };
                 add_others(participants)?;
-                Ok(Self { kind: ConversationKind::Group, key, friendly_name, asset: None, wanted })
+                Ok(Self { kind: ConversationKind::Group, key, friendly_name, asset: None, wanted, tenant })
             }
             CreateCommand::Asset { asset_id, participants } => {
-                let asset = AssetId::try_from(asset_id).map_err(|e| ApiError::BadRequest(format!("asset_id: {e}")))?;
+                let asset = tenant.asset(&asset_id).map_err(|e| ApiError::BadRequest(format!("asset_id: {e}")))?;
                 add_others(participants)?;
                 Ok(Self {
                     kind: ConversationKind::Asset,
                     key: ConversationKey::Asset(asset.clone()),
-                    friendly_name: asset.to_string(),
+                    friendly_name: asset_id,
                     asset: Some(asset),
                     wanted,
+                    tenant,
                 })
             }
             CreateCommand::Room { name } => {
-                let room = RoomName::try_from(name.as_str()).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+                let room = tenant.room(&name).map_err(|e| ApiError::BadRequest(e.to_string()))?;
                 Ok(Self {
                     kind: ConversationKind::Room,
-                    friendly_name: room.to_string(),
+                    friendly_name: name,
                     key: ConversationKey::Room(room),
                     asset: None,
                     wanted,
+                    tenant,
                 })
             }
         }
     }
 }
 
-fn identity(raw: String, what: &str) -> Result<Identity, ApiError> {
-    Identity::try_from(raw).map_err(|e| ApiError::BadRequest(format!("{what}: {e}")))
-}
-
+/// A participant as the caller names them (relative to their tenant).
 #[derive(Debug, Clone, Serialize)]
 pub struct ParticipantView {
-    pub identity: Identity,
+    pub identity: String,
     pub added: bool,
 }
 
@@ -170,7 +177,8 @@ pub struct Joined {
     pub friendly_name: Option<String>,
     #[serde(rename = "type")]
     pub kind: ConversationKind,
-    pub asset_id: Option<AssetId>,
+    /// As the caller names it (relative to their tenant).
+    pub asset_id: Option<String>,
     pub created: bool,
     pub participants: Vec<ParticipantView>,
 }
@@ -260,13 +268,13 @@ impl<R: ConversationsStore> Conversations<R> {
             unique_name: Some(unique_name),
             friendly_name: target.friendly_name,
             kind: plan.kind,
-            asset_id: plan.asset,
+            asset_id: plan.asset.map(|asset| plan.tenant.shown(asset.as_str())),
             created: target.created,
             participants: plan
                 .wanted
-                .into_iter()
+                .iter()
                 .zip(added)
-                .map(|(identity, added)| ParticipantView { identity, added })
+                .map(|(identity, added)| ParticipantView { identity: plan.tenant.shown(identity.as_str()), added })
                 .collect(),
         })
     }
@@ -592,7 +600,8 @@ mod tests {
     fn plan(body: &str) -> Result<Plan, ApiError> {
         let command: CreateCommand =
             serde_json::from_str(body).map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
-        Plan::try_from(Requested { caller: Identity::try_from("u-1").expect("caller"), command })
+        let caller = Caller { tenant: Tenant::Single, identity: Identity::try_from("u-1").expect("caller") };
+        Plan::try_from(Requested { caller, command })
     }
 
     #[test]

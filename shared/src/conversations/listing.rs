@@ -12,6 +12,7 @@ use serde_json::Value;
 use super::Conversations;
 use crate::acl::Rosters;
 use crate::clock::Deadline;
+use crate::domain::Caller;
 use crate::domain::{ConversationAttributes, Identity, roster_name};
 use crate::http::ApiError;
 use crate::twilio::rest::TwilioError;
@@ -121,7 +122,8 @@ impl<R: Rosters> Conversations<R> {
     /// the conversations' rosters in one round trip of table reads; Twilio is asked for a
     /// conversation's participants only when it has no roster yet (one made before rosters),
     /// whose roster is then written. With `messages`, one more call per conversation.
-    pub async fn list(&self, user: &Identity, query: &ListingQuery, deadline: Deadline) -> Result<Listing, ApiError> {
+    pub async fn list(&self, caller: &Caller, query: &ListingQuery, deadline: Deadline) -> Result<Listing, ApiError> {
+        let (user, tenant) = (&caller.identity, &caller.tenant);
         let twilio = &self.twilio;
         let page = query.page.as_ref().map(|(p, t)| (p.as_str(), t.as_str()));
         let listed = match twilio.user_conversations(user.as_str(), page, deadline).await {
@@ -170,10 +172,12 @@ impl<R: Rosters> Conversations<R> {
                         unique_name: c.unique_name,
                         friendly_name: c.friendly_name,
                         kind: about.as_ref().map(|a| a.kind.as_str()),
-                        asset_id: about.and_then(|a| a.asset).map(|a| a.to_string()),
+                        asset_id: about.and_then(|a| a.asset).map(|a| tenant.shown(a.as_str())),
                         unread_count,
                         last_read_index: c.last_read_message_index,
-                        participants,
+                        // As the caller names them; message authors stay Twilio identities, what
+                        // the SDK shows and `POST /token` answers.
+                        participants: participants.iter().map(|p| tenant.shown(p)).collect(),
                         messages: recent
                             .into_iter()
                             .map(|m| MessageView {

@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 
 use super::asset::{AssetId, AssetRecord, Grant, GroupId, Principal, Role};
 use super::identity::Identity;
+use super::tenant::Tenant;
 
 /// Everything the decision needs about one asset and one user.
 #[derive(Debug, Clone, Default)]
@@ -22,11 +23,12 @@ pub enum Via {
 }
 
 impl Via {
-    pub fn label(&self) -> String {
+    /// As `tenant`'s caller names it: `owner`, `user` or `group:<id>`.
+    pub fn label(&self, tenant: &Tenant) -> String {
         match self {
             Self::Owner => "owner".into(),
             Self::User => "user".into(),
-            Self::Group(id) => format!("group:{id}"),
+            Self::Group(id) => format!("group:{}", tenant.shown(id.as_str())),
         }
     }
 }
@@ -90,8 +92,8 @@ fn rank(via: &Via) -> (u8, Option<&GroupId>) {
 /// The result for one asset, as the access routes answer it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct AccessAnswer {
-    pub asset_id: AssetId,
-    pub identity: Identity,
+    pub asset_id: String,
+    pub identity: String,
     pub role: Role,
     pub can_read: bool,
     pub can_write: bool,
@@ -100,15 +102,17 @@ pub struct AccessAnswer {
 }
 
 impl AccessAnswer {
-    pub fn new(asset_id: AssetId, identity: Identity, decision: &AccessDecision) -> Self {
+    /// The decision about `asset_id` for `identity`, as `tenant`'s caller names things: the asset,
+    /// the user and the group access came through without the tenant.
+    pub fn new(asset_id: &AssetId, identity: &Identity, decision: &AccessDecision, tenant: &Tenant) -> Self {
         Self {
-            asset_id,
-            identity,
+            asset_id: tenant.shown(asset_id.as_str()),
+            identity: tenant.shown(identity.as_str()),
             role: decision.role,
             can_read: decision.can_read(),
             can_write: decision.can_write(),
             can_share: decision.can_share(),
-            via: decision.via.as_ref().map(Via::label),
+            via: decision.via.as_ref().map(|via| via.label(tenant)),
         }
     }
 }
@@ -195,7 +199,9 @@ mod tests {
                                     } else {
                                         // Highest role; on a tie, direct before groups, then the lower group id.
                                         expected.sort_by(|a, b| {
-                                            b.0.cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.label().cmp(&b.2.label()))
+                                            b.0.cmp(&a.0)
+                                                .then(a.1.cmp(&b.1))
+                                                .then(a.2.label(&Tenant::Single).cmp(&b.2.label(&Tenant::Single)))
                                         });
                                         expected.into_iter().next().map_or(AccessDecision::NONE, |(role, _, via)| {
                                             AccessDecision { role, via: Some(via) }
@@ -259,7 +265,7 @@ mod tests {
     #[test]
     fn answers_spell_out_capabilities() {
         let writer = AccessDecision { role: Role::Writer, via: Some(Via::Group(group("designers"))) };
-        let answer = AccessAnswer::new(AssetId::try_from("a-1").expect("id"), user("u-1"), &writer);
+        let answer = AccessAnswer::new(&AssetId::try_from("a-1").expect("id"), &user("u-1"), &writer, &Tenant::Single);
         assert_eq!(
             serde_json::to_value(&answer).expect("json"),
             serde_json::json!({"asset_id": "a-1", "identity": "u-1", "role": "writer", "can_read": true,

@@ -53,15 +53,26 @@ pub struct RoomNameError;
 impl TryFrom<&str> for RoomName {
     type Error = RoomNameError;
 
+    /// A room's name as stored: `support`, or in a tenant deployment `acme~support`.
     fn try_from(value: &str) -> Result<Self, Self::Error> {
+        match value.split_once(super::TENANT_SEPARATOR) {
+            Some((tenant, room)) if super::TenantId::try_from(tenant).is_ok() => Self::local(room).map(|_| ()),
+            Some(_) => Err(RoomNameError),
+            None => Self::local(value).map(|_| ()),
+        }?;
+        Ok(Self(value.to_owned()))
+    }
+}
+
+impl RoomName {
+    /// A room's name as a caller or an operator writes it: 1 to 64 of `a-z 0-9 - _`.
+    pub fn local(value: &str) -> Result<Self, RoomNameError> {
         let ok = (1..=64).contains(&value.len())
             && value.bytes().next().is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
             && value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
         if ok { Ok(Self(value.to_owned())) } else { Err(RoomNameError) }
     }
-}
 
-impl RoomName {
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -19,6 +19,11 @@ pub enum IdentityError {
     Empty,
     #[error("identity is longer than {MAX_IDENTITY_CHARS} characters")]
     TooLong,
+    #[error(
+        "identity is longer than {} characters (a tenant deployment's limit)",
+        super::tenant::MAX_TENANT_USER_CHARS
+    )]
+    TooLongForTenant,
     #[error("identity contains a control character")]
     ControlCharacter,
     #[error("identity {0}")]

@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use super::{AssetId, GroupId, IdError, Identity, IdentityError, Principal, PrincipalError};
+use super::{AssetId, GroupId, IdError, Identity, IdentityError, Principal, PrincipalError, RoomName, RoomNameError};
 
 /// What separates a tenant from the id it qualifies. A tenant never contains it, so the first one
 /// ends the tenant; Twilio does not ask identities to avoid it (it does `:` and `/`).
@@ -12,6 +12,9 @@ pub const SEPARATOR: char = '~';
 
 /// Longest tenant id, in bytes.
 pub const MAX_TENANT_BYTES: usize = 64;
+/// Longest user id in a tenant deployment, in characters, whatever the tenant: the longest tenant
+/// and the separator take the rest of Twilio's 256.
+pub const MAX_TENANT_USER_CHARS: usize = super::identity::MAX_IDENTITY_CHARS - MAX_TENANT_BYTES - 1;
 
 /// A tenant id from a session: 1 to 64 of `A-Z a-z 0-9 . _ -`, starting with a letter or digit.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -107,9 +110,26 @@ impl Tenant {
         <T as TryFrom<String>>::try_from(self.qualify(raw))
     }
 
-    /// A user the caller names, as this tenant's user.
+    /// A user the caller names, as this tenant's user: in a tenant deployment at most
+    /// [`MAX_TENANT_USER_CHARS`] characters, whichever the tenant.
     pub fn user(&self, raw: &str) -> Result<Identity, IdentityError> {
+        if matches!(self, Self::Of(_)) && raw.chars().count() > MAX_TENANT_USER_CHARS {
+            Identity::try_from(raw)?;
+            return Err(IdentityError::TooLongForTenant);
+        }
         self.parse(raw)
+    }
+
+    /// A room the caller names, as this tenant's room (`acme~support`).
+    pub fn room(&self, raw: &str) -> Result<RoomName, RoomNameError> {
+        RoomName::local(raw)?;
+        RoomName::try_from(self.qualify(raw).as_str())
+    }
+
+    /// A stored id as this tenant's caller names it, for an answer: ids this tenant's requests
+    /// read are all its own, so the stored id is shown whole only if it were not.
+    pub fn shown(&self, stored: &str) -> String {
+        self.local(stored).unwrap_or(stored).to_owned()
     }
 
     /// An asset the caller names, as this tenant's asset.
@@ -137,6 +157,14 @@ impl Tenant {
             Principal::Group(group) => format!("group:{}", self.local(group.as_str())?),
         })
     }
+}
+
+/// Who is calling: their tenant, and their identity qualified with it (what Twilio, the table and
+/// every name inside chatgate use: docs/tenancy.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub tenant: Tenant,
+    pub identity: Identity,
 }
 
 #[cfg(test)]
@@ -189,6 +217,18 @@ mod tests {
         // The qualified id must fit each type's limit: the tenant takes its share.
         assert!(acme.asset(&"a".repeat(251)).is_ok());
         assert!(acme.asset(&"a".repeat(252)).is_err());
+        // A user id's limit is the same for every tenant, short or long.
+        assert!(acme.user(&"u".repeat(MAX_TENANT_USER_CHARS)).is_ok());
+        assert_eq!(acme.user(&"u".repeat(MAX_TENANT_USER_CHARS + 1)), Err(IdentityError::TooLongForTenant));
+        assert!(Tenant::Single.user(&"u".repeat(256)).is_ok());
+        assert_eq!(acme.user("\u{1}"), Err(IdentityError::ControlCharacter));
+        // Rooms: named relative, stored qualified, and read back from their unique name.
+        let room = acme.room("support").expect("room");
+        assert_eq!(room.unique_name(), "room:acme~support");
+        assert_eq!(RoomName::from_unique_name("room:acme~support"), Some(room));
+        assert_ne!(acme.room("support"), tenant("globex").room("support"));
+        assert!(acme.room("globex~support").is_err(), "a caller never names another tenant's room");
+        assert_eq!(Tenant::Single.room("support").expect("room").unique_name(), "room:support");
     }
 
     #[test]

@@ -1,0 +1,310 @@
+//! A tenant deployment (docs/tenancy.md): two organisations, `acme` and `globex`, whose users,
+//! assets, groups and rooms have the same ids, and nothing of one ever reaches the other through
+//! the routes or the guard. Each tenant's sessions carry its organisation in `org_id`.
+
+use std::sync::Arc;
+
+use access::handler::AccessState;
+use chatgate::acl::{CatalogWriter, GrantWriter, MemoryStore};
+use chatgate::clock::ManualClock;
+use chatgate::config::TwilioSecrets;
+use chatgate::domain::{AssetType, Grant, Principal, Role, Tenant, TenantId};
+use chatgate::guard::{Event, MessageGuard};
+use chatgate_tests::acl_contract::NOW;
+use chatgate_tests::*;
+use conversations::handler::ConversationsState;
+use lambda_http::http::header;
+use lambda_http::{Body, Request, Response};
+use serde_json::{Value, json};
+use sharing::handler::SharingState;
+use twilio_standin::{StandIn, StandInConfig};
+
+const TENANTS: [&str; 2] = ["acme", "globex"];
+
+fn tenant(name: &str) -> Tenant {
+    Tenant::Of(TenantId::try_from(name).expect("tenant"))
+}
+
+struct World {
+    standin: StandIn,
+    store: Arc<MemoryStore>,
+    conversations: ConversationsState<MemoryStore>,
+    access: AccessState<MemoryStore>,
+    sharing: SharingState<MemoryStore>,
+    guard: MessageGuard<MemoryStore>,
+}
+
+impl World {
+    /// Both tenants have a user `ana` who owns an asset `a-1`, a user `bob`, a group `eng`
+    /// with `bob` in it, and a room `support`.
+    async fn new() -> Self {
+        let standin = StandIn::start(StandInConfig::new(ACCOUNT_SID, API_KEY_SID, API_KEY_SECRET, SERVICE_SID)).await;
+        let role_sid = standin.role_by_name("service user").expect("default role").sid;
+        let settings = jwt_settings(&[("TWILIO_API_BASE", &standin.base_url), ("TWILIO_USER_ROLE_SID", &role_sid)]);
+        let secrets = TwilioSecrets::load(&settings).await.expect("secrets");
+        let store = Arc::new(MemoryStore::new());
+        let clock = Arc::new(ManualClock::at(NOW));
+        let mut conversations =
+            ConversationsState::from_settings(&settings, &secrets, store.clone()).expect("conversations");
+        conversations.sessions = tenant_sessions();
+        conversations.conversations = conversations.conversations.with_clock(clock.clone());
+        let mut access = AccessState::from_settings(&settings, store.clone()).expect("access");
+        access.sessions = tenant_sessions();
+        access.clock = clock.clone();
+        let mut sharing = SharingState::from_settings(&settings, store.clone()).expect("sharing");
+        sharing.sessions = tenant_sessions();
+        sharing.sharing = sharing.sharing.with_clock(clock.clone());
+        let guard = MessageGuard::new(store.clone(), twilio_client(&standin.base_url), clock).with_tenants();
+        for name in TENANTS {
+            let t = tenant(name);
+            let a1 = t.asset("a-1").expect("asset");
+            store.put_asset(&a1, &t.user("ana").expect("ana"), AssetType::Document, name, NOW).await.expect("asset");
+            let (eng, bob) = (t.group("eng").expect("group"), t.user("bob").expect("bob"));
+            store.add_member(&eng, &bob).await.expect("member");
+            let room = t.room("support").expect("room");
+            standin
+                .create_conversation(Some(&room.unique_name()), Some("Support"), Some(r#"{"type":"room"}"#))
+                .expect("room");
+        }
+        Self { standin, store, conversations, access, sharing, guard }
+    }
+
+    async fn call<F, Fut>(
+        &self,
+        handle: F,
+        tenant: &str,
+        user: &str,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value)
+    where
+        F: FnOnce(Request) -> Fut,
+        Fut: std::future::Future<Output = Response<Body>>,
+    {
+        let mut builder = lambda_http::http::Request::builder()
+            .method(method)
+            .uri(format!("http://localhost{path}"))
+            .header(header::AUTHORIZATION, format!("Bearer {}", hs256_session(&tenant_claims(tenant, user))));
+        if body.is_some() {
+            builder = builder.header(header::CONTENT_TYPE, "application/json");
+        }
+        let req = builder.body(body.map_or(Body::Empty, |b| Body::from(b.to_string()))).expect("request");
+        let response = handle(req).await;
+        (response.status().as_u16(), json_body(&response))
+    }
+
+    async fn conversation(&self, tenant: &str, user: &str, body: Value) -> (u16, Value) {
+        self.call(
+            |r| conversations::handler::handle(&self.conversations, r),
+            tenant,
+            user,
+            "POST",
+            "/conversations",
+            Some(body),
+        )
+        .await
+    }
+
+    async fn listing(&self, tenant: &str, user: &str) -> Value {
+        let (status, listing) = self
+            .call(
+                |r| conversations::handler::handle(&self.conversations, r),
+                tenant,
+                user,
+                "GET",
+                "/conversations",
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{listing}");
+        listing
+    }
+
+    async fn access(&self, tenant: &str, user: &str, asset: &str) -> Value {
+        let path = format!("/assets/{asset}/access");
+        let (status, answer) =
+            self.call(|r| access::handler::handle(&self.access, r), tenant, user, "GET", &path, None).await;
+        assert_eq!(status, 200, "{answer}");
+        answer
+    }
+
+    async fn sharing(&self, tenant: &str, user: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.call(|r| sharing::handler::handle(&self.sharing, r), tenant, user, method, path, body).await
+    }
+
+    fn twilio_identities(&self, sid: &str) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .standin
+            .conversation(sid)
+            .expect("conversation")
+            .participants
+            .into_iter()
+            .map(|p| p.identity)
+            .collect();
+        ids.sort();
+        ids
+    }
+}
+
+fn event(pairs: &[(&str, &str)]) -> Event {
+    Event(pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect())
+}
+
+#[tokio::test]
+async fn the_same_ids_in_two_tenants_are_two_people_and_two_conversations() {
+    let w = World::new().await;
+    let mut sids = Vec::new();
+    for t in TENANTS {
+        let (status, direct) = w.conversation(t, "ana", json!({"type": "direct", "participant": "bob"})).await;
+        assert_eq!(status, 201, "{t}: a new conversation in each tenant: {direct}");
+        let sid = direct["sid"].as_str().expect("sid").to_owned();
+        // Twilio knows them by their qualified identity; the answer names them as the tenant does.
+        assert_eq!(w.twilio_identities(&sid), [format!("{t}~ana"), format!("{t}~bob")]);
+        let shown: Vec<&str> = direct["participants"]
+            .as_array()
+            .expect("participants")
+            .iter()
+            .map(|p| p["identity"].as_str().expect("id"))
+            .collect();
+        assert_eq!(shown, ["ana", "bob"]);
+        assert_eq!(direct["friendly_name"], "ana & bob");
+        sids.push(sid);
+    }
+    assert_ne!(sids[0], sids[1]);
+    // Each tenant's listing holds its own conversation only, its participants relative.
+    for (t, sid) in TENANTS.iter().zip(&sids) {
+        let listing = w.listing(t, "bob").await;
+        let listed = listing["conversations"].as_array().expect("conversations");
+        assert_eq!(listed.len(), 1, "{t}: {listing}");
+        assert_eq!(listed[0]["sid"].as_str(), Some(sid.as_str()));
+        assert_eq!(listed[0]["participants"], json!(["ana", "bob"]));
+    }
+}
+
+#[tokio::test]
+async fn an_asset_is_only_its_own_tenants_to_check_share_and_talk_about() {
+    let w = World::new().await;
+    // acme's ana shares acme's a-1 with acme's group eng.
+    let (status, put) =
+        w.sharing("acme", "ana", "PUT", "/assets/a-1/grants/group:eng", Some(json!({"role": "reader"}))).await;
+    assert_eq!(status, 200, "{put}");
+    assert_eq!((put["asset_id"].clone(), put["principal"].clone()), (json!("a-1"), json!("group:eng")));
+    // acme's bob reads it through acme's eng; globex's bob, in globex's eng, does not.
+    let acme = w.access("acme", "bob", "a-1").await;
+    assert_eq!(
+        (acme["can_read"].clone(), acme["via"].clone(), acme["asset_id"].clone()),
+        (json!(true), json!("group:eng"), json!("a-1"))
+    );
+    assert_eq!(acme["identity"], "bob");
+    let globex = w.access("globex", "bob", "a-1").await;
+    assert_eq!((globex["can_read"].clone(), globex["role"].clone()), (json!(false), json!("none")));
+    // Each owner sees their own asset's grants only.
+    let (_, grants) = w.sharing("acme", "ana", "GET", "/assets/a-1/grants", None).await;
+    assert_eq!((grants["owner"].clone(), grants["grants"][0]["principal"].clone()), (json!("ana"), json!("group:eng")));
+    let (status, theirs) = w.sharing("globex", "ana", "GET", "/assets/a-1/grants", None).await;
+    assert_eq!((status, theirs["grants"].clone()), (200, json!([])), "globex's a-1 has no grant");
+    // A principal is always the caller's tenant's: writing another tenant's id only names a user
+    // of one's own tenant with that odd name, never globex's bob.
+    let (status, _) =
+        w.sharing("acme", "ana", "PUT", "/assets/a-1/grants/user:globex~bob", Some(json!({"role": "reader"}))).await;
+    assert_eq!(status, 200);
+    assert_eq!(w.access("globex", "bob", "a-1").await["can_read"], false);
+    // The asset's conversation: acme's bob joins acme's; globex's bob cannot join globex's a-1.
+    let (status, joined) = w.conversation("acme", "bob", json!({"type": "asset", "asset_id": "a-1"})).await;
+    assert_eq!(status, 201, "{joined}");
+    assert_eq!(joined["asset_id"], "a-1");
+    let sid = joined["sid"].as_str().expect("sid");
+    assert_eq!(w.twilio_identities(sid), ["acme~bob"]);
+    let (status, refused) = w.conversation("globex", "bob", json!({"type": "asset", "asset_id": "a-1"})).await;
+    assert_eq!(status, 403, "{refused}");
+    // acme's ana cannot bring globex's users in either: a participant is named in her tenant, so
+    // `globex~bob` is the acme user of that name she shared with above, never globex's bob.
+    let (status, added) = w
+        .conversation("acme", "ana", json!({"type": "asset", "asset_id": "a-1", "participants": ["globex~bob"]}))
+        .await;
+    assert_eq!(status, 200, "{added}");
+    assert_eq!(w.twilio_identities(sid), ["acme~ana", "acme~bob", "acme~globex~bob"]);
+    let (status, _) = w
+        .conversation("acme", "ana", json!({"type": "asset", "asset_id": "a-1", "participants": ["globex~ana"]}))
+        .await;
+    assert_eq!(status, 403, "acme~globex~ana cannot read acme's a-1");
+}
+
+#[tokio::test]
+async fn a_room_is_its_own_tenants() {
+    let w = World::new().await;
+    for t in TENANTS {
+        let (status, joined) = w.conversation(t, "bob", json!({"type": "room", "name": "support"})).await;
+        assert_eq!(status, 200, "{t}: {joined}");
+        let sid = joined["sid"].as_str().expect("sid");
+        assert_eq!(w.twilio_identities(sid), [format!("{t}~bob")]);
+    }
+    // Naming another tenant's room is refused as a name, before any Twilio call.
+    let (status, _) = w.conversation("acme", "bob", json!({"type": "room", "name": "globex~support"})).await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test]
+async fn the_guard_reads_every_reference_in_its_authors_tenant() {
+    let w = World::new().await;
+    let reader = Grant {
+        principal: Principal::User(tenant("acme").user("bob").expect("bob")),
+        role: Role::Reader,
+        expires_at: None,
+        generation: w
+            .store
+            .asset_record(&tenant("acme").asset("a-1").expect("a-1"))
+            .await
+            .expect("read")
+            .expect("asset")
+            .generation,
+    };
+    let record = w.store.asset_record(&tenant("acme").asset("a-1").expect("a-1")).await.expect("read").expect("asset");
+    w.store.put_grant(&record, &reader, NOW).await.expect("grant");
+    let (_, direct) = w.conversation("acme", "ana", json!({"type": "direct", "participant": "bob"})).await;
+    let sid = direct["sid"].as_str().expect("sid");
+    let reference = r#"{"assetRef":"a-1","assetType":"document","permissions":"inherited"}"#;
+    let message = |author: &str| {
+        event(&[
+            ("EventType", "onMessageAdd"),
+            ("ClientIdentity", author),
+            ("ConversationSid", sid),
+            ("Attributes", reference),
+        ])
+    };
+    // acme's bob may reference acme's a-1; globex's bob, whose a-1 he cannot read either, may not.
+    assert!(w.guard.judge(&message("acme~bob")).await.expect("decides").is_ok());
+    let refused = w.guard.judge(&message("globex~bob")).await.expect("decides").expect_err("globex's a-1");
+    assert_eq!(refused.asset.map(|a| a.to_string()), Some("globex~a-1".into()));
+    // An identity of no tenant (nothing chatgate minted) is refused.
+    assert!(w.guard.judge(&message("bob")).await.expect("decides").is_err());
+
+    // Joining another tenant's asset conversation or room is refused, whatever the role allows.
+    let (_, about) = w.conversation("acme", "bob", json!({"type": "asset", "asset_id": "a-1"})).await;
+    let join = |conversation: &str, who: &str| {
+        event(&[
+            ("EventType", "onParticipantAdd"),
+            ("ClientIdentity", who),
+            ("Identity", who),
+            ("ConversationSid", conversation),
+        ])
+    };
+    let asset_conversation = about["sid"].as_str().expect("sid");
+    assert!(w.guard.judge(&join(asset_conversation, "acme~bob")).await.expect("decides").is_ok());
+    assert!(w.guard.judge(&join(asset_conversation, "globex~bob")).await.expect("decides").is_err());
+    let room = w.standin.conversation("room:acme~support").expect("room").sid;
+    assert!(w.guard.judge(&join(&room, "acme~bob")).await.expect("decides").is_ok());
+    assert!(w.guard.judge(&join(&room, "globex~bob")).await.expect("decides").is_err());
+}
+
+#[tokio::test]
+async fn a_tenant_deployments_user_ids_fit_twilio_whatever_the_tenant() {
+    let w = World::new().await;
+    let long = "u".repeat(chatgate::domain::MAX_TENANT_USER_CHARS + 1);
+    let (status, problem) = w.conversation("acme", "ana", json!({"type": "direct", "participant": long})).await;
+    assert_eq!(status, 400, "{problem}");
+    let fits = "u".repeat(chatgate::domain::MAX_TENANT_USER_CHARS);
+    let (status, created) = w.conversation("acme", "ana", json!({"type": "direct", "participant": fits})).await;
+    assert_eq!(status, 201, "{created}");
+}
