@@ -12,6 +12,8 @@ pub struct Entry<'a> {
     /// What happened, `noun.verb`: `grant.put`, `grant.deleted`, `asset.put`, `asset.deleted`,
     /// `member.added`, `member.removed`, `participant.removed`, `user.offboarded`, `guard.refused`.
     pub event: &'static str,
+    /// The tenant every id of the line belongs to, in a tenant deployment (docs/tenancy.md).
+    pub tenant: Option<&'a str>,
     pub actor: &'a str,
     pub asset: Option<&'a str>,
     /// `user:<id>` or `group:<id>`.
@@ -28,6 +30,7 @@ pub fn record(entry: &Entry<'_>) {
         target: "audit",
         audit = true,
         event = entry.event,
+        tenant = entry.tenant,
         actor = entry.actor,
         asset_id = entry.asset,
         principal = entry.principal,

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::acl::{AclReader, CatalogWriter, Rosters, Upsert};
 use crate::audit;
 use crate::clock::{Clock, Deadline};
-use crate::domain::{AssetId, AssetType, GroupId, Identity};
+use crate::domain::{AssetId, AssetType, GroupId, Identity, Tenant, TenantId};
 use crate::http::ApiError;
 use crate::reconcile::{Offboarded, Reconciler};
 
@@ -39,8 +39,15 @@ pub struct AssetEntry {
 impl TryFrom<AssetRequest> for AssetEntry {
     type Error = ApiError;
 
-    fn try_from(AssetRequest { owner, kind, name }: AssetRequest) -> Result<Self, ApiError> {
-        let owner = Identity::try_from(owner).map_err(|e| ApiError::BadRequest(format!("owner: {e}")))?;
+    fn try_from(request: AssetRequest) -> Result<Self, ApiError> {
+        Self::read(request, &Tenant::Single)
+    }
+}
+
+impl AssetEntry {
+    /// The request as `tenant`'s: its owner is one of the tenant's users.
+    pub fn read(AssetRequest { owner, kind, name }: AssetRequest, tenant: &Tenant) -> Result<Self, ApiError> {
+        let owner = tenant.user(&owner).map_err(|e| ApiError::BadRequest(format!("owner: {e}")))?;
         let kind = AssetType::parse(&kind)
             .ok_or_else(|| ApiError::BadRequest("type must be document, image or video".into()))?;
         if name.len() > MAX_NAME_BYTES || name.chars().any(char::is_control) {
@@ -55,11 +62,19 @@ impl TryFrom<AssetRequest> for AssetEntry {
 /// An asset as the catalogue holds it: `PUT /admin/assets/{id}`'s answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AssetView {
-    pub asset_id: AssetId,
-    pub owner: Identity,
+    pub asset_id: String,
+    pub owner: String,
     #[serde(rename = "type")]
     pub kind: AssetType,
     pub name: String,
+}
+
+impl AssetView {
+    /// The same asset as `tenant`'s back end names it.
+    #[must_use]
+    pub fn relative_to(self, tenant: &Tenant) -> Self {
+        Self { asset_id: tenant.shown(&self.asset_id), owner: tenant.shown(&self.owner), ..self }
+    }
 }
 
 /// What putting an asset did, and the asset as written.
@@ -72,8 +87,16 @@ pub struct AssetPut {
 /// A group's members: `GET /admin/groups/{id}/members`'s answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Members {
-    pub group_id: GroupId,
-    pub members: Vec<Identity>,
+    pub group_id: String,
+    pub members: Vec<String>,
+}
+
+impl Members {
+    /// The same members as `tenant`'s back end names them.
+    #[must_use]
+    pub fn relative_to(self, tenant: &Tenant) -> Self {
+        Self { group_id: tenant.shown(&self.group_id), members: self.members.iter().map(|m| tenant.shown(m)).collect() }
+    }
 }
 
 /// The use cases' state over a store `C`: cheap to build (three reference counts).
@@ -94,6 +117,13 @@ impl<C> Clone for Catalog<C> {
 impl<C> Catalog<C> {
     pub fn new(store: Arc<C>, clock: Arc<dyn Clock>, rule: Arc<Reconciler<C>>) -> Self {
         Self { store, clock, rule }
+    }
+
+    /// The same catalogue in a tenant deployment: its audit lines, and its rule's, name the
+    /// tenant of each change.
+    #[must_use]
+    pub fn with_tenants(self) -> Self {
+        Self { rule: Arc::new(self.rule.as_ref().clone().with_tenants()), ..self }
     }
 
     /// The same catalogue on another clock (the tests' fixed one).
@@ -120,12 +150,13 @@ impl<C: CatalogWriter> Catalog<C> {
         let detail = format!("owner {owner}, {}", if upsert == Upsert::Created { "created" } else { "replaced" });
         audit::record(&audit::Entry {
             event: "asset.put",
+            tenant: self.rule.tenant_of(asset.as_str()).as_ref().map(TenantId::as_str),
             actor,
             asset: Some(asset.as_str()),
             detail: Some(&detail),
             ..audit::Entry::default()
         });
-        Ok(AssetPut { upsert, asset: AssetView { asset_id: asset, owner, kind, name } })
+        Ok(AssetPut { upsert, asset: AssetView { asset_id: asset.to_string(), owner: owner.to_string(), kind, name } })
     }
 
     /// Deletes the asset and its grants; returns how many grants went.
@@ -133,6 +164,7 @@ impl<C: CatalogWriter> Catalog<C> {
         let removed = self.store.delete_asset(asset).await?;
         audit::record(&audit::Entry {
             event: "asset.deleted",
+            tenant: self.rule.tenant_of(asset.as_str()).as_ref().map(TenantId::as_str),
             actor,
             asset: Some(asset.as_str()),
             detail: Some(&format!("{removed} grant(s) removed")),
@@ -143,13 +175,13 @@ impl<C: CatalogWriter> Catalog<C> {
 
     pub async fn add_member(&self, group: &GroupId, user: &Identity, actor: &str) -> Result<(), ApiError> {
         self.store.add_member(group, user).await?;
-        membership_changed("member.added", group, user, actor);
+        self.membership_changed("member.added", group, user, actor);
         Ok(())
     }
 
     pub async fn remove_member(&self, group: &GroupId, user: &Identity, actor: &str) -> Result<(), ApiError> {
         self.store.remove_member(group, user).await?;
-        membership_changed("member.removed", group, user, actor);
+        self.membership_changed("member.removed", group, user, actor);
         Ok(())
     }
 }
@@ -157,7 +189,7 @@ impl<C: CatalogWriter> Catalog<C> {
 impl<C: AclReader> Catalog<C> {
     pub async fn members(&self, group: GroupId) -> Result<Members, ApiError> {
         let members = self.store.group_members(&group).await?;
-        Ok(Members { group_id: group, members })
+        Ok(Members { group_id: group.to_string(), members: members.iter().map(ToString::to_string).collect() })
     }
 }
 
@@ -174,14 +206,17 @@ impl<C: AclReader + CatalogWriter + Rosters> Catalog<C> {
     }
 }
 
-fn membership_changed(event: &'static str, group: &GroupId, user: &Identity, actor: &str) {
-    audit::record(&audit::Entry {
-        event,
-        actor,
-        principal: Some(&format!("user:{user}")),
-        detail: Some(&format!("group:{group}")),
-        ..audit::Entry::default()
-    });
+impl<C> Catalog<C> {
+    fn membership_changed(&self, event: &'static str, group: &GroupId, user: &Identity, actor: &str) {
+        audit::record(&audit::Entry {
+            event,
+            tenant: self.rule.tenant_of(group.as_str()).as_ref().map(TenantId::as_str),
+            actor,
+            principal: Some(&format!("user:{user}")),
+            detail: Some(&format!("group:{group}")),
+            ..audit::Entry::default()
+        });
+    }
 }
 
 #[cfg(test)]

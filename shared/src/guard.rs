@@ -15,6 +15,7 @@ use crate::clock::Clock;
 use crate::clock::Deadline;
 use crate::domain::{
     AssetId, AssetReference, AttributesError, ConversationAttributes, ConversationKind, Identity, RoomName, Tenant,
+    TenantId,
 };
 use crate::http::ApiError;
 use crate::twilio::rest::ConversationsClient;
@@ -135,6 +136,12 @@ impl<R: AclReader> MessageGuard<R> {
 }
 
 impl<R> MessageGuard<R> {
+    /// The tenant a stored id (an actor, an asset) belongs to, in a tenant deployment: what the
+    /// audit line of a refusal names.
+    pub fn tenant_of(&self, stored: &str) -> Option<TenantId> {
+        Tenant::id_of(self.tenants, stored)
+    }
+
     /// Whether an identity and a stored id (an asset, or a room's unique name) are of one tenant:
     /// always in a single-tenant deployment; in a tenant deployment, only when both name the same
     /// one.

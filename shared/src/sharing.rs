@@ -13,7 +13,7 @@ use crate::acl::{AclReader, GrantWriter, StoreError};
 use crate::audit;
 use crate::clock::Clock;
 use crate::domain::Caller;
-use crate::domain::{AssetId, AssetRecord, Grant, Identity, Principal, Role, Tenant};
+use crate::domain::{AssetId, AssetRecord, Grant, Identity, Principal, Role, Tenant, TenantId};
 use crate::http::ApiError;
 
 const NOT_OWNER: &str = "only the owner can share this asset";
@@ -146,6 +146,7 @@ impl<S: GrantWriter> Sharing<S> {
         };
         audit::record(&audit::Entry {
             event: "grant.put",
+            tenant: tenant.id().map(TenantId::as_str),
             actor: user.as_str(),
             asset: Some(asset.as_str()),
             principal: Some(&grant.principal.to_string()),
@@ -162,6 +163,7 @@ impl<S: GrantWriter> Sharing<S> {
         self.store.delete_grant(&record, principal).await.map_err(ownership_changed)?;
         audit::record(&audit::Entry {
             event: "grant.deleted",
+            tenant: caller.tenant.id().map(TenantId::as_str),
             actor: user.as_str(),
             asset: Some(asset.as_str()),
             principal: Some(&principal.to_string()),

@@ -7,7 +7,7 @@ use chatgate::acl::{
     AclReader, Begun, BudgetLimits, Budgets, CatalogWriter, GrantWriter, IDEMPOTENCY_WINDOW_SECONDS, Idempotency,
     Remembered, Rosters, StoreError, Upsert,
 };
-use chatgate::domain::{AssetId, AssetRecord, AssetType, Grant, GroupId, Identity, Principal, Role, Via};
+use chatgate::domain::{AssetId, AssetRecord, AssetType, Grant, GroupId, Identity, Principal, Role, TenantId, Via};
 
 pub const NOW: u64 = 1_795_000_000;
 
@@ -251,17 +251,17 @@ async fn an_offboarded_user_reads_nothing_until_lifted_and_loses_their_own_grant
 }
 
 async fn budgets_count_atomically_per_user_and_refund<S: Budgets>(store: &S) {
-    let limits = BudgetLimits { per_minute: 2, per_day: 3 };
+    let limits = BudgetLimits { per_minute: 2, per_day: 3, tenant_per_minute: 0 };
     let now = 1_800_000_000 - 1_800_000_000 % 86_400 + 30;
     let spend = |who: &'static str, at: u64| async move {
-        store.spend_new_conversation(&user(who), limits, at).await.expect("spend")
+        store.spend_new_conversation(&user(who), None, limits, at).await.expect("spend")
     };
     assert_eq!(spend("c11-a", now).await, Ok(()));
     assert_eq!(spend("c11-a", now).await, Ok(()));
     let spent = spend("c11-a", now).await.expect_err("the minute is full");
     assert_eq!((spent.window, spent.retry_after_seconds), ("minute", 30));
     assert_eq!(spend("c11-b", now).await, Ok(()), "budgets are per user");
-    store.refund_new_conversation(&user("c11-a"), limits, now).await.expect("refund");
+    store.refund_new_conversation(&user("c11-a"), None, limits, now).await.expect("refund");
     assert_eq!(spend("c11-a", now).await, Ok(()), "a refund gives room back");
     // Two counted today (the refused one counted in neither window, the refunded one in
     // neither); the next minute has room for the day's third, and then the day is full.
@@ -269,6 +269,25 @@ async fn budgets_count_atomically_per_user_and_refund<S: Budgets>(store: &S) {
     let spent = spend("c11-a", now + 60).await.expect_err("the day is full");
     assert_eq!(spent.window, "day");
     assert_eq!(spend("c11-a", now + 86_400).await, Ok(()), "a new day");
+
+    // A tenant's users together have the tenant's minute; another tenant's users have their own.
+    let limits = BudgetLimits { per_minute: 2, per_day: 0, tenant_per_minute: 3 };
+    let (acme, globex) = (TenantId::try_from("c11acme").expect("t"), TenantId::try_from("c11globex").expect("t"));
+    let spend = |who: &'static str, tenant: &TenantId| {
+        let tenant = tenant.clone();
+        async move { store.spend_new_conversation(&user(who), Some(&tenant), limits, now).await.expect("spend") }
+    };
+    assert_eq!(spend("c11acme~u-1", &acme).await, Ok(()));
+    assert_eq!(spend("c11acme~u-1", &acme).await, Ok(()));
+    assert_eq!(spend("c11acme~u-2", &acme).await, Ok(()));
+    let spent = spend("c11acme~u-3", &acme).await.expect_err("the tenant's minute is full");
+    assert_eq!((spent.window, spent.limit), ("tenant-minute", 3));
+    assert_eq!(spend("c11globex~u-1", &globex).await, Ok(()), "budgets are per tenant");
+    store.refund_new_conversation(&user("c11acme~u-2"), Some(&acme), limits, now).await.expect("refund");
+    assert_eq!(spend("c11acme~u-3", &acme).await, Ok(()), "a refund gives the tenant's room back");
+    assert_eq!(spend("c11acme~u-4", &acme).await.expect_err("full again").window, "tenant-minute");
+    assert_eq!(spend("c11acme~u-4", &acme).await.expect_err("refused ones count nothing").window, "tenant-minute");
+    assert_eq!(spend("c11acme~u-4", &acme).await.expect_err("still").limit, 3);
 }
 
 async fn idempotency_keys_hold_replay_and_are_forgotten<S: Idempotency>(store: &S) {

@@ -179,3 +179,56 @@ fn every_change_and_refusal_is_one_audit_line_without_secrets() {
         assert!(!text.contains(secret), "a log line carries {secret:?}");
     }
 }
+
+#[test]
+fn a_tenant_deployments_audit_lines_name_the_tenant() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt().json().with_writer(move || writer.clone()).finish();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    tracing::subscriber::with_default(subscriber, || {
+        runtime.block_on(async {
+            let store = Arc::new(MemoryStore::new());
+            let admin = AdminState::new(
+                AdminAuth::DevKey("k".into()),
+                store.clone(),
+                no_twilio(),
+                ConversationNames::development(),
+            )
+            .with_tenants();
+            let mut sharing = SharingState::from_settings(&jwt_settings(&[]), store).expect("sharing");
+            sharing.sessions = tenant_sessions();
+            let doc = json!({"owner": "ana", "type": "document", "name": "Plan"});
+            let put = admin::handler::handle(&admin, request("PUT", "/admin/tenants/acme/assets/a-1", "k", Some(doc)));
+            assert_eq!(put.await.status(), 201);
+            let added = admin::handler::handle(
+                &admin,
+                request("PUT", "/admin/tenants/globex/groups/eng/members/cy", "k", None),
+            );
+            assert_eq!(added.await.status(), 204);
+            let session = hs256_session(&tenant_claims("acme", "ana"));
+            let grant = json!({"role": "reader"});
+            let shared = sharing::handler::handle(
+                &sharing,
+                request("PUT", "/assets/a-1/grants/user:bob", &session, Some(grant)),
+            );
+            assert_eq!(shared.await.status(), 200);
+        });
+    });
+    let lines: Vec<(String, String, String)> = captured
+        .audit()
+        .iter()
+        .map(|f| {
+            let text = |k: &str| f[k].as_str().unwrap_or("").to_owned();
+            (text("event"), text("tenant"), text("asset_id"))
+        })
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            ("asset.put".to_owned(), "acme".to_owned(), "acme~a-1".to_owned()),
+            ("member.added".to_owned(), "globex".to_owned(), String::new()),
+            ("grant.put".to_owned(), "acme".to_owned(), "acme~a-1".to_owned()),
+        ]
+    );
+}

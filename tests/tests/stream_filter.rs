@@ -99,7 +99,7 @@ async fn every_kind_of_write_on_dynamodb_local_is_filtered_as_the_rule_needs() {
     // through the stream (offboarding removes the user itself).
     store.set_offboarded(&user("eve"), true, now).await.expect("offboard");
     store.set_offboarded(&user("eve"), false, now).await.expect("lift");
-    store.spend_new_conversation(&user("eve"), BudgetLimits::default(), now).await.expect("spend").expect("room");
+    store.spend_new_conversation(&user("eve"), None, BudgetLimits::default(), now).await.expect("spend").expect("room");
     // An idempotency key taken, an asset conversation registered, and the pass's cursor moved:
     // bookkeeping, never a change of access.
     store.begin(&user("eve"), "retry-1", "fp", "group:x", 30, now).await.expect("key");

@@ -5,10 +5,11 @@
 use std::sync::Arc;
 
 use access::handler::AccessState;
-use chatgate::acl::{CatalogWriter, GrantWriter, MemoryStore};
+use admin::handler::{AdminAuth, AdminState};
+use chatgate::acl::{BudgetLimits, CatalogWriter, GrantWriter, MemoryStore};
 use chatgate::clock::ManualClock;
 use chatgate::config::TwilioSecrets;
-use chatgate::domain::{AssetType, Grant, Principal, Role, Tenant, TenantId};
+use chatgate::domain::{AssetType, ConversationNames, Grant, Principal, Role, Tenant, TenantId};
 use chatgate::guard::{Event, MessageGuard};
 use chatgate_tests::acl_contract::NOW;
 use chatgate_tests::*;
@@ -307,4 +308,75 @@ async fn a_tenant_deployments_user_ids_fit_twilio_whatever_the_tenant() {
     let fits = "u".repeat(chatgate::domain::MAX_TENANT_USER_CHARS);
     let (status, created) = w.conversation("acme", "ana", json!({"type": "direct", "participant": fits})).await;
     assert_eq!(status, 201, "{created}");
+}
+
+const ADMIN_KEY: &str = "tenants-admin-key";
+
+async fn admin_call(admin: &AdminState<MemoryStore>, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    let mut builder = lambda_http::http::Request::builder()
+        .method(method)
+        .uri(format!("http://localhost{path}"))
+        .header(header::AUTHORIZATION, format!("Bearer {ADMIN_KEY}"));
+    if body.is_some() {
+        builder = builder.header(header::CONTENT_TYPE, "application/json");
+    }
+    let req = builder.body(body.map_or(Body::Empty, |b| Body::from(b.to_string()))).expect("request");
+    let response = admin::handler::handle(admin, req).await;
+    let status = response.status().as_u16();
+    (status, if status == 204 { Value::Null } else { json_body(&response) })
+}
+
+#[tokio::test]
+async fn the_admin_routes_are_each_tenants_own() {
+    let w = World::new().await;
+    let admin = AdminState::new(
+        AdminAuth::DevKey(ADMIN_KEY.into()),
+        w.store.clone(),
+        no_twilio(),
+        ConversationNames::development(),
+    )
+    .with_tenants();
+    // acme's back end puts acme's a-2, owned by acme's ana; the answer names them as acme does.
+    let body = json!({"owner": "ana", "type": "document", "name": "Budget"});
+    let (status, put) = admin_call(&admin, "PUT", "/admin/tenants/acme/assets/a-2", Some(body.clone())).await;
+    assert_eq!(status, 201, "{put}");
+    assert_eq!((put["asset_id"].clone(), put["owner"].clone()), (json!("a-2"), json!("ana")));
+    assert_eq!(w.access("acme", "ana", "a-2").await["role"], "owner");
+    assert_eq!(w.access("globex", "ana", "a-2").await["role"], "none", "globex's ana owns nothing called a-2");
+    // Memberships: globex's eng is globex's bob alone; adding acme's cy there is adding globex's.
+    let (status, members) = admin_call(&admin, "GET", "/admin/tenants/globex/groups/eng/members", None).await;
+    assert_eq!((status, members), (200, json!({"group_id": "eng", "members": ["bob"]})));
+    assert_eq!(admin_call(&admin, "PUT", "/admin/tenants/globex/groups/eng/members/cy", None).await.0, 204);
+    let (_, acme) = admin_call(&admin, "GET", "/admin/tenants/acme/groups/eng/members", None).await;
+    assert_eq!(acme["members"], json!(["bob"]), "acme's eng did not change");
+    // The un-prefixed routes are gone in a tenant deployment, and a tenant id is checked.
+    assert_eq!(admin_call(&admin, "PUT", "/admin/assets/a-2", Some(body.clone())).await.0, 404);
+    assert_eq!(admin_call(&admin, "GET", "/admin/tenants/acme/groups/eng", None).await.0, 404);
+    assert_eq!(admin_call(&admin, "PUT", "/admin/tenants/ac~me/assets/a-2", Some(body)).await.0, 400);
+    // A single-tenant deployment keeps its routes and has no prefixed ones.
+    let single = AdminState::new(
+        AdminAuth::DevKey(ADMIN_KEY.into()),
+        w.store.clone(),
+        no_twilio(),
+        ConversationNames::development(),
+    );
+    assert_eq!(admin_call(&single, "GET", "/admin/groups/eng/members", None).await.0, 200);
+    assert_eq!(admin_call(&single, "GET", "/admin/tenants/acme/groups/eng/members", None).await.0, 404);
+}
+
+#[tokio::test]
+async fn one_tenant_cannot_spend_anothers_new_conversations() {
+    let mut w = World::new().await;
+    let limits = BudgetLimits { per_minute: 20, per_day: 200, tenant_per_minute: 3 };
+    w.conversations.conversations = w.conversations.conversations.with_budgets(limits);
+    let group = |name: &str| json!({"type": "group", "friendly_name": name});
+    // acme's users together make three groups this minute; the fourth, by a user who made none, waits.
+    for (user, name) in [("ana", "one"), ("bob", "two"), ("cy", "three")] {
+        assert_eq!(w.conversation("acme", user, group(name)).await.0, 201);
+    }
+    let (status, problem) = w.conversation("acme", "dan", group("four")).await;
+    assert_eq!(status, 429, "{problem}");
+    assert!(problem["detail"].as_str().expect("detail").contains("tenant-minute"), "{problem}");
+    // globex's users are untouched by acme's burst.
+    assert_eq!(w.conversation("globex", "dan", group("four")).await.0, 201);
 }

@@ -10,7 +10,7 @@ use chatgate::acl::{AclReader, CatalogWriter, Rosters, Upsert};
 use chatgate::catalog::{AssetEntry, AssetRequest, Catalog};
 use chatgate::clock::{Clock, SystemClock};
 use chatgate::config::{ConfigError, Settings, TwilioSecrets};
-use chatgate::domain::{AssetId, ConversationNames, GroupId, Identity};
+use chatgate::domain::{ConversationNames, GroupId, Identity, Tenant, TenantId};
 use chatgate::http::{self, ApiError};
 use chatgate::reconcile::Reconciler;
 use chatgate::twilio::rest::{ConversationsClient, RestConfig};
@@ -28,6 +28,8 @@ pub use chatgate::admin_auth::AdminAuth;
 pub struct AdminState<C> {
     pub auth: AdminAuth,
     pub catalog: Catalog<C>,
+    /// A tenant deployment's routes are under `/admin/tenants/{tenant_id}/...` (docs/tenancy.md).
+    pub tenants: bool,
 }
 
 impl<C> AdminState<C> {
@@ -35,7 +37,14 @@ impl<C> AdminState<C> {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         // Offboarding takes users out of their Twilio conversations.
         let rule = Arc::new(Reconciler::new(store.clone(), twilio, names, clock.clone()));
-        Self { auth, catalog: Catalog::new(store, clock, rule) }
+        Self { auth, catalog: Catalog::new(store, clock, rule), tenants: false }
+    }
+
+    /// The same routes for a tenant deployment: each under its tenant's prefix, the ids in its
+    /// paths and bodies that tenant's, the un-prefixed routes `404`.
+    #[must_use]
+    pub fn with_tenants(self) -> Self {
+        Self { catalog: self.catalog.with_tenants(), tenants: true, ..self }
     }
 
     /// The routes read Twilio's REST settings alone ([`RestConfig`], for offboarding); the table
@@ -70,15 +79,15 @@ async fn route<C: AclReader + CatalogWriter + Rosters>(
 ) -> Result<Response<Body>, ApiError> {
     let actor = state.auth.caller(&req)?;
     let catalog = &state.catalog;
-    let segments = http::path_segments(&req)?;
+    let (tenant, segments) = scope(state.tenants, http::path_segments(&req)?)?;
     if let Some([asset]) = http::match_path(&segments, &["admin", "assets", "{}"]).as_deref() {
-        let asset = AssetId::try_from(*asset).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        let asset = tenant.asset(asset).map_err(|e| ApiError::BadRequest(e.to_string()))?;
         return match *req.method() {
             Method::PUT => {
-                let entry = AssetEntry::try_from(http::json_body::<AssetRequest>(&req)?)?;
+                let entry = AssetEntry::read(http::json_body::<AssetRequest>(&req)?, &tenant)?;
                 let put = catalog.put_asset(asset, entry, &actor).await?;
                 let status = if put.upsert == Upsert::Created { StatusCode::CREATED } else { StatusCode::OK };
-                Ok(http::json_response(status, &put.asset))
+                Ok(http::json_response(status, &put.asset.relative_to(&tenant)))
             }
             Method::DELETE => {
                 catalog.delete_asset(&asset, &actor).await?;
@@ -88,7 +97,7 @@ async fn route<C: AclReader + CatalogWriter + Rosters>(
         };
     }
     if let Some([user]) = http::match_path(&segments, &["admin", "users", "{}"]).as_deref() {
-        let user = parse_user(user)?;
+        let user = parse_user(&tenant, user)?;
         match *req.method() {
             Method::DELETE => {
                 let deadline = chatgate::lambda::request_deadline(&req, OFFBOARDING_BUDGET);
@@ -102,11 +111,11 @@ async fn route<C: AclReader + CatalogWriter + Rosters>(
     }
     if let Some([group]) = http::match_path(&segments, &["admin", "groups", "{}", "members"]).as_deref() {
         http::require_method(&req, Method::GET, "GET")?;
-        let members = catalog.members(parse_group(group)?).await?;
-        return Ok(http::json_response(StatusCode::OK, &members));
+        let members = catalog.members(parse_group(&tenant, group)?).await?;
+        return Ok(http::json_response(StatusCode::OK, &members.relative_to(&tenant)));
     }
     if let Some([group, user]) = http::match_path(&segments, &["admin", "groups", "{}", "members", "{}"]).as_deref() {
-        let (group, user) = (parse_group(group)?, parse_user(user)?);
+        let (group, user) = (parse_group(&tenant, group)?, parse_user(&tenant, user)?);
         match *req.method() {
             Method::PUT => catalog.add_member(&group, &user, &actor).await?,
             Method::DELETE => catalog.remove_member(&group, &user, &actor).await?,
@@ -117,10 +126,29 @@ async fn route<C: AclReader + CatalogWriter + Rosters>(
     Err(ApiError::NotFound("no such route".into()))
 }
 
-fn parse_group(raw: &str) -> Result<GroupId, ApiError> {
-    GroupId::try_from(raw).map_err(|e| ApiError::BadRequest(e.to_string()))
+/// Whose catalogue a path names, and the path as the routes below match it: in a tenant
+/// deployment `/admin/tenants/{tenant_id}/...` (the tenant's, `/admin/...` after it), otherwise
+/// `/admin/...` itself. Any other shape is no route.
+fn scope(tenants: bool, mut segments: Vec<String>) -> Result<(Tenant, Vec<String>), ApiError> {
+    if !tenants {
+        return Ok((Tenant::Single, segments));
+    }
+    let prefixed = segments.len() > 3 && segments[0] == "admin" && segments[1] == "tenants";
+    if !prefixed {
+        return Err(ApiError::NotFound(
+            "no such route: a tenant deployment's admin routes are under /admin/tenants/{tenant_id}/".into(),
+        ));
+    }
+    let tenant =
+        TenantId::try_from(segments[2].as_str()).map_err(|e| ApiError::BadRequest(format!("tenant_id: {e}")))?;
+    segments.drain(1..3);
+    Ok((Tenant::Of(tenant), segments))
 }
 
-fn parse_user(raw: &str) -> Result<Identity, ApiError> {
-    Identity::try_from(raw).map_err(|e| ApiError::BadRequest(format!("user id: {e}")))
+fn parse_group(tenant: &Tenant, raw: &str) -> Result<GroupId, ApiError> {
+    tenant.group(raw).map_err(|e| ApiError::BadRequest(e.to_string()))
+}
+
+fn parse_user(tenant: &Tenant, raw: &str) -> Result<Identity, ApiError> {
+    tenant.user(raw).map_err(|e| ApiError::BadRequest(format!("user id: {e}")))
 }

@@ -40,7 +40,8 @@ pub struct ConversationsConfig {
     pub twilio: RestConfig,
     /// `TWILIO_USER_ROLE_SID`: the role of participants chatgate adds.
     pub user_role: RoleSid,
-    /// `USER_NEW_CONVERSATIONS_PER_MINUTE`, `USER_NEW_CONVERSATIONS_PER_DAY` (0: no limit).
+    /// `USER_NEW_CONVERSATIONS_PER_MINUTE`, `USER_NEW_CONVERSATIONS_PER_DAY`, and in a tenant
+    /// deployment `TENANT_NEW_CONVERSATIONS_PER_MINUTE` (0: no limit).
     pub budgets: BudgetLimits,
 }
 
@@ -54,6 +55,8 @@ impl ConversationsConfig {
             budgets: BudgetLimits {
                 per_minute: settings.count("USER_NEW_CONVERSATIONS_PER_MINUTE", BudgetLimits::default().per_minute)?,
                 per_day: settings.count("USER_NEW_CONVERSATIONS_PER_DAY", BudgetLimits::default().per_day)?,
+                tenant_per_minute: settings
+                    .count("TENANT_NEW_CONVERSATIONS_PER_MINUTE", BudgetLimits::default().tenant_per_minute)?,
             },
         })
     }

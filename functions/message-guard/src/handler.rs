@@ -8,7 +8,7 @@ use chatgate::acl::AclReader;
 use chatgate::audit;
 use chatgate::clock::SystemClock;
 use chatgate::config::{self, ConfigError, Settings, TwilioSecrets};
-use chatgate::domain::AssetId;
+use chatgate::domain::{AssetId, TenantId};
 use chatgate::guard::{Event, MessageGuard};
 use chatgate::http::{self, ApiError};
 use chatgate::twilio::rest::{ConversationsClient, RestConfig};
@@ -80,6 +80,7 @@ async fn guard<R: AclReader>(state: &GuardState<R>, req: Request) -> Result<Resp
     if let Err(refusal) = state.guard.judge(&event).await? {
         audit::record(&audit::Entry {
             event: "guard.refused",
+            tenant: state.guard.tenant_of(&refusal.actor).as_ref().map(TenantId::as_str),
             actor: &refusal.actor,
             asset: refusal.asset.as_ref().map(AssetId::as_str),
             conversation: event.get("ConversationSid"),
@@ -106,6 +107,7 @@ async fn backstop<R: AclReader>(state: &GuardState<R>, event: &Event) {
         Ok(Some(refusal)) => {
             audit::record(&audit::Entry {
                 event: "guard.deleted",
+                tenant: state.guard.tenant_of(&refusal.actor).as_ref().map(TenantId::as_str),
                 actor: &refusal.actor,
                 asset: refusal.asset.as_ref().map(AssetId::as_str),
                 conversation: event.get("ConversationSid"),

@@ -33,7 +33,9 @@ use super::{
     ConversationRegistry, Expiry, ExpiryIndex, GrantWriter, IDEMPOTENCY_WINDOW_SECONDS, Idempotency, PassCursor,
     PassProgress, RegisteredConversations, Remembered, Rosters, StoreError, Upsert, minute_of, new_generation,
 };
-use crate::domain::{AccessFacts, AssetId, AssetRecord, AssetType, Grant, GroupId, Identity, Principal, Role};
+use crate::domain::{
+    AccessFacts, AssetId, AssetRecord, AssetType, Grant, GroupId, Identity, Principal, Role, TenantId,
+};
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -448,10 +450,11 @@ impl Budgets for DynamoStore {
     async fn spend_new_conversation(
         &self,
         user: &Identity,
+        tenant: Option<&TenantId>,
         limits: BudgetLimits,
         now: u64,
     ) -> Result<Result<(), BudgetSpent>, StoreError> {
-        let windows = limits.windows(now);
+        let windows = limits.windows(user, tenant, now);
         if windows.is_empty() {
             return Ok(Ok(()));
         }
@@ -460,7 +463,7 @@ impl Budgets for DynamoStore {
             .map(|w| {
                 let update = Update::builder()
                     .table_name(&self.table)
-                    .set_key(Some(Self::key(keys::budget_pk(user), keys::budget_sk(w.name, w.bucket))))
+                    .set_key(Some(Self::key(w.counter.clone(), keys::budget_sk(w.name, w.bucket))))
                     .update_expression("ADD #c :one SET #ttl = :ttl")
                     .condition_expression("attribute_not_exists(#c) OR #c < :limit")
                     .expression_attribute_names("#c", attr::COUNT)
@@ -492,15 +495,21 @@ impl Budgets for DynamoStore {
         }
     }
 
-    async fn refund_new_conversation(&self, user: &Identity, limits: BudgetLimits, now: u64) -> Result<(), StoreError> {
+    async fn refund_new_conversation(
+        &self,
+        user: &Identity,
+        tenant: Option<&TenantId>,
+        limits: BudgetLimits,
+        now: u64,
+    ) -> Result<(), StoreError> {
         // Only counters that exist (a refund never creates one), never below zero.
         let updates = limits
-            .windows(now)
+            .windows(user, tenant, now)
             .iter()
             .map(|w| {
                 let update = Update::builder()
                     .table_name(&self.table)
-                    .set_key(Some(Self::key(keys::budget_pk(user), keys::budget_sk(w.name, w.bucket))))
+                    .set_key(Some(Self::key(w.counter.clone(), keys::budget_sk(w.name, w.bucket))))
                     .update_expression("ADD #c :minus")
                     .condition_expression("#c > :zero")
                     .expression_attribute_names("#c", attr::COUNT)

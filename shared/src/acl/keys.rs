@@ -7,7 +7,7 @@
 
 use ring::digest;
 
-use crate::domain::{AssetId, GroupId, Identity, Principal};
+use crate::domain::{AssetId, GroupId, Identity, Principal, TenantId};
 
 pub const PK: &str = "pk";
 pub const SK: &str = "sk";
@@ -99,6 +99,12 @@ pub fn user_pk(user: &Identity) -> String {
 
 pub fn budget_pk(user: &Identity) -> String {
     format!("{BUDGET_PREFIX}{user}")
+}
+
+/// A tenant's budget: `B#~<tenant>`. In a tenant deployment every user id starts with its tenant
+/// (a letter or digit), so no user's budget is ever this partition.
+pub fn tenant_budget_pk(tenant: &TenantId) -> String {
+    format!("{BUDGET_PREFIX}{}{tenant}", crate::domain::TENANT_SEPARATOR)
 }
 
 pub fn idempotency_pk(user: &Identity) -> String {

@@ -12,7 +12,9 @@ use super::{
     ConversationRegistry, Expiry, ExpiryIndex, GrantWriter, IDEMPOTENCY_WINDOW_SECONDS, Idempotency, PassCursor,
     PassProgress, RegisteredConversations, Remembered, Rosters, StoreError, Upsert, minute_of, new_generation,
 };
-use crate::domain::{AccessFacts, AclChange, AssetId, AssetRecord, AssetType, Grant, GroupId, Identity, Principal};
+use crate::domain::{
+    AccessFacts, AclChange, AssetId, AssetRecord, AssetType, Grant, GroupId, Identity, Principal, TenantId,
+};
 
 #[derive(Debug, Default)]
 pub struct MemoryStore {
@@ -34,7 +36,7 @@ struct State {
     expiries_aside: BTreeSet<Expiry>,
     offboarded: BTreeSet<Identity>,
     /// New conversations counted per user, window and bucket.
-    budgets: HashMap<(Identity, &'static str, u64), u32>,
+    budgets: HashMap<(String, &'static str, u64), u32>,
     /// Remembered requests by user and `Idempotency-Key`.
     idempotency: HashMap<(Identity, String), KeyHold>,
     /// The assets that have a conversation, in order, for the scheduled pass.
@@ -137,12 +139,13 @@ impl Budgets for MemoryStore {
     async fn spend_new_conversation(
         &self,
         user: &Identity,
+        tenant: Option<&TenantId>,
         limits: BudgetLimits,
         now: u64,
     ) -> Result<Result<(), BudgetSpent>, StoreError> {
         let mut state = self.state();
-        let windows = limits.windows(now);
-        let key = |w: &super::BudgetWindow| (user.clone(), w.name, w.bucket);
+        let windows = limits.windows(user, tenant, now);
+        let key = |w: &super::BudgetWindow| (w.counter.clone(), w.name, w.bucket);
         let full = windows.iter().filter(|w| state.budgets.get(&key(w)).is_some_and(|n| *n >= w.limit));
         if let Some(longest) = full.max_by_key(|w| w.seconds_left) {
             return Ok(Err(longest.spent()));
@@ -154,10 +157,16 @@ impl Budgets for MemoryStore {
         Ok(Ok(()))
     }
 
-    async fn refund_new_conversation(&self, user: &Identity, limits: BudgetLimits, now: u64) -> Result<(), StoreError> {
+    async fn refund_new_conversation(
+        &self,
+        user: &Identity,
+        tenant: Option<&TenantId>,
+        limits: BudgetLimits,
+        now: u64,
+    ) -> Result<(), StoreError> {
         let mut state = self.state();
-        for window in limits.windows(now) {
-            if let Some(count) = state.budgets.get_mut(&(user.clone(), window.name, window.bucket)) {
+        for window in limits.windows(user, tenant, now) {
+            if let Some(count) = state.budgets.get_mut(&(window.counter, window.name, window.bucket)) {
                 *count = count.saturating_sub(1);
             }
         }

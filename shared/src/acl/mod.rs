@@ -23,7 +23,7 @@ pub use memory::MemoryStore;
 pub use stream::{StreamRecord, UnreadableRecord};
 
 use crate::domain::{
-    AccessDecision, AccessFacts, AssetId, AssetRecord, AssetType, Grant, GroupId, Identity, Principal, decide,
+    AccessDecision, AccessFacts, AssetId, AssetRecord, AssetType, Grant, GroupId, Identity, Principal, TenantId, decide,
 };
 
 /// Most assets one batch check may ask about.
@@ -101,18 +101,24 @@ pub struct BudgetSpent {
     pub retry_after_seconds: u32,
 }
 
-/// Per-user limits on new conversations (v1.2 "Budgets"); `0` turns a window off.
+/// Limits on new conversations (v1.2 "Budgets"): per user, and in a tenant deployment per tenant
+/// too, so one organisation cannot spend the service's rate every other shares; `0` turns a
+/// window off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BudgetLimits {
     pub per_minute: u32,
     pub per_day: u32,
+    /// `TENANT_NEW_CONVERSATIONS_PER_MINUTE`: every user of a tenant together.
+    pub tenant_per_minute: u32,
 }
 
-/// One window of a budget at a moment: its name, which bucket the moment falls in, its limit, and
-/// how long until the next bucket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// One window of a budget at a moment: its name, whose counter it is, which bucket the moment
+/// falls in, its limit, and how long until the next bucket.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BudgetWindow {
     pub name: &'static str,
+    /// The counter's partition: the user's, or the tenant's.
+    pub counter: String,
     pub bucket: u64,
     pub limit: u32,
     pub seconds_left: u32,
@@ -121,13 +127,20 @@ pub struct BudgetWindow {
 }
 
 impl BudgetLimits {
-    /// The windows that are on, at `now`.
-    pub fn windows(self, now: u64) -> Vec<BudgetWindow> {
-        [("minute", 60u64, self.per_minute), ("day", 86_400, self.per_day)]
+    /// The windows that are on at `now` for `user`, and for their tenant when they have one.
+    pub fn windows(self, user: &Identity, tenant: Option<&TenantId>, now: u64) -> Vec<BudgetWindow> {
+        let user_counter = keys::budget_pk(user);
+        let mut windows =
+            vec![("minute", 60u64, self.per_minute, user_counter.clone()), ("day", 86_400, self.per_day, user_counter)];
+        if let Some(tenant) = tenant {
+            windows.push(("tenant-minute", 60, self.tenant_per_minute, keys::tenant_budget_pk(tenant)));
+        }
+        windows
             .into_iter()
-            .filter(|(_, _, limit)| *limit > 0)
-            .map(|(name, length, limit)| BudgetWindow {
+            .filter(|(_, _, limit, _)| *limit > 0)
+            .map(|(name, length, limit, counter)| BudgetWindow {
                 name,
+                counter,
                 bucket: now / length,
                 limit,
                 seconds_left: (length - now % length) as u32,
@@ -145,7 +158,7 @@ impl BudgetWindow {
 
 impl Default for BudgetLimits {
     fn default() -> Self {
-        Self { per_minute: 20, per_day: 200 }
+        Self { per_minute: 20, per_day: 200, tenant_per_minute: 600 }
     }
 }
 
@@ -201,11 +214,13 @@ pub trait AclReader: Send + Sync + std::fmt::Debug {
 /// Atomic, self-expiring counters of new conversations (`UpdateItem` on budget items only): the
 /// conversations function holds this.
 pub trait Budgets: Send + Sync {
-    /// Counts one new conversation for `user` in the current minute and day, both or neither;
-    /// [`BudgetSpent`] (and nothing counted) when either window is full.
+    /// Counts one new conversation for `user` in the current minute and day, and for their
+    /// `tenant` in the current minute, all or none; [`BudgetSpent`] (and nothing counted) when
+    /// any window is full.
     fn spend_new_conversation(
         &self,
         user: &Identity,
+        tenant: Option<&TenantId>,
         limits: BudgetLimits,
         now: u64,
     ) -> impl Future<Output = Result<Result<(), BudgetSpent>, StoreError>> + Send;
@@ -215,6 +230,7 @@ pub trait Budgets: Send + Sync {
     fn refund_new_conversation(
         &self,
         user: &Identity,
+        tenant: Option<&TenantId>,
         limits: BudgetLimits,
         now: u64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;

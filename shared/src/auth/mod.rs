@@ -34,8 +34,8 @@ const JWKS_TIMEOUT: Duration = Duration::from_secs(2);
 /// How sessions are verified (`AUTH_MODE` and friends).
 #[derive(Debug, Clone)]
 pub enum AuthConfig {
-    Authorizer { claim: String },
-    Jwt { claim: String, issuer: String, audience: String, keys: KeySource },
+    Authorizer { claim: String, tenant_claim: Option<String> },
+    Jwt { claim: String, tenant_claim: Option<String>, issuer: String, audience: String, keys: KeySource },
 }
 
 #[derive(Debug, Clone)]
@@ -47,9 +47,9 @@ pub enum KeySource {
 impl AuthConfig {
     pub fn from_settings(settings: &Settings) -> Result<Self, ConfigError> {
         let claim = settings.get("IDENTITY_CLAIM").unwrap_or("sub").to_owned();
-        crate::config::tenant_claim(settings)?;
+        let tenant_claim = crate::config::tenant_claim(settings)?;
         match settings.required("AUTH_MODE")? {
-            "authorizer" => Ok(Self::Authorizer { claim }),
+            "authorizer" => Ok(Self::Authorizer { claim, tenant_claim }),
             "jwt" => {
                 let keys = match (settings.secret("JWT_HS256_SECRET"), settings.get("JWT_JWKS_URL")) {
                     (Some(_), Some(_)) => {
@@ -85,6 +85,7 @@ impl AuthConfig {
                 };
                 Ok(Self::Jwt {
                     claim,
+                    tenant_claim,
                     issuer: settings.required("JWT_ISSUER")?.to_owned(),
                     audience: settings.required("JWT_AUDIENCE")?.to_owned(),
                     keys,
@@ -151,9 +152,9 @@ impl SessionVerifier {
     /// Built once at cold start; parses the keys, fetches nothing.
     pub fn new(config: &AuthConfig) -> Result<Self, ConfigError> {
         install_jwt_crypto();
-        let (claim, mode) = match config {
-            AuthConfig::Authorizer { claim } => (claim.clone(), Mode::Authorizer),
-            AuthConfig::Jwt { claim, issuer, audience, keys } => {
+        let (claim, tenant_claim, mode) = match config {
+            AuthConfig::Authorizer { claim, tenant_claim } => (claim.clone(), tenant_claim.clone(), Mode::Authorizer),
+            AuthConfig::Jwt { claim, tenant_claim, issuer, audience, keys } => {
                 let algorithm = match keys {
                     KeySource::Hs256(_) => Algorithm::HS256,
                     KeySource::Jwks { algorithm, .. } => *algorithm,
@@ -171,10 +172,10 @@ impl SessionVerifier {
                     }
                     KeySource::Jwks { url, algorithm } => Keys::Jwks(JwksCache::new(url.clone(), *algorithm)?),
                 };
-                (claim.clone(), Mode::Jwt(Box::new(JwtCheck { validation, keys })))
+                (claim.clone(), tenant_claim.clone(), Mode::Jwt(Box::new(JwtCheck { validation, keys })))
             }
         };
-        Ok(Self { claim, tenant_claim: None, mode })
+        Ok(Self { claim, tenant_claim, mode })
     }
 
     /// Reads the caller's tenant from the session's `claim` (`TENANT_CLAIM`): a session without it,
@@ -440,7 +441,7 @@ mod tests {
     #[test]
     fn identity_claim_defaults_to_sub() {
         let config = AuthConfig::from_settings(&settings(&[("AUTH_MODE", "authorizer")])).expect("valid");
-        assert!(matches!(config, AuthConfig::Authorizer { claim } if claim == "sub"));
+        assert!(matches!(config, AuthConfig::Authorizer { claim, tenant_claim: None } if claim == "sub"));
     }
 
     #[test]

@@ -14,7 +14,7 @@ use crate::clock::Deadline;
 use crate::domain::Caller;
 use crate::domain::{
     AssetId, ConversationAttributes, ConversationKey, ConversationKind, ConversationNames, Identity, Scope, Tenant,
-    roster_name,
+    TenantId, roster_name,
 };
 use crate::http::ApiError;
 use crate::twilio::rest::{Conversation, Limit, TwilioError, codes};
@@ -417,7 +417,7 @@ impl<R: ConversationsStore> Conversations<R> {
             // A new group under a name nobody has: made without looking. Users first: a failure
             // there leaves no empty conversation and spends nothing.
             self.ensure_users(plan.wanted.clone(), deadline).await?;
-            let spent_at = self.spend_budget(caller).await?;
+            let spent_at = self.spend_budget(plan).await?;
             return Ok(new(self.create(plan, unique, spent_at, deadline).await?));
         }
         if plan.kind == ConversationKind::Room {
@@ -448,7 +448,7 @@ impl<R: ConversationsStore> Conversations<R> {
             }
             None => {
                 self.ensure_users(plan.wanted.clone(), deadline).await?;
-                let spent_at = match self.spend_budget(caller).await {
+                let spent_at = match self.spend_budget(plan).await {
                     Ok(at) => at,
                     // Past the budget, a conversation this very user is creating in a concurrent
                     // request (a retry, a second tab) is still theirs to join once it exists.
@@ -497,6 +497,7 @@ impl<R: ConversationsStore> Conversations<R> {
         }
         audit::record(&audit::Entry {
             event: "conversation.name_taken",
+            tenant: plan.tenant.id().map(TenantId::as_str),
             actor: caller.as_str(),
             asset: plan.asset.as_ref().map(AssetId::as_str),
             detail: Some(&format!("{} holds a {} name; not used", found.sid, plan.kind.as_str())),
@@ -507,10 +508,11 @@ impl<R: ConversationsStore> Conversations<R> {
         ))
     }
 
-    /// Spends one of the caller's new conversations; the moment it counted in, for a refund.
-    async fn spend_budget(&self, caller: &Identity) -> Result<u64, ApiError> {
+    /// Spends one of the caller's new conversations (and one of their tenant's); the moment it
+    /// counted in, for a refund.
+    async fn spend_budget(&self, plan: &Plan) -> Result<u64, ApiError> {
         let now = self.clock.now();
-        self.store.spend_new_conversation(caller, self.budgets, now).await??;
+        self.store.spend_new_conversation(&plan.wanted[0], plan.tenant.id(), self.budgets, now).await??;
         Ok(now)
     }
 
@@ -534,12 +536,12 @@ impl<R: ConversationsStore> Conversations<R> {
             }
             Err(e) if e.code() == Some(codes::CONVERSATION_EXISTS) => {
                 // Another request created it: this one joins, and its budget is given back.
-                self.refund_budget(&plan.wanted[0], spent_at).await;
+                self.refund_budget(plan, spent_at).await;
                 let c = self.fetch_created(plan, unique, deadline).await?;
                 Ok((c.sid, c.friendly_name, false))
             }
             Err(e) => {
-                self.refund_budget(&plan.wanted[0], spent_at).await;
+                self.refund_budget(plan, spent_at).await;
                 Err(e.into())
             }
         }
@@ -554,8 +556,9 @@ impl<R: ConversationsStore> Conversations<R> {
     }
 
     /// Best effort: a refund that fails leaves the budget a little tighter, never looser.
-    async fn refund_budget(&self, caller: &Identity, spent_at: u64) {
-        if let Err(e) = self.store.refund_new_conversation(caller, self.budgets, spent_at).await {
+    async fn refund_budget(&self, plan: &Plan, spent_at: u64) {
+        let refunded = self.store.refund_new_conversation(&plan.wanted[0], plan.tenant.id(), self.budgets, spent_at);
+        if let Err(e) = refunded.await {
             tracing::warn!(error = %crate::http::ErrorChain(&e), "budget not refunded");
         }
     }

@@ -66,8 +66,13 @@ impl<R> Conversations<R> {
     /// The same use cases on another clock (the tests' hand-moved one), the rule's included.
     #[must_use]
     pub fn with_clock(self, clock: Arc<dyn Clock>) -> Self {
-        let rule = Reconciler::new(self.store.clone(), self.twilio.clone(), self.names().clone(), clock.clone());
-        Self { clock, rule, ..self }
+        Self { clock: clock.clone(), rule: self.rule.with_clock(clock), ..self }
+    }
+
+    /// The same use cases in a tenant deployment: the rule's audit lines name the tenant.
+    #[must_use]
+    pub fn with_tenants(self) -> Self {
+        Self { rule: self.rule.with_tenants(), ..self }
     }
 
     /// How this deployment names the conversations it finds again.

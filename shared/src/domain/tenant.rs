@@ -92,6 +92,12 @@ impl Tenant {
         TenantId::try_from(tenant).ok().map(Self::Of)
     }
 
+    /// The tenant of a stored id, for an audit line: `None` in a single-tenant deployment, or for
+    /// an id of no tenant.
+    pub fn id_of(multi: bool, stored: &str) -> Option<TenantId> {
+        Self::of_stored(multi, stored).and_then(|tenant| tenant.id().cloned())
+    }
+
     /// The tenant's id, for audit lines; `None` when single-tenant.
     pub fn id(&self) -> Option<&TenantId> {
         match self {

@@ -29,7 +29,8 @@ use crate::audit;
 use crate::clock::Clock;
 use crate::clock::Deadline;
 use crate::domain::{
-    AssetId, ConversationAttributes, ConversationKind, ConversationNames, Identity, Principal, Scope, roster_name,
+    AssetId, ConversationAttributes, ConversationKind, ConversationNames, Identity, Principal, Scope, Tenant, TenantId,
+    roster_name,
 };
 use crate::twilio::rest::{ConversationsClient, TwilioError, UserConversation};
 
@@ -84,13 +85,46 @@ pub struct Reconciler<R> {
     /// How an asset's conversation is named, so it can be found from the asset.
     names: ConversationNames,
     clock: Arc<dyn Clock>,
+    /// Whether the deployment has tenants: its audit lines then name the tenant of each change.
+    tenants: bool,
+}
+
+impl<R> Clone for Reconciler<R> {
+    fn clone(&self) -> Self {
+        Self {
+            store: self.store.clone(),
+            twilio: self.twilio.clone(),
+            names: self.names.clone(),
+            clock: self.clock.clone(),
+            tenants: self.tenants,
+        }
+    }
 }
 
 impl<R> Reconciler<R> {
     /// Its Twilio calls are [`ConversationsClient::persistent`]: removals keep their place in
     /// Twilio's rate when user traffic yields it.
     pub fn new(store: Arc<R>, twilio: ConversationsClient, names: ConversationNames, clock: Arc<dyn Clock>) -> Self {
-        Self { store, twilio: twilio.persistent(), names, clock }
+        Self { store, twilio: twilio.persistent(), names, clock, tenants: false }
+    }
+
+    /// The same rule in a tenant deployment (docs/tenancy.md). Every id it reads is qualified with
+    /// its tenant, so it never decides across tenants by construction; this names the tenant in
+    /// its audit lines.
+    #[must_use]
+    pub fn with_tenants(self) -> Self {
+        Self { tenants: true, ..self }
+    }
+
+    /// The same rule on another clock (the tests' hand-moved one).
+    #[must_use]
+    pub fn with_clock(self, clock: Arc<dyn Clock>) -> Self {
+        Self { clock, ..self }
+    }
+
+    /// The tenant a stored id belongs to, in a tenant deployment.
+    pub fn tenant_of(&self, stored: &str) -> Option<TenantId> {
+        Tenant::id_of(self.tenants, stored)
     }
 
     pub fn names(&self) -> &ConversationNames {
@@ -146,6 +180,7 @@ impl<R: Rosters> Reconciler<R> {
         let removal = Removal { identity: user.clone(), conversation: conversation.to_owned(), asset: asset.cloned() };
         audit::record(&audit::Entry {
             event: "participant.removed",
+            tenant: self.tenant_of(user.as_str()).as_ref().map(TenantId::as_str),
             actor: RECONCILER_ACTOR,
             asset: asset.map(AssetId::as_str),
             principal: Some(&Principal::User(user.clone()).to_string()),
@@ -302,9 +337,12 @@ impl<R: AclReader + CatalogWriter + Rosters> Reconciler<R> {
         let groups = self.store.check_facts(user, &[]).await?.groups;
         futures_util::future::try_join_all(groups.iter().map(|group| self.store.remove_member(group, user))).await?;
         let principal = Principal::User(user.clone()).to_string();
+        let tenant = self.tenant_of(user.as_str());
+        let tenant = tenant.as_ref().map(TenantId::as_str);
         for group in &groups {
             audit::record(&audit::Entry {
                 event: "member.removed",
+                tenant,
                 actor,
                 principal: Some(&principal),
                 detail: Some(&format!("group:{group}; offboarding")),
@@ -325,6 +363,7 @@ impl<R: AclReader + CatalogWriter + Rosters> Reconciler<R> {
         let removals = self.remove_all(leaving, "offboarding", deadline).await?;
         audit::record(&audit::Entry {
             event: "user.offboarded",
+            tenant,
             actor,
             principal: Some(&principal),
             detail: Some(&format!(
@@ -344,6 +383,7 @@ impl<R: AclReader + CatalogWriter + Rosters> Reconciler<R> {
         self.store.set_offboarded(user, false, self.clock.now()).await?;
         audit::record(&audit::Entry {
             event: "user.offboarding_lifted",
+            tenant: self.tenant_of(user.as_str()).as_ref().map(TenantId::as_str),
             actor,
             principal: Some(&Principal::User(user.clone()).to_string()),
             ..audit::Entry::default()
