@@ -12,6 +12,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chatgate::acl::{AclReader, CatalogWriter, ConversationsStore, DynamoStore, ExpiryIndex, GrantWriter, MemoryStore};
 use chatgate::config::{ConfigError, Settings, TwilioSecrets};
+use chatgate::domain::{Tenant, TenantId};
 use chatgate::http::{ApiError, CorsPolicy};
 use chatgate::reconcile::Reconciler;
 use conversations::handler::ConversationsState;
@@ -33,6 +34,9 @@ use chatgate::reconcile::local as reconcile;
 /// The local server reads bodies up to API Gateway's own limit would be 10 MB; 1 MiB is plenty.
 const MAX_BODY_BYTES: usize = 1024 * 1024;
 const DEV_USER: &str = "dev-user";
+/// The organisations of a tenant deployment's local server (TENANT_CLAIM set): two, with the
+/// same ids, to see that neither reaches the other.
+const DEV_TENANTS: [&str; 2] = ["acme", "globex"];
 
 #[derive(Debug, clap::Args)]
 pub struct DevArgs {
@@ -196,12 +200,14 @@ pub async fn run(args: DevArgs) -> Result<(), Box<dyn std::error::Error>> {
     let admin_key = SecretString::from(admin_key);
     let twilio = chatgate::twilio::rest::ConversationsClient::from_settings(&settings, &secrets)?;
     let names = secrets.conversation_names()?;
+    let tenants = chatgate::config::tenants(&settings)?;
     let pass_every = std::time::Duration::from_secs(u64::from(settings.count("FULL_RECONCILE_SECONDS", 300)?).max(1));
     match settings.get("TABLE_NAME") {
         Some(_) => {
             let aws = chatgate::aws::default_chain().await;
             let store = Arc::new(DynamoStore::new(&aws, chatgate::config::table_name(&settings)?));
-            let rule = Arc::new(Reconciler::new(store.clone(), twilio, names, Arc::new(chatgate::clock::SystemClock)));
+            let rule = Reconciler::new(store.clone(), twilio, names, Arc::new(chatgate::clock::SystemClock));
+            let rule = Arc::new(if tenants { rule.with_tenants() } else { rule });
             let changes = match StreamFollower::from_now(&aws, &store).await {
                 Ok(follower) => {
                     tokio::spawn(reconcile::follow_table(rule.clone(), follower));
@@ -220,7 +226,8 @@ pub async fn run(args: DevArgs) -> Result<(), Box<dyn std::error::Error>> {
         }
         None => {
             let store = Arc::new(MemoryStore::new());
-            let rule = Arc::new(Reconciler::new(store.clone(), twilio, names, Arc::new(chatgate::clock::SystemClock)));
+            let rule = Reconciler::new(store.clone(), twilio, names, Arc::new(chatgate::clock::SystemClock));
+            let rule = Arc::new(if tenants { rule.with_tenants() } else { rule });
             tokio::spawn(reconcile::follow_memory(rule.clone(), store.changes()));
             tokio::spawn(reconcile::sweep_expiries(rule.clone()));
             tokio::spawn(reconcile::full_passes(rule, pass_every));
@@ -252,7 +259,11 @@ async fn serve<S: AclReader + GrantWriter + CatalogWriter + ExpiryIndex + Conver
 ) -> Result<(), Box<dyn std::error::Error>> {
     let routes = Arc::new(routes);
     let addr = listener.local_addr()?;
-    print_banner(settings, addr, defaulted)?;
+    let tenants: Vec<Tenant> = match chatgate::config::tenants(settings)? {
+        true => DEV_TENANTS.iter().map(|t| TenantId::try_from(*t).map(Tenant::Of)).collect::<Result<_, _>>()?,
+        false => vec![Tenant::Single],
+    };
+    print_banner(settings, addr, defaulted, &tenants)?;
     println!("permissions: {}", backing.store);
     println!(
         "access over time: lost read access leaves the asset's conversation, following {}; expiries swept every second; every asset conversation re-decided every {} s (FULL_RECONCILE_SECONDS)",
@@ -270,15 +281,17 @@ async fn serve<S: AclReader + GrantWriter + CatalogWriter + ExpiryIndex + Conver
         );
     }
     if backing.demo {
-        let conversations = &routes.conversations.conversations;
-        let summary = crate::demo::seed(
-            routes.admin.catalog.store(),
-            conversations,
-            routes.admin.catalog.rule().twilio(),
-            DEV_USER,
-        )
-        .await?;
-        println!("{summary}");
+        for tenant in &tenants {
+            let summary = crate::demo::seed(
+                routes.admin.catalog.store(),
+                &routes.conversations.conversations,
+                routes.admin.catalog.rule().twilio(),
+                DEV_USER,
+                tenant,
+            )
+            .await?;
+            println!("{summary}");
+        }
     }
     let key_note =
         if settings.get("CHATGATE_DEV_ADMIN_KEY").is_some() { "CHATGATE_DEV_ADMIN_KEY" } else { "generated" };
@@ -286,8 +299,9 @@ async fn serve<S: AclReader + GrantWriter + CatalogWriter + ExpiryIndex + Conver
         "admin key ({key_note}; the /admin routes take `Authorization: Bearer <key>`): {}",
         admin_key.expose_secret()
     );
+    let prefix = tenants[0].id().map_or(String::new(), |t| format!("/tenants/{t}"));
     println!(
-        "try: curl -sS -X PUT {}/admin/assets/a-1 -H 'Authorization: Bearer {}' -H 'content-type: application/json' -d '{{\"owner\":\"{DEV_USER}\",\"type\":\"document\",\"name\":\"Plan\"}}'",
+        "try: curl -sS -X PUT {}/admin{prefix}/assets/a-1 -H 'Authorization: Bearer {}' -H 'content-type: application/json' -d '{{\"owner\":\"{DEV_USER}\",\"type\":\"document\",\"name\":\"Plan\"}}'",
         format_args!("http://{addr}"),
         admin_key.expose_secret()
     );
@@ -344,7 +358,12 @@ fn to_hyper(response: Response<Body>) -> hyper::Response<Full<Bytes>> {
     hyper::Response::from_parts(parts, Full::new(bytes))
 }
 
-fn print_banner(settings: &Settings, addr: SocketAddr, defaulted: &[&str]) -> Result<(), ConfigError> {
+fn print_banner(
+    settings: &Settings,
+    addr: SocketAddr,
+    defaulted: &[&str],
+    tenants: &[Tenant],
+) -> Result<(), ConfigError> {
     let base = format!("http://{addr}");
     println!("chatgate dev listening on {base}");
     if !defaulted.is_empty() {
@@ -353,20 +372,31 @@ fn print_banner(settings: &Settings, addr: SocketAddr, defaulted: &[&str]) -> Re
     match settings.get("JWT_HS256_SECRET") {
         Some(secret) => {
             let (issuer, audience) = (settings.required("JWT_ISSUER")?, settings.required("JWT_AUDIENCE")?);
-            let session = crate::session::sign(secret, issuer, audience, DEV_USER, 86_400)?;
             let generated = defaulted.contains(&"JWT_HS256_SECRET");
             if generated {
                 println!("development session secret (JWT_HS256_SECRET): {secret}");
             }
-            println!("session token for `{DEV_USER}` (24 h): {session}");
-            println!("try: curl -sS -X POST {base}/token -H 'Authorization: Bearer {session}'");
+            let claim = settings.get("TENANT_CLAIM");
+            let mut sessions = Vec::new();
+            for tenant in tenants {
+                let organisation = claim.zip(tenant.id().map(TenantId::as_str));
+                let session = crate::session::sign(secret, issuer, audience, DEV_USER, organisation, 86_400)?;
+                let of = tenant.id().map_or(String::new(), |t| format!(" of tenant {t}"));
+                println!("session token for `{DEV_USER}`{of} (24 h): {session}");
+                sessions.push(session);
+            }
+            println!("try: curl -sS -X POST {base}/token -H 'Authorization: Bearer {}'", sessions[0]);
             // A secret the developer configured is theirs: never echo it.
             let env = if generated {
                 format!("JWT_HS256_SECRET={secret} JWT_ISSUER={issuer} JWT_AUDIENCE={audience} ")
             } else {
                 String::new()
             };
-            println!("another user: {env}chatgate session --sub u-2");
+            let tenant = tenants[0].id().map_or(String::new(), |t| format!(" --tenant {t}"));
+            println!(
+                "another user: {env}{}chatgate session --sub u-2{tenant}",
+                claim.map_or(String::new(), |c| format!("TENANT_CLAIM={c} "))
+            );
         }
         None => println!("sessions are verified against JWT_JWKS_URL: use a token from your identity provider"),
     }

@@ -9,13 +9,22 @@ mod twilio_ops;
 
 use std::process::ExitCode;
 
+use chatgate::domain::{Tenant, TenantId};
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
 #[command(name = "chatgate", version, about = "Twilio Conversations tokens and document permissions for SaaS SPAs")]
 struct Cli {
+    /// In a tenant deployment (TENANT_CLAIM), the organisation whose ids a command names: its
+    /// users, assets, groups and rooms, as its own back end names them.
+    #[arg(long, global = true, value_parser = tenant)]
+    tenant: Option<TenantId>,
     #[command(subcommand)]
     command: Command,
+}
+
+fn tenant(raw: &str) -> Result<TenantId, String> {
+    TenantId::try_from(raw).map_err(|e| e.to_string())
 }
 
 #[derive(Debug, Subcommand)]
@@ -58,16 +67,18 @@ fn init_logging() {
 #[tokio::main]
 async fn main() -> ExitCode {
     init_logging();
-    let result = match Cli::parse().command {
+    let cli = Cli::parse();
+    let tenant = cli.tenant.map_or(Tenant::Single, Tenant::Of);
+    let result = match cli.command {
         Command::Dev(args) => dev::run(args).await,
-        Command::Session(args) => session::run(&args),
+        Command::Session(args) => session::run(&args, &tenant),
         Command::Table(command) => ops::table(command).await,
-        Command::Assets(command) => ops::assets(command).await,
-        Command::Groups(command) => ops::groups(command).await,
-        Command::Grants(command) => ops::grants(command).await,
-        Command::Rooms(command) => twilio_ops::rooms(command).await,
+        Command::Assets(command) => ops::assets(command, &tenant).await,
+        Command::Groups(command) => ops::groups(command, &tenant).await,
+        Command::Grants(command) => ops::grants(command, &tenant).await,
+        Command::Rooms(command) => twilio_ops::rooms(command, &tenant).await,
         Command::Twilio(command) => twilio_ops::twilio(command).await,
-        Command::Reconcile(command) => reconcile_ops::reconcile(command).await,
+        Command::Reconcile(command) => reconcile_ops::reconcile(command, &tenant).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -4,7 +4,7 @@
 use chatgate::acl::{AclReader, CatalogWriter, DynamoStore, GrantWriter, StoreError, Upsert};
 use chatgate::clock::{Clock, SystemClock};
 use chatgate::config::Settings;
-use chatgate::domain::{AssetId, AssetType, Grant, GroupId, Identity, Principal, Role};
+use chatgate::domain::{AssetId, AssetType, Grant, GroupId, Identity, Principal, Role, Tenant};
 use clap::Subcommand;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -81,12 +81,12 @@ pub async fn twilio_secrets(settings: &Settings) -> Result<chatgate::config::Twi
     })
 }
 
-fn asset_id(raw: &str) -> Result<AssetId> {
-    Ok(AssetId::try_from(raw).map_err(|e| format!("asset id: {e}"))?)
+fn asset_id(tenant: &Tenant, raw: &str) -> Result<AssetId> {
+    Ok(tenant.asset(raw).map_err(|e| format!("asset id: {e}"))?)
 }
 
-fn principal(raw: &str) -> Result<Principal> {
-    Ok(Principal::try_from(raw).map_err(|e| format!("principal: {e}"))?)
+fn principal(tenant: &Tenant, raw: &str) -> Result<Principal> {
+    Ok(tenant.principal(raw).map_err(|e| format!("principal: {e}"))?)
 }
 
 fn describe(e: StoreError) -> Box<dyn std::error::Error> {
@@ -104,68 +104,62 @@ pub async fn table(command: TableCommand) -> Result<()> {
     Ok(())
 }
 
-pub async fn assets(command: AssetsCommand) -> Result<()> {
+pub async fn assets(command: AssetsCommand, tenant: &Tenant) -> Result<()> {
     let store = store().await?;
     match command {
-        AssetsCommand::Put { asset_id: id, owner, kind, name } => {
-            let id = asset_id(&id)?;
-            let owner = Identity::try_from(owner).map_err(|e| format!("owner: {e}"))?;
+        AssetsCommand::Put { asset_id: raw, owner: raw_owner, kind, name } => {
+            let id = asset_id(tenant, &raw)?;
+            let owner = tenant.user(&raw_owner).map_err(|e| format!("owner: {e}"))?;
             let kind = AssetType::parse(&kind).ok_or("type must be document, image or video")?;
             let upsert = store.put_asset(&id, &owner, kind, &name, SystemClock.now()).await.map_err(describe)?;
             let verb = if upsert == Upsert::Created { "created" } else { "replaced" };
-            println!("{verb} asset {id} (owner {owner}, {})", kind.as_str());
+            println!("{verb} asset {raw} (owner {raw_owner}, {})", kind.as_str());
         }
-        AssetsCommand::Show { asset_id: id } => {
-            let id = asset_id(&id)?;
+        AssetsCommand::Show { asset_id: raw } => {
+            let id = asset_id(tenant, &raw)?;
             let facts = store.asset_facts(&id).await.map_err(describe)?;
-            let record = facts.asset.ok_or_else(|| format!("no asset {id}"))?;
-            println!("asset {id}: owner {}, {}, name {:?}", record.owner, record.kind.as_str(), record.name);
-            print_grants(&facts.grants, &record);
+            let record = facts.asset.ok_or_else(|| format!("no asset {raw}"))?;
+            let owner = tenant.shown(record.owner.as_str());
+            println!("asset {raw}: owner {owner}, {}, name {:?}", record.kind.as_str(), record.name);
+            print_grants(&facts.grants, &record, tenant);
         }
-        AssetsCommand::Delete { asset_id: id } => {
-            let id = asset_id(&id)?;
+        AssetsCommand::Delete { asset_id: raw } => {
+            let id = asset_id(tenant, &raw)?;
             let removed = store.delete_asset(&id).await.map_err(describe)?;
-            println!("deleted asset {id} and {removed} grant(s)");
+            println!("deleted asset {raw} and {removed} grant(s)");
         }
     }
     Ok(())
 }
 
-pub async fn groups(command: GroupsCommand) -> Result<()> {
+pub async fn groups(command: GroupsCommand, tenant: &Tenant) -> Result<()> {
     let store = store().await?;
-    let parse = |g: &str, u: &str| -> Result<(GroupId, Identity)> {
-        Ok((
-            GroupId::try_from(g).map_err(|e| format!("group id: {e}"))?,
-            Identity::try_from(u).map_err(|e| format!("user id: {e}"))?,
-        ))
-    };
+    let group = |g: &str| -> Result<GroupId> { Ok(tenant.group(g).map_err(|e| format!("group id: {e}"))?) };
+    let user = |u: &str| -> Result<Identity> { Ok(tenant.user(u).map_err(|e| format!("user id: {e}"))?) };
     match command {
         GroupsCommand::Add { group_id, user_id } => {
-            let (group, user) = parse(&group_id, &user_id)?;
-            store.add_member(&group, &user).await.map_err(describe)?;
-            println!("added {user} to group {group}");
+            store.add_member(&group(&group_id)?, &user(&user_id)?).await.map_err(describe)?;
+            println!("added {user_id} to group {group_id}");
         }
         GroupsCommand::Remove { group_id, user_id } => {
-            let (group, user) = parse(&group_id, &user_id)?;
-            store.remove_member(&group, &user).await.map_err(describe)?;
-            println!("removed {user} from group {group}");
+            store.remove_member(&group(&group_id)?, &user(&user_id)?).await.map_err(describe)?;
+            println!("removed {user_id} from group {group_id}");
         }
         GroupsCommand::Members { group_id } => {
-            let group = GroupId::try_from(group_id).map_err(|e| format!("group id: {e}"))?;
-            for member in store.group_members(&group).await.map_err(describe)? {
-                println!("{member}");
+            for member in store.group_members(&group(&group_id)?).await.map_err(describe)? {
+                println!("{}", tenant.shown(member.as_str()));
             }
         }
     }
     Ok(())
 }
 
-pub async fn grants(command: GrantsCommand) -> Result<()> {
+pub async fn grants(command: GrantsCommand, tenant: &Tenant) -> Result<()> {
     let store = store().await?;
     let now = SystemClock.now();
     match command {
-        GrantsCommand::Put { asset_id: id, principal: who, role, expires_at } => {
-            let (id, who) = (asset_id(&id)?, principal(&who)?);
+        GrantsCommand::Put { asset_id: raw, principal: raw_who, role, expires_at } => {
+            let (id, who) = (asset_id(tenant, &raw)?, principal(tenant, &raw_who)?);
             let role = Role::grantable(&role).ok_or("role must be reader or writer")?;
             let expires_at = expires_at
                 .map(|at| {
@@ -177,20 +171,20 @@ pub async fn grants(command: GrantsCommand) -> Result<()> {
                 })
                 .transpose()?;
             let record =
-                store.asset_facts(&id).await.map_err(describe)?.asset.ok_or_else(|| format!("no asset {id}"))?;
+                store.asset_facts(&id).await.map_err(describe)?.asset.ok_or_else(|| format!("no asset {raw}"))?;
             if who == Principal::User(record.owner.clone()) {
-                return Err(format!("{who} owns asset {id} already").into());
+                return Err(format!("{raw_who} owns asset {raw} already").into());
             }
             let grant = Grant { principal: who, role, expires_at, generation: record.generation.clone() };
             store.put_grant(&record, &grant, now).await.map_err(describe)?;
-            println!("granted {} on asset {id} to {}", role.as_str(), grant.principal);
+            println!("granted {} on asset {raw} to {raw_who}", role.as_str());
         }
-        GrantsCommand::Delete { asset_id: id, principal: who } => {
-            let (id, who) = (asset_id(&id)?, principal(&who)?);
+        GrantsCommand::Delete { asset_id: raw, principal: raw_who } => {
+            let (id, who) = (asset_id(tenant, &raw)?, principal(tenant, &raw_who)?);
             let record =
-                store.asset_facts(&id).await.map_err(describe)?.asset.ok_or_else(|| format!("no asset {id}"))?;
+                store.asset_facts(&id).await.map_err(describe)?.asset.ok_or_else(|| format!("no asset {raw}"))?;
             store.delete_grant(&record, &who).await.map_err(describe)?;
-            println!("revoked {who}'s grant on asset {id}");
+            println!("revoked {raw_who}'s grant on asset {raw}");
         }
         GrantsCommand::IndexExpiries => {
             let (written, expired) = store.backfill_expiry_index(now).await.map_err(describe)?;
@@ -200,17 +194,17 @@ pub async fn grants(command: GrantsCommand) -> Result<()> {
                 println!("already expired on asset {asset}: run `chatgate reconcile asset {asset}`");
             }
         }
-        GrantsCommand::List { asset_id: id } => {
-            let id = asset_id(&id)?;
+        GrantsCommand::List { asset_id: raw } => {
+            let id = asset_id(tenant, &raw)?;
             let facts = store.asset_facts(&id).await.map_err(describe)?;
-            let record = facts.asset.ok_or_else(|| format!("no asset {id}"))?;
-            print_grants(&facts.grants, &record);
+            let record = facts.asset.ok_or_else(|| format!("no asset {raw}"))?;
+            print_grants(&facts.grants, &record, tenant);
         }
     }
     Ok(())
 }
 
-fn print_grants(grants: &[Grant], record: &chatgate::domain::AssetRecord) {
+fn print_grants(grants: &[Grant], record: &chatgate::domain::AssetRecord, tenant: &Tenant) {
     let now = SystemClock.now();
     let mut live: Vec<&Grant> = grants.iter().filter(|g| g.is_live(record, now)).collect();
     live.sort_by_cached_key(|g| g.principal.to_string());
@@ -220,6 +214,7 @@ fn print_grants(grants: &[Grant], record: &chatgate::domain::AssetRecord) {
             .and_then(|at| OffsetDateTime::from_unix_timestamp(at as i64).ok())
             .and_then(|at| at.format(&Rfc3339).ok())
             .map_or(String::new(), |at| format!(" until {at}"));
-        println!("{} {}{expiry}", grant.principal, grant.role.as_str());
+        let principal = tenant.local_principal(&grant.principal).unwrap_or_else(|| grant.principal.to_string());
+        println!("{principal} {}{expiry}", grant.role.as_str());
     }
 }

@@ -11,7 +11,7 @@ use chatgate::acl::follow::StreamFollower;
 use chatgate::clock::Deadline;
 use chatgate::clock::SystemClock;
 use chatgate::config::{SecretsSource, Settings};
-use chatgate::domain::{AssetId, Identity, Scope};
+use chatgate::domain::{Scope, Tenant};
 use chatgate::reconcile::{BatchItem, LegacyName, Reconciler, Removal};
 use chatgate::twilio::rest::ConversationsClient;
 use clap::Subcommand;
@@ -57,21 +57,20 @@ struct FailureMessage {
     batch: BatchInfo,
 }
 
-pub async fn reconcile(command: ReconcileCommand) -> Result<()> {
+pub async fn reconcile(command: ReconcileCommand, tenant: &Tenant) -> Result<()> {
     let settings = Settings::from_env();
     let aws = chatgate::aws::default_chain().await;
     let store = DynamoStore::new(&aws, chatgate::config::table_name(&settings)?);
     let secrets = SecretsSource::from_settings(&settings).load(&aws).await?;
     let twilio = ConversationsClient::from_settings(&settings, &secrets)?;
     let rule = Reconciler::new(Arc::new(store), twilio, secrets.conversation_names()?, Arc::new(SystemClock));
+    let rule = if chatgate::config::tenants(&settings)? { rule.with_tenants() } else { rule };
     let deadline = Deadline::after(Duration::from_secs(120));
     let scope = match command {
         ReconcileCommand::Asset { asset_id } => {
-            Scope::Asset(AssetId::try_from(asset_id).map_err(|e| format!("asset id: {e}"))?)
+            Scope::Asset(tenant.asset(&asset_id).map_err(|e| format!("asset id: {e}"))?)
         }
-        ReconcileCommand::User { user_id } => {
-            Scope::User(Identity::try_from(user_id).map_err(|e| format!("user id: {e}"))?)
-        }
+        ReconcileCommand::User { user_id } => Scope::User(tenant.user(&user_id).map_err(|e| format!("user id: {e}"))?),
         ReconcileCommand::Failure { message } => return redrive(&rule, &aws, &message, deadline).await,
         ReconcileCommand::RenameLegacy { apply } => return rename_legacy(&rule, apply).await,
     };

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use chatgate::clock::Deadline;
 use chatgate::config::Settings;
-use chatgate::domain::{ConversationAttributes, ConversationKind, RoomName};
+use chatgate::domain::{ConversationAttributes, ConversationKind, RoomName, Tenant};
 use chatgate::twilio::rest::{ConversationsClient, codes};
 use chatgate::twilio::setup;
 use clap::Subcommand;
@@ -54,28 +54,27 @@ fn deadline() -> Deadline {
     Deadline::after(Duration::from_secs(30))
 }
 
-fn room(name: &str) -> Result<RoomName> {
-    Ok(RoomName::try_from(name)?)
-}
-
-pub async fn rooms(command: RoomsCommand) -> Result<()> {
+pub async fn rooms(command: RoomsCommand, tenant: &Tenant) -> Result<()> {
     let twilio = client().await?;
+    let room = |name: &str| -> Result<RoomName> { Ok(tenant.room(name)?) };
     match command {
         RoomsCommand::List => {
             for c in twilio.list_conversations(deadline()).await? {
-                if let Some(room) = c.unique_name.as_deref().and_then(RoomName::from_unique_name) {
-                    println!("{room}\t{}\t{}", c.sid, c.friendly_name.unwrap_or_default());
+                let room = c.unique_name.as_deref().and_then(RoomName::from_unique_name);
+                // With --tenant, that tenant's rooms alone, as it names them.
+                if let Some(name) = room.as_ref().and_then(|room| tenant.local(room.as_str())) {
+                    println!("{name}\t{}\t{}", c.sid, c.friendly_name.unwrap_or_default());
                 }
             }
         }
         RoomsCommand::Create { name, friendly_name } => {
             let room = room(&name)?;
-            let friendly = friendly_name.unwrap_or_else(|| room.to_string());
+            let friendly = friendly_name.unwrap_or_else(|| name.clone());
             let attributes = ConversationAttributes::new(ConversationKind::Room, None).to_json();
             match twilio.create_conversation(Some(&room.unique_name()), &friendly, &attributes, deadline()).await {
-                Ok(c) => println!("created room {room} ({})", c.sid),
+                Ok(c) => println!("created room {name} ({})", c.sid),
                 Err(e) if e.code() == Some(codes::CONVERSATION_EXISTS) => {
-                    return Err(format!("room {room} exists already").into());
+                    return Err(format!("room {name} exists already").into());
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -83,9 +82,9 @@ pub async fn rooms(command: RoomsCommand) -> Result<()> {
         RoomsCommand::Delete { name } => {
             let room = room(&name)?;
             let found = twilio.fetch_conversation(&room.unique_name(), deadline()).await?;
-            let conversation = found.ok_or_else(|| format!("no room {room}"))?;
+            let conversation = found.ok_or_else(|| format!("no room {name}"))?;
             twilio.delete_conversation(&conversation.sid, deadline()).await?;
-            println!("deleted room {room} ({})", conversation.sid);
+            println!("deleted room {name} ({})", conversation.sid);
         }
     }
     Ok(())

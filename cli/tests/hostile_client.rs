@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 
 use base64::Engine as _;
 use chatgate::domain::{AssetId, ConversationNames, Identity};
-use chatgate_tests::{AUDIENCE, ISSUER, SESSION_SECRET, claims, hs256_session};
+use chatgate_tests::{AUDIENCE, ISSUER, SESSION_SECRET, TENANT_CLAIM, claims, hs256_session, tenant_claims};
 use serde_json::{Value, json};
 use twilio_standin::sdk::SdkClient;
 
@@ -88,6 +88,25 @@ impl Dev {
             request = request.json(&body);
         }
         answer(request.send().await.expect("chatgate dev answers")).await
+    }
+
+    /// The same call by `who` of the organisation `tenant` (a tenant deployment's session).
+    async fn call_in(&self, tenant: &str, method: &str, path: &str, who: &str, body: Option<Value>) -> Answer {
+        let session = hs256_session(&tenant_claims(tenant, who));
+        let mut request =
+            self.http.request(method.parse().expect("method"), format!("{}{path}", self.base)).bearer_auth(session);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        answer(request.send().await.expect("chatgate dev answers")).await
+    }
+
+    /// The SDK holding the token chatgate hands `who` of `tenant`.
+    async fn sdk_in(&self, tenant: &str, who: &str) -> SdkClient {
+        let token = self.call_in(tenant, "POST", "/token", who, None).await;
+        assert_eq!(token.status, 200, "{}", token.body);
+        assert_eq!(token.body["identity"], format!("{tenant}~{who}"), "the Twilio identity names the tenant");
+        SdkClient::new(&self.twilio, token.body["token"].as_str().expect("token"))
     }
 
     async fn admin(&self, method: &str, path: &str, body: Option<Value>) -> u16 {
@@ -436,4 +455,42 @@ async fn a_message_published_past_an_unreachable_guard_is_deleted_by_the_backsto
         left = dev.message_sids(&sid).await;
     }
     assert_eq!(left, [plain["sid"].as_str().expect("sid")], "the refused message is deleted, the other stays");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_of_one_tenant_never_reaches_another_tenants_conversations() {
+    let dev = Dev::start(&[("TENANT_CLAIM", TENANT_CLAIM)]);
+    // Both organisations have an ana and a bob, and each pair talks.
+    let mut sids = Vec::new();
+    for tenant in ["acme", "globex"] {
+        let direct = dev
+            .call_in(tenant, "POST", "/conversations", "ana", Some(json!({"type": "direct", "participant": "bob"})))
+            .await;
+        assert_eq!(direct.status, 201, "{}", direct.body);
+        sids.push(direct.body["sid"].as_str().expect("sid").to_owned());
+    }
+    let (acme, globex) = (&sids[0], &sids[1]);
+    let acme_ana = dev.sdk_in("acme", "ana").await;
+    acme_ana.send_message(acme, "acme only", None).await.expect("acme's ana writes in acme's conversation");
+
+    // globex's bob, holding the token chatgate gave him, reads and joins nothing of acme's.
+    let bob = dev.sdk_in("globex", "bob").await;
+    bob.connect().await.expect("connect");
+    assert_eq!(bob.messages(acme).await.expect_err("not a participant").status(), Some(403));
+    assert_eq!(bob.join(acme).await.expect_err("no joinConversation").status(), Some(403));
+    assert!(bob.messages(globex).await.is_ok(), "his own tenant's conversation he reads");
+    // Even with the service's role drifted open, the guard refuses him acme's conversation.
+    dev.reopen_service_role().await;
+    let mallory = dev.sdk_in("globex", "mallory").await;
+    let joined = mallory.join(acme).await.expect_err("onParticipantAdd refused");
+    assert_eq!((joined.status(), joined.code()), (Some(403), Some(50050)));
+    // Through chatgate's routes, globex's users name only globex's: bob's direct conversation
+    // with "ana" is the one with globex's ana.
+    let again = dev
+        .call_in("globex", "POST", "/conversations", "bob", Some(json!({"type": "direct", "participant": "ana"})))
+        .await;
+    assert_eq!((again.status, again.body["sid"].as_str()), (200, Some(globex.as_str())), "{}", again.body);
+    // The un-prefixed admin routes are gone; each tenant's are under its prefix.
+    assert_eq!(dev.admin("PUT", "/admin/users/bob", None).await, 404);
+    assert_eq!(dev.admin("PUT", "/admin/tenants/acme/users/bob", None).await, 204);
 }

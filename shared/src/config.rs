@@ -192,17 +192,20 @@ pub fn check_https_url(name: &str, url: &str) -> Result<(), ConfigError> {
     if loopback { Ok(()) } else { Err(ConfigError::new(name, "must be an https URL (plain http only to localhost)")) }
 }
 
-/// `TENANT_CLAIM`: the session claim naming the caller's tenant (docs/tenancy.md). Refused until
-/// every isolation point of a tenant deployment is built and tested: a deployment that set it now
-/// would believe its customers walled off when they are not. Unset (or empty): single-tenant.
+/// `TENANT_CLAIM`: the session claim naming the caller's tenant (docs/tenancy.md), for example
+/// `org_id`. Unset (or empty): single-tenant, exactly as before tenants existed.
 pub fn tenant_claim(settings: &Settings) -> Result<Option<String>, ConfigError> {
     match settings.get("TENANT_CLAIM") {
         None => Ok(None),
-        Some(_) => Err(ConfigError::new(
-            "TENANT_CLAIM",
-            "tenant deployments are not complete in this version (docs/tenancy.md); unset it",
-        )),
+        Some(claim) if claim.len() <= 128 && claim.bytes().all(|b| b.is_ascii_graphic()) => Ok(Some(claim.to_owned())),
+        Some(_) => Err(ConfigError::new("TENANT_CLAIM", "must be a claim name: at most 128 visible ASCII characters")),
     }
+}
+
+/// Whether this deployment has tenants (`TENANT_CLAIM` set): what the functions without sessions
+/// (the admin routes, the guard, the reconciler) need to know of it.
+pub fn tenants(settings: &Settings) -> Result<bool, ConfigError> {
+    Ok(tenant_claim(settings)?.is_some())
 }
 
 /// `TABLE_NAME`.

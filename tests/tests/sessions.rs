@@ -309,18 +309,24 @@ async fn authorizer_mode_reads_the_tenant_from_the_authorizers_claims() {
     assert_eq!(caller(&verifier, without).await.expect_err("no tenant").0, 401);
 }
 
-#[test]
-fn tenant_claim_stops_every_function_at_start_until_tenant_deployments_are_complete() {
-    let settings =
-        jwt_settings(&[("TENANT_CLAIM", "org_id"), ("TWILIO_WEBHOOK_URL", "https://api.example.com/twilio/events")]);
-    let refused = |result: Result<(), chatgate::config::ConfigError>, who: &str| {
-        assert_eq!(result.expect_err(who).name, "TENANT_CLAIM", "{who}");
+#[tokio::test]
+async fn tenant_claim_makes_every_route_read_the_tenant_from_the_session() {
+    let settings = jwt_settings(&[("TENANT_CLAIM", "org_id")]);
+    let verifier = SessionVerifier::new(&AuthConfig::from_settings(&settings).expect("auth")).expect("verifier");
+    let session = |claims: Value| {
+        let mut req = lambda_http::Request::default();
+        let bearer = format!("Bearer {}", hs256_session(&claims));
+        req.headers_mut().insert(header::AUTHORIZATION, bearer.parse().expect("header"));
+        req
     };
-    refused(AuthConfig::from_settings(&settings).map(drop), "sessions (token, access, sharing, conversations)");
-    refused(
-        chatgate::twilio::rest::RestConfig::from_settings(&settings).map(drop),
-        "Twilio (guard, reconciler, admin)",
-    );
-    // Unset, nothing changes.
-    assert!(AuthConfig::from_settings(&jwt_settings(&[])).is_ok());
+    let acme = verifier.caller(&session(tenant_claims("acme", "u-1"))).await.expect("acme's u-1");
+    assert_eq!(acme.identity.as_str(), "acme~u-1");
+    assert!(matches!(verifier.caller(&session(claims("u-1"))).await, Err(chatgate::http::ApiError::Unauthorized(_))));
+    // Unset, or empty, nothing changes; a claim name must be a name.
+    let plain = SessionVerifier::new(&AuthConfig::from_settings(&jwt_settings(&[])).expect("auth")).expect("verifier");
+    assert_eq!(plain.caller(&session(tenant_claims("acme", "u-1"))).await.expect("u-1").identity.as_str(), "u-1");
+    let empty = jwt_settings(&[("TENANT_CLAIM", "")]);
+    assert!(matches!(AuthConfig::from_settings(&empty), Ok(AuthConfig::Jwt { tenant_claim: None, .. })));
+    let bad = jwt_settings(&[("TENANT_CLAIM", "org id")]);
+    assert_eq!(AuthConfig::from_settings(&bad).expect_err("a space").name, "TENANT_CLAIM");
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use chatgate::acl::{AclReader, CatalogWriter, Rosters, Upsert};
 use chatgate::catalog::{AssetEntry, AssetRequest, Catalog};
 use chatgate::clock::{Clock, SystemClock};
-use chatgate::config::{ConfigError, Settings, TwilioSecrets};
+use chatgate::config::{self, ConfigError, Settings, TwilioSecrets};
 use chatgate::domain::{ConversationNames, GroupId, Identity, Tenant, TenantId};
 use chatgate::http::{self, ApiError};
 use chatgate::reconcile::Reconciler;
@@ -58,13 +58,15 @@ impl<C> AdminState<C> {
         Ok(Self::new(auth, store, ConversationsClient::from_config(&config, secrets)?, secrets.conversation_names()?))
     }
 
+    /// From the environment: Twilio's REST settings, and `TENANT_CLAIM` for a tenant deployment.
     pub fn from_settings(
         auth: AdminAuth,
         store: Arc<C>,
         settings: &Settings,
         secrets: &TwilioSecrets,
     ) -> Result<Self, ConfigError> {
-        Self::from_config(auth, RestConfig::from_settings(settings)?, secrets, store)
+        let state = Self::from_config(auth, RestConfig::from_settings(settings)?, secrets, store)?;
+        Ok(if config::tenants(settings)? { state.with_tenants() } else { state })
     }
 }
 

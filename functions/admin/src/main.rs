@@ -15,9 +15,10 @@ async fn main() -> Result<(), Error> {
     chatgate::telemetry::init_lambda();
     let settings = Settings::from_env();
     let start = async {
-        let config = RestConfig::from_settings(&settings)?;
+        let (config, tenants) = (RestConfig::from_settings(&settings)?, chatgate::config::tenants(&settings)?);
         let (store, secrets) = chatgate::lambda::table_and_secrets(&settings).await?;
-        AdminState::from_config(AdminAuth::Iam, config, &secrets, Arc::new(store))
+        let state = AdminState::from_config(AdminAuth::Iam, config, &secrets, Arc::new(store))?;
+        Ok(if tenants { state.with_tenants() } else { state })
     };
     chatgate::lambda::serve(start, handler::handle).await
 }

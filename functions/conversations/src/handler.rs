@@ -40,6 +40,8 @@ pub struct ConversationsConfig {
     pub twilio: RestConfig,
     /// `TWILIO_USER_ROLE_SID`: the role of participants chatgate adds.
     pub user_role: RoleSid,
+    /// `TENANT_CLAIM` set: the rule's audit lines name the tenant (the sessions carry it).
+    pub tenants: bool,
     /// `USER_NEW_CONVERSATIONS_PER_MINUTE`, `USER_NEW_CONVERSATIONS_PER_DAY`, and in a tenant
     /// deployment `TENANT_NEW_CONVERSATIONS_PER_MINUTE` (0: no limit).
     pub budgets: BudgetLimits,
@@ -52,6 +54,7 @@ impl ConversationsConfig {
             cors: config::cors_policy(settings)?,
             twilio: RestConfig::from_settings(settings)?,
             user_role: settings.sid("TWILIO_USER_ROLE_SID")?,
+            tenants: config::tenants(settings)?,
             budgets: BudgetLimits {
                 per_minute: settings.count("USER_NEW_CONVERSATIONS_PER_MINUTE", BudgetLimits::default().per_minute)?,
                 per_day: settings.count("USER_NEW_CONVERSATIONS_PER_DAY", BudgetLimits::default().per_day)?,
@@ -65,17 +68,13 @@ impl ConversationsConfig {
 impl<R: ConversationsStore> ConversationsState<R> {
     pub fn new(config: ConversationsConfig, secrets: &TwilioSecrets, store: Arc<R>) -> Result<Self, ConfigError> {
         let twilio = ConversationsClient::from_config(&config.twilio, secrets)?;
+        let conversations =
+            Conversations::new(store, twilio, secrets.conversation_names()?, config.user_role, Arc::new(SystemClock))
+                .with_budgets(config.budgets);
         Ok(Self {
             sessions: Arc::new(SessionVerifier::new(&config.auth)?),
             cors: config.cors,
-            conversations: Conversations::new(
-                store,
-                twilio,
-                secrets.conversation_names()?,
-                config.user_role,
-                Arc::new(SystemClock),
-            )
-            .with_budgets(config.budgets),
+            conversations: if config.tenants { conversations.with_tenants() } else { conversations },
         })
     }
 

@@ -38,7 +38,7 @@ pub struct GuardConfig {
 impl GuardConfig {
     pub fn from_settings(settings: &Settings) -> Result<Self, ConfigError> {
         let webhook_url = settings.required("TWILIO_WEBHOOK_URL")?.to_owned();
-        let tenants = config::tenant_claim(settings)?.is_some();
+        let tenants = config::tenants(settings)?;
         Ok(Self { webhook_url, twilio: RestConfig::from_settings(settings)?, tenants })
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use chatgate::acl::ReconcilerStore;
 use chatgate::clock::SystemClock;
-use chatgate::config::{ConfigError, Settings, TwilioSecrets};
+use chatgate::config::{self, ConfigError, Settings, TwilioSecrets};
 use chatgate::reconcile::{PASS_LIMIT, ReconcileError, Reconciler, SWEEP_LIMIT, StreamBatch};
 use chatgate::twilio::rest::{ConversationsClient, RestConfig};
 use lambda_runtime::LambdaEvent;
@@ -36,12 +36,18 @@ pub struct ReconcilerConfig {
     pub twilio: RestConfig,
     /// `FULL_RECONCILE_SECONDS`, default 6 hours.
     pub pass_every: Duration,
+    /// `TENANT_CLAIM` set: the rule's audit lines name the tenant.
+    pub tenants: bool,
 }
 
 impl ReconcilerConfig {
     pub fn from_settings(settings: &Settings) -> Result<Self, ConfigError> {
         let seconds = settings.count("FULL_RECONCILE_SECONDS", DEFAULT_PASS_SECONDS)?;
-        Ok(Self { twilio: RestConfig::from_settings(settings)?, pass_every: Duration::from_secs(u64::from(seconds)) })
+        Ok(Self {
+            twilio: RestConfig::from_settings(settings)?,
+            pass_every: Duration::from_secs(u64::from(seconds)),
+            tenants: config::tenants(settings)?,
+        })
     }
 }
 
@@ -52,7 +58,7 @@ impl<R> ReconcilerState<R> {
     pub fn new(config: ReconcilerConfig, secrets: &TwilioSecrets, store: Arc<R>) -> Result<Self, ConfigError> {
         let twilio = ConversationsClient::from_config(&config.twilio, secrets)?;
         let rule = Reconciler::new(store, twilio, secrets.conversation_names()?, Arc::new(SystemClock));
-        Ok(Self { rule, pass_every: config.pass_every })
+        Ok(Self { rule: if config.tenants { rule.with_tenants() } else { rule }, pass_every: config.pass_every })
     }
 }
 

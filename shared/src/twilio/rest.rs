@@ -272,7 +272,6 @@ impl RestConfig {
     pub fn from_settings(settings: &Settings) -> Result<Self, ConfigError> {
         let base = settings.get("TWILIO_API_BASE").unwrap_or(DEFAULT_API_BASE);
         crate::config::check_https_url("TWILIO_API_BASE", base)?;
-        crate::config::tenant_claim(settings)?;
         Ok(Self {
             base: base.to_owned(),
             service_sid: settings.sid("TWILIO_CONVERSATIONS_SERVICE_SID")?,
