@@ -6,12 +6,15 @@ use std::sync::Arc;
 
 use access::handler::AccessState;
 use admin::handler::{AdminAuth, AdminState};
-use chatgate::acl::{BudgetLimits, CatalogWriter, GrantWriter, MemoryStore};
+use chatgate::acl::follow::StreamFollower;
+use chatgate::acl::{AclReader, BudgetLimits, CatalogWriter, GrantWriter, MemoryStore};
 use chatgate::clock::ManualClock;
 use chatgate::config::TwilioSecrets;
 use chatgate::domain::{AssetType, ConversationNames, Grant, Principal, Role, Tenant, TenantId};
 use chatgate::guard::{Event, MessageGuard};
+use chatgate::reconcile::{Reconciler, local};
 use chatgate_tests::acl_contract::NOW;
+use chatgate_tests::dynamo::{dynamo_local, sdk_config, test_store, unique_table_name};
 use chatgate_tests::*;
 use conversations::handler::ConversationsState;
 use lambda_http::http::header;
@@ -379,4 +382,76 @@ async fn one_tenant_cannot_spend_anothers_new_conversations() {
     assert!(problem["detail"].as_str().expect("detail").contains("tenant-minute"), "{problem}");
     // globex's users are untouched by acme's burst.
     assert_eq!(w.conversation("globex", "dan", group("four")).await.0, 201);
+}
+
+/// Both tenants' `a-1` is shared with their `bob`, and each has its conversation with ana and
+/// bob in it; acme's ana revokes acme's bob. The rule, following the store's changes, removes
+/// acme's bob from acme's conversation and touches nothing of globex's.
+async fn a_revocation_stays_in_its_tenant<S: AclReader + GrantWriter + CatalogWriter>(store: &S, standin: &StandIn) {
+    let names = ConversationNames::development();
+    for name in TENANTS {
+        let t = tenant(name);
+        let (a1, ana, bob) = (t.asset("a-1").expect("a-1"), t.user("ana").expect("ana"), t.user("bob").expect("bob"));
+        store.put_asset(&a1, &ana, AssetType::Document, "Plan", now()).await.expect("asset");
+        let doc = store.asset_record(&a1).await.expect("read").expect("asset");
+        let reader = Principal::User(bob.clone());
+        let grant =
+            Grant { principal: reader, role: Role::Reader, expires_at: None, generation: doc.generation.clone() };
+        store.put_grant(&doc, &grant, now()).await.expect("grant");
+        let attributes = json!({"type": "asset", "asset_id": a1.as_str()}).to_string();
+        standin.create_conversation(Some(&names.asset(&a1)), Some("Plan"), Some(&attributes)).expect("conversation");
+        for who in [&ana, &bob] {
+            standin.add_participant(&names.asset(&a1), who.as_str()).expect("participant");
+        }
+    }
+    let members = |name: &str| -> Vec<String> {
+        let a1 = tenant(name).asset("a-1").expect("a-1");
+        let mut ids: Vec<String> = standin
+            .conversation(&names.asset(&a1))
+            .expect("conversation")
+            .participants
+            .into_iter()
+            .map(|p| p.identity)
+            .collect();
+        ids.sort();
+        ids
+    };
+    let acme_a1 = tenant("acme").asset("a-1").expect("a-1");
+    let doc = store.asset_record(&acme_a1).await.expect("read").expect("asset");
+    store.delete_grant(&doc, &Principal::User(tenant("acme").user("bob").expect("bob"))).await.expect("revoke");
+    let started = std::time::Instant::now();
+    while members("acme") != ["acme~ana"] {
+        assert!(started.elapsed() < std::time::Duration::from_secs(15), "acme: {:?}", members("acme"));
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // Given the rule the time it took, and as long again: globex's conversation is as it was.
+    tokio::time::sleep(started.elapsed()).await;
+    assert_eq!(members("globex"), ["globex~ana", "globex~bob"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_in_one_tenant_removes_nobody_of_another_on_the_memory_feed() {
+    let standin = StandIn::start(StandInConfig::new(ACCOUNT_SID, API_KEY_SID, API_KEY_SECRET, SERVICE_SID)).await;
+    let store = Arc::new(MemoryStore::new());
+    let clock = Arc::new(chatgate::clock::SystemClock);
+    let rule =
+        Reconciler::new(store.clone(), twilio_client(&standin.base_url), ConversationNames::development(), clock);
+    let feed = tokio::spawn(local::follow_memory(Arc::new(rule.with_tenants()), store.changes()));
+    a_revocation_stays_in_its_tenant(store.as_ref(), &standin).await;
+    feed.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_in_one_tenant_removes_nobody_of_another_on_the_table_stream() {
+    let standin = StandIn::start(StandInConfig::new(ACCOUNT_SID, API_KEY_SID, API_KEY_SECRET, SERVICE_SID)).await;
+    let dynamo = dynamo_local();
+    let store = Arc::new(test_store(&dynamo.endpoint, &unique_table_name("tenants")).await);
+    store.create_table().await.expect("table");
+    let follower = StreamFollower::from_now(&sdk_config(&dynamo.endpoint).await, &store).await.expect("stream");
+    let clock = Arc::new(chatgate::clock::SystemClock);
+    let rule =
+        Reconciler::new(store.clone(), twilio_client(&standin.base_url), ConversationNames::development(), clock);
+    let feed = tokio::spawn(local::follow_table(Arc::new(rule.with_tenants()), follower));
+    a_revocation_stays_in_its_tenant(store.as_ref(), &standin).await;
+    feed.abort();
 }

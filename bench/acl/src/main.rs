@@ -26,6 +26,7 @@ pub type BenchError = Box<dyn StdError + Send + Sync>;
 
 const DEFAULT_SIZES: [usize; 4] = [1, 10, 50, 500];
 const DEFAULT_UUID_SIZES: [usize; 1] = [50];
+const DEFAULT_TENANT_SIZES: [usize; 1] = [50];
 const DEFAULT_ITERATIONS: usize = 300;
 const DEFAULT_WARMUP: usize = 30;
 /// How long the proxy holds each request while round trips are measured: an order of magnitude
@@ -49,11 +50,13 @@ const TARGET_REQUESTS: f64 = 2.0;
 const TARGET_RCU: f64 = 2.0;
 
 /// Overrides from the environment: `SIZES=1,10`, `UUID_SIZES=50` (sizes measured again with
-/// 36-character ids; empty for none), `ITERATIONS=300`, `WARMUP=30`.
+/// 36-character ids; empty for none), `TENANT_SIZES=50` (the same ids in a tenant deployment;
+/// empty for none), `ITERATIONS=300`, `WARMUP=30`.
 #[derive(Debug)]
 struct Settings {
     sizes: Vec<usize>,
     uuid_sizes: Vec<usize>,
+    tenant_sizes: Vec<usize>,
     iterations: usize,
     warmup: usize,
 }
@@ -82,6 +85,7 @@ impl Settings {
         Ok(Self {
             sizes: sizes("SIZES", &DEFAULT_SIZES)?,
             uuid_sizes: sizes("UUID_SIZES", &DEFAULT_UUID_SIZES)?,
+            tenant_sizes: sizes("TENANT_SIZES", &DEFAULT_TENANT_SIZES)?,
             iterations,
             warmup: number("WARMUP", DEFAULT_WARMUP)?,
         })
@@ -196,8 +200,9 @@ async fn run(settings: &Settings, tally: &mut Tally) -> Result<Vec<Row>, BenchEr
         .iter()
         .map(|&n| Scenario::new(n, Ids::Short))
         .chain(settings.uuid_sizes.iter().map(|&n| Scenario::new(n, Ids::Uuid)))
+        .chain(settings.tenant_sizes.iter().map(|&n| Scenario::new(n, Ids::Tenant)))
         .collect::<Result<Vec<_>, _>>()?;
-    scenarios.sort_by_key(|s| (s.n, s.ids == Ids::Uuid));
+    scenarios.sort_by_key(|s| (s.n, s.ids));
     let mut rows = Vec::with_capacity(scenarios.len());
     for scenario in scenarios {
         let (label, n) = (scenario.label(), scenario.n);

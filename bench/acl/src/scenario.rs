@@ -12,13 +12,19 @@ use crate::BenchError;
 const SEED_CONCURRENCY: usize = 16;
 
 /// How ids are spelt: they are in every key, so they set the item sizes and with them the RCU.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Ids {
     /// `doc-n50`, `me-n50`, `n50-team-0007`: 6 to 15 characters.
     Short,
     /// UUID-shaped, 36 characters, as many SaaS back ends name users, groups and documents.
     Uuid,
+    /// The same UUIDs in a tenant deployment: each qualified with a 30-character organisation id
+    /// (WorkOS-shaped), as chatgate stores them (`<tenant>~<id>`).
+    Tenant,
 }
+
+/// The organisation of [`Ids::Tenant`].
+const TENANT: &str = "org_01HZXK4Q5N8M2R7T3V9W1Y6B0C";
 
 #[derive(Debug, Clone)]
 pub struct Scenario {
@@ -48,6 +54,7 @@ impl Scenario {
         match self.ids {
             Ids::Short => self.n.to_string(),
             Ids::Uuid => format!("{} (36-char ids)", self.n),
+            Ids::Tenant => format!("{} (36-char ids, tenant-qualified)", self.n),
         }
     }
 
@@ -116,6 +123,7 @@ fn id(ids: Ids, n: usize, kind: &str, i: usize) -> String {
     match ids {
         Ids::Short if kind == "doc" || kind == "me" => format!("{kind}-n{n}"),
         Ids::Short => format!("n{n}-{kind}-{i:04}"),
+        Ids::Tenant => format!("{TENANT}{}{}", chatgate::domain::TENANT_SEPARATOR, id(Ids::Uuid, n, kind, i)),
         Ids::Uuid => {
             let kind = kind.bytes().fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
             format!("{kind:08x}-{n:04x}-4000-8000-{i:012x}")
