@@ -463,7 +463,7 @@ impl Budgets for DynamoStore {
             .map(|w| {
                 let update = Update::builder()
                     .table_name(&self.table)
-                    .set_key(Some(Self::key(w.counter.clone(), keys::budget_sk(w.name, w.bucket))))
+                    .set_key(Some(Self::key(keys::budget_pk(&w.counter), keys::budget_sk(w.name, w.bucket))))
                     .update_expression("ADD #c :one SET #ttl = :ttl")
                     .condition_expression("attribute_not_exists(#c) OR #c < :limit")
                     .expression_attribute_names("#c", attr::COUNT)
@@ -509,7 +509,7 @@ impl Budgets for DynamoStore {
             .map(|w| {
                 let update = Update::builder()
                     .table_name(&self.table)
-                    .set_key(Some(Self::key(w.counter.clone(), keys::budget_sk(w.name, w.bucket))))
+                    .set_key(Some(Self::key(keys::budget_pk(&w.counter), keys::budget_sk(w.name, w.bucket))))
                     .update_expression("ADD #c :minus")
                     .condition_expression("#c > :zero")
                     .expression_attribute_names("#c", attr::COUNT)

@@ -7,7 +7,8 @@
 
 use ring::digest;
 
-use crate::domain::{AssetId, GroupId, Identity, Principal, TenantId};
+use super::BudgetCounter;
+use crate::domain::{AssetId, GroupId, Identity, Principal};
 
 pub const PK: &str = "pk";
 pub const SK: &str = "sk";
@@ -97,14 +98,13 @@ pub fn user_pk(user: &Identity) -> String {
     format!("U#{user}")
 }
 
-pub fn budget_pk(user: &Identity) -> String {
-    format!("{BUDGET_PREFIX}{user}")
-}
-
-/// A tenant's budget: `B#~<tenant>`. In a tenant deployment every user id starts with its tenant
-/// (a letter or digit), so no user's budget is ever this partition.
-pub fn tenant_budget_pk(tenant: &TenantId) -> String {
-    format!("{BUDGET_PREFIX}{}{tenant}", crate::domain::TENANT_SEPARATOR)
+/// A budget counter's partition: `B#<user>`, or a tenant's `B#~<tenant>` (in a tenant
+/// deployment every user id starts with its tenant, a letter or digit, never `~`).
+pub fn budget_pk(counter: &BudgetCounter) -> String {
+    match counter {
+        BudgetCounter::User(user) => format!("{BUDGET_PREFIX}{user}"),
+        BudgetCounter::Tenant(tenant) => format!("{BUDGET_PREFIX}{}{tenant}", crate::domain::TENANT_SEPARATOR),
+    }
 }
 
 pub fn idempotency_pk(user: &Identity) -> String {

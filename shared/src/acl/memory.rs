@@ -36,7 +36,7 @@ struct State {
     expiries_aside: BTreeSet<Expiry>,
     offboarded: BTreeSet<Identity>,
     /// New conversations counted per user, window and bucket.
-    budgets: HashMap<(String, &'static str, u64), u32>,
+    budgets: HashMap<(super::BudgetCounter, &'static str, u64), u32>,
     /// Remembered requests by user and `Idempotency-Key`.
     idempotency: HashMap<(Identity, String), KeyHold>,
     /// The assets that have a conversation, in order, for the scheduled pass.

@@ -112,13 +112,19 @@ pub struct BudgetLimits {
     pub tenant_per_minute: u32,
 }
 
+/// Whose new conversations a budget counts.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum BudgetCounter {
+    User(Identity),
+    Tenant(TenantId),
+}
+
 /// One window of a budget at a moment: its name, whose counter it is, which bucket the moment
 /// falls in, its limit, and how long until the next bucket.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BudgetWindow {
     pub name: &'static str,
-    /// The counter's partition: the user's, or the tenant's.
-    pub counter: String,
+    pub counter: BudgetCounter,
     pub bucket: u64,
     pub limit: u32,
     pub seconds_left: u32,
@@ -129,11 +135,10 @@ pub struct BudgetWindow {
 impl BudgetLimits {
     /// The windows that are on at `now` for `user`, and for their tenant when they have one.
     pub fn windows(self, user: &Identity, tenant: Option<&TenantId>, now: u64) -> Vec<BudgetWindow> {
-        let user_counter = keys::budget_pk(user);
-        let mut windows =
-            vec![("minute", 60u64, self.per_minute, user_counter.clone()), ("day", 86_400, self.per_day, user_counter)];
+        let user = BudgetCounter::User(user.clone());
+        let mut windows = vec![("minute", 60u64, self.per_minute, user.clone()), ("day", 86_400, self.per_day, user)];
         if let Some(tenant) = tenant {
-            windows.push(("tenant-minute", 60, self.tenant_per_minute, keys::tenant_budget_pk(tenant)));
+            windows.push(("tenant-minute", 60, self.tenant_per_minute, BudgetCounter::Tenant(tenant.clone())));
         }
         windows
             .into_iter()

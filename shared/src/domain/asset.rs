@@ -14,6 +14,8 @@ pub enum IdError {
     Empty { what: &'static str },
     #[error("{what} is longer than {MAX_ID_BYTES} bytes")]
     TooLong { what: &'static str },
+    #[error("{what} is longer than {} bytes (a tenant deployment's limit)", super::tenant::MAX_TENANT_ID_BYTES)]
+    TooLongForTenant { what: &'static str },
     #[error("{what} contains a control character")]
     ControlCharacter { what: &'static str },
     #[error("{what} {problem}")]

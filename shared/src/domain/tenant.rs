@@ -15,6 +15,8 @@ pub const MAX_TENANT_BYTES: usize = 64;
 /// Longest user id in a tenant deployment, in characters, whatever the tenant: the longest tenant
 /// and the separator take the rest of Twilio's 256.
 pub const MAX_TENANT_USER_CHARS: usize = super::identity::MAX_IDENTITY_CHARS - MAX_TENANT_BYTES - 1;
+/// Longest asset or group id in a tenant deployment, in bytes, whatever the tenant.
+pub const MAX_TENANT_ID_BYTES: usize = super::asset::MAX_ID_BYTES - MAX_TENANT_BYTES - 1;
 
 /// A tenant id from a session: 1 to 64 of `A-Z a-z 0-9 . _ -`, starting with a letter or digit.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -138,13 +140,25 @@ impl Tenant {
         self.local(stored).unwrap_or(stored).to_owned()
     }
 
-    /// An asset the caller names, as this tenant's asset.
+    /// An asset the caller names, as this tenant's asset: in a tenant deployment at most
+    /// [`MAX_TENANT_ID_BYTES`], whichever the tenant.
     pub fn asset(&self, raw: &str) -> Result<AssetId, IdError> {
-        self.parse(raw)
+        self.bounded(raw, "asset id")
     }
 
-    /// A group the caller names, as this tenant's group.
+    /// A group the caller names, as this tenant's group (bounded as an asset is).
     pub fn group(&self, raw: &str) -> Result<GroupId, IdError> {
+        self.bounded(raw, "group id")
+    }
+
+    fn bounded<T>(&self, raw: &str, what: &'static str) -> Result<T, IdError>
+    where
+        T: for<'a> TryFrom<&'a str, Error = IdError> + TryFrom<String, Error = IdError>,
+    {
+        if matches!(self, Self::Of(_)) && raw.len() > MAX_TENANT_ID_BYTES {
+            <T as TryFrom<&str>>::try_from(raw)?;
+            return Err(IdError::TooLongForTenant { what });
+        }
         self.parse(raw)
     }
 
@@ -221,8 +235,10 @@ mod tests {
         assert!(acme.user("a\u{1}b").is_err());
         assert_eq!(Tenant::Single.principal("user:u-2").expect("principal").to_string(), "user:u-2");
         // The qualified id must fit each type's limit: the tenant takes its share.
-        assert!(acme.asset(&"a".repeat(251)).is_ok());
-        assert!(acme.asset(&"a".repeat(252)).is_err());
+        assert!(acme.asset(&"a".repeat(MAX_TENANT_ID_BYTES)).is_ok());
+        assert!(matches!(acme.asset(&"a".repeat(MAX_TENANT_ID_BYTES + 1)), Err(IdError::TooLongForTenant { .. })));
+        assert!(matches!(acme.group(&"g".repeat(MAX_TENANT_ID_BYTES + 1)), Err(IdError::TooLongForTenant { .. })));
+        assert!(Tenant::Single.asset(&"a".repeat(256)).is_ok());
         // A user id's limit is the same for every tenant, short or long.
         assert!(acme.user(&"u".repeat(MAX_TENANT_USER_CHARS)).is_ok());
         assert_eq!(acme.user(&"u".repeat(MAX_TENANT_USER_CHARS + 1)), Err(IdentityError::TooLongForTenant));
