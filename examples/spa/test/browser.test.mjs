@@ -19,6 +19,13 @@ const root = join(app, "..", "..");
 const chatgateBin = process.env.CHATGATE_BIN ?? join(root, "target", "debug", "chatgate");
 const chromiumPath = process.env.CHROMIUM ?? "/usr/bin/chromium";
 
+// With TENANT_CLAIM set, the same app against a tenant deployment: acme's users, the Twilio
+// identities (what the app shows and compares message authors with) qualified with acme.
+const tenantClaim = process.env.TENANT_CLAIM;
+const tenant = tenantClaim ? "acme" : null;
+const twilioIdentity = (user) => (tenant ? `${tenant}~${user}` : user);
+const adminPrefix = tenant ? `/admin/tenants/${tenant}` : "/admin";
+
 let dev;
 let staticServer;
 let browser;
@@ -27,7 +34,7 @@ const banner = {};
 /** `chatgate dev` on a free port; resolves with its banner once it says `ready`. */
 function startChatgate() {
   const child = spawn(chatgateBin, ["dev", "--port", "0"], {
-    env: { PATH: process.env.PATH, RUST_LOG: "warn" },
+    env: { PATH: process.env.PATH, RUST_LOG: "warn", ...(tenantClaim ? { TENANT_CLAIM: tenantClaim } : {}) },
     stdio: ["ignore", "pipe", "inherit"],
   });
   return new Promise((resolve, reject) => {
@@ -91,27 +98,28 @@ async function postMessage(conversation, author, body, attributes) {
 before(async () => {
   dev = await startChatgate();
   banner.base = line(dev.lines, "chatgate dev listening on ");
-  banner.owner = line(dev.lines, "session token for `dev-user` (24 h): ");
+  banner.owner = line(dev.lines, `session token for \`dev-user\`${tenant ? ` of tenant ${tenant}` : ""} (24 h): `);
   banner.admin = line(dev.lines, "admin key (generated; the /admin routes take `Authorization: Bearer <key>`): ");
   banner.twilio = line(dev.lines, "twilio: ");
   [banner.service, banner.keySid, banner.keySecret] = line(dev.lines, "twilio stand-in credentials (for seeding messages): ").split(" ");
   const another = line(dev.lines, "another user: ");
   const env = Object.fromEntries(another.split(" ").filter((w) => w.includes("=")).map((w) => w.split("=", 2)));
-  banner.reader = execFileSync(chatgateBin, ["session", "--sub", "u-2"], { env: { ...env, PATH: process.env.PATH } })
+  const of = tenant ? ["--tenant", tenant] : [];
+  banner.reader = execFileSync(chatgateBin, ["session", "--sub", "u-2", ...of], { env: { ...env, PATH: process.env.PATH } })
     .toString()
     .trim();
 
   // Thirty documents of dev-user's, the first twenty shared with u-2; two conversations whose
   // messages refer to them (20 and 10: the listing carries at most 20 messages each).
   for (let i = 0; i < 30; i++) {
-    await api("PUT", `/admin/assets/c-${i}`, banner.admin, { owner: "dev-user", type: "document", name: `Doc ${i}` });
+    await api("PUT", `${adminPrefix}/assets/c-${i}`, banner.admin, { owner: "dev-user", type: "document", name: `Doc ${i}` });
     if (i < 20) await api("PUT", `/assets/c-${i}/grants/user:u-2`, banner.owner, { role: "reader", expires_at: null });
   }
   const room = (name) => api("POST", "/conversations", banner.owner, { type: "group", friendly_name: name, unique_name: name, participants: ["u-2"] });
   const [a, b] = [await room("Cards A"), await room("Cards B")];
   for (let i = 0; i < 30; i++) {
     const conversation = i < 20 ? a.sid : b.sid;
-    await postMessage(conversation, "dev-user", `Document ${i}`, { assetRef: `c-${i}`, assetType: "document" });
+    await postMessage(conversation, twilioIdentity("dev-user"), `Document ${i}`, { assetRef: `c-${i}`, assetType: "document" });
   }
 
   staticServer = await serveApp();
@@ -162,7 +170,7 @@ async function until(what, check) {
 test("the app signs in, lists, renders 30 cards with one access request, and follows a revocation", async () => {
   const { page, checks, errors } = await signIn(banner.reader);
   // The start-up listing renders before (and without) any Twilio connection.
-  await page.getByTestId("me").getByText("Signed in as u-2").waitFor();
+  await page.getByTestId("me").getByText(`Signed in as ${twilioIdentity("u-2")}`).waitFor();
   await page.getByRole("button", { name: /Cards A/ }).waitFor();
   await page.getByRole("button", { name: /Cards B/ }).waitFor();
   assert.match(await page.getByTestId("chat-state").innerText(), /not connected/);
@@ -199,7 +207,7 @@ test("the app signs in, lists, renders 30 cards with one access request, and fol
 
 test("an asset conversation opens with its card and a clean console", async () => {
   const { page, errors } = await signIn(banner.owner);
-  await page.getByTestId("me").getByText("Signed in as dev-user").waitFor();
+  await page.getByTestId("me").getByText(`Signed in as ${twilioIdentity("dev-user")}`).waitFor();
   await page.getByLabel("Kind").selectOption("asset");
   await page.getByLabel("Document", { exact: true }).fill("c-1");
   await page.getByLabel("With").fill("u-2");
@@ -212,7 +220,7 @@ test("an asset conversation opens with its card and a clean console", async () =
 
 test("an error from a problem body is shown", async () => {
   const { page, errors } = await signIn(banner.reader);
-  await page.getByTestId("me").getByText("Signed in as u-2").waitFor();
+  await page.getByTestId("me").getByText(`Signed in as ${twilioIdentity("u-2")}`).waitFor();
   await page.getByLabel("Document to share").fill("c-25");
   await page.getByRole("button", { name: "Share…" }).click();
   const error = page.getByTestId("share-error");
