@@ -16,15 +16,30 @@ use clap::{Parser, Subcommand};
 #[command(name = "chatgate", version, about = "Twilio Conversations tokens and document permissions for SaaS SPAs")]
 struct Cli {
     /// In a tenant deployment (TENANT_CLAIM), the organisation whose ids a command names: its
-    /// users, assets, groups and rooms, as its own back end names them.
-    #[arg(long, global = true, value_parser = tenant)]
+    /// users, assets, groups and rooms, as its own back end names them. Required there, refused
+    /// elsewhere.
+    #[arg(long, global = true, value_parser = tenant_id)]
     tenant: Option<TenantId>,
     #[command(subcommand)]
     command: Command,
 }
 
-fn tenant(raw: &str) -> Result<TenantId, String> {
+fn tenant_id(raw: &str) -> Result<TenantId, String> {
     TenantId::try_from(raw).map_err(|e| e.to_string())
+}
+
+/// Whose ids a command names: `--tenant`'s in a tenant deployment (`TENANT_CLAIM` set), where it
+/// is required; nobody's in particular otherwise, where it is refused (it would write ids no
+/// session ever names).
+fn tenant(given: Option<TenantId>) -> Result<Tenant, Box<dyn std::error::Error>> {
+    match (chatgate::config::tenants(&chatgate::config::Settings::from_env())?, given) {
+        (true, Some(tenant)) => Ok(Tenant::Of(tenant)),
+        (false, None) => Ok(Tenant::Single),
+        (true, None) => {
+            Err("this is a tenant deployment (TENANT_CLAIM is set): name the organisation with --tenant".into())
+        }
+        (false, Some(_)) => Err("--tenant is for a tenant deployment: TENANT_CLAIM is not set".into()),
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -68,17 +83,25 @@ fn init_logging() {
 async fn main() -> ExitCode {
     init_logging();
     let cli = Cli::parse();
-    let tenant = cli.tenant.map_or(Tenant::Single, Tenant::Of);
+    let given = cli.tenant;
     let result = match cli.command {
         Command::Dev(args) => dev::run(args).await,
-        Command::Session(args) => session::run(&args, &tenant),
+        Command::Session(args) => tenant(given).and_then(|t| session::run(&args, &t)),
         Command::Table(command) => ops::table(command).await,
-        Command::Assets(command) => ops::assets(command, &tenant).await,
-        Command::Groups(command) => ops::groups(command, &tenant).await,
-        Command::Grants(command) => ops::grants(command, &tenant).await,
-        Command::Rooms(command) => twilio_ops::rooms(command, &tenant).await,
+        Command::Assets(command) => async { ops::assets(command, &tenant(given)?).await }.await,
+        Command::Groups(command) => async { ops::groups(command, &tenant(given)?).await }.await,
+        Command::Grants(command) => async { ops::grants(command, &tenant(given)?).await }.await,
+        Command::Rooms(command) => async { twilio_ops::rooms(command, &tenant(given)?).await }.await,
         Command::Twilio(command) => twilio_ops::twilio(command).await,
-        Command::Reconcile(command) => reconcile_ops::reconcile(command, &tenant).await,
+        Command::Reconcile(command) => {
+            // A failure-queue message or the legacy renaming names no id: every tenant's at once.
+            let names_ids = matches!(
+                command,
+                reconcile_ops::ReconcileCommand::Asset { .. } | reconcile_ops::ReconcileCommand::User { .. }
+            );
+            let which = if names_ids { tenant(given) } else { Ok(Tenant::Single) };
+            async { reconcile_ops::reconcile(command, &which?).await }.await
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -7,13 +7,19 @@ use chatgate_tests::dynamo::{ACCESS_KEY, REGION, SECRET_KEY, dynamo_local, uniqu
 
 struct Operator {
     table: String,
+    /// `TENANT_CLAIM`, for a tenant deployment's operator.
+    tenant_claim: Option<&'static str>,
 }
 
 impl Operator {
     fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_chatgate"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_chatgate"));
+        command.env_clear();
+        if let Some(claim) = self.tenant_claim {
+            command.env("TENANT_CLAIM", claim);
+        }
+        command
             .args(args)
-            .env_clear()
             .env("TABLE_NAME", &self.table)
             .env("AWS_ENDPOINT_URL_DYNAMODB", &dynamo_local().endpoint)
             .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
@@ -41,7 +47,7 @@ impl Operator {
 
 #[test]
 fn operators_manage_assets_groups_and_grants() {
-    let op = Operator { table: unique_table_name("ops") };
+    let op = Operator { table: unique_table_name("ops"), tenant_claim: None };
     assert_eq!(op.ok(&["table", "create"]), format!("created table {}\n", op.table));
     assert_eq!(
         op.ok(&["assets", "put", "a-1", "--owner", "ana", "--type", "document", "--name", "Plan"]),
@@ -94,7 +100,7 @@ async fn grants_written_before_the_expiry_index_are_indexed_once_by_hand() {
     use aws_sdk_dynamodb::types::AttributeValue;
     use chatgate::acl::ExpiryIndex as _;
 
-    let op = Operator { table: unique_table_name("backfill") };
+    let op = Operator { table: unique_table_name("backfill"), tenant_claim: None };
     op.ok(&["table", "create"]);
     op.ok(&["assets", "put", "a-1", "--owner", "ana", "--type", "document"]);
     let store = chatgate_tests::dynamo::test_store(&dynamo_local().endpoint, &op.table).await;
@@ -124,4 +130,26 @@ async fn grants_written_before_the_expiry_index_are_indexed_once_by_hand() {
     let entries = store.expiring_in(minute).await.expect("index");
     assert_eq!(entries.len(), 1);
     assert_eq!((entries[0].principal.to_string(), entries[0].expires_at), ("user:bob".to_owned(), now + 3600));
+}
+
+#[test]
+fn a_tenant_deployments_operator_names_the_tenant_and_sees_only_its_ids() {
+    let op = Operator { table: unique_table_name("tenant-ops"), tenant_claim: Some("org_id") };
+    op.ok(&["table", "create"]);
+    for tenant in ["acme", "globex"] {
+        let put = ["--tenant", tenant, "assets", "put", "a-1", "--owner", "ana", "--type", "document"];
+        assert_eq!(op.ok(&put), "created asset a-1 (owner ana, document)\n", "each tenant has its own a-1");
+    }
+    assert_eq!(op.ok(&["--tenant", "acme", "groups", "add", "designers", "bob"]), "added bob to group designers\n");
+    op.ok(&["--tenant", "acme", "grants", "put", "a-1", "group:designers", "--role", "reader"]);
+    // Each tenant's a-1 shows its own owner and grants, named as the tenant names them.
+    let acme = op.ok(&["--tenant", "acme", "assets", "show", "a-1"]);
+    assert_eq!(acme, "asset a-1: owner ana, document, name \"\"\ngroup:designers reader\n");
+    assert_eq!(op.ok(&["--tenant", "globex", "assets", "show", "a-1"]), "asset a-1: owner ana, document, name \"\"\n");
+    assert_eq!(op.ok(&["--tenant", "acme", "groups", "members", "designers"]), "bob\n");
+    assert_eq!(op.ok(&["--tenant", "globex", "groups", "members", "designers"]), "");
+    // In a tenant deployment the tenant is required; in a single-tenant one it is refused.
+    assert!(op.fails(&["assets", "show", "a-1"]).contains("--tenant"));
+    let single = Operator { table: op.table.clone(), tenant_claim: None };
+    assert!(single.fails(&["--tenant", "acme", "assets", "show", "a-1"]).contains("TENANT_CLAIM"));
 }

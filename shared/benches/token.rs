@@ -79,9 +79,9 @@ fn verifier(pairs: &[(&str, &str)]) -> SessionVerifier {
 /// One verification per iteration on a current-thread runtime, as one warm Lambda runs it.
 fn bench_verify(c: &mut Criterion, rt: &Runtime, name: &str, verifier: &SessionVerifier, req: &Request) {
     // The first call fetches the key set (JWKS modes); fail here rather than bench an error path.
-    let identity = rt.block_on(verifier.verify(req)).expect("the bench session verifies");
+    let identity = rt.block_on(verifier.identity(req)).expect("the bench session verifies");
     assert_eq!(identity.as_str(), IDENTITY);
-    c.bench_function(name, |b| b.iter(|| rt.block_on(verifier.verify(black_box(req)))));
+    c.bench_function(name, |b| b.iter(|| rt.block_on(verifier.identity(black_box(req)))));
 }
 
 /// Serves the fixture JWKS on loopback with a bare HTTP/1.1 answer; its URL.

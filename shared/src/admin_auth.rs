@@ -1,12 +1,14 @@
 //! Who may call the `/admin` routes: in AWS, a principal API Gateway's IAM authorizer signed in
 //! (the SaaS back end); in the local server only, a bearer admin key. The caller is named in
-//! every audit line the routes write.
+//! every audit line the routes write. In a tenant deployment, which tenant's catalogue a path
+//! names ([`scope`]).
 
 use lambda_http::http::header;
 use lambda_http::request::RequestContext;
 use lambda_http::{Request, RequestExt as _};
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::domain::{Tenant, TenantId};
 use crate::http::ApiError;
 
 /// How the admin routes' callers are recognised.
@@ -53,4 +55,23 @@ impl AdminAuth {
             }
         }
     }
+}
+
+/// Whose catalogue a path names, and the path as the routes below match it: in a tenant
+/// deployment `/admin/tenants/{tenant_id}/...` (the tenant's, `/admin/...` after it), otherwise
+/// `/admin/...` itself. Any other shape is no route (`404`).
+pub fn scope(tenants: bool, mut segments: Vec<String>) -> Result<(Tenant, Vec<String>), ApiError> {
+    if !tenants {
+        return Ok((Tenant::Single, segments));
+    }
+    let prefixed = segments.len() > 3 && segments[0] == "admin" && segments[1] == "tenants";
+    if !prefixed {
+        return Err(ApiError::NotFound(
+            "no such route: a tenant deployment's admin routes are under /admin/tenants/{tenant_id}/".into(),
+        ));
+    }
+    let tenant =
+        TenantId::try_from(segments[2].as_str()).map_err(|e| ApiError::BadRequest(format!("tenant_id: {e}")))?;
+    segments.drain(1..3);
+    Ok((Tenant::Of(tenant), segments))
 }

@@ -95,7 +95,8 @@ impl Members {
     /// The same members as `tenant`'s back end names them.
     #[must_use]
     pub fn relative_to(self, tenant: &Tenant) -> Self {
-        Self { group_id: tenant.shown(&self.group_id), members: self.members.iter().map(|m| tenant.shown(m)).collect() }
+        let members = self.members.iter().filter_map(|m| tenant.local(m)).map(str::to_owned).collect();
+        Self { group_id: tenant.shown(&self.group_id), members }
     }
 }
 

@@ -142,16 +142,20 @@ impl<R> MessageGuard<R> {
         Tenant::id_of(self.tenants, stored)
     }
 
-    /// Whether an identity and a stored id (an asset, or a room's unique name) are of one tenant:
-    /// always in a single-tenant deployment; in a tenant deployment, only when both name the same
-    /// one.
+    /// Whether an identity and a stored id (an asset's, a room's name) are of one tenant: always
+    /// in a single-tenant deployment; in a tenant deployment, only when both name the same one.
     fn same_tenant(&self, who: &str, stored: &str) -> bool {
-        let stored =
-            RoomName::from_unique_name(stored).map_or_else(|| stored.to_owned(), |room| room.as_str().to_owned());
-        match (Tenant::of_stored(self.tenants, who), Tenant::of_stored(self.tenants, &stored)) {
+        match (Tenant::of_stored(self.tenants, who), Tenant::of_stored(self.tenants, stored)) {
             (Some(a), Some(b)) => a == b,
             _ => false,
         }
+    }
+
+    /// Whether an identity and the room a unique name names are of one tenant (always in a
+    /// single-tenant deployment, whatever the name).
+    fn same_tenant_room(&self, who: &str, unique_name: Option<&str>) -> bool {
+        let room = unique_name.and_then(RoomName::from_unique_name);
+        !self.tenants || room.is_some_and(|room| self.same_tenant(who, room.as_str()))
     }
 }
 
@@ -172,11 +176,12 @@ async fn decide<R: AclReader>(
             Err(e) => refuse(None, format!("malformed asset reference: {e}")),
             Ok(None) => standing(state, event.actor()).await,
             // `assetRef` is named as the author's client names it, relative to their tenant.
-            Ok(Some(reference)) => match Tenant::of_stored(state.tenants, event.actor())
-                .and_then(|tenant| tenant.asset(reference.asset.as_str()).ok())
-            {
-                Some(asset) => reader(state, event.actor(), &asset).await,
+            Ok(Some(reference)) => match Tenant::of_stored(state.tenants, event.actor()) {
                 None => refuse(Some(reference.asset), "the author belongs to no tenant".into()),
+                Some(tenant) => match tenant.asset(reference.asset.as_str()) {
+                    Ok(asset) => reader(state, event.actor(), &asset).await,
+                    Err(e) => refuse(Some(reference.asset), format!("malformed asset reference: {e}")),
+                },
             },
         },
         "onParticipantAdd" => {
@@ -191,7 +196,7 @@ async fn decide<R: AclReader>(
                 // A room is public: anyone not offboarded may be in it (a participant without an
                 // identity, SMS or WhatsApp, has no standing to check).
                 Ok(Some(ConversationAttributes { kind: ConversationKind::Room, .. })) => match event.get("Identity") {
-                    Some(who) if !state.same_tenant(who, known.unique_name.as_deref().unwrap_or("")) => {
+                    Some(who) if !state.same_tenant_room(who, known.unique_name.as_deref()) => {
                         refuse(None, "a room is only for its own tenant's users".into())
                     }
                     Some(who) => {

@@ -106,7 +106,11 @@ impl<S: AclReader> Sharing<S> {
         else {
             return Err(ApiError::Forbidden("only the owner or a writer can see this asset's grants".into()));
         };
-        let mut grants: Vec<&Grant> = grants.iter().filter(|g| g.is_live(record, now)).collect();
+        // Only the caller's tenant's principals (nothing else can be granted through chatgate).
+        let mut grants: Vec<&Grant> = grants
+            .iter()
+            .filter(|g| g.is_live(record, now) && tenant.local_principal(&g.principal).is_some())
+            .collect();
         grants.sort_by_cached_key(|g| g.principal.to_string());
         let grants = grants.into_iter().map(|g| view(g, tenant)).collect::<Result<_, _>>()?;
         Ok(AssetGrants { asset_id: tenant.shown(asset.as_str()), owner: tenant.shown(record.owner.as_str()), grants })
@@ -197,7 +201,8 @@ fn view(grant: &Grant, tenant: &Tenant) -> Result<GrantView, ApiError> {
                 .map_err(ApiError::internal)
         })
         .transpose()?;
-    let principal = tenant.local_principal(&grant.principal).unwrap_or_else(|| grant.principal.to_string());
+    // A principal of the caller's tenant (the grants shown are filtered so).
+    let principal = tenant.local_principal(&grant.principal).unwrap_or_default();
     Ok(GrantView { principal, role: grant.role, expires_at })
 }
 

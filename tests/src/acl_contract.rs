@@ -4,8 +4,8 @@
 use std::collections::BTreeSet;
 
 use chatgate::acl::{
-    AclReader, Begun, BudgetLimits, Budgets, CatalogWriter, GrantWriter, IDEMPOTENCY_WINDOW_SECONDS, Idempotency,
-    Remembered, Rosters, StoreError, Upsert,
+    AclReader, Begun, BudgetLimits, BudgetSpent, Budgets, CatalogWriter, GrantWriter, IDEMPOTENCY_WINDOW_SECONDS,
+    Idempotency, Remembered, Rosters, StoreError, Upsert,
 };
 use chatgate::domain::{AssetId, AssetRecord, AssetType, Grant, GroupId, Identity, Principal, Role, TenantId, Via};
 
@@ -288,6 +288,30 @@ async fn budgets_count_atomically_per_user_and_refund<S: Budgets>(store: &S) {
     assert_eq!(spend("c11acme~u-4", &acme).await.expect_err("full again").window, "tenant-minute");
     assert_eq!(spend("c11acme~u-4", &acme).await.expect_err("refused ones count nothing").window, "tenant-minute");
     assert_eq!(spend("c11acme~u-4", &acme).await.expect_err("still").limit, 3);
+
+    // Thirty users of one tenant at once, the tenant's minute at twenty: exactly twenty count,
+    // and the ten refused give their own windows back.
+    let limits = BudgetLimits { per_minute: 1, per_day: 0, tenant_per_minute: 20 };
+    let busy = TenantId::try_from("c11busy").expect("t");
+    let users: Vec<Identity> = (0..30).map(|i| user(&format!("c11busy~u-{i}"))).collect();
+    let spent = futures_util::future::join_all(
+        users.iter().map(|who| store.spend_new_conversation(who, Some(&busy), limits, now + 120)),
+    )
+    .await;
+    let counted = spent.iter().filter(|s| matches!(s, Ok(Ok(())))).count();
+    assert_eq!(counted, 20, "{spent:?}");
+    assert!(spent.iter().all(|s| matches!(s, Ok(Ok(())) | Ok(Err(BudgetSpent { window: "tenant-minute", .. })))));
+    let refused: Vec<&Identity> =
+        users.iter().zip(&spent).filter(|(_, s)| !matches!(s, Ok(Ok(())))).map(|(u, _)| u).collect();
+    for who in &refused {
+        // Their own minute was given back: in this minute they are refused for the tenant's alone.
+        let again = store.spend_new_conversation(who, Some(&busy), limits, now + 120).await.expect("spend");
+        assert_eq!(again.map_err(|s| s.window), Err("tenant-minute"));
+    }
+    for who in refused {
+        let next_minute = store.spend_new_conversation(who, Some(&busy), limits, now + 180).await;
+        assert_eq!(next_minute.expect("spend"), Ok(()));
+    }
 }
 
 async fn idempotency_keys_hold_replay_and_are_forgotten<S: Idempotency>(store: &S) {

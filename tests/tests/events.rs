@@ -281,3 +281,33 @@ fn every_alarm_points_at_a_runbook_section_that_exists() {
     assert_eq!(alarms, resources, "every alarm has a description that links the runbook");
     assert!(alarms > 0);
 }
+
+#[test]
+fn the_template_routes_exactly_the_routes_openapi_describes() {
+    let root = workspace_root();
+    let template = std::fs::read_to_string(root.join("template.yaml")).expect("template");
+    // Each HttpApi event's Method and Path (CloudFormation's tags keep serde_yaml from reading
+    // the template: its events are read line by line).
+    let mut routed = std::collections::BTreeSet::new();
+    let lines: Vec<&str> = template.lines().map(str::trim).collect();
+    for (i, line) in lines.iter().enumerate() {
+        if *line != "Type: HttpApi" {
+            continue;
+        }
+        let field =
+            |name: &str| lines[i..].iter().take(8).find_map(|l| l.strip_prefix(name)).map(str::trim).map(str::to_owned);
+        let (method, path) = (field("Method:").expect("Method"), field("Path:").expect("Path"));
+        routed.insert(format!("{method} {path}"));
+    }
+    let spec: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(root.join("openapi.yaml")).expect("spec")).expect("yaml");
+    let mut described = std::collections::BTreeSet::new();
+    for (path, item) in spec["paths"].as_mapping().expect("paths") {
+        for method in ["get", "put", "post", "delete", "patch"] {
+            if item.get(method).is_some() {
+                described.insert(format!("{} {}", method.to_uppercase(), path.as_str().expect("path")));
+            }
+        }
+    }
+    assert_eq!(routed, described, "template.yaml's HttpApi events and openapi.yaml's operations");
+}

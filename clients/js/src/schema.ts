@@ -468,6 +468,208 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/admin/tenants/{tenant_id}/assets/{asset_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The organisation whose catalogue the call changes, in a tenant deployment (`TENANT_CLAIM`
+                 *     set; docs/tenancy.md): every id in the path and the body is that tenant's, as its own back
+                 *     end names it, and so is every id in the answer. A single-tenant deployment serves none of
+                 *     the `/admin/tenants/...` routes (`404`), and a tenant deployment none of the un-prefixed
+                 *     ones.
+                 */
+                tenant_id: components["parameters"]["TenantIdPath"];
+                /** @description The asset's id, percent-encoded as one path segment (`doc#1/ü` is `doc%231%2F%C3%BC`). */
+                asset_id: components["parameters"]["AssetIdPath"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Create or replace an asset's record, in a tenant's catalogue
+         * @description Creates the asset (`201`) or replaces its owner, type and name (`200`). Changing `owner`
+         *     keeps the asset's grants (the new owner gets `owner`, the old one whatever grants give
+         *     them).
+         *
+         *     Checks happen in this order: caller (`403` in AWS, `401` on `chatgate dev`), path encoding
+         *     and `asset_id` (`400`), method (`405`), body (`413`, `415`, `400`), `owner`, `type` and
+         *     `name` (`400`), the ACL table (`503`, `500`).
+         */
+        put: operations["putTenantAsset"];
+        post?: never;
+        /**
+         * Delete an asset and all its grants, in a tenant's catalogue
+         * @description Deletes the asset's record and then all its grants; access ends at once. `204` also when
+         *     the asset did not exist. Grants a failure leaves behind are inert (a recreated asset with
+         *     the same id never inherits them) and the next delete removes them.
+         *
+         *     Checks happen in this order: caller (`403` in AWS, `401` on `chatgate dev`), path encoding
+         *     and `asset_id` (`400`), method (`405`), the ACL table (`503`, `500`). No body is read.
+         */
+        delete: operations["deleteTenantAsset"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/tenants/{tenant_id}/groups/{group_id}/members": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The organisation whose catalogue the call changes, in a tenant deployment (`TENANT_CLAIM`
+                 *     set; docs/tenancy.md): every id in the path and the body is that tenant's, as its own back
+                 *     end names it, and so is every id in the answer. A single-tenant deployment serves none of
+                 *     the `/admin/tenants/...` routes (`404`), and a tenant deployment none of the un-prefixed
+                 *     ones.
+                 */
+                tenant_id: components["parameters"]["TenantIdPath"];
+                /** @description The group's id, percent-encoded as one path segment. */
+                group_id: components["parameters"]["GroupIdPath"];
+            };
+            cookie?: never;
+        };
+        /**
+         * A group's members, in a tenant's catalogue
+         * @description The group's members, strongly consistent. A group nobody belongs to (or never did) answers
+         *     an empty list. The order is not guaranteed.
+         *
+         *     Checks happen in this order: caller (`403` in AWS, `401` on `chatgate dev`), path encoding
+         *     (`400`), method (`405`), `group_id` (`400`), the ACL table (`503`, `500`).
+         */
+        get: operations["listTenantGroupMembers"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/tenants/{tenant_id}/groups/{group_id}/members/{user_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The organisation whose catalogue the call changes, in a tenant deployment (`TENANT_CLAIM`
+                 *     set; docs/tenancy.md): every id in the path and the body is that tenant's, as its own back
+                 *     end names it, and so is every id in the answer. A single-tenant deployment serves none of
+                 *     the `/admin/tenants/...` routes (`404`), and a tenant deployment none of the un-prefixed
+                 *     ones.
+                 */
+                tenant_id: components["parameters"]["TenantIdPath"];
+                /** @description The group's id, percent-encoded as one path segment. */
+                group_id: components["parameters"]["GroupIdPath"];
+                /** @description The user's identity, percent-encoded as one path segment. */
+                user_id: components["parameters"]["UserIdPath"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Add a user to a group, in a tenant's catalogue
+         * @description Idempotent: `204` also when the user was already a member. The user gains the group's
+         *     grants on the next request. Groups need no creation: a group exists while it has members.
+         *
+         *     Checks happen in this order: caller (`403` in AWS, `401` on `chatgate dev`), path encoding,
+         *     `group_id` and `user_id` (`400`), method (`405`), the ACL table (`503`, `500`). No body is
+         *     read.
+         */
+        put: operations["addTenantGroupMember"];
+        post?: never;
+        /**
+         * Remove a user from a group, in a tenant's catalogue
+         * @description Idempotent: `204` also when the user was not a member. The user loses the group's grants on
+         *     the next request.
+         *
+         *     Checks happen in this order: caller (`403` in AWS, `401` on `chatgate dev`), path encoding,
+         *     `group_id` and `user_id` (`400`), method (`405`), the ACL table (`503`, `500`).
+         */
+        delete: operations["removeTenantGroupMember"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/tenants/{tenant_id}/users/{user_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The organisation whose catalogue the call changes, in a tenant deployment (`TENANT_CLAIM`
+                 *     set; docs/tenancy.md): every id in the path and the body is that tenant's, as its own back
+                 *     end names it, and so is every id in the answer. A single-tenant deployment serves none of
+                 *     the `/admin/tenants/...` routes (`404`), and a tenant deployment none of the un-prefixed
+                 *     ones.
+                 */
+                tenant_id: components["parameters"]["TenantIdPath"];
+                /** @description The user's identity, percent-encoded as one path segment. */
+                user_id: components["parameters"]["UserIdPath"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Lift a user's offboarding, in a tenant's catalogue
+         * @description Ends the offboarded state `DELETE /admin/users/{user_id}` recorded: the user may be added
+         *     to conversations again, and the guard lets their messages through. Nothing else comes
+         *     back: the direct grants offboarding deleted stay deleted and the groups they left stay
+         *     left; the SaaS back end grants and adds what they should have anew. (A grant made before
+         *     v1.2 has no mirror item, so offboarding could not delete it; it counted for nothing while
+         *     the user was offboarded, and counts again once this lifts it.) The lifting is an audit
+         *     line (`user.offboarding_lifted`) naming the IAM caller. No Twilio call is made.
+         *
+         *     Idempotent: `204` also for a user who was never offboarded.
+         *
+         *     Checks happen in this order: caller (`403` in AWS, `401` on `chatgate dev`), path encoding,
+         *     `user_id` (`400`), method (`405`), the ACL table (`503`, `500`). No body is read.
+         */
+        put: operations["liftTenantOffboarding"];
+        post?: never;
+        /**
+         * Offboard a user, in a tenant's catalogue
+         * @description Offboarding is a state, not an event (v1.2). In this order:
+         *
+         *     1. The user is recorded as offboarded in the ACL table. From then on, until
+         *        `PUT /admin/users/{user_id}` lifts it: every access decision for them is `none`
+         *        (`GET /assets/{asset_id}/access`, `POST /access/check`, the guard, the access rule);
+         *        `POST /conversations` adds them nowhere (`403`); the guard refuses their messages
+         *        and their being added to any conversation.
+         *     2. Their own direct grants (`user:<user_id>` on any asset) are deleted. Grants made
+         *        before v1.2 have no mirror item and are not found; they count for nothing while the
+         *        user is offboarded, but lifting the state would bring them back.
+         *     3. They leave every group.
+         *     4. They are removed from every conversation chatgate manages for them (those whose
+         *        attributes carry chatgate's `type`: direct, group, asset and room conversations);
+         *        conversations chatgate did not create are left alone. Twilio keeps their earlier
+         *        messages.
+         *
+         *     Their existing Twilio access token lives until it expires (Twilio cannot revoke one; at
+         *     most `TOKEN_MAX_TTL_SECONDS`, default 3600), and `POST /token` may still mint one while
+         *     their session lasts, but a token opens nothing: they are in no conversation, the
+         *     service's roles let no client create or join one, and nobody can add them. Each
+         *     membership removed, each conversation left and the offboarding itself (with the number
+         *     of grants deleted) are audit lines naming the IAM caller.
+         *
+         *     Idempotent: `204` also for a user who was in no group and no conversation, or who is
+         *     unknown to Twilio; a retry after a `5xx` finishes what the failure left (the state is
+         *     recorded first, so it holds meanwhile).
+         *
+         *     Checks happen in this order: caller (`403` in AWS, `401` on `chatgate dev`), path encoding,
+         *     `user_id` (`400`), method (`405`), the ACL table (`503`, `500`), Twilio (`502`, `503`). No
+         *     body is read.
+         */
+        delete: operations["offboardTenantUser"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/twilio/events": {
         parameters: {
             query?: never;
@@ -850,7 +1052,8 @@ export interface components {
             /**
              * @description The conversation's Twilio unique name: `direct:`, `asset:` or `group:` followed by a
              *     43-character base64url HMAC-SHA256 keyed by the deployment's `CONVERSATION_NAME_KEY`
-             *     (so another deployment names the same conversation differently), or `room:<name>`;
+             *     (so another deployment names the same conversation differently), or `room:<name>`
+             *     (in a tenant deployment `room:<tenant_id>~<name>`: Twilio's name, as the SDK shows it);
              *     for a group created without `unique_name`, `group:` and 43 random base64url characters
              *     (v1.2; `null` for one created before).
              * @example direct:O1toKr14LfP3hKwPEeQkZ1xLiU--9-Rdc0y-rwbPa1M
@@ -1224,6 +1427,20 @@ export interface components {
             };
         };
         /**
+         * @description No such route in this deployment: in a tenant deployment (`TENANT_CLAIM` set) the admin
+         *     routes are under `/admin/tenants/{tenant_id}/`, and a single-tenant deployment has none
+         *     of those (docs/tenancy.md).
+         */
+        AdminRouteNotFound: {
+            headers: {
+                "Cache-Control": components["headers"]["CacheControlNoStore"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /**
          * @description The ACL table (DynamoDB) is unavailable: throttling, a timeout or a server error that
          *     outlasted the bounded retries. `Retry-After: 1`.
          */
@@ -1434,6 +1651,14 @@ export interface components {
         };
     };
     parameters: {
+        /**
+         * @description The organisation whose catalogue the call changes, in a tenant deployment (`TENANT_CLAIM`
+         *     set; docs/tenancy.md): every id in the path and the body is that tenant's, as its own back
+         *     end names it, and so is every id in the answer. A single-tenant deployment serves none of
+         *     the `/admin/tenants/...` routes (`404`), and a tenant deployment none of the un-prefixed
+         *     ones.
+         */
+        TenantIdPath: string;
         /** @description The asset's id, percent-encoded as one path segment (`doc#1/ü` is `doc%231%2F%C3%BC`). */
         AssetIdPath: components["schemas"]["AssetId"];
         /** @description The group's id, percent-encoded as one path segment. */
@@ -1858,6 +2083,7 @@ export interface operations {
             400: components["responses"]["InvalidRequest"];
             401: components["responses"]["AdminUnauthorized"];
             403: components["responses"]["AdminForbidden"];
+            404: components["responses"]["AdminRouteNotFound"];
             /** @description Neither `PUT` nor `DELETE`; `Allow: PUT, DELETE`. */
             405: components["responses"]["MethodNotAllowed"];
             413: components["responses"]["PayloadTooLarge"];
@@ -1884,6 +2110,7 @@ export interface operations {
             400: components["responses"]["InvalidRequest"];
             401: components["responses"]["AdminUnauthorized"];
             403: components["responses"]["AdminForbidden"];
+            404: components["responses"]["AdminRouteNotFound"];
             /** @description Neither `PUT` nor `DELETE`; `Allow: PUT, DELETE`. */
             405: components["responses"]["MethodNotAllowed"];
             500: components["responses"]["InternalError"];
@@ -1916,6 +2143,7 @@ export interface operations {
             400: components["responses"]["InvalidRequest"];
             401: components["responses"]["AdminUnauthorized"];
             403: components["responses"]["AdminForbidden"];
+            404: components["responses"]["AdminRouteNotFound"];
             /** @description Not `GET`; `Allow: GET`. */
             405: components["responses"]["MethodNotAllowed"];
             500: components["responses"]["InternalError"];
@@ -1945,6 +2173,7 @@ export interface operations {
             400: components["responses"]["InvalidRequest"];
             401: components["responses"]["AdminUnauthorized"];
             403: components["responses"]["AdminForbidden"];
+            404: components["responses"]["AdminRouteNotFound"];
             /** @description Neither `PUT` nor `DELETE`; `Allow: PUT, DELETE`. */
             405: components["responses"]["MethodNotAllowed"];
             500: components["responses"]["InternalError"];
@@ -1974,6 +2203,7 @@ export interface operations {
             400: components["responses"]["InvalidRequest"];
             401: components["responses"]["AdminUnauthorized"];
             403: components["responses"]["AdminForbidden"];
+            404: components["responses"]["AdminRouteNotFound"];
             /** @description Neither `PUT` nor `DELETE`; `Allow: PUT, DELETE`. */
             405: components["responses"]["MethodNotAllowed"];
             500: components["responses"]["InternalError"];
@@ -2001,6 +2231,7 @@ export interface operations {
             400: components["responses"]["InvalidRequest"];
             401: components["responses"]["AdminUnauthorized"];
             403: components["responses"]["AdminForbidden"];
+            404: components["responses"]["AdminRouteNotFound"];
             /** @description Neither `PUT` nor `DELETE`; `Allow: PUT, DELETE`. */
             405: components["responses"]["MethodNotAllowed"];
             500: components["responses"]["InternalError"];
@@ -2029,6 +2260,294 @@ export interface operations {
             400: components["responses"]["InvalidRequest"];
             401: components["responses"]["AdminUnauthorized"];
             403: components["responses"]["AdminForbidden"];
+            404: components["responses"]["AdminRouteNotFound"];
+            /** @description Neither `PUT` nor `DELETE`; `Allow: PUT, DELETE`. */
+            405: components["responses"]["MethodNotAllowed"];
+            500: components["responses"]["InternalError"];
+            502: components["responses"]["TwilioBadGateway"];
+            503: components["responses"]["ConversationsUnavailable"];
+        };
+    };
+    putTenantAsset: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The organisation whose catalogue the call changes, in a tenant deployment (`TENANT_CLAIM`
+                 *     set; docs/tenancy.md): every id in the path and the body is that tenant's, as its own back
+                 *     end names it, and so is every id in the answer. A single-tenant deployment serves none of
+                 *     the `/admin/tenants/...` routes (`404`), and a tenant deployment none of the un-prefixed
+                 *     ones.
+                 */
+                tenant_id: components["parameters"]["TenantIdPath"];
+                /** @description The asset's id, percent-encoded as one path segment (`doc#1/ü` is `doc%231%2F%C3%BC`). */
+                asset_id: components["parameters"]["AssetIdPath"];
+            };
+            cookie?: never;
+        };
+        /** @description `application/json` (else `415`) of at most 65536 bytes (else `413`); an empty body is `400`. */
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AssetRequest"];
+            };
+        };
+        responses: {
+            /** @description The asset existed; its record was replaced. */
+            200: {
+                headers: {
+                    "Cache-Control": components["headers"]["CacheControlNoStore"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AssetView"];
+                };
+            };
+            /** @description The asset was created. */
+            201: {
+                headers: {
+                    "Cache-Control": components["headers"]["CacheControlNoStore"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AssetView"];
+                };
+            };
+            /**
+             * @description The path is not valid percent-encoded UTF-8 or `asset_id` is invalid; no body, invalid
+             *     JSON, a missing `owner` or `type` or an unknown field; `owner` breaks the identity rules;
+             *     `type` is not `document`, `image` or `video`; `name` is over 1024 bytes or holds a
+             *     control character.
+             */
+            400: components["responses"]["InvalidRequest"];
+            401: components["responses"]["AdminUnauthorized"];
+            403: components["responses"]["AdminForbidden"];
+            404: components["responses"]["AdminRouteNotFound"];
+            /** @description Neither `PUT` nor `DELETE`; `Allow: PUT, DELETE`. */
+            405: components["responses"]["MethodNotAllowed"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["StoreUnavailable"];
+        };
+    };
+    deleteTenantAsset: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The organisation whose catalogue the call changes, in a tenant deployment (`TENANT_CLAIM`
+                 *     set; docs/tenancy.md): every id in the path and the body is that tenant's, as its own back
+                 *     end names it, and so is every id in the answer. A single-tenant deployment serves none of
+                 *     the `/admin/tenants/...` routes (`404`), and a tenant deployment none of the un-prefixed
+                 *     ones.
+                 */
+                tenant_id: components["parameters"]["TenantIdPath"];
+                /** @description The asset's id, percent-encoded as one path segment (`doc#1/ü` is `doc%231%2F%C3%BC`). */
+                asset_id: components["parameters"]["AssetIdPath"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The asset and its grants are gone (or never existed). */
+            204: components["responses"]["NoContent"];
+            /** @description The path is not valid percent-encoded UTF-8 or `asset_id` is invalid. */
+            400: components["responses"]["InvalidRequest"];
+            401: components["responses"]["AdminUnauthorized"];
+            403: components["responses"]["AdminForbidden"];
+            404: components["responses"]["AdminRouteNotFound"];
+            /** @description Neither `PUT` nor `DELETE`; `Allow: PUT, DELETE`. */
+            405: components["responses"]["MethodNotAllowed"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["StoreUnavailable"];
+        };
+    };
+    listTenantGroupMembers: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The organisation whose catalogue the call changes, in a tenant deployment (`TENANT_CLAIM`
+                 *     set; docs/tenancy.md): every id in the path and the body is that tenant's, as its own back
+                 *     end names it, and so is every id in the answer. A single-tenant deployment serves none of
+                 *     the `/admin/tenants/...` routes (`404`), and a tenant deployment none of the un-prefixed
+                 *     ones.
+                 */
+                tenant_id: components["parameters"]["TenantIdPath"];
+                /** @description The group's id, percent-encoded as one path segment. */
+                group_id: components["parameters"]["GroupIdPath"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The members. */
+            200: {
+                headers: {
+                    "Cache-Control": components["headers"]["CacheControlNoStore"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Members"];
+                };
+            };
+            /** @description The path is not valid percent-encoded UTF-8 or `group_id` is invalid. */
+            400: components["responses"]["InvalidRequest"];
+            401: components["responses"]["AdminUnauthorized"];
+            403: components["responses"]["AdminForbidden"];
+            404: components["responses"]["AdminRouteNotFound"];
+            /** @description Not `GET`; `Allow: GET`. */
+            405: components["responses"]["MethodNotAllowed"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["StoreUnavailable"];
+        };
+    };
+    addTenantGroupMember: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The organisation whose catalogue the call changes, in a tenant deployment (`TENANT_CLAIM`
+                 *     set; docs/tenancy.md): every id in the path and the body is that tenant's, as its own back
+                 *     end names it, and so is every id in the answer. A single-tenant deployment serves none of
+                 *     the `/admin/tenants/...` routes (`404`), and a tenant deployment none of the un-prefixed
+                 *     ones.
+                 */
+                tenant_id: components["parameters"]["TenantIdPath"];
+                /** @description The group's id, percent-encoded as one path segment. */
+                group_id: components["parameters"]["GroupIdPath"];
+                /** @description The user's identity, percent-encoded as one path segment. */
+                user_id: components["parameters"]["UserIdPath"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The user is a member. */
+            204: components["responses"]["NoContent"];
+            /**
+             * @description The path is not valid percent-encoded UTF-8, `group_id` is invalid, or `user_id` breaks
+             *     the identity rules (`detail` starts `user id:`).
+             */
+            400: components["responses"]["InvalidRequest"];
+            401: components["responses"]["AdminUnauthorized"];
+            403: components["responses"]["AdminForbidden"];
+            404: components["responses"]["AdminRouteNotFound"];
+            /** @description Neither `PUT` nor `DELETE`; `Allow: PUT, DELETE`. */
+            405: components["responses"]["MethodNotAllowed"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["StoreUnavailable"];
+        };
+    };
+    removeTenantGroupMember: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The organisation whose catalogue the call changes, in a tenant deployment (`TENANT_CLAIM`
+                 *     set; docs/tenancy.md): every id in the path and the body is that tenant's, as its own back
+                 *     end names it, and so is every id in the answer. A single-tenant deployment serves none of
+                 *     the `/admin/tenants/...` routes (`404`), and a tenant deployment none of the un-prefixed
+                 *     ones.
+                 */
+                tenant_id: components["parameters"]["TenantIdPath"];
+                /** @description The group's id, percent-encoded as one path segment. */
+                group_id: components["parameters"]["GroupIdPath"];
+                /** @description The user's identity, percent-encoded as one path segment. */
+                user_id: components["parameters"]["UserIdPath"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The user is not a member. */
+            204: components["responses"]["NoContent"];
+            /**
+             * @description The path is not valid percent-encoded UTF-8, `group_id` is invalid, or `user_id` breaks
+             *     the identity rules (`detail` starts `user id:`).
+             */
+            400: components["responses"]["InvalidRequest"];
+            401: components["responses"]["AdminUnauthorized"];
+            403: components["responses"]["AdminForbidden"];
+            404: components["responses"]["AdminRouteNotFound"];
+            /** @description Neither `PUT` nor `DELETE`; `Allow: PUT, DELETE`. */
+            405: components["responses"]["MethodNotAllowed"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["StoreUnavailable"];
+        };
+    };
+    liftTenantOffboarding: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The organisation whose catalogue the call changes, in a tenant deployment (`TENANT_CLAIM`
+                 *     set; docs/tenancy.md): every id in the path and the body is that tenant's, as its own back
+                 *     end names it, and so is every id in the answer. A single-tenant deployment serves none of
+                 *     the `/admin/tenants/...` routes (`404`), and a tenant deployment none of the un-prefixed
+                 *     ones.
+                 */
+                tenant_id: components["parameters"]["TenantIdPath"];
+                /** @description The user's identity, percent-encoded as one path segment. */
+                user_id: components["parameters"]["UserIdPath"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The user is not offboarded. */
+            204: components["responses"]["NoContent"];
+            /**
+             * @description The path is not valid percent-encoded UTF-8, or `user_id` breaks the identity rules
+             *     (`detail` starts `user id:`).
+             */
+            400: components["responses"]["InvalidRequest"];
+            401: components["responses"]["AdminUnauthorized"];
+            403: components["responses"]["AdminForbidden"];
+            404: components["responses"]["AdminRouteNotFound"];
+            /** @description Neither `PUT` nor `DELETE`; `Allow: PUT, DELETE`. */
+            405: components["responses"]["MethodNotAllowed"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["StoreUnavailable"];
+        };
+    };
+    offboardTenantUser: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The organisation whose catalogue the call changes, in a tenant deployment (`TENANT_CLAIM`
+                 *     set; docs/tenancy.md): every id in the path and the body is that tenant's, as its own back
+                 *     end names it, and so is every id in the answer. A single-tenant deployment serves none of
+                 *     the `/admin/tenants/...` routes (`404`), and a tenant deployment none of the un-prefixed
+                 *     ones.
+                 */
+                tenant_id: components["parameters"]["TenantIdPath"];
+                /** @description The user's identity, percent-encoded as one path segment. */
+                user_id: components["parameters"]["UserIdPath"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The user is offboarded, has no direct grant, and is in no group and in no conversation chatgate manages. */
+            204: components["responses"]["NoContent"];
+            /**
+             * @description The path is not valid percent-encoded UTF-8, or `user_id` breaks the identity rules
+             *     (`detail` starts `user id:`, e.g. `user id: identity contains an invisible formatting
+             *     character (U+200B)`).
+             */
+            400: components["responses"]["InvalidRequest"];
+            401: components["responses"]["AdminUnauthorized"];
+            403: components["responses"]["AdminForbidden"];
+            404: components["responses"]["AdminRouteNotFound"];
             /** @description Neither `PUT` nor `DELETE`; `Allow: PUT, DELETE`. */
             405: components["responses"]["MethodNotAllowed"];
             500: components["responses"]["InternalError"];

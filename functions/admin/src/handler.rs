@@ -7,10 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chatgate::acl::{AclReader, CatalogWriter, Rosters, Upsert};
+use chatgate::admin_auth;
 use chatgate::catalog::{AssetEntry, AssetRequest, Catalog};
 use chatgate::clock::{Clock, SystemClock};
 use chatgate::config::{self, ConfigError, Settings, TwilioSecrets};
-use chatgate::domain::{ConversationNames, GroupId, Identity, Tenant, TenantId};
+use chatgate::domain::{ConversationNames, GroupId, Identity, Tenant};
 use chatgate::http::{self, ApiError};
 use chatgate::reconcile::Reconciler;
 use chatgate::twilio::rest::{ConversationsClient, RestConfig};
@@ -23,6 +24,21 @@ use tracing::Instrument as _;
 const OFFBOARDING_BUDGET: Duration = Duration::from_secs(8);
 
 pub use chatgate::admin_auth::AdminAuth;
+
+/// What the routes read from the environment, parsed once at cold start.
+#[derive(Debug, Clone)]
+pub struct AdminConfig {
+    /// `TWILIO_API_BASE`, `TWILIO_CONVERSATIONS_SERVICE_SID`, `TWILIO_API_KEY_SID`: for offboarding.
+    pub twilio: RestConfig,
+    /// `TENANT_CLAIM` set: the routes are each tenant's, under `/admin/tenants/{tenant_id}/`.
+    pub tenants: bool,
+}
+
+impl AdminConfig {
+    pub fn from_settings(settings: &Settings) -> Result<Self, ConfigError> {
+        Ok(Self { twilio: RestConfig::from_settings(settings)?, tenants: config::tenants(settings)? })
+    }
+}
 
 #[derive(Debug)]
 pub struct AdminState<C> {
@@ -47,26 +63,26 @@ impl<C> AdminState<C> {
         Self { catalog: self.catalog.with_tenants(), tenants: true, ..self }
     }
 
-    /// The routes read Twilio's REST settings alone ([`RestConfig`], for offboarding); the table
-    /// and Twilio's secrets are [`chatgate::lambda::table_and_secrets`]'s.
+    /// Built from what the routes read of the environment; the table and Twilio's secrets are
+    /// [`chatgate::lambda::table_and_secrets`]'s.
     pub fn from_config(
         auth: AdminAuth,
-        config: RestConfig,
+        config: AdminConfig,
         secrets: &TwilioSecrets,
         store: Arc<C>,
     ) -> Result<Self, ConfigError> {
-        Ok(Self::new(auth, store, ConversationsClient::from_config(&config, secrets)?, secrets.conversation_names()?))
+        let twilio = ConversationsClient::from_config(&config.twilio, secrets)?;
+        let state = Self::new(auth, store, twilio, secrets.conversation_names()?);
+        Ok(if config.tenants { state.with_tenants() } else { state })
     }
 
-    /// From the environment: Twilio's REST settings, and `TENANT_CLAIM` for a tenant deployment.
     pub fn from_settings(
         auth: AdminAuth,
         store: Arc<C>,
         settings: &Settings,
         secrets: &TwilioSecrets,
     ) -> Result<Self, ConfigError> {
-        let state = Self::from_config(auth, RestConfig::from_settings(settings)?, secrets, store)?;
-        Ok(if config::tenants(settings)? { state.with_tenants() } else { state })
+        Self::from_config(auth, AdminConfig::from_settings(settings)?, secrets, store)
     }
 }
 
@@ -81,7 +97,7 @@ async fn route<C: AclReader + CatalogWriter + Rosters>(
 ) -> Result<Response<Body>, ApiError> {
     let actor = state.auth.caller(&req)?;
     let catalog = &state.catalog;
-    let (tenant, segments) = scope(state.tenants, http::path_segments(&req)?)?;
+    let (tenant, segments) = admin_auth::scope(state.tenants, http::path_segments(&req)?)?;
     if let Some([asset]) = http::match_path(&segments, &["admin", "assets", "{}"]).as_deref() {
         let asset = tenant.asset(asset).map_err(|e| ApiError::BadRequest(e.to_string()))?;
         return match *req.method() {
@@ -126,25 +142,6 @@ async fn route<C: AclReader + CatalogWriter + Rosters>(
         return Ok(http::empty_response(StatusCode::NO_CONTENT));
     }
     Err(ApiError::NotFound("no such route".into()))
-}
-
-/// Whose catalogue a path names, and the path as the routes below match it: in a tenant
-/// deployment `/admin/tenants/{tenant_id}/...` (the tenant's, `/admin/...` after it), otherwise
-/// `/admin/...` itself. Any other shape is no route.
-fn scope(tenants: bool, mut segments: Vec<String>) -> Result<(Tenant, Vec<String>), ApiError> {
-    if !tenants {
-        return Ok((Tenant::Single, segments));
-    }
-    let prefixed = segments.len() > 3 && segments[0] == "admin" && segments[1] == "tenants";
-    if !prefixed {
-        return Err(ApiError::NotFound(
-            "no such route: a tenant deployment's admin routes are under /admin/tenants/{tenant_id}/".into(),
-        ));
-    }
-    let tenant =
-        TenantId::try_from(segments[2].as_str()).map_err(|e| ApiError::BadRequest(format!("tenant_id: {e}")))?;
-    segments.drain(1..3);
-    Ok((Tenant::Of(tenant), segments))
 }
 
 fn parse_group(tenant: &Tenant, raw: &str) -> Result<GroupId, ApiError> {

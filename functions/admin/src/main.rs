@@ -3,9 +3,8 @@
 
 use std::sync::Arc;
 
-use admin::handler::{self, AdminAuth, AdminState};
+use admin::handler::{self, AdminAuth, AdminConfig, AdminState};
 use chatgate::config::Settings;
-use chatgate::twilio::rest::RestConfig;
 use lambda_http::Error;
 
 // Lambda hands an execution environment one event at a time: a single-threaded runtime starts no
@@ -15,10 +14,9 @@ async fn main() -> Result<(), Error> {
     chatgate::telemetry::init_lambda();
     let settings = Settings::from_env();
     let start = async {
-        let (config, tenants) = (RestConfig::from_settings(&settings)?, chatgate::config::tenants(&settings)?);
+        let config = AdminConfig::from_settings(&settings)?;
         let (store, secrets) = chatgate::lambda::table_and_secrets(&settings).await?;
-        let state = AdminState::from_config(AdminAuth::Iam, config, &secrets, Arc::new(store))?;
-        Ok(if tenants { state.with_tenants() } else { state })
+        AdminState::from_config(AdminAuth::Iam, config, &secrets, Arc::new(store))
     };
     chatgate::lambda::serve(start, handler::handle).await
 }

@@ -29,9 +29,10 @@ use super::keys::{
     USER_GRANT_PREFIX, attr,
 };
 use super::{
-    AclReader, AudienceFacts, Begun, BudgetLimits, BudgetSpent, Budgets, CatalogWriter, CheckFacts,
-    ConversationRegistry, Expiry, ExpiryIndex, GrantWriter, IDEMPOTENCY_WINDOW_SECONDS, Idempotency, PassCursor,
-    PassProgress, RegisteredConversations, Remembered, Rosters, StoreError, Upsert, minute_of, new_generation,
+    AclReader, AudienceFacts, Begun, BudgetCounter, BudgetLimits, BudgetSpent, BudgetWindow, Budgets, CatalogWriter,
+    CheckFacts, ConversationRegistry, Expiry, ExpiryIndex, GrantWriter, IDEMPOTENCY_WINDOW_SECONDS, Idempotency,
+    PassCursor, PassProgress, RegisteredConversations, Remembered, Rosters, StoreError, Upsert, minute_of,
+    new_generation,
 };
 use crate::domain::{
     AccessFacts, AssetId, AssetRecord, AssetType, Grant, GroupId, Identity, Principal, Role, TenantId,
@@ -454,7 +455,58 @@ impl Budgets for DynamoStore {
         limits: BudgetLimits,
         now: u64,
     ) -> Result<Result<(), BudgetSpent>, StoreError> {
-        let windows = limits.windows(user, tenant, now);
+        // The user's windows in one transaction (both or neither); then the tenant's minute,
+        // which every user of the tenant writes at once, as one conditional `UpdateItem`:
+        // transactions on one hot item would conflict, single writes to it queue instead. A
+        // tenant's full minute gives the user's windows back.
+        let (users, tenants): (Vec<BudgetWindow>, Vec<BudgetWindow>) =
+            limits.windows(user, tenant, now).into_iter().partition(|w| matches!(w.counter, BudgetCounter::User(_)));
+        if let Err(spent) = self.spend_user_windows(&users).await? {
+            return Ok(Err(spent));
+        }
+        for window in &tenants {
+            let counted = self.client.update_item().set_key(Some(budget_key(window)));
+            let sent = counted
+                .table_name(&self.table)
+                .update_expression("ADD #c :one SET #ttl = :ttl")
+                .condition_expression("attribute_not_exists(#c) OR #c < :limit")
+                .expression_attribute_names("#c", attr::COUNT)
+                .expression_attribute_names("#ttl", attr::TTL)
+                .expression_attribute_values(":one", AttributeValue::N("1".into()))
+                .expression_attribute_values(":ttl", AttributeValue::N(window.forget_at.to_string()))
+                .expression_attribute_values(":limit", AttributeValue::N(window.limit.to_string()))
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await;
+            let outcome = sent_or_gone(sent);
+            if let Ok(Some(out)) = &outcome {
+                self.stats.record(out.consumed_capacity());
+                continue;
+            }
+            self.refund_windows(&users).await?;
+            return match outcome {
+                Ok(_) => Ok(Err(window.spent())),
+                Err(e) => Err(e),
+            };
+        }
+        Ok(Ok(()))
+    }
+
+    async fn refund_new_conversation(
+        &self,
+        user: &Identity,
+        tenant: Option<&TenantId>,
+        limits: BudgetLimits,
+        now: u64,
+    ) -> Result<(), StoreError> {
+        self.refund_windows(&limits.windows(user, tenant, now)).await
+    }
+}
+
+impl DynamoStore {
+    /// Counts one in each of a user's windows, all or none; the window that frees last when any is
+    /// full.
+    async fn spend_user_windows(&self, windows: &[BudgetWindow]) -> Result<Result<(), BudgetSpent>, StoreError> {
         if windows.is_empty() {
             return Ok(Ok(()));
         }
@@ -463,7 +515,7 @@ impl Budgets for DynamoStore {
             .map(|w| {
                 let update = Update::builder()
                     .table_name(&self.table)
-                    .set_key(Some(Self::key(keys::budget_pk(&w.counter), keys::budget_sk(w.name, w.bucket))))
+                    .set_key(Some(budget_key(w)))
                     .update_expression("ADD #c :one SET #ttl = :ttl")
                     .condition_expression("attribute_not_exists(#c) OR #c < :limit")
                     .expression_attribute_names("#c", attr::COUNT)
@@ -495,40 +547,32 @@ impl Budgets for DynamoStore {
         }
     }
 
-    async fn refund_new_conversation(
-        &self,
-        user: &Identity,
-        tenant: Option<&TenantId>,
-        limits: BudgetLimits,
-        now: u64,
-    ) -> Result<(), StoreError> {
-        // Only counters that exist (a refund never creates one), never below zero.
-        let updates = limits
-            .windows(user, tenant, now)
-            .iter()
-            .map(|w| {
-                let update = Update::builder()
-                    .table_name(&self.table)
-                    .set_key(Some(Self::key(keys::budget_pk(&w.counter), keys::budget_sk(w.name, w.bucket))))
-                    .update_expression("ADD #c :minus")
-                    .condition_expression("#c > :zero")
-                    .expression_attribute_names("#c", attr::COUNT)
-                    .expression_attribute_values(":minus", AttributeValue::N("-1".into()))
-                    .expression_attribute_values(":zero", AttributeValue::N("0".into()))
-                    .build()
-                    .map_err(internal)?;
-                Ok(TransactWriteItem::builder().update(update).build())
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        if updates.is_empty() {
-            return Ok(());
+    /// Gives one back to each window's counter that exists (a refund never creates one), never
+    /// below zero; each on its own, so one gone with its bucket does not keep the others.
+    async fn refund_windows(&self, windows: &[BudgetWindow]) -> Result<(), StoreError> {
+        let refunds = windows.iter().map(|w| {
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(budget_key(w)))
+                .update_expression("ADD #c :minus")
+                .condition_expression("#c > :zero")
+                .expression_attribute_names("#c", attr::COUNT)
+                .expression_attribute_values(":minus", AttributeValue::N("-1".into()))
+                .expression_attribute_values(":zero", AttributeValue::N("0".into()))
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+        });
+        for out in try_join_all(refunds.map(|sent| async { sent_or_gone(sent.await) })).await?.into_iter().flatten() {
+            self.stats.record(out.consumed_capacity());
         }
-        match self.transact(updates).await {
-            // A counter already at zero, or gone with its bucket: nothing to give back.
-            Ok(()) | Err(StoreError::Conflict) => Ok(()),
-            Err(e) => Err(e),
-        }
+        Ok(())
     }
+}
+
+/// A budget window's counter item.
+fn budget_key(window: &BudgetWindow) -> Item {
+    DynamoStore::key(keys::budget_pk(&window.counter), keys::budget_sk(window.name, window.bucket))
 }
 
 impl Idempotency for DynamoStore {

@@ -186,14 +186,9 @@ impl SessionVerifier {
         self
     }
 
-    /// [`Self::caller`]'s identity.
-    pub async fn identity(&self, req: &Request) -> Result<Identity, ApiError> {
-        Ok(self.caller(req).await?.identity)
-    }
-
     /// The caller's identity: `401` for a missing or invalid session, `400` for an identity
     /// Twilio cannot take. In a tenant deployment, qualified with the caller's tenant.
-    pub async fn verify(&self, req: &Request) -> Result<Identity, ApiError> {
+    pub async fn identity(&self, req: &Request) -> Result<Identity, ApiError> {
         Ok(self.caller(req).await?.identity)
     }
 

@@ -215,7 +215,7 @@ impl<R: ConversationsStore> Conversations<R> {
     pub async fn create_or_join(&self, mut plan: Plan, deadline: Deadline) -> Result<Joined, ApiError> {
         let caller = plan.wanted[0].clone();
         match &plan.asset {
-            Some(asset) => plan.friendly_name = self.require_readers(asset, &plan.wanted).await?,
+            Some(asset) => plan.friendly_name = self.require_readers(asset, &plan.wanted, &plan.tenant).await?,
             None => self.require_standing(&plan.wanted).await?,
         }
         let unique_name = self.names().unique_name(&plan.key);
@@ -336,24 +336,32 @@ impl<R: ConversationsStore> Conversations<R> {
     /// asset's name for the conversation's friendly name. The refusal tells nothing: the caller
     /// who cannot read learns nothing about the asset, and others are named only to a caller who
     /// may list the asset's grants anyway (its owner or a writer).
-    async fn require_readers(&self, asset: &AssetId, wanted: &[Identity]) -> Result<String, ApiError> {
+    async fn require_readers(&self, asset: &AssetId, wanted: &[Identity], tenant: &Tenant) -> Result<String, ApiError> {
         let facts = self.store.audience_facts(asset, wanted).await?;
         let decisions = facts.decisions(wanted, self.clock.now());
         let caller = &decisions[0];
         if !caller.can_read() {
             return Err(ApiError::Forbidden(CANNOT_READ.into()));
         }
-        let lacking: Vec<&str> =
-            wanted.iter().zip(&decisions).filter(|(_, d)| !d.can_read()).map(|(who, _)| who.as_str()).collect();
+        let lacking: Vec<String> = wanted
+            .iter()
+            .zip(&decisions)
+            .filter(|(_, d)| !d.can_read())
+            .map(|(who, _)| tenant.shown(who.as_str()))
+            .collect();
         if !lacking.is_empty() {
             return Err(if caller.can_write() {
-                ApiError::Forbidden(format!("cannot read asset {asset}: {}", lacking.join(", ")))
+                ApiError::Forbidden(format!(
+                    "cannot read asset {}: {}",
+                    tenant.shown(asset.as_str()),
+                    lacking.join(", ")
+                ))
             } else {
                 ApiError::Forbidden(NOT_EVERY_PARTICIPANT.into())
             });
         }
         let name = facts.asset.asset.map(|record| record.name).filter(|n| !n.is_empty());
-        Ok(friendly(name.unwrap_or_else(|| asset.to_string())))
+        Ok(friendly(name.unwrap_or_else(|| tenant.shown(asset.as_str()))))
     }
 
     /// Nobody offboarded joins or is added: one round trip of reads. Names nobody.

@@ -177,7 +177,7 @@ impl<R: Rosters> Conversations<R> {
                         last_read_index: c.last_read_message_index,
                         // As the caller names them; message authors stay Twilio identities, what
                         // the SDK shows and `POST /token` answers.
-                        participants: participants.iter().map(|p| tenant.shown(p)).collect(),
+                        participants: participants.iter().filter_map(|p| tenant.local(p)).map(str::to_owned).collect(),
                         messages: recent
                             .into_iter()
                             .map(|m| MessageView {

@@ -83,9 +83,9 @@ impl Tenant {
         }
     }
 
-    /// The tenant a stored id belongs to, in a deployment whose tenancy is `self`'s kind: what the
-    /// guard and the reconciler read from a Twilio identity or a table key. `None` for an id of no
-    /// tenant in a multi-tenant deployment (nothing chatgate wrote).
+    /// The tenant a stored id belongs to, in a deployment with tenants (`multi`) or without: what
+    /// the guard and the reconciler read from a Twilio identity or a table key. `None` for an id
+    /// of no tenant in a tenant deployment (nothing chatgate wrote).
     pub fn of_stored(multi: bool, stored: &str) -> Option<Self> {
         if !multi {
             return Some(Self::Single);
