@@ -7,7 +7,9 @@ use std::sync::Arc;
 use access::handler::AccessState;
 use admin::handler::{AdminAuth, AdminState};
 use chatgate::acl::follow::StreamFollower;
-use chatgate::acl::{AclReader, BudgetLimits, CatalogWriter, GrantWriter, MemoryStore};
+use chatgate::acl::{
+    AclReader, BudgetLimits, CatalogWriter, ConversationsStore, DynamoStore, GrantWriter, MemoryStore,
+};
 use chatgate::clock::ManualClock;
 use chatgate::config::TwilioSecrets;
 use chatgate::domain::{AssetType, ConversationNames, Grant, Principal, Role, Tenant, TenantId};
@@ -29,24 +31,67 @@ fn tenant(name: &str) -> Tenant {
     Tenant::Of(TenantId::try_from(name).expect("tenant"))
 }
 
-struct World {
-    standin: StandIn,
-    store: Arc<MemoryStore>,
-    conversations: ConversationsState<MemoryStore>,
-    access: AccessState<MemoryStore>,
-    sharing: SharingState<MemoryStore>,
-    guard: MessageGuard<MemoryStore>,
+/// What the scenarios need of a store: every route's, the guard's and the seeding's.
+trait TenantStore: ConversationsStore + AclReader + GrantWriter + CatalogWriter + 'static {}
+
+impl<S: ConversationsStore + AclReader + GrantWriter + CatalogWriter + 'static> TenantStore for S {}
+
+/// The in-memory store.
+fn memory() -> Arc<MemoryStore> {
+    Arc::new(MemoryStore::new())
 }
 
-impl World {
+/// A fresh table in DynamoDB Local.
+async fn dynamodb() -> Arc<DynamoStore> {
+    let store = Arc::new(test_store(&dynamo_local().endpoint, &unique_table_name("tenants")).await);
+    store.create_table().await.expect("table");
+    store
+}
+
+/// Each scenario, on the in-memory store and on DynamoDB Local.
+macro_rules! on_both_stores {
+    ($($scenario:ident),* $(,)?) => {$(
+        mod $scenario {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn in_memory() {
+                super::$scenario(super::World::over(super::memory()).await).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn on_dynamodb() {
+                super::$scenario(super::World::over(super::dynamodb().await).await).await;
+            }
+        }
+    )*};
+}
+
+on_both_stores!(
+    the_same_ids_in_two_tenants_are_two_people_and_two_conversations,
+    an_asset_is_only_its_own_tenants_to_check_share_and_talk_about,
+    a_room_is_its_own_tenants,
+    the_guard_reads_every_reference_in_its_authors_tenant,
+    a_tenant_deployments_ids_fit_twilio_and_the_table_whatever_the_tenant,
+    the_admin_routes_are_each_tenants_own,
+    one_tenant_cannot_spend_anothers_new_conversations,
+);
+
+struct World<S> {
+    standin: StandIn,
+    store: Arc<S>,
+    conversations: ConversationsState<S>,
+    access: AccessState<S>,
+    sharing: SharingState<S>,
+    guard: MessageGuard<S>,
+}
+
+impl<S: TenantStore> World<S> {
     /// Both tenants have a user `ana` who owns an asset `a-1`, a user `bob`, a group `eng`
     /// with `bob` in it, and a room `support`.
-    async fn new() -> Self {
+    async fn over(store: Arc<S>) -> Self {
         let standin = StandIn::start(StandInConfig::new(ACCOUNT_SID, API_KEY_SID, API_KEY_SECRET, SERVICE_SID)).await;
         let role_sid = standin.role_by_name("service user").expect("default role").sid;
         let settings = jwt_settings(&[("TWILIO_API_BASE", &standin.base_url), ("TWILIO_USER_ROLE_SID", &role_sid)]);
         let secrets = TwilioSecrets::load(&settings).await.expect("secrets");
-        let store = Arc::new(MemoryStore::new());
         let clock = Arc::new(ManualClock::at(NOW));
         let mut conversations =
             ConversationsState::from_settings(&settings, &secrets, store.clone()).expect("conversations");
@@ -155,9 +200,7 @@ fn event(pairs: &[(&str, &str)]) -> Event {
     Event(pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect())
 }
 
-#[tokio::test]
-async fn the_same_ids_in_two_tenants_are_two_people_and_two_conversations() {
-    let w = World::new().await;
+async fn the_same_ids_in_two_tenants_are_two_people_and_two_conversations<S: TenantStore>(w: World<S>) {
     let mut sids = Vec::new();
     for t in TENANTS {
         let (status, direct) = w.conversation(t, "ana", json!({"type": "direct", "participant": "bob"})).await;
@@ -186,9 +229,7 @@ async fn the_same_ids_in_two_tenants_are_two_people_and_two_conversations() {
     }
 }
 
-#[tokio::test]
-async fn an_asset_is_only_its_own_tenants_to_check_share_and_talk_about() {
-    let w = World::new().await;
+async fn an_asset_is_only_its_own_tenants_to_check_share_and_talk_about<S: TenantStore>(w: World<S>) {
     // acme's ana shares acme's a-1 with acme's group eng.
     let (status, put) =
         w.sharing("acme", "ana", "PUT", "/assets/a-1/grants/group:eng", Some(json!({"role": "reader"}))).await;
@@ -235,9 +276,7 @@ async fn an_asset_is_only_its_own_tenants_to_check_share_and_talk_about() {
     assert_eq!(status, 403, "acme~globex~ana cannot read acme's a-1");
 }
 
-#[tokio::test]
-async fn a_room_is_its_own_tenants() {
-    let w = World::new().await;
+async fn a_room_is_its_own_tenants<S: TenantStore>(w: World<S>) {
     for t in TENANTS {
         let (status, joined) = w.conversation(t, "bob", json!({"type": "room", "name": "support"})).await;
         assert_eq!(status, 200, "{t}: {joined}");
@@ -249,9 +288,7 @@ async fn a_room_is_its_own_tenants() {
     assert_eq!(status, 400);
 }
 
-#[tokio::test]
-async fn the_guard_reads_every_reference_in_its_authors_tenant() {
-    let w = World::new().await;
+async fn the_guard_reads_every_reference_in_its_authors_tenant<S: TenantStore>(w: World<S>) {
     let reader = Grant {
         principal: Principal::User(tenant("acme").user("bob").expect("bob")),
         role: Role::Reader,
@@ -302,20 +339,29 @@ async fn the_guard_reads_every_reference_in_its_authors_tenant() {
     assert!(w.guard.judge(&join(&room, "globex~bob")).await.expect("decides").is_err());
 }
 
-#[tokio::test]
-async fn a_tenant_deployments_user_ids_fit_twilio_whatever_the_tenant() {
-    let w = World::new().await;
+async fn a_tenant_deployments_ids_fit_twilio_and_the_table_whatever_the_tenant<S: TenantStore>(w: World<S>) {
     let long = "u".repeat(chatgate::domain::MAX_TENANT_USER_CHARS + 1);
     let (status, problem) = w.conversation("acme", "ana", json!({"type": "direct", "participant": long})).await;
     assert_eq!(status, 400, "{problem}");
     let fits = "u".repeat(chatgate::domain::MAX_TENANT_USER_CHARS);
     let (status, created) = w.conversation("acme", "ana", json!({"type": "direct", "participant": fits})).await;
     assert_eq!(status, 201, "{created}");
+    // Asset ids too: whatever the tenant, at most 191 bytes, so every key fits the table.
+    let long = "a".repeat(chatgate::domain::MAX_TENANT_ID_BYTES + 1);
+    let (status, problem) = w.conversation("acme", "ana", json!({"type": "asset", "asset_id": long})).await;
+    assert_eq!(status, 400, "{problem}");
+    let fits = "a".repeat(chatgate::domain::MAX_TENANT_ID_BYTES);
+    assert_eq!(w.access("acme", "ana", &fits).await["role"], "none");
 }
 
 const ADMIN_KEY: &str = "tenants-admin-key";
 
-async fn admin_call(admin: &AdminState<MemoryStore>, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+async fn admin_call<S: TenantStore>(
+    admin: &AdminState<S>,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
     let mut builder = lambda_http::http::Request::builder()
         .method(method)
         .uri(format!("http://localhost{path}"))
@@ -329,9 +375,7 @@ async fn admin_call(admin: &AdminState<MemoryStore>, method: &str, path: &str, b
     (status, if status == 204 { Value::Null } else { json_body(&response) })
 }
 
-#[tokio::test]
-async fn the_admin_routes_are_each_tenants_own() {
-    let w = World::new().await;
+async fn the_admin_routes_are_each_tenants_own<S: TenantStore>(w: World<S>) {
     let admin = AdminState::new(
         AdminAuth::DevKey(ADMIN_KEY.into()),
         w.store.clone(),
@@ -367,9 +411,7 @@ async fn the_admin_routes_are_each_tenants_own() {
     assert_eq!(admin_call(&single, "GET", "/admin/tenants/acme/groups/eng/members", None).await.0, 404);
 }
 
-#[tokio::test]
-async fn one_tenant_cannot_spend_anothers_new_conversations() {
-    let mut w = World::new().await;
+async fn one_tenant_cannot_spend_anothers_new_conversations<S: TenantStore>(mut w: World<S>) {
     let limits = BudgetLimits { per_minute: 20, per_day: 200, tenant_per_minute: 3 };
     w.conversations.conversations = w.conversations.conversations.with_budgets(limits);
     let group = |name: &str| json!({"type": "group", "friendly_name": name});
