@@ -26,7 +26,7 @@ pub type BenchError = Box<dyn StdError + Send + Sync>;
 
 const DEFAULT_SIZES: [usize; 4] = [1, 10, 50, 500];
 const DEFAULT_UUID_SIZES: [usize; 1] = [50];
-const DEFAULT_TENANT_SIZES: [usize; 1] = [50];
+const DEFAULT_TENANT_SIZES: [usize; 2] = [10, 50];
 const DEFAULT_ITERATIONS: usize = 300;
 const DEFAULT_WARMUP: usize = 30;
 /// How long the proxy holds each request while round trips are measured: an order of magnitude
@@ -50,8 +50,9 @@ const TARGET_REQUESTS: f64 = 2.0;
 const TARGET_RCU: f64 = 2.0;
 
 /// Overrides from the environment: `SIZES=1,10`, `UUID_SIZES=50` (sizes measured again with
-/// 36-character ids; empty for none), `TENANT_SIZES=50` (the same ids in a tenant deployment;
-/// empty for none), `ITERATIONS=300`, `WARMUP=30`.
+/// 36-character ids; empty for none), `TENANT_SIZES=10,50` (the short and the 36-character ids
+/// in a tenant deployment, qualified with `TENANT_ID`; empty for none), `ITERATIONS=300`,
+/// `WARMUP=30`.
 #[derive(Debug)]
 struct Settings {
     sizes: Vec<usize>,
@@ -200,7 +201,12 @@ async fn run(settings: &Settings, tally: &mut Tally) -> Result<Vec<Row>, BenchEr
         .iter()
         .map(|&n| Scenario::new(n, Ids::Short))
         .chain(settings.uuid_sizes.iter().map(|&n| Scenario::new(n, Ids::Uuid)))
-        .chain(settings.tenant_sizes.iter().map(|&n| Scenario::new(n, Ids::Tenant)))
+        .chain(
+            settings
+                .tenant_sizes
+                .iter()
+                .flat_map(|&n| [Scenario::new(n, Ids::TenantShort), Scenario::new(n, Ids::Tenant)]),
+        )
         .collect::<Result<Vec<_>, _>>()?;
     scenarios.sort_by_key(|s| (s.n, s.ids));
     let mut rows = Vec::with_capacity(scenarios.len());

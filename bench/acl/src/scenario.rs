@@ -18,13 +18,18 @@ pub enum Ids {
     Short,
     /// UUID-shaped, 36 characters, as many SaaS back ends name users, groups and documents.
     Uuid,
-    /// The same UUIDs in a tenant deployment: each qualified with a 30-character organisation id
+    /// The short ids in a tenant deployment: each qualified with a 30-character organisation id
     /// (WorkOS-shaped), as chatgate stores them (`<tenant>~<id>`).
+    TenantShort,
+    /// The same UUIDs in a tenant deployment, qualified alike.
     Tenant,
 }
 
-/// The organisation of [`Ids::Tenant`].
-const TENANT: &str = "org_01HZXK4Q5N8M2R7T3V9W1Y6B0C";
+/// The organisation of [`Ids::TenantShort`] and [`Ids::Tenant`]: `TENANT_ID`, by default a
+/// 30-character one (WorkOS-shaped); each id grows by its length and one.
+fn tenant() -> String {
+    std::env::var("TENANT_ID").unwrap_or_else(|_| "org_01HZXK4Q5N8M2R7T3V9W1Y6B0C".to_owned())
+}
 
 #[derive(Debug, Clone)]
 pub struct Scenario {
@@ -54,6 +59,7 @@ impl Scenario {
         match self.ids {
             Ids::Short => self.n.to_string(),
             Ids::Uuid => format!("{} (36-char ids)", self.n),
+            Ids::TenantShort => format!("{} (tenant-qualified)", self.n),
             Ids::Tenant => format!("{} (36-char ids, tenant-qualified)", self.n),
         }
     }
@@ -123,7 +129,8 @@ fn id(ids: Ids, n: usize, kind: &str, i: usize) -> String {
     match ids {
         Ids::Short if kind == "doc" || kind == "me" => format!("{kind}-n{n}"),
         Ids::Short => format!("n{n}-{kind}-{i:04}"),
-        Ids::Tenant => format!("{TENANT}{}{}", chatgate::domain::TENANT_SEPARATOR, id(Ids::Uuid, n, kind, i)),
+        Ids::TenantShort => format!("{}{}{}", tenant(), chatgate::domain::TENANT_SEPARATOR, id(Ids::Short, n, kind, i)),
+        Ids::Tenant => format!("{}{}{}", tenant(), chatgate::domain::TENANT_SEPARATOR, id(Ids::Uuid, n, kind, i)),
         Ids::Uuid => {
             let kind = kind.bytes().fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
             format!("{kind:08x}-{n:04x}-4000-8000-{i:012x}")
