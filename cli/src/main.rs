@@ -84,24 +84,30 @@ async fn main() -> ExitCode {
     init_logging();
     let cli = Cli::parse();
     let given = cli.tenant;
+    let names_ids = match &cli.command {
+        Command::Dev(_) | Command::Table(_) | Command::Twilio(_) => false,
+        // A failure-queue message or the legacy renaming names no id: every tenant's at once.
+        Command::Reconcile(command) => matches!(
+            command,
+            reconcile_ops::ReconcileCommand::Asset { .. } | reconcile_ops::ReconcileCommand::User { .. }
+        ),
+        Command::Session(_) | Command::Assets(_) | Command::Groups(_) | Command::Grants(_) | Command::Rooms(_) => true,
+    };
+    if !names_ids && given.is_some() {
+        eprintln!("chatgate: --tenant names whose ids a command takes; this one takes none");
+        return ExitCode::FAILURE;
+    }
+    let which = || if names_ids { tenant(given.clone()) } else { Ok(Tenant::Single) };
     let result = match cli.command {
         Command::Dev(args) => dev::run(args).await,
-        Command::Session(args) => tenant(given).and_then(|t| session::run(&args, &t)),
+        Command::Session(args) => which().and_then(|t| session::run(&args, &t)),
         Command::Table(command) => ops::table(command).await,
-        Command::Assets(command) => async { ops::assets(command, &tenant(given)?).await }.await,
-        Command::Groups(command) => async { ops::groups(command, &tenant(given)?).await }.await,
-        Command::Grants(command) => async { ops::grants(command, &tenant(given)?).await }.await,
-        Command::Rooms(command) => async { twilio_ops::rooms(command, &tenant(given)?).await }.await,
+        Command::Assets(command) => async { ops::assets(command, &which()?).await }.await,
+        Command::Groups(command) => async { ops::groups(command, &which()?).await }.await,
+        Command::Grants(command) => async { ops::grants(command, &which()?).await }.await,
+        Command::Rooms(command) => async { twilio_ops::rooms(command, &which()?).await }.await,
         Command::Twilio(command) => twilio_ops::twilio(command).await,
-        Command::Reconcile(command) => {
-            // A failure-queue message or the legacy renaming names no id: every tenant's at once.
-            let names_ids = matches!(
-                command,
-                reconcile_ops::ReconcileCommand::Asset { .. } | reconcile_ops::ReconcileCommand::User { .. }
-            );
-            let which = if names_ids { tenant(given) } else { Ok(Tenant::Single) };
-            async { reconcile_ops::reconcile(command, &which?).await }.await
-        }
+        Command::Reconcile(command) => async { reconcile_ops::reconcile(command, &which()?).await }.await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

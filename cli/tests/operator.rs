@@ -152,4 +152,5 @@ fn a_tenant_deployments_operator_names_the_tenant_and_sees_only_its_ids() {
     assert!(op.fails(&["assets", "show", "a-1"]).contains("--tenant"));
     let single = Operator { table: op.table.clone(), tenant_claim: None };
     assert!(single.fails(&["--tenant", "acme", "assets", "show", "a-1"]).contains("TENANT_CLAIM"));
+    assert!(op.fails(&["--tenant", "acme", "table", "create"]).contains("takes none"));
 }

@@ -288,6 +288,8 @@ async fn budgets_count_atomically_per_user_and_refund<S: Budgets>(store: &S) {
     assert_eq!(spend("c11acme~u-4", &acme).await.expect_err("full again").window, "tenant-minute");
     assert_eq!(spend("c11acme~u-4", &acme).await.expect_err("refused ones count nothing").window, "tenant-minute");
     assert_eq!(spend("c11acme~u-4", &acme).await.expect_err("still").limit, 3);
+    // Both u-1's minute and the tenant's are full: the user's is named, on either store.
+    assert_eq!(spend("c11acme~u-1", &acme).await.expect_err("both full").window, "minute");
 
     // Thirty users of one tenant at once, the tenant's minute at twenty: exactly twenty count,
     // and the ten refused give their own windows back.

@@ -27,8 +27,12 @@ pub enum Ids {
 
 /// The organisation of [`Ids::TenantShort`] and [`Ids::Tenant`]: `TENANT_ID`, by default a
 /// 30-character one (WorkOS-shaped); each id grows by its length and one.
-fn tenant() -> String {
-    std::env::var("TENANT_ID").unwrap_or_else(|_| "org_01HZXK4Q5N8M2R7T3V9W1Y6B0C".to_owned())
+fn tenant() -> &'static str {
+    static TENANT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        let tenant = std::env::var("TENANT_ID").unwrap_or_else(|_| "org_01HZXK4Q5N8M2R7T3V9W1Y6B0C".to_owned());
+        chatgate::domain::TenantId::try_from(tenant.as_str()).expect("TENANT_ID must be a tenant id").to_string()
+    });
+    &TENANT
 }
 
 #[derive(Debug, Clone)]

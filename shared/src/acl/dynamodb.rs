@@ -458,16 +458,19 @@ impl Budgets for DynamoStore {
         // The user's windows in one transaction (both or neither); then the tenant's minute,
         // which every user of the tenant writes at once, as one conditional `UpdateItem`:
         // transactions on one hot item would conflict, single writes to it queue instead. A
-        // tenant's full minute gives the user's windows back.
+        // tenant's full minute gives the user's windows back. A tenant write whose answer was lost
+        // may have counted: the tenant's minute is then one tighter, never looser.
         let (users, tenants): (Vec<BudgetWindow>, Vec<BudgetWindow>) =
             limits.windows(user, tenant, now).into_iter().partition(|w| matches!(w.counter, BudgetCounter::User(_)));
         if let Err(spent) = self.spend_user_windows(&users).await? {
             return Ok(Err(spent));
         }
         for window in &tenants {
-            let counted = self.client.update_item().set_key(Some(budget_key(window)));
-            let sent = counted
+            let sent = self
+                .client
+                .update_item()
                 .table_name(&self.table)
+                .set_key(Some(budget_key(window)))
                 .update_expression("ADD #c :one SET #ttl = :ttl")
                 .condition_expression("attribute_not_exists(#c) OR #c < :limit")
                 .expression_attribute_names("#c", attr::COUNT)
@@ -478,16 +481,20 @@ impl Budgets for DynamoStore {
                 .return_consumed_capacity(ReturnConsumedCapacity::Total)
                 .send()
                 .await;
-            let outcome = sent_or_gone(sent);
-            if let Ok(Some(out)) = &outcome {
-                self.stats.record(out.consumed_capacity());
-                continue;
-            }
-            self.refund_windows(&users).await?;
-            return match outcome {
-                Ok(_) => Ok(Err(window.spent())),
+            let outcome = match sent_or_gone(sent) {
+                Ok(Some(out)) => {
+                    self.stats.record(out.consumed_capacity());
+                    continue;
+                }
+                Ok(None) => Ok(Err(window.spent())),
                 Err(e) => Err(e),
             };
+            // The answer stands whatever the refund does: one not made leaves the user's budget a
+            // little tighter, never looser.
+            if let Err(e) = self.refund_windows(&users).await {
+                tracing::warn!(error = %crate::http::ErrorChain(&e), "budget not refunded");
+            }
+            return outcome;
         }
         Ok(Ok(()))
     }
@@ -548,11 +555,13 @@ impl DynamoStore {
     }
 
     /// Gives one back to each window's counter that exists (a refund never creates one), never
-    /// below zero; each on its own, so one gone with its bucket does not keep the others.
+    /// below zero; each on its own, so one gone with its bucket does not keep the others. Each is
+    /// a one-item transaction: the SDK gives it an idempotency token, so a retry whose first
+    /// answer was lost gives back nothing twice (a plain `ADD -1` retried would). The first error,
+    /// once every refund was tried.
     async fn refund_windows(&self, windows: &[BudgetWindow]) -> Result<(), StoreError> {
-        let refunds = windows.iter().map(|w| {
-            self.client
-                .update_item()
+        let refunds = windows.iter().map(|w| async move {
+            let update = Update::builder()
                 .table_name(&self.table)
                 .set_key(Some(budget_key(w)))
                 .update_expression("ADD #c :minus")
@@ -560,13 +569,15 @@ impl DynamoStore {
                 .expression_attribute_names("#c", attr::COUNT)
                 .expression_attribute_values(":minus", AttributeValue::N("-1".into()))
                 .expression_attribute_values(":zero", AttributeValue::N("0".into()))
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                .send()
+                .build()
+                .map_err(internal)?;
+            match self.transact(vec![TransactWriteItem::builder().update(update).build()]).await {
+                // A counter already at zero, or gone with its bucket: nothing to give back.
+                Ok(()) | Err(StoreError::Conflict) => Ok(()),
+                Err(e) => Err(e),
+            }
         });
-        for out in try_join_all(refunds.map(|sent| async { sent_or_gone(sent.await) })).await?.into_iter().flatten() {
-            self.stats.record(out.consumed_capacity());
-        }
-        Ok(())
+        futures_util::future::join_all(refunds).await.into_iter().collect()
     }
 }
 

@@ -146,9 +146,18 @@ impl Budgets for MemoryStore {
         let mut state = self.state();
         let windows = limits.windows(user, tenant, now);
         let key = |w: &super::BudgetWindow| (w.counter.clone(), w.name, w.bucket);
-        let full = windows.iter().filter(|w| state.budgets.get(&key(w)).is_some_and(|n| *n >= w.limit));
-        if let Some(longest) = full.max_by_key(|w| w.seconds_left) {
-            return Ok(Err(longest.spent()));
+        // The user's windows first (the one that frees last), then the tenant's, as the table's
+        // adapter decides them.
+        let full = |user_windows: bool| {
+            windows
+                .iter()
+                .filter(|w| matches!(w.counter, super::BudgetCounter::User(_)) == user_windows)
+                .filter(|w| state.budgets.get(&key(w)).is_some_and(|n| *n >= w.limit))
+                .max_by_key(|w| w.seconds_left)
+                .map(super::BudgetWindow::spent)
+        };
+        if let Some(spent) = full(true).or_else(|| full(false)) {
+            return Ok(Err(spent));
         }
         state.budgets.retain(|(_, name, bucket), _| windows.iter().any(|w| w.name == *name && w.bucket == *bucket));
         for window in &windows {

@@ -220,8 +220,10 @@ pub trait AclReader: Send + Sync + std::fmt::Debug {
 /// conversations function holds this.
 pub trait Budgets: Send + Sync {
     /// Counts one new conversation for `user` in the current minute and day, and for their
-    /// `tenant` in the current minute, all or none; [`BudgetSpent`] (and nothing counted) when
-    /// any window is full.
+    /// `tenant` in the current minute; [`BudgetSpent`], and in the end nothing counted, when any
+    /// window is full: the user's windows are decided first (the one that frees last), then the
+    /// tenant's. The user's windows count both or neither; a full tenant minute gives them back,
+    /// so for a moment a concurrent request of the same user may see them counted.
     fn spend_new_conversation(
         &self,
         user: &Identity,
