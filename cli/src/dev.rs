@@ -207,7 +207,7 @@ pub async fn run(args: DevArgs) -> Result<(), Box<dyn std::error::Error>> {
             let aws = chatgate::aws::default_chain().await;
             let store = Arc::new(DynamoStore::new(&aws, chatgate::config::table_name(&settings)?));
             let rule = Reconciler::new(store.clone(), twilio, names, Arc::new(chatgate::clock::SystemClock));
-            let rule = Arc::new(if tenants { rule.with_tenants() } else { rule });
+            let rule = Arc::new(rule.with_tenants(tenants));
             let changes = match StreamFollower::from_now(&aws, &store).await {
                 Ok(follower) => {
                     tokio::spawn(reconcile::follow_table(rule.clone(), follower));
@@ -227,7 +227,7 @@ pub async fn run(args: DevArgs) -> Result<(), Box<dyn std::error::Error>> {
         None => {
             let store = Arc::new(MemoryStore::new());
             let rule = Reconciler::new(store.clone(), twilio, names, Arc::new(chatgate::clock::SystemClock));
-            let rule = Arc::new(if tenants { rule.with_tenants() } else { rule });
+            let rule = Arc::new(rule.with_tenants(tenants));
             tokio::spawn(reconcile::follow_memory(rule.clone(), store.changes()));
             tokio::spawn(reconcile::sweep_expiries(rule.clone()));
             tokio::spawn(reconcile::full_passes(rule, pass_every));

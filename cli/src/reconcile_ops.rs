@@ -64,7 +64,7 @@ pub async fn reconcile(command: ReconcileCommand, tenant: &Tenant) -> Result<()>
     let secrets = SecretsSource::from_settings(&settings).load(&aws).await?;
     let twilio = ConversationsClient::from_settings(&settings, &secrets)?;
     let rule = Reconciler::new(Arc::new(store), twilio, secrets.conversation_names()?, Arc::new(SystemClock));
-    let rule = if chatgate::config::tenants(&settings)? { rule.with_tenants() } else { rule };
+    let rule = rule.with_tenants(chatgate::config::tenants(&settings)?);
     let deadline = Deadline::after(Duration::from_secs(120));
     let scope = match command {
         ReconcileCommand::Asset { asset_id } => {

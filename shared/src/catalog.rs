@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::acl::{AclReader, CatalogWriter, Rosters, Upsert};
 use crate::audit;
 use crate::clock::{Clock, Deadline};
-use crate::domain::{AssetId, AssetType, GroupId, Identity, Tenant, TenantId};
+use crate::domain::{AssetId, AssetType, GroupId, Identity, Tenant};
 use crate::http::ApiError;
 use crate::reconcile::{Offboarded, Reconciler};
 
@@ -123,8 +123,8 @@ impl<C> Catalog<C> {
     /// The same catalogue in a tenant deployment: its audit lines, and its rule's, name the
     /// tenant of each change.
     #[must_use]
-    pub fn with_tenants(self) -> Self {
-        Self { rule: Arc::new(self.rule.as_ref().clone().with_tenants()), ..self }
+    pub fn with_tenants(self, tenants: bool) -> Self {
+        Self { rule: Arc::new(self.rule.as_ref().clone().with_tenants(tenants)), ..self }
     }
 
     /// The same catalogue on another clock (the tests' fixed one).
@@ -151,7 +151,7 @@ impl<C: CatalogWriter> Catalog<C> {
         let detail = format!("owner {owner}, {}", if upsert == Upsert::Created { "created" } else { "replaced" });
         audit::record(&audit::Entry {
             event: "asset.put",
-            tenant: self.rule.tenant_of(asset.as_str()).as_ref().map(TenantId::as_str),
+            tenant: self.rule.tenant_of(asset.as_str()),
             actor,
             asset: Some(asset.as_str()),
             detail: Some(&detail),
@@ -165,7 +165,7 @@ impl<C: CatalogWriter> Catalog<C> {
         let removed = self.store.delete_asset(asset).await?;
         audit::record(&audit::Entry {
             event: "asset.deleted",
-            tenant: self.rule.tenant_of(asset.as_str()).as_ref().map(TenantId::as_str),
+            tenant: self.rule.tenant_of(asset.as_str()),
             actor,
             asset: Some(asset.as_str()),
             detail: Some(&format!("{removed} grant(s) removed")),
@@ -211,7 +211,7 @@ impl<C> Catalog<C> {
     fn membership_changed(&self, event: &'static str, group: &GroupId, user: &Identity, actor: &str) {
         audit::record(&audit::Entry {
             event,
-            tenant: self.rule.tenant_of(group.as_str()).as_ref().map(TenantId::as_str),
+            tenant: self.rule.tenant_of(group.as_str()),
             actor,
             principal: Some(&format!("user:{user}")),
             detail: Some(&format!("group:{group}")),

@@ -15,7 +15,6 @@ use crate::clock::Clock;
 use crate::clock::Deadline;
 use crate::domain::{
     AssetId, AssetReference, AttributesError, ConversationAttributes, ConversationKind, Identity, RoomName, Tenant,
-    TenantId,
 };
 use crate::http::ApiError;
 use crate::twilio::rest::ConversationsClient;
@@ -105,8 +104,8 @@ impl<R: AclReader> MessageGuard<R> {
     /// is the author's tenant's, and an identity of one tenant is never let into another's asset
     /// conversation or room.
     #[must_use]
-    pub fn with_tenants(self) -> Self {
-        Self { tenants: true, ..self }
+    pub fn with_tenants(self, tenants: bool) -> Self {
+        Self { tenants, ..self }
     }
 
     /// The verdict on one signed event: `Ok(Err(_))` refuses it; `Err(_)` is a failure to decide,
@@ -138,7 +137,7 @@ impl<R: AclReader> MessageGuard<R> {
 impl<R> MessageGuard<R> {
     /// The tenant a stored id (an actor, an asset) belongs to, in a tenant deployment: what the
     /// audit line of a refusal names.
-    pub fn tenant_of(&self, stored: &str) -> Option<TenantId> {
+    pub fn tenant_of<'a>(&self, stored: &'a str) -> Option<&'a str> {
         Tenant::id_of(self.tenants, stored)
     }
 

@@ -195,7 +195,7 @@ fn a_tenant_deployments_audit_lines_name_the_tenant() {
                 no_twilio(),
                 ConversationNames::development(),
             )
-            .with_tenants();
+            .with_tenants(true);
             let mut sharing = SharingState::from_settings(&jwt_settings(&[]), store).expect("sharing");
             sharing.sessions = tenant_sessions();
             let doc = json!({"owner": "ana", "type": "document", "name": "Plan"});

@@ -103,7 +103,7 @@ impl<S: TenantStore> World<S> {
         let mut sharing = SharingState::from_settings(&settings, store.clone()).expect("sharing");
         sharing.sessions = tenant_sessions();
         sharing.sharing = sharing.sharing.with_clock(clock.clone());
-        let guard = MessageGuard::new(store.clone(), twilio_client(&standin.base_url), clock).with_tenants();
+        let guard = MessageGuard::new(store.clone(), twilio_client(&standin.base_url), clock).with_tenants(true);
         for name in TENANTS {
             let t = tenant(name);
             let a1 = t.asset("a-1").expect("asset");
@@ -183,17 +183,16 @@ impl<S: TenantStore> World<S> {
     }
 
     fn twilio_identities(&self, sid: &str) -> Vec<String> {
-        let mut ids: Vec<String> = self
-            .standin
-            .conversation(sid)
-            .expect("conversation")
-            .participants
-            .into_iter()
-            .map(|p| p.identity)
-            .collect();
-        ids.sort();
-        ids
+        sorted_identities(&self.standin, sid)
     }
+}
+
+/// Who is in a conversation of the stand-in, sorted.
+fn sorted_identities(standin: &StandIn, conversation: &str) -> Vec<String> {
+    let mut ids: Vec<String> =
+        standin.conversation(conversation).expect("conversation").identities().into_iter().map(str::to_owned).collect();
+    ids.sort();
+    ids
 }
 
 fn event(pairs: &[(&str, &str)]) -> Event {
@@ -382,7 +381,7 @@ async fn the_admin_routes_are_each_tenants_own<S: TenantStore>(w: World<S>) {
         no_twilio(),
         ConversationNames::development(),
     )
-    .with_tenants();
+    .with_tenants(true);
     // acme's back end puts acme's a-2, owned by acme's ana; the answer names them as acme does.
     let body = json!({"owner": "ana", "type": "document", "name": "Budget"});
     let (status, put) = admin_call(&admin, "PUT", "/admin/tenants/acme/assets/a-2", Some(body.clone())).await;
@@ -446,18 +445,7 @@ async fn a_revocation_stays_in_its_tenant<S: AclReader + GrantWriter + CatalogWr
             standin.add_participant(&names.asset(&a1), who.as_str()).expect("participant");
         }
     }
-    let members = |name: &str| -> Vec<String> {
-        let a1 = tenant(name).asset("a-1").expect("a-1");
-        let mut ids: Vec<String> = standin
-            .conversation(&names.asset(&a1))
-            .expect("conversation")
-            .participants
-            .into_iter()
-            .map(|p| p.identity)
-            .collect();
-        ids.sort();
-        ids
-    };
+    let members = |name: &str| sorted_identities(standin, &names.asset(&tenant(name).asset("a-1").expect("a-1")));
     let acme_a1 = tenant("acme").asset("a-1").expect("a-1");
     let doc = store.asset_record(&acme_a1).await.expect("read").expect("asset");
     store.delete_grant(&doc, &Principal::User(tenant("acme").user("bob").expect("bob"))).await.expect("revoke");
@@ -478,7 +466,7 @@ async fn a_revocation_in_one_tenant_removes_nobody_of_another_on_the_memory_feed
     let clock = Arc::new(chatgate::clock::SystemClock);
     let rule =
         Reconciler::new(store.clone(), twilio_client(&standin.base_url), ConversationNames::development(), clock);
-    let feed = tokio::spawn(local::follow_memory(Arc::new(rule.with_tenants()), store.changes()));
+    let feed = tokio::spawn(local::follow_memory(Arc::new(rule.with_tenants(true)), store.changes()));
     a_revocation_stays_in_its_tenant(store.as_ref(), &standin).await;
     feed.abort();
 }
@@ -493,7 +481,7 @@ async fn a_revocation_in_one_tenant_removes_nobody_of_another_on_the_table_strea
     let clock = Arc::new(chatgate::clock::SystemClock);
     let rule =
         Reconciler::new(store.clone(), twilio_client(&standin.base_url), ConversationNames::development(), clock);
-    let feed = tokio::spawn(local::follow_table(Arc::new(rule.with_tenants()), follower));
+    let feed = tokio::spawn(local::follow_table(Arc::new(rule.with_tenants(true)), follower));
     a_revocation_stays_in_its_tenant(store.as_ref(), &standin).await;
     feed.abort();
 }

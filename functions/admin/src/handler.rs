@@ -59,8 +59,8 @@ impl<C> AdminState<C> {
     /// The same routes for a tenant deployment: each under its tenant's prefix, the ids in its
     /// paths and bodies that tenant's, the un-prefixed routes `404`.
     #[must_use]
-    pub fn with_tenants(self) -> Self {
-        Self { catalog: self.catalog.with_tenants(), tenants: true, ..self }
+    pub fn with_tenants(self, tenants: bool) -> Self {
+        Self { catalog: self.catalog.with_tenants(tenants), tenants, ..self }
     }
 
     /// Built from what the routes read of the environment; the table and Twilio's secrets are
@@ -72,8 +72,7 @@ impl<C> AdminState<C> {
         store: Arc<C>,
     ) -> Result<Self, ConfigError> {
         let twilio = ConversationsClient::from_config(&config.twilio, secrets)?;
-        let state = Self::new(auth, store, twilio, secrets.conversation_names()?);
-        Ok(if config.tenants { state.with_tenants() } else { state })
+        Ok(Self::new(auth, store, twilio, secrets.conversation_names()?).with_tenants(config.tenants))
     }
 
     pub fn from_settings(

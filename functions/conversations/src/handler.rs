@@ -74,7 +74,7 @@ impl<R: ConversationsStore> ConversationsState<R> {
         Ok(Self {
             sessions: Arc::new(SessionVerifier::new(&config.auth)?),
             cors: config.cors,
-            conversations: if config.tenants { conversations.with_tenants() } else { conversations },
+            conversations: conversations.with_tenants(config.tenants),
         })
     }
 

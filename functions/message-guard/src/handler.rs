@@ -8,7 +8,7 @@ use chatgate::acl::AclReader;
 use chatgate::audit;
 use chatgate::clock::SystemClock;
 use chatgate::config::{self, ConfigError, Settings, TwilioSecrets};
-use chatgate::domain::{AssetId, TenantId};
+use chatgate::domain::AssetId;
 use chatgate::guard::{Event, MessageGuard};
 use chatgate::http::{self, ApiError};
 use chatgate::twilio::rest::{ConversationsClient, RestConfig};
@@ -48,7 +48,7 @@ impl<R: AclReader> GuardState<R> {
         let validator = WebhookValidator::new(secrets.auth_token()?, &config.webhook_url)?;
         let twilio = ConversationsClient::from_config(&config.twilio, secrets)?;
         let guard = MessageGuard::new(store, twilio, Arc::new(SystemClock));
-        Ok(Self { validator, guard: if config.tenants { guard.with_tenants() } else { guard } })
+        Ok(Self { validator, guard: guard.with_tenants(config.tenants) })
     }
 
     pub fn from_settings(settings: &Settings, secrets: &TwilioSecrets, store: Arc<R>) -> Result<Self, ConfigError> {
@@ -80,7 +80,7 @@ async fn guard<R: AclReader>(state: &GuardState<R>, req: Request) -> Result<Resp
     if let Err(refusal) = state.guard.judge(&event).await? {
         audit::record(&audit::Entry {
             event: "guard.refused",
-            tenant: state.guard.tenant_of(&refusal.actor).as_ref().map(TenantId::as_str),
+            tenant: state.guard.tenant_of(&refusal.actor),
             actor: &refusal.actor,
             asset: refusal.asset.as_ref().map(AssetId::as_str),
             conversation: event.get("ConversationSid"),
@@ -107,7 +107,7 @@ async fn backstop<R: AclReader>(state: &GuardState<R>, event: &Event) {
         Ok(Some(refusal)) => {
             audit::record(&audit::Entry {
                 event: "guard.deleted",
-                tenant: state.guard.tenant_of(&refusal.actor).as_ref().map(TenantId::as_str),
+                tenant: state.guard.tenant_of(&refusal.actor),
                 actor: &refusal.actor,
                 asset: refusal.asset.as_ref().map(AssetId::as_str),
                 conversation: event.get("ConversationSid"),

@@ -58,7 +58,7 @@ impl<R> ReconcilerState<R> {
     pub fn new(config: ReconcilerConfig, secrets: &TwilioSecrets, store: Arc<R>) -> Result<Self, ConfigError> {
         let twilio = ConversationsClient::from_config(&config.twilio, secrets)?;
         let rule = Reconciler::new(store, twilio, secrets.conversation_names()?, Arc::new(SystemClock));
-        Ok(Self { rule: if config.tenants { rule.with_tenants() } else { rule }, pass_every: config.pass_every })
+        Ok(Self { rule: rule.with_tenants(config.tenants), pass_every: config.pass_every })
     }
 }
 

@@ -71,8 +71,8 @@ impl<R> Conversations<R> {
 
     /// The same use cases in a tenant deployment: the rule's audit lines name the tenant.
     #[must_use]
-    pub fn with_tenants(self) -> Self {
-        Self { rule: self.rule.with_tenants(), ..self }
+    pub fn with_tenants(self, tenants: bool) -> Self {
+        Self { rule: self.rule.with_tenants(tenants), ..self }
     }
 
     /// How this deployment names the conversations it finds again.

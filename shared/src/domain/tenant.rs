@@ -94,10 +94,11 @@ impl Tenant {
         TenantId::try_from(tenant).ok().map(Self::Of)
     }
 
-    /// The tenant of a stored id, for an audit line: `None` in a single-tenant deployment, or for
-    /// an id of no tenant.
-    pub fn id_of(multi: bool, stored: &str) -> Option<TenantId> {
-        Self::of_stored(multi, stored).and_then(|tenant| tenant.id().cloned())
+    /// The tenant of a stored id, for an audit line, as the id's own prefix: `None` in a
+    /// single-tenant deployment, or for an id of no tenant.
+    pub fn id_of(multi: bool, stored: &str) -> Option<&str> {
+        let (tenant, _) = stored.split_once(SEPARATOR).filter(|_| multi)?;
+        TenantId::try_from(tenant).ok().map(|_| tenant)
     }
 
     /// The tenant's id, for audit lines; `None` when single-tenant.
@@ -121,11 +122,7 @@ impl Tenant {
     /// A user the caller names, as this tenant's user: in a tenant deployment at most
     /// [`MAX_TENANT_USER_CHARS`] characters, whichever the tenant.
     pub fn user(&self, raw: &str) -> Result<Identity, IdentityError> {
-        if matches!(self, Self::Of(_)) && raw.chars().count() > MAX_TENANT_USER_CHARS {
-            Identity::try_from(raw)?;
-            return Err(IdentityError::TooLongForTenant);
-        }
-        self.parse(raw)
+        self.bounded(raw, raw.chars().count() > MAX_TENANT_USER_CHARS, IdentityError::TooLongForTenant)
     }
 
     /// A room the caller names, as this tenant's room (`acme~support`).
@@ -143,21 +140,23 @@ impl Tenant {
     /// An asset the caller names, as this tenant's asset: in a tenant deployment at most
     /// [`MAX_TENANT_ID_BYTES`], whichever the tenant.
     pub fn asset(&self, raw: &str) -> Result<AssetId, IdError> {
-        self.bounded(raw, "asset id")
+        self.bounded(raw, raw.len() > MAX_TENANT_ID_BYTES, IdError::TooLongForTenant { what: "asset id" })
     }
 
     /// A group the caller names, as this tenant's group (bounded as an asset is).
     pub fn group(&self, raw: &str) -> Result<GroupId, IdError> {
-        self.bounded(raw, "group id")
+        self.bounded(raw, raw.len() > MAX_TENANT_ID_BYTES, IdError::TooLongForTenant { what: "group id" })
     }
 
-    fn bounded<T>(&self, raw: &str, what: &'static str) -> Result<T, IdError>
+    /// [`Self::parse`], and in a tenant deployment `too_long` for an id over the tenant's limit
+    /// (an id that is no id at all says so first).
+    fn bounded<T, E>(&self, raw: &str, over_limit: bool, too_long: E) -> Result<T, E>
     where
-        T: for<'a> TryFrom<&'a str, Error = IdError> + TryFrom<String, Error = IdError>,
+        T: for<'a> TryFrom<&'a str, Error = E> + TryFrom<String, Error = E>,
     {
-        if matches!(self, Self::Of(_)) && raw.len() > MAX_TENANT_ID_BYTES {
+        if matches!(self, Self::Of(_)) && over_limit {
             <T as TryFrom<&str>>::try_from(raw)?;
-            return Err(IdError::TooLongForTenant { what });
+            return Err(too_long);
         }
         self.parse(raw)
     }

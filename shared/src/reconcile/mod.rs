@@ -29,7 +29,7 @@ use crate::audit;
 use crate::clock::Clock;
 use crate::clock::Deadline;
 use crate::domain::{
-    AssetId, ConversationAttributes, ConversationKind, ConversationNames, Identity, Principal, Scope, Tenant, TenantId,
+    AssetId, ConversationAttributes, ConversationKind, ConversationNames, Identity, Principal, Scope, Tenant,
     roster_name,
 };
 use crate::twilio::rest::{ConversationsClient, TwilioError, UserConversation};
@@ -112,8 +112,8 @@ impl<R> Reconciler<R> {
     /// its tenant, so it never decides across tenants by construction; this names the tenant in
     /// its audit lines.
     #[must_use]
-    pub fn with_tenants(self) -> Self {
-        Self { tenants: true, ..self }
+    pub fn with_tenants(self, tenants: bool) -> Self {
+        Self { tenants, ..self }
     }
 
     /// The same rule on another clock (the tests' hand-moved one).
@@ -123,7 +123,7 @@ impl<R> Reconciler<R> {
     }
 
     /// The tenant a stored id belongs to, in a tenant deployment.
-    pub fn tenant_of(&self, stored: &str) -> Option<TenantId> {
+    pub fn tenant_of<'a>(&self, stored: &'a str) -> Option<&'a str> {
         Tenant::id_of(self.tenants, stored)
     }
 
@@ -180,7 +180,7 @@ impl<R: Rosters> Reconciler<R> {
         let removal = Removal { identity: user.clone(), conversation: conversation.to_owned(), asset: asset.cloned() };
         audit::record(&audit::Entry {
             event: "participant.removed",
-            tenant: self.tenant_of(user.as_str()).as_ref().map(TenantId::as_str),
+            tenant: self.tenant_of(user.as_str()),
             actor: RECONCILER_ACTOR,
             asset: asset.map(AssetId::as_str),
             principal: Some(&Principal::User(user.clone()).to_string()),
@@ -338,7 +338,6 @@ impl<R: AclReader + CatalogWriter + Rosters> Reconciler<R> {
         futures_util::future::try_join_all(groups.iter().map(|group| self.store.remove_member(group, user))).await?;
         let principal = Principal::User(user.clone()).to_string();
         let tenant = self.tenant_of(user.as_str());
-        let tenant = tenant.as_ref().map(TenantId::as_str);
         for group in &groups {
             audit::record(&audit::Entry {
                 event: "member.removed",
@@ -383,7 +382,7 @@ impl<R: AclReader + CatalogWriter + Rosters> Reconciler<R> {
         self.store.set_offboarded(user, false, self.clock.now()).await?;
         audit::record(&audit::Entry {
             event: "user.offboarding_lifted",
-            tenant: self.tenant_of(user.as_str()).as_ref().map(TenantId::as_str),
+            tenant: self.tenant_of(user.as_str()),
             actor,
             principal: Some(&Principal::User(user.clone()).to_string()),
             ..audit::Entry::default()
