@@ -67,10 +67,9 @@ pub fn tenant_claims(tenant: &str, sub: &str) -> Value {
 /// A session verifier of the tests' `jwt` deployment that reads the tenant from
 /// [`TENANT_CLAIM`]: what a route's state gets in tenant mode.
 pub fn tenant_sessions() -> std::sync::Arc<chatgate::auth::SessionVerifier> {
-    let config = chatgate::auth::AuthConfig::from_settings(&jwt_settings(&[])).expect("auth config");
-    std::sync::Arc::new(
-        chatgate::auth::SessionVerifier::new(&config).expect("verifier").with_tenant_claim(TENANT_CLAIM),
-    )
+    let config = chatgate::auth::AuthConfig::from_settings(&jwt_settings(&[("TENANT_CLAIM", TENANT_CLAIM)]))
+        .expect("auth config");
+    std::sync::Arc::new(chatgate::auth::SessionVerifier::new(&config).expect("verifier"))
 }
 
 pub fn hs256_session(claims: &Value) -> String {

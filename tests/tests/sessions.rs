@@ -258,8 +258,8 @@ async fn caller(verifier: &SessionVerifier, req: lambda_http::Request) -> Result
 
 #[tokio::test]
 async fn a_tenant_deployment_reads_the_tenant_from_the_verified_session_only() {
-    let config = AuthConfig::from_settings(&jwt_settings(&[])).expect("config");
-    let verifier = SessionVerifier::new(&config).expect("verifier").with_tenant_claim("org_id");
+    let config = AuthConfig::from_settings(&jwt_settings(&[("TENANT_CLAIM", "org_id")])).expect("config");
+    let verifier = SessionVerifier::new(&config).expect("verifier");
     let session = |sub: &str, org: Option<Value>| {
         let mut c = claims(sub);
         if let Some(org) = org {
@@ -294,15 +294,16 @@ async fn a_tenant_deployment_reads_the_tenant_from_the_verified_session_only() {
     assert_eq!(caller(&verifier, req).await.expect("caller").identity.as_str(), "acme~u-1");
 
     // Without TENANT_CLAIM, a deployment is single-tenant: the same session is `u-1`, as before.
-    let single = SessionVerifier::new(&config).expect("verifier");
+    let single =
+        SessionVerifier::new(&AuthConfig::from_settings(&jwt_settings(&[])).expect("config")).expect("verifier");
     let plain = caller(&single, session("u-1", Some(json!("acme")))).await.expect("u-1");
     assert_eq!((plain.identity.as_str(), plain.tenant), ("u-1", Tenant::Single));
 }
 
 #[tokio::test]
 async fn authorizer_mode_reads_the_tenant_from_the_authorizers_claims() {
-    let config = AuthConfig::from_settings(&authorizer_settings(&[])).expect("config");
-    let verifier = SessionVerifier::new(&config).expect("verifier").with_tenant_claim("org_id");
+    let config = AuthConfig::from_settings(&authorizer_settings(&[("TENANT_CLAIM", "org_id")])).expect("config");
+    let verifier = SessionVerifier::new(&config).expect("verifier");
     let vouched = apigw_request(Some(json!({"sub": "u-7", "org_id": "acme", "iss": ISSUER})), None);
     assert_eq!(caller(&verifier, vouched).await.expect("caller").identity.as_str(), "acme~u-7");
     let without = apigw_request(Some(json!({"sub": "u-7", "iss": ISSUER})), None);

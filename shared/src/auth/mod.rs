@@ -178,14 +178,6 @@ impl SessionVerifier {
         Ok(Self { claim, tenant_claim, mode })
     }
 
-    /// Reads the caller's tenant from the session's `claim` (`TENANT_CLAIM`): a session without it,
-    /// or with a value that is not a tenant id, is `401`.
-    #[must_use]
-    pub fn with_tenant_claim(mut self, claim: impl Into<String>) -> Self {
-        self.tenant_claim = Some(claim.into());
-        self
-    }
-
     /// The caller's identity: `401` for a missing or invalid session, `400` for an identity
     /// Twilio cannot take. In a tenant deployment, qualified with the caller's tenant.
     pub async fn identity(&self, req: &Request) -> Result<Identity, ApiError> {
