@@ -39,7 +39,9 @@ fn granted() -> BTreeMap<String, BTreeSet<String>> {
         if resource["Type"].as_str() != Some("AWS::Serverless::Function") {
             continue;
         }
-        let binary = resource["Metadata"]["BuildProperties"]["Binary"].as_str().expect("binary").to_owned();
+        // CodeUri is functions/<package>, and each package's binary is named after it (sam/functions.mk).
+        let code_uri = resource["Properties"]["CodeUri"].as_str().expect("CodeUri");
+        let binary = code_uri.strip_prefix("functions/").expect("CodeUri functions/<package>").to_owned();
         let mut actions = BTreeSet::new();
         for policy in resource["Properties"]["Policies"].as_sequence().into_iter().flatten() {
             let policy = policy.as_mapping().expect("policy");
@@ -70,11 +72,19 @@ fn granted() -> BTreeMap<String, BTreeSet<String>> {
     functions
 }
 
-/// A function's binary as it ships: built alone, with its own features (`scripts/test` builds them).
+/// A function's binary as it ships: the seven built together, as `sam build` builds them. With
+/// `CHATGATE_BOOTSTRAPS` (a `cargo lambda` directory, `<name>/bootstrap`: CI passes the release
+/// bootstraps `sam build` just made) those; otherwise `scripts/test`'s debug build of the same.
 fn binary(name: &str) -> PathBuf {
-    let dir = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| workspace_root().join("target"), PathBuf::from);
-    let path = dir.join("functions").join("debug").join(name);
-    assert!(path.is_file(), "{} is not built: cargo build -p {name} --target-dir target/functions", path.display());
+    let path = match std::env::var_os("CHATGATE_BOOTSTRAPS") {
+        Some(dir) => PathBuf::from(dir).join(name).join("bootstrap"),
+        None => std::env::var_os("CARGO_TARGET_DIR")
+            .map_or_else(|| workspace_root().join("target"), PathBuf::from)
+            .join("functions")
+            .join("debug")
+            .join(name),
+    };
+    assert!(path.is_file(), "{} is not built: scripts/test builds the functions", path.display());
     path
 }
 
