@@ -29,13 +29,19 @@ const EVENT_SOURCE_MAPPING: [&str; 5] = [
     "sqs:SendMessage",
 ];
 
-/// A function's binary name and the AWS actions its policy grants.
-fn granted() -> BTreeMap<String, BTreeSet<String>> {
+/// A function of template.yaml: its logical id, and the AWS actions its policy grants.
+struct Function {
+    logical_id: String,
+    actions: BTreeSet<String>,
+}
+
+/// Every function of template.yaml, by package (its binary's name).
+fn granted() -> BTreeMap<String, Function> {
     let template: Yaml =
         serde_yaml::from_str(&std::fs::read_to_string(workspace_root().join("template.yaml")).expect("template"))
             .expect("YAML");
     let mut functions = BTreeMap::new();
-    for (_, resource) in template["Resources"].as_mapping().expect("resources") {
+    for (logical_id, resource) in template["Resources"].as_mapping().expect("resources") {
         if resource["Type"].as_str() != Some("AWS::Serverless::Function") {
             continue;
         }
@@ -67,17 +73,19 @@ fn granted() -> BTreeMap<String, BTreeSet<String>> {
                 }
             }
         }
-        functions.insert(binary, actions);
+        let logical_id = logical_id.as_str().expect("logical id").to_owned();
+        functions.insert(binary, Function { logical_id, actions });
     }
     functions
 }
 
 /// A function's binary as it ships: the seven built together, as `sam build` builds them. With
-/// `CHATGATE_BOOTSTRAPS` (a `cargo lambda` directory, `<name>/bootstrap`: CI passes the release
-/// bootstraps `sam build` just made) those; otherwise `scripts/test`'s debug build of the same.
-fn binary(name: &str) -> PathBuf {
+/// `CHATGATE_BOOTSTRAPS`, `sam build`'s own output (`<dir>/<logical id>/bootstrap`, CI passes
+/// .aws-sam/build), which also proves sam/functions.mk gave each function its own binary;
+/// otherwise `scripts/test`'s debug build of the same packages.
+fn binary(name: &str, logical_id: &str) -> PathBuf {
     let path = match std::env::var_os("CHATGATE_BOOTSTRAPS") {
-        Some(dir) => PathBuf::from(dir).join(name).join("bootstrap"),
+        Some(dir) => PathBuf::from(dir).join(logical_id).join("bootstrap"),
         None => std::env::var_os("CARGO_TARGET_DIR")
             .map_or_else(|| workspace_root().join("target"), PathBuf::from)
             .join("functions")
@@ -142,7 +150,7 @@ fn fixtures(function: &str) -> Vec<Value> {
 }
 
 /// Runs `function`'s binary over its fixtures; the AWS actions it issued.
-async fn issued(function: &str) -> BTreeSet<String> {
+async fn issued(function: &str, logical_id: &str) -> BTreeSet<String> {
     let table = unique_table_name("iam");
     let standin = scenario(&table).await;
     let proxy = FaultProxy::start(&dynamo_local().endpoint).await;
@@ -152,7 +160,7 @@ async fn issued(function: &str) -> BTreeSet<String> {
     let count = events.len();
     let runtime = runtime_api(events).await;
     let role = standin.role_by_name("service user").expect("role").sid;
-    let mut command = tokio::process::Command::new(binary(function));
+    let mut command = tokio::process::Command::new(binary(function, logical_id));
     command
         .env_clear()
         .envs(lambda_env(&runtime))
@@ -202,8 +210,8 @@ async fn every_function_issues_exactly_the_actions_its_policy_grants() {
         ["access", "admin", "conversations", "message-guard", "reconciler", "sharing", "token"]
     );
     let mut mismatches = Vec::new();
-    for (function, policy) in &granted {
-        let issued = issued(function).await;
+    for (function, Function { logical_id, actions: policy }) in &granted {
+        let issued = issued(function, logical_id).await;
         let mapping: BTreeSet<String> = EVENT_SOURCE_MAPPING.iter().map(|a| (*a).to_owned()).collect();
         if function != "reconciler" {
             assert!(policy.is_disjoint(&mapping), "{function} grants the stream mapping's actions");
