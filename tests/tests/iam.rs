@@ -81,8 +81,8 @@ fn granted() -> BTreeMap<String, Function> {
 
 /// A function's binary as it ships: the seven built together, as `sam build` builds them. With
 /// `CHATGATE_BOOTSTRAPS`, `sam build`'s own output (`<dir>/<logical id>/bootstrap`, CI passes
-/// .aws-sam/build), which also proves sam/functions.mk gave each function its own binary;
-/// otherwise `scripts/test`'s debug build of the same packages.
+/// .aws-sam/build): the very files that ship (`scripts/sam-check --build` checks each is its
+/// package's binary); otherwise `scripts/test`'s debug build of the same packages.
 fn binary(name: &str, logical_id: &str) -> PathBuf {
     let path = match std::env::var_os("CHATGATE_BOOTSTRAPS") {
         Some(dir) => PathBuf::from(dir).join(logical_id).join("bootstrap"),
