@@ -30,7 +30,8 @@ FUNCTION_MessageGuardFunction := message-guard
 FUNCTION_SharingFunction := sharing
 FUNCTION_AdminFunction := admin
 FUNCTION_ReconcilerFunction := reconciler
-FUNCTIONS := token access conversations message-guard sharing admin reconciler
+# Their packages, from the lines above only (not from an environment variable named FUNCTION_...).
+FUNCTIONS := $(foreach v,$(filter FUNCTION_%,$(.VARIABLES)),$(if $(filter file,$(origin $(v))),$($(v))))
 
 TARGET_arm64 := aarch64-unknown-linux-gnu
 TARGET_x86_64 := x86_64-unknown-linux-gnu
