@@ -68,8 +68,9 @@ pub enum GrantsCommand {
 
 /// The table `TABLE_NAME` names, with the operator's AWS credentials (the SDK's default chain).
 async fn store() -> Result<DynamoStore> {
-    let table = chatgate::config::table_name(&Settings::from_env())?;
-    Ok(DynamoStore::new(&chatgate::aws::default_chain().await, table))
+    let settings = Settings::from_env();
+    let (table, tenants) = (chatgate::config::table_name(&settings)?, chatgate::config::tenants(&settings)?);
+    Ok(DynamoStore::new(&chatgate::aws::default_chain().await, table).with_tenants(tenants))
 }
 
 /// Twilio's secrets for the operator's tools: from the environment, or from Secrets Manager with

@@ -34,8 +34,13 @@ struct World {
 
 impl World {
     async fn new() -> Self {
+        Self::deployed(false).await
+    }
+
+    /// The same in a tenant deployment (`true`): the table's tenant layout, the rule's audit lines.
+    async fn deployed(tenants: bool) -> Self {
         let local = dynamo_local();
-        let store = Arc::new(test_store(&local.endpoint, &unique_table_name("rule")).await);
+        let store = Arc::new(test_store(&local.endpoint, &unique_table_name("rule")).await.with_tenants(tenants));
         store.create_table().await.expect("table");
         let follower = StreamFollower::from_now(&sdk_config(&local.endpoint).await, &store).await.expect("stream");
         let standin = StandIn::start(StandInConfig::new(ACCOUNT_SID, API_KEY_SID, API_KEY_SECRET, SERVICE_SID)).await;
@@ -47,7 +52,7 @@ impl World {
             clock.clone(),
         );
         let filter = chatgate_tests::stream_filter::patterns();
-        let state = ReconcilerState { rule, pass_every: Duration::from_secs(3600) };
+        let state = ReconcilerState { rule: rule.with_tenants(tenants), pass_every: Duration::from_secs(3600) };
         Self { store, follower, standin, clock, state, filter }
     }
 
@@ -155,6 +160,31 @@ fn sequence_number(record: &Value) -> String {
 
 fn set(members: &[&str]) -> BTreeSet<String> {
     members.iter().map(|m| (*m).to_owned()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_tenant_deployment_the_function_reads_each_record_in_its_own_tenant() {
+    // The table's hot keys name the tenant by handle: the handler reads it back through the
+    // tenant's record, and a revocation in acme removes acme's bob only.
+    let mut w = World::deployed(true).await;
+    for t in ["acme", "globex"] {
+        let (doc, ana, bob) = (format!("{t}~a-1"), format!("{t}~ana"), format!("{t}~bob"));
+        w.asset(&doc, &ana).await;
+        w.grant(&doc, &format!("user:{bob}"), None).await;
+        w.grant(&doc, &format!("group:{t}~ops"), None).await;
+        w.conversation(&doc, &[&ana, &bob]);
+    }
+    w.store.add_member(&group("acme~ops"), &user("acme~cy")).await.expect("member");
+    w.store.add_member(&group("globex~ops"), &user("globex~cy")).await.expect("member");
+    w.standin.add_participant(&ConversationNames::development().asset(&asset("acme~a-1")), "acme~cy").expect("cy");
+    w.standin.add_participant(&ConversationNames::development().asset(&asset("globex~a-1")), "globex~cy").expect("cy");
+    assert!(w.settle().await.is_empty());
+
+    w.revoke("acme~a-1", "user:acme~bob").await;
+    w.store.remove_member(&group("acme~ops"), &user("acme~cy")).await.expect("leave");
+    assert!(w.settle().await.is_empty(), "every record read");
+    assert_eq!(w.members("acme~a-1"), set(&["acme~ana"]));
+    assert_eq!(w.members("globex~a-1"), set(&["globex~ana", "globex~bob", "globex~cy"]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

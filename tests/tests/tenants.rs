@@ -41,9 +41,9 @@ fn memory() -> Arc<MemoryStore> {
     Arc::new(MemoryStore::new())
 }
 
-/// A fresh table in DynamoDB Local.
+/// A fresh table in DynamoDB Local, with a tenant deployment's key layout.
 async fn dynamodb() -> Arc<DynamoStore> {
-    let store = Arc::new(test_store(&dynamo_local().endpoint, &unique_table_name("tenants")).await);
+    let store = Arc::new(test_store(&dynamo_local().endpoint, &unique_table_name("tenants")).await.with_tenants(true));
     store.create_table().await.expect("table");
     store
 }
@@ -475,7 +475,7 @@ async fn a_revocation_in_one_tenant_removes_nobody_of_another_on_the_memory_feed
 async fn a_revocation_in_one_tenant_removes_nobody_of_another_on_the_table_stream() {
     let standin = StandIn::start(StandInConfig::new(ACCOUNT_SID, API_KEY_SID, API_KEY_SECRET, SERVICE_SID)).await;
     let dynamo = dynamo_local();
-    let store = Arc::new(test_store(&dynamo.endpoint, &unique_table_name("tenants")).await);
+    let store = Arc::new(test_store(&dynamo.endpoint, &unique_table_name("tenants")).await.with_tenants(true));
     store.create_table().await.expect("table");
     let follower = StreamFollower::from_now(&sdk_config(&dynamo.endpoint).await, &store).await.expect("stream");
     let clock = Arc::new(chatgate::clock::SystemClock);
@@ -484,4 +484,119 @@ async fn a_revocation_in_one_tenant_removes_nobody_of_another_on_the_table_strea
     let feed = tokio::spawn(local::follow_table(Arc::new(rule.with_tenants(true)), follower));
     a_revocation_stays_in_its_tenant(store.as_ref(), &standin).await;
     feed.abort();
+}
+
+/// A tenant whose id is as long as WorkOS's organisation ids.
+const LONG_TENANT: &str = "org_01HZXK4Q5N8M2R7T3V9W1Y6B0C";
+
+/// One asset with a user and a group grant, and a membership, in `tenant`: the items an access
+/// check reads.
+async fn seed_hot_items(store: &DynamoStore, tenant: &Tenant) {
+    let (doc, alice) = (tenant.asset("doc-1").expect("asset"), tenant.user("alice").expect("user"));
+    store.put_asset(&doc, &alice, AssetType::Document, "Plan", NOW).await.expect("asset");
+    let record = store.asset_facts(&doc).await.expect("read").asset.expect("asset");
+    let group = tenant.group("ops").expect("group");
+    for principal in [Principal::User(tenant.user("bob").expect("user")), Principal::Group(group.clone())] {
+        let grant = Grant { principal, role: Role::Reader, expires_at: None, generation: String::new() };
+        store.put_grant(&record, &grant, NOW).await.expect("grant");
+    }
+    store.add_member(&group, &tenant.user("carol").expect("user")).await.expect("member");
+}
+
+/// Every item of the table, as (pk, sk, every attribute's string value).
+async fn table_items(endpoint: &str, table: &str) -> Vec<(String, String, Vec<String>)> {
+    let client = aws_sdk_dynamodb::Client::new(&sdk_config(endpoint).await);
+    let out = client.scan().table_name(table).send().await.expect("scan");
+    let s = |v: &aws_sdk_dynamodb::types::AttributeValue| v.as_s().cloned().unwrap_or_default();
+    out.items().iter().map(|item| (s(&item["pk"]), s(&item["sk"]), item.values().map(s).collect())).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_an_access_check_reads_is_the_same_size_whatever_the_tenants_id() {
+    let dynamo = dynamo_local();
+    let table = unique_table_name("tenants");
+    let store = test_store(&dynamo.endpoint, &table).await.with_tenants(true);
+    store.create_table().await.expect("table");
+    let (short, long) = (tenant("acme"), tenant(LONG_TENANT));
+    for t in [&short, &long] {
+        seed_hot_items(&store, t).await;
+    }
+
+    let items = table_items(&dynamo.endpoint, &table).await;
+    // What a check reads: the asset's partition, and the `M#` items of the user's (not the grant
+    // mirrors `R#` beside them, which only offboarding reads).
+    let hot = |t: &Tenant| -> Vec<(String, String, Vec<String>)> {
+        let handle = t.id().expect("tenant").handle();
+        let mut hot: Vec<_> = items
+            .iter()
+            .filter(|(pk, sk, _)| {
+                pk.starts_with(&format!("A#{handle}~"))
+                    || pk.starts_with(&format!("U#{handle}~")) && sk.starts_with("M#")
+            })
+            .cloned()
+            .collect();
+        hot.sort();
+        hot
+    };
+    let (short_hot, long_hot) = (hot(&short), hot(&long));
+    // The asset record, two grants, carol's membership.
+    assert_eq!(short_hot.len(), 4, "{short_hot:?}");
+    let keys = |hot: &[(String, String, Vec<String>)]| -> Vec<(usize, String)> {
+        hot.iter().map(|(pk, sk, _)| (pk.len(), sk.clone())).collect()
+    };
+    assert_eq!(keys(&short_hot), keys(&long_hot), "the same keys but for the handle, of the same length");
+    // None of it names a tenant but by its handle, in its keys or its values (the record's owner is
+    // relative to the asset's tenant, as its grants are).
+    for (pk, sk, values) in short_hot.iter().chain(&long_hot) {
+        assert!(values.iter().all(|v| !v.contains("acme") && !v.contains(LONG_TENANT)), "{pk} {sk}: {values:?}");
+    }
+    // Each tenant's record says which tenant its handle is.
+    for t in [&short, &long] {
+        let id = t.id().expect("tenant");
+        let record = items.iter().find(|(pk, ..)| *pk == format!("T#{}", id.handle())).expect("tenant record");
+        assert!(record.2.contains(&id.to_string()), "{record:?}");
+    }
+    // And both still read back whole, each in its own tenant.
+    for t in [&short, &long] {
+        let facts = store.check_facts(&t.user("carol").expect("user"), &[t.asset("doc-1").expect("asset")]).await;
+        let facts = facts.expect("check");
+        assert_eq!(facts.groups.iter().map(|g| g.as_str().to_owned()).collect::<Vec<_>>(), [t.qualify("ops")]);
+        let mut principals: Vec<String> = facts.assets[0].grants.iter().map(|g| g.principal.to_string()).collect();
+        principals.sort();
+        assert_eq!(principals, [format!("group:{}", t.qualify("ops")), format!("user:{}", t.qualify("bob"))]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_whose_handle_another_tenant_holds_is_refused_not_merged() {
+    let dynamo = dynamo_local();
+    let table = unique_table_name("tenants");
+    let store = test_store(&dynamo.endpoint, &table).await.with_tenants(true);
+    store.create_table().await.expect("table");
+    // No second tenant has acme's handle (96 bits); play one by writing its record by hand.
+    let acme = tenant("acme");
+    let handle = acme.id().expect("tenant").handle();
+    let client = aws_sdk_dynamodb::Client::new(&sdk_config(&dynamo.endpoint).await);
+    let s = |v: &str| aws_sdk_dynamodb::types::AttributeValue::S(v.to_owned());
+    client
+        .put_item()
+        .table_name(&table)
+        .item("pk", s(&format!("T#{handle}")))
+        .item("sk", s("#TENANT"))
+        .item("id", s("globex"))
+        .send()
+        .await
+        .expect("put");
+
+    let doc = acme.asset("doc-1").expect("asset");
+    let written = store.put_asset(&doc, &acme.user("alice").expect("user"), AssetType::Document, "Plan", NOW).await;
+    assert!(written.is_err(), "{written:?}");
+    let joined = store.add_member(&acme.group("ops").expect("group"), &acme.user("bob").expect("user")).await;
+    assert!(joined.is_err(), "{joined:?}");
+    let items = table_items(&dynamo.endpoint, &table).await;
+    assert_eq!(items.len(), 1, "nothing of acme was written: {items:?}");
+    // A tenant with its own handle is unaffected.
+    let other = tenant("initech");
+    let doc = other.asset("doc-1").expect("asset");
+    store.put_asset(&doc, &other.user("alice").expect("user"), AssetType::Document, "Plan", NOW).await.expect("asset");
 }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::Client;
 use chatgate::acl::{AclReader, DynamoStore};
-use chatgate::domain::{AccessDecision, AssetId, Role, decide};
+use chatgate::domain::{AccessDecision, AssetId, Role, Tenant, decide};
 use chatgate_tests::dynamo::{FaultProxy, dynamo_local, sdk_config, unique_table_name};
 use chatgate_tests::now;
 
@@ -103,6 +103,21 @@ struct Bench {
     proxy: FaultProxy,
     proxied_store: DynamoStore,
     proxied_client: Client,
+    /// The same two stores with a tenant deployment's key layout (sharing their statistics).
+    tenant_store: DynamoStore,
+    tenant_proxied_store: DynamoStore,
+}
+
+impl Bench {
+    /// The store a scenario's deployment uses, straight to DynamoDB Local.
+    fn direct(&self, s: &Scenario) -> &DynamoStore {
+        if s.within() == Tenant::Single { &self.store } else { &self.tenant_store }
+    }
+
+    /// The same through the proxy.
+    fn proxied(&self, s: &Scenario) -> &DynamoStore {
+        if s.within() == Tenant::Single { &self.proxied_store } else { &self.tenant_proxied_store }
+    }
 }
 
 /// Per check, averaged over the latency samples.
@@ -187,11 +202,14 @@ async fn run(settings: &Settings, tally: &mut Tally) -> Result<Vec<Row>, BenchEr
     store.create_table().await?;
     let proxy = FaultProxy::start(&local.endpoint).await;
     let proxied = sdk_config(&proxy.endpoint).await;
+    let proxied_store = DynamoStore::new(&proxied, &table);
     let bench = Bench {
         client: Client::new(&direct),
-        proxied_store: DynamoStore::new(&proxied, &table),
+        tenant_proxied_store: proxied_store.clone().with_tenants(true),
+        proxied_store,
         proxied_client: Client::new(&proxied),
         table,
+        tenant_store: store.clone().with_tenants(true),
         store,
         proxy,
     };
@@ -213,7 +231,7 @@ async fn run(settings: &Settings, tally: &mut Tally) -> Result<Vec<Row>, BenchEr
     for scenario in scenarios {
         let (label, n) = (scenario.label(), scenario.n);
         let began = Instant::now();
-        scenario.seed(&bench.store, now()).await?;
+        scenario.seed(bench.direct(&scenario), now()).await?;
         eprintln!("N = {label}: seeded {n} grants and {n} memberships in {:.1} s", began.elapsed().as_secs_f64());
         let began = Instant::now();
         rows.push(measure_size(&bench, settings, scenario, tally).await?);
@@ -243,7 +261,7 @@ async fn measure_size(
     // overshoot), the unit the other timings are read in.
     let calibration = AssetId::try_from("acl-bench-calibration")?;
     let one = measure::depth(&b.proxy, PROXY_DELAY, DEPTH_RUNS, async || {
-        naive::get_asset_record(&b.proxied_client, &b.table, &calibration).await.map(|_| ())
+        naive::get_asset_record(&b.proxied_client, &b.table, &calibration, &Tenant::Single).await.map(|_| ())
     })
     .await?;
     let wave = if one.counted == Some(1) && one.extra >= PROXY_DELAY && one.extra < 2 * PROXY_DELAY {
@@ -256,19 +274,19 @@ async fn measure_size(
         PROXY_DELAY
     };
     let chatgate_depth = measure::depth(&b.proxy, PROXY_DELAY, DEPTH_RUNS, async || {
-        let got = chatgate_check(&b.proxied_store, s).await?;
+        let got = chatgate_check(b.proxied(s), s).await?;
         tally.see(got == expected, || format!("N = {n}: chatgate (proxied) answered {got:?}"));
         Ok(())
     })
     .await?;
     b.proxy.reset_counts();
-    let once = naive::check(&b.proxied_client, &b.table, &s.user, &s.asset, now()).await?;
+    let once = naive::check(&b.proxied_client, &b.table, &s.user, &s.asset, &s.within(), now()).await?;
     tally.see(once.role == Role::Writer, || format!("N = {n}: naive (proxied) answered {:?}", once.role));
     let naive_proxied = (b.proxy.requests(None), b.proxy.max_in_flight());
     let naive_depth = if once.requests <= NAIVE_TIMED_DEPTH_MAX {
         Some(
             measure::depth(&b.proxy, PROXY_DELAY, NAIVE_DEPTH_RUNS, async || {
-                let got = naive::check(&b.proxied_client, &b.table, &s.user, &s.asset, now()).await?;
+                let got = naive::check(&b.proxied_client, &b.table, &s.user, &s.asset, &s.within(), now()).await?;
                 tally.see(got.role == Role::Writer, || format!("N = {n}: naive (proxied) answered {:?}", got.role));
                 Ok(())
             })
@@ -293,7 +311,7 @@ async fn measure_size(
             stats_before = b.store.stats().snapshot();
         }
         let began = Instant::now();
-        let got = chatgate_check(&b.store, s).await?;
+        let got = chatgate_check(b.direct(s), s).await?;
         let elapsed = began.elapsed();
         tally.see(got == expected, || format!("N = {n}: chatgate answered {got:?}"));
         if measuring {
@@ -301,7 +319,7 @@ async fn measure_size(
         }
 
         let began = Instant::now();
-        let found = naive::get_asset_record(&b.client, &b.table, &s.asset).await?;
+        let found = naive::get_asset_record(&b.client, &b.table, &s.asset, &s.within()).await?;
         let elapsed = began.elapsed();
         tally.see(found, || format!("N = {n}: GetItem found no asset record"));
         if measuring {
@@ -314,7 +332,7 @@ async fn measure_size(
         }
         if naive_latency.len() < at_least || naive_spent < budget {
             let began = Instant::now();
-            let got = naive::check(&b.client, &b.table, &s.user, &s.asset, now()).await?;
+            let got = naive::check(&b.client, &b.table, &s.user, &s.asset, &s.within(), now()).await?;
             let elapsed = began.elapsed();
             naive_spent += elapsed;
             tally.see(got.role == Role::Writer, || format!("N = {n}: naive answered {:?}", got.role));

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, ConsumedCapacity, ReturnConsumedCapacity};
 
-use chatgate::domain::{AssetId, Identity, Role};
+use chatgate::domain::{AssetId, Identity, Role, Tenant};
 
 use crate::BenchError;
 
@@ -35,6 +35,20 @@ impl Outcome {
     }
 }
 
+/// A hot partition's key in a deployment (`within` a tenant, or single-tenant): the tenant as
+/// its handle, and the id relative to it.
+fn hot_pk(prefix: &str, id: &str, within: &Tenant) -> String {
+    match within {
+        Tenant::Single => format!("{prefix}{id}"),
+        Tenant::Of(tenant) => format!("{prefix}{}~{}", tenant.handle(), relative(id, within)),
+    }
+}
+
+/// An id as the hot partitions' sort keys and the asset record's owner name it.
+fn relative<'a>(id: &'a str, within: &Tenant) -> &'a str {
+    within.local(id).unwrap_or(id)
+}
+
 /// Asset record, then the user's direct grant, then the user's memberships, then the grant of each
 /// group in turn, stopping at the first writer grant. All reads strongly consistent.
 pub async fn check(
@@ -42,14 +56,16 @@ pub async fn check(
     table: &str,
     user: &Identity,
     asset: &AssetId,
+    within: &Tenant,
     now: u64,
 ) -> Result<Outcome, BenchError> {
     let mut outcome = Outcome { role: Role::None, requests: 0, round_trips: 0, capacity: 0.0 };
-    let asset_pk = format!("A#{asset}");
+    let asset_pk = hot_pk("A#", asset.as_str(), within);
     let Some(record) = get(client, table, &asset_pk, "#ASSET", &mut outcome).await? else {
         return Ok(outcome);
     };
-    if s(&record, "owner") == Some(user.as_str()) {
+    let user_id = relative(user.as_str(), within);
+    if s(&record, "owner") == Some(user_id) {
         outcome.role = Role::Owner;
         return Ok(outcome);
     }
@@ -69,14 +85,14 @@ pub async fn check(
     };
 
     if let Some(role) =
-        get(client, table, &asset_pk, &format!("G#user:{user}"), &mut outcome).await?.and_then(|i| live_role(&i))
+        get(client, table, &asset_pk, &format!("G#user:{user_id}"), &mut outcome).await?.and_then(|i| live_role(&i))
     {
         outcome.role = role;
         if role == Role::Writer {
             return Ok(outcome);
         }
     }
-    for group in memberships(client, table, user, &mut outcome).await? {
+    for group in memberships(client, table, &hot_pk("U#", user.as_str(), within), &mut outcome).await? {
         let grant = get(client, table, &asset_pk, &format!("G#group:{group}"), &mut outcome).await?;
         if let Some(role) = grant.and_then(|i| live_role(&i)) {
             outcome.role = outcome.role.max(role);
@@ -89,11 +105,16 @@ pub async fn check(
 }
 
 /// One strongly consistent `GetItem` of the asset record; whether it exists.
-pub async fn get_asset_record(client: &Client, table: &str, asset: &AssetId) -> Result<bool, BenchError> {
+pub async fn get_asset_record(
+    client: &Client,
+    table: &str,
+    asset: &AssetId,
+    within: &Tenant,
+) -> Result<bool, BenchError> {
     let out = client
         .get_item()
         .table_name(table)
-        .key("pk", AttributeValue::S(format!("A#{asset}")))
+        .key("pk", AttributeValue::S(hot_pk("A#", asset.as_str(), within)))
         .key("sk", AttributeValue::S("#ASSET".into()))
         .consistent_read(true)
         .return_consumed_capacity(ReturnConsumedCapacity::Total)
@@ -122,11 +143,11 @@ async fn get(
     Ok(out.item)
 }
 
-/// The user's group ids, page by page.
+/// The group ids (relative) in a user's partition `user_pk`, page by page.
 async fn memberships(
     client: &Client,
     table: &str,
-    user: &Identity,
+    user_pk: &str,
     outcome: &mut Outcome,
 ) -> Result<Vec<String>, BenchError> {
     let mut groups = Vec::new();
@@ -140,7 +161,7 @@ async fn memberships(
             .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
             .expression_attribute_names("#pk", "pk")
             .expression_attribute_names("#sk", "sk")
-            .expression_attribute_values(":pk", AttributeValue::S(format!("U#{user}")))
+            .expression_attribute_values(":pk", AttributeValue::S(user_pk.to_owned()))
             .expression_attribute_values(":prefix", AttributeValue::S("M#".into()))
             .set_exclusive_start_key(start)
             .send()

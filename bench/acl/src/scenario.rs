@@ -4,7 +4,7 @@
 use futures_util::{StreamExt as _, TryStreamExt as _};
 
 use chatgate::acl::{AclReader, CatalogWriter, DynamoStore, GrantWriter};
-use chatgate::domain::{AccessDecision, AssetId, AssetType, Grant, GroupId, Identity, Principal, Role, Via};
+use chatgate::domain::{AccessDecision, AssetId, AssetType, Grant, GroupId, Identity, Principal, Role, Tenant, Via};
 
 use crate::BenchError;
 
@@ -19,14 +19,16 @@ pub enum Ids {
     /// UUID-shaped, 36 characters, as many SaaS back ends name users, groups and documents.
     Uuid,
     /// The short ids in a tenant deployment: each qualified with a 30-character organisation id
-    /// (WorkOS-shaped), as chatgate stores them (`<tenant>~<id>`).
+    /// (WorkOS-shaped), as chatgate names them (`<tenant>~<id>`), written and read by a store with
+    /// the tenant layout.
     TenantShort,
     /// The same UUIDs in a tenant deployment, qualified alike.
     Tenant,
 }
 
 /// The organisation of [`Ids::TenantShort`] and [`Ids::Tenant`]: `TENANT_ID`, by default a
-/// 30-character one (WorkOS-shaped); each id grows by its length and one.
+/// 30-character one (WorkOS-shaped). The store keeps the asset's and the user's partitions under
+/// the tenant's fixed-size handle, so the items a check reads do not grow with its length.
 fn tenant() -> &'static str {
     static TENANT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
         let tenant = std::env::var("TENANT_ID").unwrap_or_else(|_| "org_01HZXK4Q5N8M2R7T3V9W1Y6B0C".to_owned());
@@ -65,6 +67,16 @@ impl Scenario {
             Ids::Uuid => format!("{} (36-char ids)", self.n),
             Ids::TenantShort => format!("{} (tenant-qualified)", self.n),
             Ids::Tenant => format!("{} (36-char ids, tenant-qualified)", self.n),
+        }
+    }
+
+    /// The deployment the scenario's ids are of: a tenant's, or a single-tenant one.
+    pub fn within(&self) -> Tenant {
+        match self.ids {
+            Ids::Short | Ids::Uuid => Tenant::Single,
+            Ids::TenantShort | Ids::Tenant => {
+                Tenant::Of(chatgate::domain::TenantId::try_from(tenant()).expect("TENANT_ID must be a tenant id"))
+            }
         }
     }
 

@@ -114,6 +114,9 @@ pub enum InvocationError {
     UnknownTask(String),
     #[error(transparent)]
     Scheduled(#[from] ReconcileError),
+    /// The tenants a stream batch's keys name could not be read: the whole batch is retried.
+    #[error("could not read whose the batch's records are")]
+    StreamTenants(#[from] chatgate::acl::StoreError),
 }
 
 pub async fn handle<R: ReconcilerStore>(
@@ -124,7 +127,7 @@ pub async fn handle<R: ReconcilerStore>(
     match event.payload {
         Trigger::Stream { records } => {
             let count = records.len();
-            let batch = StreamBatch::from_lambda(records);
+            let batch = StreamBatch::from_lambda_in(records, state.rule.store().as_ref()).await?;
             let outcome = state.rule.apply_batch(batch.items, deadline).await;
             outcome.log(count, batch.nameless);
             let failures = outcome.failed.into_iter().map(|item_identifier| ItemFailure { item_identifier }).collect();

@@ -2,10 +2,10 @@
 //! concurrently, multi-item writes in transactions. SDK errors are translated here; no `SdkError`
 //! or `AttributeValue` leaves this module.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::error::Error as StdError;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
@@ -31,11 +31,11 @@ use super::keys::{
 use super::{
     AclReader, AudienceFacts, Begun, BudgetCounter, BudgetLimits, BudgetSpent, BudgetWindow, Budgets, CatalogWriter,
     CheckFacts, ConversationRegistry, Expiry, ExpiryIndex, GrantWriter, IDEMPOTENCY_WINDOW_SECONDS, Idempotency,
-    PassCursor, PassProgress, RegisteredConversations, Remembered, Rosters, StoreError, Upsert, minute_of,
-    new_generation,
+    PassCursor, PassProgress, RegisteredConversations, Remembered, Rosters, StoreError, StreamKeys, StreamTenants,
+    Upsert, minute_of, new_generation,
 };
 use crate::domain::{
-    AccessFacts, AssetId, AssetRecord, AssetType, Grant, GroupId, Identity, Principal, Role, TenantId,
+    AccessFacts, AssetId, AssetRecord, AssetType, Grant, GroupId, Identity, Principal, Role, Tenant, TenantId,
 };
 
 type Item = HashMap<String, AttributeValue>;
@@ -75,6 +75,10 @@ pub struct DynamoStore {
     client: Client,
     table: String,
     stats: Arc<TableStats>,
+    /// A tenant deployment's layout (keys::asset_pk): the hot partitions name tenants by handle.
+    tenants: bool,
+    /// The tenants this process has claimed or read a tenant record of, by handle.
+    handles: Arc<Mutex<BTreeMap<String, TenantId>>>,
 }
 
 impl DynamoStore {
@@ -102,14 +106,27 @@ impl DynamoStore {
                 TimeoutConfig::builder().operation_attempt_timeout(attempt).operation_timeout(operation).build(),
             )
             .build();
-        Self { client: Client::from_conf(config), table: table.into(), stats: Arc::default() }
+        Self {
+            client: Client::from_conf(config),
+            table: table.into(),
+            stats: Arc::default(),
+            tenants: false,
+            handles: Arc::default(),
+        }
+    }
+
+    /// The same store in a tenant deployment (`true`: every id is `<tenant>~<id>`), whose asset
+    /// and user partitions name the tenant by its handle (docs/data-model.md).
+    pub fn with_tenants(self, tenants: bool) -> Self {
+        Self { tenants, ..self }
     }
 
     /// A function's store: `TABLE_NAME`, on [`crate::aws::from_environment`]
     /// (`AWS_ENDPOINT_URL_DYNAMODB` points it at DynamoDB Local).
     pub fn from_settings(settings: &crate::config::Settings) -> Result<Self, crate::config::ConfigError> {
         let table = crate::config::table_name(settings)?;
-        Ok(Self::new(&crate::aws::from_environment(settings)?, table))
+        let tenants = crate::config::tenants(settings)?;
+        Ok(Self::new(&crate::aws::from_environment(settings)?, table).with_tenants(tenants))
     }
 
     /// Opens the connections during cold start (the first TLS handshake dominates a cold request
@@ -193,9 +210,10 @@ impl DynamoStore {
                 .await
                 .map_err(store_error)?;
             for item in out.items.unwrap_or_default() {
-                let Some(asset) = s(&item, PK).and_then(|pk| pk.strip_prefix("A#")) else { continue };
+                let Some(rest) = s(&item, PK).and_then(|pk| pk.strip_prefix(keys::ASSET_PK_PREFIX)) else { continue };
+                let (within, asset) = self.hot_id(rest).await?;
                 let asset = AssetId::try_from(asset).map_err(internal)?;
-                let Some(grant) = grant(&item)? else { continue };
+                let Some(grant) = grant(&item, &within)? else { continue };
                 let Some(at) = grant.expires_at else { continue };
                 let entry = Expiry { asset, principal: grant.principal, expires_at: at };
                 if at <= now {
@@ -250,12 +268,13 @@ impl DynamoStore {
     }
 
     async fn asset_partition(&self, asset: &AssetId) -> Result<AccessFacts, StoreError> {
-        let items = self.query(keys::asset_pk(asset), None).await?;
+        let items = self.query(self.asset_pk(asset), None).await?;
+        let within = self.within(asset.as_str());
         let mut facts = AccessFacts::default();
         for item in &items {
             match s(item, SK) {
-                Some(ASSET_SK) => facts.asset = Some(asset_record(asset, item)?),
-                Some(sk) if sk.starts_with(GRANT_PREFIX) => facts.grants.extend(grant(item)?),
+                Some(ASSET_SK) => facts.asset = Some(asset_record(asset, item, &within)?),
+                Some(sk) if sk.starts_with(GRANT_PREFIX) => facts.grants.extend(grant(item, &within)?),
                 _ => {}
             }
         }
@@ -264,14 +283,15 @@ impl DynamoStore {
 
     /// The user's groups, and whether they are offboarded (the marker sorts among the groups).
     async fn groups_of(&self, user: &Identity) -> Result<(BTreeSet<GroupId>, bool), StoreError> {
-        let items = self.query(keys::user_pk(user), Some(MEMBER_PREFIX)).await?;
+        let items = self.query(self.user_pk(user), Some(MEMBER_PREFIX)).await?;
+        let within = self.within(user.as_str());
         let mut offboarded = false;
         let mut groups = BTreeSet::new();
         for item in &items {
             if s(item, SK) == Some(OFFBOARDED_SK) {
                 offboarded = true;
             } else {
-                groups.extend(refused_is_none(GroupId::try_from(member_id(item)?), "group"));
+                groups.extend(refused_is_none(GroupId::try_from(member_id(item, &within)?), "group"));
             }
         }
         Ok((groups, offboarded))
@@ -288,7 +308,7 @@ impl DynamoStore {
             .key_condition_expression("#pk = :pk AND #sk = :sk")
             .expression_attribute_names("#pk", PK)
             .expression_attribute_names("#sk", SK)
-            .expression_attribute_values(":pk", AttributeValue::S(keys::user_pk(user)))
+            .expression_attribute_values(":pk", AttributeValue::S(self.user_pk(user)))
             .expression_attribute_values(":sk", AttributeValue::S(OFFBOARDED_SK.to_owned()))
             .send()
             .await
@@ -297,10 +317,105 @@ impl DynamoStore {
         Ok(out.count > 0)
     }
 
+    /// The tenant whose hot partitions an id's keys are in: its own in a tenant deployment,
+    /// nobody's otherwise (and for an id of no tenant, which only the edge could have let in).
+    fn within(&self, id: &str) -> Tenant {
+        Tenant::of_stored(self.tenants, id).unwrap_or_default()
+    }
+
+    fn asset_pk(&self, asset: &AssetId) -> String {
+        keys::asset_pk(asset, &self.within(asset.as_str()))
+    }
+
+    fn user_pk(&self, user: &Identity) -> String {
+        keys::user_pk(user, &self.within(user.as_str()))
+    }
+
+    /// An asset's owner as its record holds it: relative to the asset's tenant.
+    fn owner(&self, asset: &AssetId, owner: &Identity) -> String {
+        keys::relative(owner.as_str(), &self.within(asset.as_str())).to_owned()
+    }
+
+    /// The key of a grant in its asset's partition.
+    fn grant_key(&self, asset: &AssetId, principal: &Principal) -> Item {
+        Self::key(self.asset_pk(asset), keys::grant_sk(principal, &self.within(asset.as_str())))
+    }
+
+    /// The key of a membership in its user's partition.
+    fn membership_key(&self, user: &Identity, group: &GroupId) -> Item {
+        Self::key(self.user_pk(user), keys::membership_sk(group, &self.within(user.as_str())))
+    }
+
     /// The key of a grant's mirror in its user's partition (user grants only).
-    fn user_grant_key(asset: &AssetId, principal: &Principal) -> Option<Item> {
+    fn user_grant_key(&self, asset: &AssetId, principal: &Principal) -> Option<Item> {
         let Principal::User(user) = principal else { return None };
-        Some(Self::key(keys::user_pk(user), keys::user_grant_sk(asset)))
+        Some(Self::key(self.user_pk(user), keys::user_grant_sk(asset)))
+    }
+
+    /// Before the first key of `id`'s tenant this process writes: the table's tenant record for
+    /// its handle, written if missing (one conditional `PutItem` per tenant and process). A
+    /// handle another tenant holds is refused, never shared.
+    async fn claim(&self, id: &str) -> Result<(), StoreError> {
+        let Tenant::Of(tenant) = self.within(id) else { return Ok(()) };
+        let handle = tenant.handle();
+        if self.handles.lock().map_err(|_| internal(Poisoned))?.get(&handle) == Some(&tenant) {
+            return Ok(());
+        }
+        let mut item = Self::key(keys::tenant_pk(&handle), keys::TENANT_SK.to_owned());
+        item.insert(attr::ID.into(), AttributeValue::S(tenant.to_string()));
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(#pk) OR #id = :id")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#id", attr::ID)
+            .expression_attribute_values(":id", AttributeValue::S(tenant.to_string()))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        match result {
+            Ok(out) => self.stats.record(out.consumed_capacity()),
+            Err(err) if err.code() == Some("ConditionalCheckFailedException") => {
+                tracing::error!(tenant = %tenant, handle, "another tenant holds this tenant's key handle; its writes are refused");
+                return Err(internal(HandleTaken(tenant)));
+            }
+            Err(err) => return Err(store_error(err)),
+        }
+        self.handles.lock().map_err(|_| internal(Poisoned))?.insert(handle, tenant);
+        Ok(())
+    }
+
+    /// The rest of a hot partition's key after its prefix, read back: the partition's tenant and
+    /// the qualified id.
+    async fn hot_id(&self, rest: &str) -> Result<(Tenant, String), StoreError> {
+        match keys::split_hot_pk(rest, self.tenants) {
+            Some((None, id)) => Ok((Tenant::Single, id.to_owned())),
+            Some((Some(handle), id)) => {
+                let tenant = Tenant::Of(self.tenant_of(handle).await?.ok_or_else(|| corrupt(PK))?);
+                let id = tenant.qualify(id);
+                Ok((tenant, id))
+            }
+            None => Err(corrupt(PK)),
+        }
+    }
+
+    /// The tenant a handle stands for: as this process knows it, else as the handle's tenant
+    /// record names it (then remembered). A strongly consistent `Query`, which the reconciler's
+    /// role has (it has no `GetItem`).
+    async fn tenant_of(&self, handle: &str) -> Result<Option<TenantId>, StoreError> {
+        if let Some(tenant) = self.handles.lock().map_err(|_| internal(Poisoned))?.get(handle) {
+            return Ok(Some(tenant.clone()));
+        }
+        let items = self.query(keys::tenant_pk(handle), Some(keys::TENANT_SK)).await?;
+        let Some(item) = items.first() else { return Ok(None) };
+        let tenant = TenantId::try_from(required(item, attr::ID)?).map_err(internal)?;
+        if tenant.handle() != handle {
+            return Err(corrupt(attr::ID));
+        }
+        self.handles.lock().map_err(|_| internal(Poisoned))?.insert(handle.to_owned(), tenant.clone());
+        Ok(Some(tenant))
     }
 
     fn key(pk: String, sk: String) -> Item {
@@ -311,11 +426,11 @@ impl DynamoStore {
     fn asset_unchanged(&self, asset: &AssetRecord) -> Result<TransactWriteItem, StoreError> {
         let check = ConditionCheck::builder()
             .table_name(&self.table)
-            .set_key(Some(Self::key(keys::asset_pk(&asset.id), ASSET_SK.to_owned())))
+            .set_key(Some(Self::key(self.asset_pk(&asset.id), ASSET_SK.to_owned())))
             .condition_expression("#owner = :owner AND #gen = :gen")
             .expression_attribute_names("#owner", attr::OWNER)
             .expression_attribute_names("#gen", attr::GENERATION)
-            .expression_attribute_values(":owner", AttributeValue::S(asset.owner.to_string()))
+            .expression_attribute_values(":owner", AttributeValue::S(self.owner(&asset.id, &asset.owner)))
             .expression_attribute_values(":gen", AttributeValue::S(asset.generation.clone()))
             .build()
             .map_err(internal)?;
@@ -373,7 +488,7 @@ impl DynamoStore {
     /// when there is no record), each on condition that it still carries the generation it was
     /// read with, so a grant of an asset re-created meanwhile survives. Returns how many went.
     async fn sweep_grants(&self, asset: &AssetId) -> Result<usize, StoreError> {
-        let pk = keys::asset_pk(asset);
+        let pk = self.asset_pk(asset);
         let items = self.query(pk.clone(), None).await?;
         let current = items.iter().find(|i| s(i, SK) == Some(ASSET_SK)).and_then(|i| s(i, attr::GENERATION));
         let stale: Vec<(String, String)> = items
@@ -437,7 +552,7 @@ impl AclReader for DynamoStore {
         let items = self.query(keys::group_pk(group), Some(MEMBER_PREFIX)).await?;
         let mut members = Vec::with_capacity(items.len());
         for item in &items {
-            members.extend(refused_is_none(Identity::try_from(member_id(item)?), "member"));
+            members.extend(refused_is_none(Identity::try_from(member_id(item, &Tenant::Single)?), "member"));
         }
         Ok(members)
     }
@@ -736,21 +851,20 @@ impl GrantWriter for DynamoStore {
             .client
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(Self::key(keys::asset_pk(asset), ASSET_SK.to_owned())))
+            .set_key(Some(Self::key(self.asset_pk(asset), ASSET_SK.to_owned())))
             .consistent_read(true)
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
             .map_err(store_error)?;
         self.stats.record(out.consumed_capacity());
-        out.item.as_ref().map(|item| asset_record(asset, item)).transpose()
+        out.item.as_ref().map(|item| asset_record(asset, item, &self.within(asset.as_str()))).transpose()
     }
 
     async fn put_grant(&self, asset: &AssetRecord, grant: &Grant, _now: u64) -> Result<(), StoreError> {
-        let sk = keys::grant_sk(&grant.principal);
-        let hashed = keys::principal_from_grant_sk(&sk).is_none();
-        let mut item = Self::key(keys::asset_pk(&asset.id), sk);
-        if hashed {
+        self.claim(asset.id.as_str()).await?;
+        let mut item = self.grant_key(&asset.id, &grant.principal);
+        if item.get(SK).and_then(|sk| sk.as_s().ok()).is_some_and(|sk| !keys::is_raw_grant_sk(sk)) {
             item.insert(attr::ID.into(), AttributeValue::S(grant.principal.to_string()));
         }
         let role = if grant.role >= Role::Writer { "w" } else { "r" };
@@ -767,7 +881,7 @@ impl GrantWriter for DynamoStore {
             writes.push(self.put(expiry_entry(&entry))?);
         }
         writes.push(self.put(item)?);
-        if let Some(mut mirror) = Self::user_grant_key(&asset.id, &grant.principal) {
+        if let Some(mut mirror) = self.user_grant_key(&asset.id, &grant.principal) {
             mirror.insert(attr::ASSET.into(), AttributeValue::S(asset.id.to_string()));
             writes.push(self.put(mirror)?);
         }
@@ -775,9 +889,9 @@ impl GrantWriter for DynamoStore {
     }
 
     async fn delete_grant(&self, asset: &AssetRecord, principal: &Principal) -> Result<(), StoreError> {
-        let key = Self::key(keys::asset_pk(&asset.id), keys::grant_sk(principal));
+        let key = self.grant_key(&asset.id, principal);
         let mut writes = vec![self.asset_unchanged(asset)?, self.delete(key)?];
-        if let Some(mirror) = Self::user_grant_key(&asset.id, principal) {
+        if let Some(mirror) = self.user_grant_key(&asset.id, principal) {
             writes.push(self.delete(mirror)?);
         }
         self.transact(writes).await
@@ -793,11 +907,12 @@ impl CatalogWriter for DynamoStore {
         name: &str,
         now: u64,
     ) -> Result<Upsert, StoreError> {
+        self.claim(id.as_str()).await?;
         let out = self
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(Self::key(keys::asset_pk(id), ASSET_SK.to_owned())))
+            .set_key(Some(Self::key(self.asset_pk(id), ASSET_SK.to_owned())))
             .update_expression(
                 "SET #owner = :owner, #kind = :kind, #name = :name, #updated = :now, #gen = if_not_exists(#gen, :gen)",
             )
@@ -806,7 +921,7 @@ impl CatalogWriter for DynamoStore {
             .expression_attribute_names("#name", attr::NAME)
             .expression_attribute_names("#updated", attr::UPDATED_AT)
             .expression_attribute_names("#gen", attr::GENERATION)
-            .expression_attribute_values(":owner", AttributeValue::S(owner.to_string()))
+            .expression_attribute_values(":owner", AttributeValue::S(self.owner(id, owner)))
             .expression_attribute_values(":kind", AttributeValue::S(kind.as_str().into()))
             .expression_attribute_values(":name", AttributeValue::S(name.to_owned()))
             .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
@@ -834,7 +949,7 @@ impl CatalogWriter for DynamoStore {
             .client
             .delete_item()
             .table_name(&self.table)
-            .set_key(Some(Self::key(keys::asset_pk(id), ASSET_SK.to_owned())))
+            .set_key(Some(Self::key(self.asset_pk(id), ASSET_SK.to_owned())))
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
@@ -844,8 +959,9 @@ impl CatalogWriter for DynamoStore {
     }
 
     async fn add_member(&self, group: &GroupId, user: &Identity) -> Result<(), StoreError> {
-        let mut in_user = Self::key(keys::user_pk(user), keys::membership_sk(group));
-        if !keys::is_raw(group.as_str()) {
+        self.claim(user.as_str()).await?;
+        let mut in_user = self.membership_key(user, group);
+        if in_user.get(SK).and_then(|sk| sk.as_s().ok()).is_some_and(|sk| keys::id_from_member_sk(sk).is_none()) {
             in_user.insert(attr::ID.into(), AttributeValue::S(group.to_string()));
         }
         let mut in_group = Self::key(keys::group_pk(group), keys::member_sk(user));
@@ -857,15 +973,16 @@ impl CatalogWriter for DynamoStore {
 
     async fn remove_member(&self, group: &GroupId, user: &Identity) -> Result<(), StoreError> {
         self.transact(vec![
-            self.delete(Self::key(keys::user_pk(user), keys::membership_sk(group)))?,
+            self.delete(self.membership_key(user, group))?,
             self.delete(Self::key(keys::group_pk(group), keys::member_sk(user)))?,
         ])
         .await
     }
 
     async fn set_offboarded(&self, user: &Identity, offboarded: bool, now: u64) -> Result<(), StoreError> {
-        let key = Self::key(keys::user_pk(user), OFFBOARDED_SK.to_owned());
+        let key = Self::key(self.user_pk(user), OFFBOARDED_SK.to_owned());
         if offboarded {
+            self.claim(user.as_str()).await?;
             let mut item = key;
             item.insert(attr::UPDATED_AT.into(), AttributeValue::N(now.to_string()));
             let out = self
@@ -894,7 +1011,7 @@ impl CatalogWriter for DynamoStore {
     }
 
     async fn delete_user_grants(&self, user: &Identity) -> Result<Vec<AssetId>, StoreError> {
-        let mirrors = self.query(keys::user_pk(user), Some(USER_GRANT_PREFIX)).await?;
+        let mirrors = self.query(self.user_pk(user), Some(USER_GRANT_PREFIX)).await?;
         let principal = Principal::User(user.clone());
         let assets = mirrors
             .iter()
@@ -903,8 +1020,8 @@ impl CatalogWriter for DynamoStore {
         // Each grant with its mirror, unconditionally: whatever generation it carries, it goes.
         futures_util::stream::iter(assets.clone())
             .map(|asset| {
-                let grant = Self::key(keys::asset_pk(&asset), keys::grant_sk(&principal));
-                let mirror = Self::user_grant_key(&asset, &principal);
+                let grant = self.grant_key(&asset, &principal);
+                let mirror = self.user_grant_key(&asset, &principal);
                 async move {
                     let mut writes = vec![self.delete(grant)?];
                     writes.extend(mirror.map(|m| self.delete(m)).transpose()?);
@@ -1102,6 +1219,23 @@ impl RegisteredConversations for DynamoStore {
 const BATCH_WRITE_ITEMS: usize = 25;
 const BATCH_WRITE_ATTEMPTS: u32 = 5;
 
+/// From what this process knows, else from the table's tenant records (strongly consistent: a
+/// tenant's record is written before its first key, so before any stream record of it).
+impl StreamKeys for DynamoStore {
+    async fn stream_tenants(&self, handles: BTreeSet<String>) -> Result<StreamTenants, StoreError> {
+        if !self.tenants {
+            return Ok(StreamTenants::Single);
+        }
+        let mut known = BTreeMap::new();
+        for handle in handles {
+            if let Some(tenant) = self.tenant_of(&handle).await? {
+                known.insert(handle, tenant);
+            }
+        }
+        Ok(StreamTenants::Handles(known))
+    }
+}
+
 impl Rosters for DynamoStore {
     async fn write_roster(&self, conversation: &str, joined: &[Identity], left: &[Identity]) -> Result<(), StoreError> {
         let pk = keys::roster_pk(conversation);
@@ -1273,10 +1407,11 @@ fn corrupt(name: &str) -> StoreError {
     StoreError::Internal(format!("an item has no valid `{name}`").into())
 }
 
-fn asset_record(id: &AssetId, item: &Item) -> Result<AssetRecord, StoreError> {
+/// The record of asset `id`, whose owner is named relative to the asset's tenant `within`.
+fn asset_record(id: &AssetId, item: &Item, within: &Tenant) -> Result<AssetRecord, StoreError> {
     Ok(AssetRecord {
         id: id.clone(),
-        owner: Identity::try_from(required(item, attr::OWNER)?).map_err(internal)?,
+        owner: Identity::try_from(within.qualify(required(item, attr::OWNER)?)).map_err(internal)?,
         kind: AssetType::parse(required(item, attr::KIND)?).ok_or_else(|| corrupt(attr::KIND))?,
         name: s(item, attr::NAME).unwrap_or_default().to_owned(),
         generation: required(item, attr::GENERATION)?.to_owned(),
@@ -1291,9 +1426,10 @@ fn refused_is_none<T, E: std::fmt::Display>(parsed: Result<T, E>, what: &str) ->
 }
 
 /// A grant; `None` for a grant to an id chatgate now refuses (see [`refused_is_none`]).
-fn grant(item: &Item) -> Result<Option<Grant>, StoreError> {
+/// `within` is the asset's tenant, whom the sort key's principal is relative to.
+fn grant(item: &Item, within: &Tenant) -> Result<Option<Grant>, StoreError> {
     let sk = required(item, SK)?;
-    let principal = match keys::principal_from_grant_sk(sk) {
+    let principal = match keys::principal_from_grant_sk(sk, within) {
         Some(principal) => principal,
         None if keys::is_raw_grant_sk(sk) => {
             tracing::warn!(what = "grant", "an item names an id chatgate refuses; ignored");
@@ -1316,13 +1452,25 @@ fn grant(item: &Item) -> Result<Option<Grant>, StoreError> {
     }))
 }
 
-/// A membership's id: from its sort key, or from the item when the key holds a hash.
-fn member_id(item: &Item) -> Result<&str, StoreError> {
+/// A membership's id: from its sort key, relative to `within` (a membership in a user's
+/// partition; a member in a group's partition is named whole), or from the item when the key
+/// holds a hash.
+fn member_id(item: &Item, within: &Tenant) -> Result<String, StoreError> {
     match keys::id_from_member_sk(required(item, SK)?) {
-        Some(id) => Ok(id),
-        None => required(item, attr::ID),
+        Some(id) => Ok(within.qualify(id)),
+        None => required(item, attr::ID).map(str::to_owned),
     }
 }
+
+/// A process's map of tenant handles was poisoned by a panic.
+#[derive(Debug, thiserror::Error)]
+#[error("the tenant handles were poisoned")]
+struct Poisoned;
+
+/// Two tenants whose ids have the same handle: the second is refused.
+#[derive(Debug, thiserror::Error)]
+#[error("the key handle of tenant {0} belongs to another tenant in this table")]
+struct HandleTaken(TenantId);
 
 fn internal(e: impl StdError + Send + Sync + 'static) -> StoreError {
     StoreError::Internal(Box::new(e))

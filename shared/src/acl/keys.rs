@@ -4,11 +4,19 @@
 //! the item kind, so distinct ids can never produce the same key or land in another partition,
 //! whatever characters they contain. Parts too long for DynamoDB's sort-key limit are replaced
 //! by their SHA-256 under a different prefix, and then the item carries the full id (`id`).
+//!
+//! In a tenant deployment every id is `<tenant>~<id>`. The two partitions an access check reads,
+//! an asset's and a user's, name their tenant by its fixed-size handle instead
+//! (`A#<handle>~<id>`, [`crate::domain::TenantId::handle`]), and the grants and memberships in
+//! them name their principal or group relative to it (`G#user:<id>`, `M#<id>`): whatever the
+//! tenant's length, it adds 17 bytes to each item a check reads, never a read unit at the sizes
+//! the access check is built for. Every other key keeps the qualified id as it is. A table's
+//! tenant records (`T#<handle>`) say which tenant each handle is, for the stream.
 
 use ring::digest;
 
 use super::BudgetCounter;
-use crate::domain::{AssetId, GroupId, Identity, Principal};
+use crate::domain::{AssetId, GroupId, Identity, Principal, TENANT_SEPARATOR, Tenant};
 
 pub const PK: &str = "pk";
 pub const SK: &str = "sk";
@@ -35,6 +43,10 @@ pub const REGISTRY_PK: &str = "K#asset-conversations";
 /// A conversation's roster: one partition per conversation (its unique name, or SID), one item per
 /// participant (see [`roster_sk`]).
 pub const ROSTER_PREFIX: &str = "C#";
+/// A tenant record: which tenant a key handle stands for (`T#<handle>`, with the tenant in `id`),
+/// written before the tenant's first key.
+pub const TENANT_PREFIX: &str = "T#";
+pub const TENANT_SK: &str = "#TENANT";
 /// The one item that says how far the scheduled pass has got.
 pub const PASS_PK: &str = "S#full-reconcile";
 /// The one item that says how far the expiry sweep has got.
@@ -90,12 +102,45 @@ pub mod attr {
 /// Longest raw part kept in a sort key (DynamoDB allows 1024 bytes).
 const MAX_RAW_PART: usize = 512;
 
-pub fn asset_pk(id: &AssetId) -> String {
-    format!("A#{id}")
+pub const ASSET_PK_PREFIX: &str = "A#";
+pub const USER_PK_PREFIX: &str = "U#";
+
+/// An asset's partition: `A#<id>`, or in a tenant deployment `A#<handle>~<id>`.
+pub fn asset_pk(id: &AssetId, within: &Tenant) -> String {
+    hot_pk(ASSET_PK_PREFIX, id.as_str(), within)
 }
 
-pub fn user_pk(user: &Identity) -> String {
-    format!("U#{user}")
+/// A user's partition: `U#<id>`, or in a tenant deployment `U#<handle>~<id>`.
+pub fn user_pk(user: &Identity, within: &Tenant) -> String {
+    hot_pk(USER_PK_PREFIX, user.as_str(), within)
+}
+
+/// The tenant record of a handle.
+pub fn tenant_pk(handle: &str) -> String {
+    format!("{TENANT_PREFIX}{handle}")
+}
+
+fn hot_pk(prefix: &str, id: &str, within: &Tenant) -> String {
+    match within {
+        Tenant::Of(tenant) => format!("{prefix}{}{TENANT_SEPARATOR}{}", tenant.handle(), relative(id, within)),
+        Tenant::Single => format!("{prefix}{id}"),
+    }
+}
+
+/// An id of the tenant `within` without its tenant: what the hot partitions' sort keys and the
+/// asset record's owner hold.
+pub fn relative<'a>(id: &'a str, within: &Tenant) -> &'a str {
+    within.local(id).unwrap_or(id)
+}
+
+/// A hot partition's key, read back: the tenant handle it names (`None` when single-tenant) and
+/// the id relative to it. `tenants` says which layout the table has.
+pub fn split_hot_pk(rest: &str, tenants: bool) -> Option<(Option<&str>, &str)> {
+    if !tenants {
+        return Some((None, rest));
+    }
+    let (handle, id) = rest.split_once(TENANT_SEPARATOR)?;
+    (handle.len() == crate::domain::TENANT_HANDLE_CHARS).then_some((Some(handle), id))
 }
 
 /// A budget counter's partition: `B#<user>`, or a tenant's `B#~<tenant>` (in a tenant
@@ -130,7 +175,8 @@ pub fn roster_sk(user: &Identity) -> String {
     bounded("P#", "P##", user.as_str())
 }
 
-/// In the user's partition: the grant of `asset` made to the user.
+/// In the user's partition: the grant of `asset` made to the user (the asset qualified: these
+/// mirrors are read by offboarding, never by a check).
 pub fn user_grant_sk(asset: &AssetId) -> String {
     bounded("R#", "R##", asset.as_str())
 }
@@ -139,10 +185,12 @@ pub fn group_pk(group: &GroupId) -> String {
     format!("G#{group}")
 }
 
-pub fn grant_sk(principal: &Principal) -> String {
+/// In the asset's partition: the grant to `principal`, named relative to the asset's tenant
+/// `within` (hashed when too long, then the item carries the qualified principal in `id`).
+pub fn grant_sk(principal: &Principal, within: &Tenant) -> String {
     match principal {
-        Principal::User(id) => bounded("G#user:", "G#user#", id.as_str()),
-        Principal::Group(id) => bounded("G#group:", "G#group#", id.as_str()),
+        Principal::User(id) => bounded("G#user:", "G#user#", relative(id.as_str(), within)),
+        Principal::Group(id) => bounded("G#group:", "G#group#", relative(id.as_str(), within)),
     }
 }
 
@@ -162,9 +210,10 @@ pub fn expiry_sk(asset: &AssetId, principal: &Principal) -> String {
     format!("{EXPIRY_PREFIX}{}", hex(ctx.finish().as_ref()))
 }
 
-/// In the user's partition: one item per group the user belongs to.
-pub fn membership_sk(group: &GroupId) -> String {
-    bounded("M#", "M##", group.as_str())
+/// In the user's partition: one item per group the user belongs to, the group named relative to
+/// the user's tenant `within` (hashed when too long, then the item carries it qualified in `id`).
+pub fn membership_sk(group: &GroupId, within: &Tenant) -> String {
+    bounded("M#", "M##", relative(group.as_str(), within))
 }
 
 /// In the group's partition: one item per member.
@@ -172,12 +221,13 @@ pub fn member_sk(user: &Identity) -> String {
     bounded("M#", "M##", user.as_str())
 }
 
-/// The principal a grant's sort key names, unless the key holds a hash (then the item carries it).
-pub fn principal_from_grant_sk(sk: &str) -> Option<Principal> {
+/// The principal a grant's sort key names, of the asset's tenant `within`, unless the key holds a
+/// hash (then the item carries it).
+pub fn principal_from_grant_sk(sk: &str, within: &Tenant) -> Option<Principal> {
     if let Some(id) = sk.strip_prefix("G#user:") {
-        Identity::try_from(id).ok().map(Principal::User)
+        Identity::try_from(within.qualify(id)).ok().map(Principal::User)
     } else if let Some(id) = sk.strip_prefix("G#group:") {
-        GroupId::try_from(id).ok().map(Principal::Group)
+        GroupId::try_from(within.qualify(id)).ok().map(Principal::Group)
     } else {
         None
     }
@@ -219,26 +269,33 @@ mod tests {
         let user = |s: &str| Principal::User(Identity::try_from(s).expect("identity"));
         let group = |s: &str| Principal::Group(GroupId::try_from(s).expect("group"));
         let keys = [
-            grant_sk(&user("x")),
-            grant_sk(&group("x")),
-            grant_sk(&user("group:x")),
-            grant_sk(&user("#x")),
-            grant_sk(&user("x#")),
-            grant_sk(&group("#x")),
-            grant_sk(&user(&"é".repeat(256))),
-            grant_sk(&group(&"a".repeat(256))),
+            grant_sk(&user("x"), &Tenant::Single),
+            grant_sk(&group("x"), &Tenant::Single),
+            grant_sk(&user("group:x"), &Tenant::Single),
+            grant_sk(&user("#x"), &Tenant::Single),
+            grant_sk(&user("x#"), &Tenant::Single),
+            grant_sk(&group("#x"), &Tenant::Single),
+            grant_sk(&user(&"é".repeat(256)), &Tenant::Single),
+            grant_sk(&group(&"a".repeat(256)), &Tenant::Single),
         ];
         let distinct: std::collections::BTreeSet<_> = keys.iter().collect();
         assert_eq!(distinct.len(), keys.len(), "{keys:?}");
         assert!(keys.iter().all(|k| k.len() <= 1024 && k.starts_with(GRANT_PREFIX)));
         assert_ne!(
-            membership_sk(&GroupId::try_from("#a").expect("g")),
-            membership_sk(&GroupId::try_from("a").expect("g"))
+            membership_sk(&GroupId::try_from("#a").expect("g"), &Tenant::Single),
+            membership_sk(&GroupId::try_from("a").expect("g"), &Tenant::Single)
         );
         for principal in [user("x"), group("x"), user("group:x"), group("a:b")] {
-            assert_eq!(principal_from_grant_sk(&grant_sk(&principal)), Some(principal));
+            assert_eq!(
+                principal_from_grant_sk(&grant_sk(&principal, &Tenant::Single), &Tenant::Single),
+                Some(principal)
+            );
         }
-        assert_eq!(principal_from_grant_sk(&grant_sk(&user("#x"))), None, "hashed keys carry the principal");
+        assert_eq!(
+            principal_from_grant_sk(&grant_sk(&user("#x"), &Tenant::Single), &Tenant::Single),
+            None,
+            "hashed keys carry the principal"
+        );
         assert_eq!(id_from_member_sk(&member_sk(&Identity::try_from("u-1").expect("u"))), Some("u-1"));
         assert_eq!(id_from_member_sk(&member_sk(&Identity::try_from("#u").expect("u"))), None);
     }
@@ -247,12 +304,54 @@ mod tests {
     fn partitions_are_prefixed_by_kind() {
         let id = "x";
         let keys = [
-            asset_pk(&AssetId::try_from(id).expect("a")),
-            user_pk(&Identity::try_from(id).expect("u")),
+            asset_pk(&AssetId::try_from(id).expect("a"), &Tenant::Single),
+            user_pk(&Identity::try_from(id).expect("u"), &Tenant::Single),
             group_pk(&GroupId::try_from(id).expect("g")),
         ];
         assert_eq!(keys, ["A#x", "U#x", "G#x"]);
         assert_eq!(expiry_pk(29_600_000), "X#29600000");
+    }
+
+    #[test]
+    fn a_tenants_hot_partitions_name_it_by_handle_and_their_items_relative_to_it() {
+        let acme = Tenant::Of(crate::domain::TenantId::try_from("acme").expect("t"));
+        let long = Tenant::Of(crate::domain::TenantId::try_from("org_01HZXK4Q5N8M2R7T3V9W1Y6B0C").expect("t"));
+        let asset = |t: &Tenant| t.asset("doc-1").expect("asset");
+        let user = |t: &Tenant| t.user("bob").expect("user");
+        let group = |t: &Tenant| t.group("ops").expect("group");
+        let handle = |t: &Tenant| t.id().expect("tenant").handle();
+
+        assert_eq!(asset_pk(&asset(&acme), &acme), format!("A#{}~doc-1", handle(&acme)));
+        assert_eq!(user_pk(&user(&acme), &acme), format!("U#{}~bob", handle(&acme)));
+        // Whatever the tenant's length, the hot keys are the same size.
+        assert_eq!(asset_pk(&asset(&acme), &acme).len(), asset_pk(&asset(&long), &long).len());
+        assert_eq!(user_pk(&user(&acme), &acme).len(), user_pk(&user(&long), &long).len());
+        assert_ne!(asset_pk(&asset(&acme), &acme), asset_pk(&asset(&long), &long));
+        assert_eq!(
+            split_hot_pk(&asset_pk(&asset(&acme), &acme)[2..], true),
+            Some((Some(handle(&acme).as_str()), "doc-1"))
+        );
+        assert_eq!(split_hot_pk("doc-1", false), Some((None, "doc-1")));
+        assert_eq!(split_hot_pk("short~doc-1", true), None, "not a handle");
+
+        // Grants and memberships name their principal or group without the tenant, and read back
+        // qualified with the partition's tenant.
+        for principal in [Principal::User(user(&acme)), Principal::Group(group(&acme))] {
+            let sk = grant_sk(&principal, &acme);
+            assert!(!sk.contains("acme"), "{sk}");
+            assert_eq!(principal_from_grant_sk(&sk, &acme), Some(principal));
+        }
+        assert_eq!(grant_sk(&Principal::User(user(&acme)), &acme), "G#user:bob");
+        assert_eq!(membership_sk(&group(&acme), &acme), "M#ops");
+        assert_eq!(id_from_member_sk(&membership_sk(&group(&acme), &acme)), Some("ops"));
+        // An id whose relative part needs hashing is hashed (the item then carries it whole).
+        let odd = Principal::User(acme.user("#x").expect("user"));
+        assert!(!is_raw_grant_sk(&grant_sk(&odd, &acme)));
+        assert_eq!(id_from_member_sk(&membership_sk(&acme.group("#g").expect("group"), &acme)), None);
+        // The keys nobody's check reads keep the qualified id.
+        assert_eq!(group_pk(&group(&acme)), "G#acme~ops");
+        assert_eq!(member_sk(&user(&acme)), "M#acme~bob");
+        assert_eq!(user_grant_sk(&asset(&acme)), "R#acme~doc-1");
     }
 
     #[test]

@@ -10,7 +10,8 @@ use tokio::sync::mpsc;
 use super::{
     AclReader, AudienceFacts, Begun, BudgetLimits, BudgetSpent, Budgets, CatalogWriter, CheckFacts,
     ConversationRegistry, Expiry, ExpiryIndex, GrantWriter, IDEMPOTENCY_WINDOW_SECONDS, Idempotency, PassCursor,
-    PassProgress, RegisteredConversations, Remembered, Rosters, StoreError, Upsert, minute_of, new_generation,
+    PassProgress, RegisteredConversations, Remembered, Rosters, StoreError, StreamKeys, StreamTenants, Upsert,
+    minute_of, new_generation,
 };
 use crate::domain::{
     AccessFacts, AclChange, AssetId, AssetRecord, AssetType, Grant, GroupId, Identity, Principal, TenantId,
@@ -282,6 +283,13 @@ impl PassProgress for MemoryStore {
         }
         state.pass = to.clone();
         Ok(())
+    }
+}
+
+/// The in-memory store keys nothing by handle, and has no stream of records.
+impl StreamKeys for MemoryStore {
+    async fn stream_tenants(&self, _handles: BTreeSet<String>) -> Result<StreamTenants, StoreError> {
+        Ok(StreamTenants::Single)
     }
 }
 

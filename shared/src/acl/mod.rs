@@ -12,7 +12,7 @@ mod memory;
 #[cfg(feature = "dynamodb")]
 pub mod stream;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::error::Error as StdError;
 use std::future::Future;
 
@@ -331,6 +331,27 @@ pub trait Rosters: Send + Sync {
     fn rosters(&self, conversations: &[String]) -> impl Future<Output = Result<Vec<Vec<Identity>>, StoreError>> + Send;
 }
 
+/// Whose a table stream's records are: nobody's in particular (single-tenant), or the tenants of
+/// the key handles a batch names (in a tenant deployment).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum StreamTenants {
+    #[default]
+    Single,
+    Handles(BTreeMap<String, TenantId>),
+}
+
+/// Reads whose a table stream's records are: in a tenant deployment, the tenants the key handles of
+/// the asset and user partitions stand for (`StreamRecord::tenant_handle`), read from the
+/// table's tenant records; a store whose keys are ids as they are has nothing to look up.
+pub trait StreamKeys: Send + Sync {
+    /// The tenants of `handles`, for `StreamRecord::change_in`: a handle no record names is left
+    /// out (its records are unreadable).
+    fn stream_tenants(
+        &self,
+        handles: BTreeSet<String>,
+    ) -> impl Future<Output = Result<StreamTenants, StoreError>> + Send;
+}
+
 /// Everything the conversations function holds: reads, budgets, the registry of asset
 /// conversations, and remembered idempotency keys. Any store with those ports has it.
 pub trait ConversationsStore: AclReader + Budgets + ConversationRegistry + Idempotency + Rosters {}
@@ -339,9 +360,12 @@ impl<T: AclReader + Budgets + ConversationRegistry + Idempotency + Rosters> Conv
 
 /// Everything the reconciler function holds: reads, the expiry index, the registry of asset
 /// conversations (read only: the conversations function registers them) and the pass's cursor.
-pub trait ReconcilerStore: AclReader + ExpiryIndex + RegisteredConversations + PassProgress + Rosters {}
+pub trait ReconcilerStore:
+    AclReader + ExpiryIndex + RegisteredConversations + PassProgress + Rosters + StreamKeys
+{
+}
 
-impl<T: AclReader + ExpiryIndex + RegisteredConversations + PassProgress + Rosters> ReconcilerStore for T {}
+impl<T: AclReader + ExpiryIndex + RegisteredConversations + PassProgress + Rosters + StreamKeys> ReconcilerStore for T {}
 
 /// Grant writes, each conditional on the asset still having the owner and generation the
 /// caller read: the sharing function holds this.

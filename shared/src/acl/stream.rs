@@ -7,8 +7,23 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::keys::{self, ASSET_SK, GRANT_PREFIX, MEMBER_PREFIX, PK, SK, attr};
-use crate::domain::{AclChange, AssetId, GroupId, Identity, Principal};
+use super::StreamTenants;
+use super::keys::{self, ASSET_PK_PREFIX, ASSET_SK, GRANT_PREFIX, MEMBER_PREFIX, PK, SK, USER_PK_PREFIX, attr};
+use crate::domain::{AclChange, AssetId, GroupId, Identity, Principal, Tenant};
+
+/// The tenant of a hot partition's key (after its prefix) and the qualified id it names; `None`
+/// for a handle no tenant record names.
+fn partition(tenants: &StreamTenants, rest: &str) -> Option<(Tenant, String)> {
+    match tenants {
+        StreamTenants::Single => Some((Tenant::Single, rest.to_owned())),
+        StreamTenants::Handles(known) => {
+            let (Some(handle), id) = keys::split_hot_pk(rest, true)? else { return None };
+            let tenant = Tenant::Of(known.get(handle)?.clone());
+            let id = tenant.qualify(id);
+            Some((tenant, id))
+        }
+    }
+}
 
 /// Whether `text` holds an id stored before v1.2's Unicode rules refused it: such a record names
 /// nobody who can sign in or be named again, so it changes nobody's access and is skipped (as the
@@ -64,9 +79,24 @@ impl StreamRecord {
         record.get("dynamodb")?.get("SequenceNumber")?.as_str()
     }
 
-    /// The change this record reports; `None` for items that say nothing about access (the group
-    /// side of a membership, which the user side repeats; the expiry index; the sweep's cursor).
+    /// The key handle of the tenant whose asset or user partition this record is in, when the
+    /// table is a tenant deployment's (a handle is [`crate::domain::TENANT_HANDLE_CHARS`] long).
+    pub fn tenant_handle(&self) -> Option<&str> {
+        let pk = string(&self.dynamodb.keys, PK)?;
+        let rest = pk.strip_prefix(ASSET_PK_PREFIX).or_else(|| pk.strip_prefix(USER_PK_PREFIX))?;
+        keys::split_hot_pk(rest, true)?.0
+    }
+
+    /// The change this record of a single-tenant table reports ([`Self::change_in`]).
     pub fn change(&self) -> Result<Option<AclChange>, UnreadableRecord> {
+        self.change_in(&StreamTenants::Single)
+    }
+
+    /// The change this record reports, its ids qualified with the tenant its key's handle stands
+    /// for in `tenants`; `None` for items that say nothing about access (the group side of a
+    /// membership, which the user side repeats; the expiry index; the sweep's cursor; a tenant
+    /// record).
+    pub fn change_in(&self, tenants: &StreamTenants) -> Result<Option<AclChange>, UnreadableRecord> {
         let bad = |what: &str| UnreadableRecord(format!("{what} ({} of {:?})", self.event_name, self.dynamodb.keys));
         let keys = &self.dynamodb.keys;
         let (pk, sk) = (string(keys, PK).ok_or_else(|| bad("no pk"))?, string(keys, SK).ok_or_else(|| bad("no sk"))?);
@@ -80,8 +110,10 @@ impl StreamRecord {
         let image = if removed { self.dynamodb.old_image.as_ref() } else { self.dynamodb.new_image.as_ref() };
         let image = image.ok_or_else(|| bad("no image"))?;
 
-        if let Some(asset) = pk.strip_prefix("A#") {
-            if refused(asset) {
+        if let Some(rest) = pk.strip_prefix(ASSET_PK_PREFIX) {
+            let (within, asset) =
+                partition(tenants, rest).ok_or_else(|| bad("a tenant handle no tenant record names"))?;
+            if refused(&asset) {
                 return Ok(None);
             }
             let asset = AssetId::try_from(asset).map_err(|_| bad("bad asset id"))?;
@@ -89,7 +121,8 @@ impl StreamRecord {
                 if removed {
                     return Ok(Some(AclChange::AssetDeleted { asset }));
                 }
-                let owner = |image: &Image| string(image, attr::OWNER).and_then(|o| Identity::try_from(o).ok());
+                let owner =
+                    |image: &Image| string(image, attr::OWNER).and_then(|o| Identity::try_from(within.qualify(o)).ok());
                 let previous_owner = match self.dynamodb.old_image.as_ref() {
                     Some(old) if !inserted => Some(owner(old).ok_or_else(|| bad("no previous owner"))?),
                     _ => None,
@@ -98,10 +131,11 @@ impl StreamRecord {
                 return Ok(Some(AclChange::AssetWritten { asset, previous_owner, owner }));
             }
             if sk.starts_with(GRANT_PREFIX) {
-                if keys::is_raw_grant_sk(sk) && keys::principal_from_grant_sk(sk).is_none() && refused(sk) {
+                let principal = keys::principal_from_grant_sk(sk, &within);
+                if keys::is_raw_grant_sk(sk) && principal.is_none() && refused(sk) {
                     return Ok(None);
                 }
-                let principal = match keys::principal_from_grant_sk(sk) {
+                let principal = match principal {
                     Some(principal) => principal,
                     None => string(image, attr::ID)
                         .and_then(|id| Principal::try_from(id).ok())
@@ -115,18 +149,20 @@ impl StreamRecord {
             }
             return Ok(None);
         }
-        if let Some(user) = pk.strip_prefix("U#") {
+        if let Some(rest) = pk.strip_prefix(USER_PK_PREFIX) {
             // Grant mirrors, and the offboarding marker (offboarding removes the user itself).
             if !sk.starts_with(MEMBER_PREFIX) || sk == keys::OFFBOARDED_SK {
                 return Ok(None);
             }
-            if refused(user) || refused(sk) {
+            let (within, user) =
+                partition(tenants, rest).ok_or_else(|| bad("a tenant handle no tenant record names"))?;
+            if refused(&user) || refused(sk) {
                 return Ok(None);
             }
             let user = Identity::try_from(user).map_err(|_| bad("bad user id"))?;
             let group = match keys::id_from_member_sk(sk) {
-                Some(id) => Some(id),
-                None => string(image, attr::ID),
+                Some(id) => Some(within.qualify(id)),
+                None => string(image, attr::ID).map(str::to_owned),
             };
             let group = group.and_then(|g| GroupId::try_from(g).ok()).ok_or_else(|| bad("no group"))?;
             return Ok(match (removed, inserted) {
@@ -214,6 +250,46 @@ mod tests {
             let r = record("REMOVE", keys(pk, sk), Some(keys(pk, sk)), None);
             assert_eq!(r.change(), Ok(None), "{pk}");
         }
+    }
+
+    #[test]
+    fn a_tenant_tables_records_are_read_in_the_tenant_their_handle_stands_for() {
+        let acme = crate::domain::TenantId::try_from("acme").expect("tenant");
+        let handle = acme.handle();
+        let tenants = StreamTenants::Handles(BTreeMap::from([(handle.clone(), acme)]));
+        let keys = |pk: &str, sk: &str| item(pk, sk, json!({}));
+        let (asset_pk, user_pk) = (format!("A#{handle}~a-1"), format!("U#{handle}~u-2"));
+
+        let grant = record("REMOVE", keys(&asset_pk, "G#user:u-2"), Some(keys(&asset_pk, "G#user:u-2")), None);
+        assert_eq!(grant.tenant_handle(), Some(handle.as_str()));
+        let (asset, user) = (AssetId::try_from("acme~a-1").expect("a"), Identity::try_from("acme~u-2").expect("u"));
+        let scope = grant.change_in(&tenants).expect("readable").and_then(|c| c.shrinks());
+        assert_eq!(scope, Some(Scope::Reader { asset: asset.clone(), user: user.clone() }));
+
+        let member = record("REMOVE", keys(&user_pk, "M#ops"), Some(keys(&user_pk, "M#ops")), None);
+        assert_eq!(
+            member.change_in(&tenants),
+            Ok(Some(AclChange::MemberRemoved { group: GroupId::try_from("acme~ops").expect("g"), user }))
+        );
+
+        let owned = |owner: &str| item(&asset_pk, "#ASSET", json!({"owner": {"S": owner}, "g": {"S": "g1"}}));
+        let moved = record("MODIFY", keys(&asset_pk, "#ASSET"), Some(owned("u-1")), Some(owned("u-9")));
+        assert_eq!(
+            moved.change_in(&tenants),
+            Ok(Some(AclChange::AssetWritten {
+                asset,
+                previous_owner: Some(Identity::try_from("acme~u-1").expect("u")),
+                owner: Identity::try_from("acme~u-9").expect("u"),
+            }))
+        );
+
+        // A handle no tenant record names, or a key that is no handle's, is nobody's to guess.
+        assert!(grant.change_in(&StreamTenants::Handles(BTreeMap::new())).is_err());
+        let unhandled = record("REMOVE", keys("A#a-1", "G#user:u-2"), Some(keys("A#a-1", "G#user:u-2")), None);
+        assert_eq!(unhandled.tenant_handle(), None);
+        assert!(unhandled.change_in(&tenants).is_err());
+        // The same record of a single-tenant table is read as it always was.
+        assert!(matches!(grant.change(), Ok(Some(AclChange::GrantDeleted { .. }))));
     }
 
     #[test]

@@ -25,8 +25,8 @@ pub use identity::{Identity, IdentityError};
 pub use reference::{AssetReference, ReferenceError};
 pub use sid::{AccountSid, ApiKeySid, PushCredentialSid, RoleSid, ServiceSid, Sid, SidError, SidKind};
 pub use tenant::{
-    Caller, MAX_TENANT_BYTES, MAX_TENANT_ID_BYTES, MAX_TENANT_USER_CHARS, SEPARATOR as TENANT_SEPARATOR, Tenant,
-    TenantError, TenantId,
+    Caller, HANDLE_CHARS as TENANT_HANDLE_CHARS, MAX_TENANT_BYTES, MAX_TENANT_ID_BYTES, MAX_TENANT_USER_CHARS,
+    SEPARATOR as TENANT_SEPARATOR, Tenant, TenantError, TenantId,
 };
 pub use text::{IdTextProblem, id_text_problem};
 pub use ttl::{Ttl, TtlError, TtlPolicy};

@@ -9,7 +9,7 @@ use futures_util::StreamExt as _;
 use serde_json::Value;
 
 use super::{Reconciler, Removal};
-use crate::acl::{AclReader, Rosters, StreamRecord, UnreadableRecord};
+use crate::acl::{AclReader, Rosters, StoreError, StreamKeys, StreamRecord, StreamTenants, UnreadableRecord};
 use crate::clock::Deadline;
 use crate::domain::Scope;
 use crate::http::ErrorChain;
@@ -25,10 +25,18 @@ pub struct BatchItem {
     pub scope: Result<Option<Scope>, UnreadableRecord>,
 }
 
+impl BatchItem {
+    /// A record, its keys read with the tenants their handles stand for.
+    pub fn read(record: StreamRecord, tenants: &StreamTenants) -> Self {
+        let scope = record.change_in(tenants).map(|change| change.and_then(|c| c.shrinks()));
+        Self { id: record.dynamodb.sequence_number, scope }
+    }
+}
+
+/// A record of a single-tenant table.
 impl From<StreamRecord> for BatchItem {
     fn from(record: StreamRecord) -> Self {
-        let scope = record.change().map(|change| change.and_then(|c| c.shrinks()));
-        Self { id: record.dynamodb.sequence_number, scope }
+        Self::read(record, &StreamTenants::Single)
     }
 }
 
@@ -43,23 +51,50 @@ pub struct StreamBatch {
     pub nameless: usize,
 }
 
+/// A record's sequence number, and the record or why it is not one.
+type ParsedRecord = (String, Result<StreamRecord, UnreadableRecord>);
+
 impl StreamBatch {
+    /// A batch of a single-tenant table.
     pub fn from_lambda(records: Vec<Value>) -> Self {
+        let (records, nameless) = Self::parse(records);
+        Self::read(records, &StreamTenants::Single, nameless)
+    }
+
+    /// A batch, its keys read with the tenants `store` says their handles stand for. Failing to
+    /// learn them (the table unavailable) fails the whole batch, which is then retried.
+    pub async fn from_lambda_in(records: Vec<Value>, store: &impl StreamKeys) -> Result<Self, StoreError> {
+        let (records, nameless) = Self::parse(records);
+        let handles = records.iter().filter_map(|(_, r)| r.as_ref().ok()?.tenant_handle().map(str::to_owned)).collect();
+        let tenants = store.stream_tenants(handles).await?;
+        Ok(Self::read(records, &tenants, nameless))
+    }
+
+    /// Each record with a sequence number, read or not; and how many had none.
+    fn parse(records: Vec<Value>) -> (Vec<ParsedRecord>, usize) {
         let count = records.len();
-        let items: Vec<BatchItem> = records
+        let parsed: Vec<_> = records
             .into_iter()
             .filter_map(|record| {
                 let id = StreamRecord::sequence_number_of(&record)?.to_owned();
-                Some(match StreamRecord::from_lambda(record) {
-                    Ok(record) => BatchItem::from(record),
-                    Err(unreadable) => BatchItem { id, scope: Err(unreadable) },
-                })
+                Some((id, StreamRecord::from_lambda(record)))
             })
             .collect();
-        let nameless = count - items.len();
+        let nameless = count - parsed.len();
         if nameless > 0 {
             tracing::error!(nameless, "stream records without a sequence number set aside; the pass covers them");
         }
+        (parsed, nameless)
+    }
+
+    fn read(records: Vec<ParsedRecord>, tenants: &StreamTenants, nameless: usize) -> Self {
+        let items = records
+            .into_iter()
+            .map(|(id, record)| match record {
+                Ok(record) => BatchItem::read(record, tenants),
+                Err(unreadable) => BatchItem { id, scope: Err(unreadable) },
+            })
+            .collect();
         Self { items, nameless }
     }
 }

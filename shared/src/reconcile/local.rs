@@ -4,6 +4,7 @@
 //! second (what EventBridge does every minute), and the scheduled pass every
 //! `FULL_RECONCILE_SECONDS`.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,7 +12,9 @@ use tokio::sync::{Semaphore, mpsc};
 
 use super::{BatchItem, PASS_LIMIT, Reconciler, SWEEP_LIMIT};
 use crate::acl::follow::StreamFollower;
-use crate::acl::{AclReader, ExpiryIndex, PassProgress, RegisteredConversations, Rosters};
+use crate::acl::{
+    AclReader, ExpiryIndex, PassProgress, RegisteredConversations, Rosters, StreamKeys, StreamRecord, StreamTenants,
+};
 use crate::clock::Deadline;
 use crate::domain::AclChange;
 use crate::http::ErrorChain;
@@ -65,7 +68,10 @@ pub async fn follow_memory<S: AclReader + Rosters + 'static>(
 
 /// Applies the rule to every batch of the table's stream, retrying the items that failed until
 /// they succeed (for up to a day, the stream's retention), as the event source mapping does.
-pub async fn follow_table<S: AclReader + Rosters + 'static>(rule: Arc<Reconciler<S>>, mut follower: StreamFollower) {
+pub async fn follow_table<S: AclReader + Rosters + StreamKeys + 'static>(
+    rule: Arc<Reconciler<S>>,
+    mut follower: StreamFollower,
+) {
     let mut retry: Vec<(BatchItem, tokio::time::Instant)> = Vec::new();
     let mut attempt = 0;
     loop {
@@ -77,9 +83,10 @@ pub async fn follow_table<S: AclReader + Rosters + 'static>(rule: Arc<Reconciler
                 continue;
             }
         };
+        let tenants = stream_tenants(rule.store().as_ref(), &records).await;
         let mut items = std::mem::take(&mut retry);
         let now = tokio::time::Instant::now();
-        items.extend(records.into_iter().map(|record| (BatchItem::from(record), now)));
+        items.extend(records.into_iter().map(|record| (BatchItem::read(record, &tenants), now)));
         if items.is_empty() {
             tokio::time::sleep(StreamFollower::POLL_INTERVAL).await;
             continue;
@@ -101,6 +108,23 @@ pub async fn follow_table<S: AclReader + Rosters + 'static>(rule: Arc<Reconciler
         } else {
             attempt += 1;
             tokio::time::sleep(backoff(attempt)).await;
+        }
+    }
+}
+
+/// Whose `records` are, asked until the table answers (the records wait meanwhile, as a shard
+/// does for a failed batch).
+async fn stream_tenants<S: StreamKeys>(store: &S, records: &[StreamRecord]) -> StreamTenants {
+    let handles: BTreeSet<String> = records.iter().filter_map(|r| r.tenant_handle().map(str::to_owned)).collect();
+    let mut attempt = 0;
+    loop {
+        match store.stream_tenants(handles.clone()).await {
+            Ok(tenants) => return tenants,
+            Err(e) => {
+                attempt += 1;
+                tracing::warn!(attempt, error = %ErrorChain(&e), "could not read whose the stream's records are; retrying");
+                tokio::time::sleep(backoff(attempt)).await;
+            }
         }
     }
 }
