@@ -205,8 +205,11 @@ pub async fn run(args: DevArgs) -> Result<(), Box<dyn std::error::Error>> {
     match settings.get("TABLE_NAME") {
         Some(_) => {
             let aws = chatgate::aws::default_chain().await;
-            let store =
-                Arc::new(DynamoStore::new(&aws, chatgate::config::table_name(&settings)?).with_tenants(tenants));
+            let store = Arc::new(DynamoStore::new(
+                &aws,
+                chatgate::config::table_name(&settings)?,
+                DynamoStore::layout(&settings)?,
+            ));
             let rule = Reconciler::new(store.clone(), twilio, names, Arc::new(chatgate::clock::SystemClock));
             let rule = Arc::new(rule.with_tenants(tenants));
             let changes = match StreamFollower::from_now(&aws, &store).await {

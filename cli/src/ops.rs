@@ -69,8 +69,8 @@ pub enum GrantsCommand {
 /// The table `TABLE_NAME` names, with the operator's AWS credentials (the SDK's default chain).
 async fn store() -> Result<DynamoStore> {
     let settings = Settings::from_env();
-    let (table, tenants) = (chatgate::config::table_name(&settings)?, chatgate::config::tenants(&settings)?);
-    Ok(DynamoStore::new(&chatgate::aws::default_chain().await, table).with_tenants(tenants))
+    let (table, layout) = (chatgate::config::table_name(&settings)?, DynamoStore::layout(&settings)?);
+    Ok(DynamoStore::new(&chatgate::aws::default_chain().await, table, layout))
 }
 
 /// Twilio's secrets for the operator's tools: from the environment, or from Secrets Manager with

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chatgate::acl::follow::StreamFollower;
-use chatgate::acl::{DynamoStore, StreamKeys as _};
+use chatgate::acl::{DynamoStore, StreamKeys as _, StreamRecord};
 use chatgate::clock::Deadline;
 use chatgate::clock::SystemClock;
 use chatgate::config::{SecretsSource, Settings};
@@ -60,12 +60,12 @@ struct FailureMessage {
 pub async fn reconcile(command: ReconcileCommand, tenant: &Tenant) -> Result<()> {
     let settings = Settings::from_env();
     let aws = chatgate::aws::default_chain().await;
-    let tenants = chatgate::config::tenants(&settings)?;
-    let store = DynamoStore::new(&aws, chatgate::config::table_name(&settings)?).with_tenants(tenants);
+    let table = chatgate::config::table_name(&settings)?;
+    let store = DynamoStore::new(&aws, table, DynamoStore::layout(&settings)?);
     let secrets = SecretsSource::from_settings(&settings).load(&aws).await?;
     let twilio = ConversationsClient::from_settings(&settings, &secrets)?;
     let rule = Reconciler::new(Arc::new(store), twilio, secrets.conversation_names()?, Arc::new(SystemClock));
-    let rule = rule.with_tenants(tenants);
+    let rule = rule.with_tenants(chatgate::config::tenants(&settings)?);
     let deadline = Deadline::after(Duration::from_secs(120));
     let scope = match command {
         ReconcileCommand::Asset { asset_id } => {
@@ -148,8 +148,7 @@ async fn redrive(
         )
         .into());
     }
-    let handles = records.iter().filter_map(|r| r.tenant_handle().map(str::to_owned)).collect();
-    let tenants = rule.store().stream_tenants(handles).await?;
+    let tenants = rule.store().stream_tenants(StreamRecord::handles(&records)).await?;
     let items: Vec<BatchItem> = records.into_iter().map(|record| BatchItem::read(record, &tenants)).collect();
     let count = items.len();
     let outcome = rule.apply_batch(items, deadline).await;

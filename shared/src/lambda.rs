@@ -36,7 +36,7 @@ pub async fn table_and_secrets(
     let (table, secrets) =
         (crate::config::table_name(settings)?, crate::config::SecretsSource::from_settings(settings));
     let aws = crate::aws::from_environment(settings)?;
-    let store = crate::acl::DynamoStore::new(&aws, table).with_tenants(crate::config::tenants(settings)?);
+    let store = crate::acl::DynamoStore::new(&aws, table, crate::acl::DynamoStore::layout(settings)?);
     let (secrets, ()) = tokio::join!(secrets.load(&aws), store.warm_up());
     Ok((store, secrets?))
 }

@@ -429,12 +429,23 @@ fn reply(status: u16, headers: &[(&str, &str)], body: String) -> ProxyResponse {
     response
 }
 
-/// A store on `endpoint` with time limits a loaded 2-core CI machine cannot trip (the production
-/// ones are 1.5 s per attempt): retries and failures in tests come from injected faults only.
+/// A single-tenant store on `endpoint` with time limits a loaded 2-core CI machine cannot trip
+/// (the production ones are 1.5 s per attempt): retries and failures in tests come from injected
+/// faults only.
 pub async fn test_store(endpoint: &str, table: &str) -> chatgate::acl::DynamoStore {
+    test_store_in(endpoint, table, chatgate::acl::KeyLayout::Single).await
+}
+
+/// The same with a table of the given layout (a tenant deployment's: `KeyLayout::Tenants`).
+pub async fn test_store_in(
+    endpoint: &str,
+    table: &str,
+    layout: chatgate::acl::KeyLayout,
+) -> chatgate::acl::DynamoStore {
     chatgate::acl::DynamoStore::with_timeouts(
         &sdk_config(endpoint).await,
         table,
+        layout,
         Duration::from_secs(15),
         Duration::from_secs(45),
     )

@@ -9,12 +9,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chatgate::acl::follow::StreamFollower;
-use chatgate::acl::{AclReader, CatalogWriter, DynamoStore, ExpiryIndex, GrantWriter};
+use chatgate::acl::{AclReader, CatalogWriter, DynamoStore, ExpiryIndex, GrantWriter, KeyLayout};
 use chatgate::clock::{Clock, ManualClock};
 use chatgate::domain::{AssetType, ConversationNames, Grant, Principal, Role};
 use chatgate::reconcile::Reconciler;
 use chatgate_tests::acl_contract::{asset, group, record, user};
-use chatgate_tests::dynamo::{dynamo_local, sdk_config, test_store, unique_table_name};
+use chatgate_tests::dynamo::{dynamo_local, sdk_config, test_store_in, unique_table_name};
 use chatgate_tests::*;
 use reconciler::handler::ReconcilerState;
 use serde_json::{Value, json};
@@ -40,7 +40,8 @@ impl World {
     /// The same in a tenant deployment (`true`): the table's tenant layout, the rule's audit lines.
     async fn deployed(tenants: bool) -> Self {
         let local = dynamo_local();
-        let store = Arc::new(test_store(&local.endpoint, &unique_table_name("rule")).await.with_tenants(tenants));
+        let layout = KeyLayout::of_deployment(tenants);
+        let store = Arc::new(test_store_in(&local.endpoint, &unique_table_name("rule"), layout).await);
         store.create_table().await.expect("table");
         let follower = StreamFollower::from_now(&sdk_config(&local.endpoint).await, &store).await.expect("stream");
         let standin = StandIn::start(StandInConfig::new(ACCOUNT_SID, API_KEY_SID, API_KEY_SECRET, SERVICE_SID)).await;
@@ -185,6 +186,36 @@ async fn in_a_tenant_deployment_the_function_reads_each_record_in_its_own_tenant
     assert!(w.settle().await.is_empty(), "every record read");
     assert_eq!(w.members("acme~a-1"), set(&["acme~ana"]));
     assert_eq!(w.members("globex~a-1"), set(&["globex~ana", "globex~bob", "globex~cy"]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_tenant_deployment_a_batch_whose_tenants_cannot_be_read_is_retried_whole() {
+    let mut w = World::deployed(true).await;
+    w.asset("acme~a-1", "acme~ana").await;
+    w.grant("acme~a-1", "user:acme~bob", None).await;
+    w.conversation("acme~a-1", &["acme~ana", "acme~bob"]);
+    w.records().await;
+    w.revoke("acme~a-1", "user:acme~bob").await;
+    let records = w.records().await;
+    assert!(!records.is_empty());
+
+    // A new instance whose table does not answer (port 0 refuses every connection) cannot learn
+    // whose the records are: every record is reported failed, to be retried, and nobody removed.
+    let unreachable = test_store_in("http://127.0.0.1:0", "t", KeyLayout::Tenants).await;
+    let rule = Reconciler::new(
+        Arc::new(unreachable),
+        twilio_client(&w.standin.base_url),
+        ConversationNames::development(),
+        w.clock.clone(),
+    );
+    let state = ReconcilerState { rule: rule.with_tenants(true), pass_every: Duration::from_secs(3600) };
+    let answer = invoke_reconciler(&state, json!({"Records": records.clone()})).await.expect("handled, not crashed");
+    let all: BTreeSet<String> = records.iter().map(sequence_number).collect();
+    assert_eq!(failures(&answer).into_iter().collect::<BTreeSet<_>>(), all);
+    assert_eq!(w.members("acme~a-1"), set(&["acme~ana", "acme~bob"]));
+    // The same records, once the table answers, are read in acme and applied.
+    assert!(failures(&w.deliver(records).await).is_empty());
+    assert_eq!(w.members("acme~a-1"), set(&["acme~ana"]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

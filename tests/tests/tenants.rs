@@ -8,7 +8,7 @@ use access::handler::AccessState;
 use admin::handler::{AdminAuth, AdminState};
 use chatgate::acl::follow::StreamFollower;
 use chatgate::acl::{
-    AclReader, BudgetLimits, CatalogWriter, ConversationsStore, DynamoStore, GrantWriter, MemoryStore,
+    AclReader, BudgetLimits, CatalogWriter, ConversationsStore, DynamoStore, GrantWriter, KeyLayout, MemoryStore,
 };
 use chatgate::clock::ManualClock;
 use chatgate::config::TwilioSecrets;
@@ -16,7 +16,7 @@ use chatgate::domain::{AssetType, ConversationNames, Grant, Principal, Role, Ten
 use chatgate::guard::{Event, MessageGuard};
 use chatgate::reconcile::{Reconciler, local};
 use chatgate_tests::acl_contract::NOW;
-use chatgate_tests::dynamo::{dynamo_local, sdk_config, test_store, unique_table_name};
+use chatgate_tests::dynamo::{dynamo_local, sdk_config, test_store_in, unique_table_name};
 use chatgate_tests::*;
 use conversations::handler::ConversationsState;
 use lambda_http::http::header;
@@ -43,7 +43,8 @@ fn memory() -> Arc<MemoryStore> {
 
 /// A fresh table in DynamoDB Local, with a tenant deployment's key layout.
 async fn dynamodb() -> Arc<DynamoStore> {
-    let store = Arc::new(test_store(&dynamo_local().endpoint, &unique_table_name("tenants")).await.with_tenants(true));
+    let store =
+        Arc::new(test_store_in(&dynamo_local().endpoint, &unique_table_name("tenants"), KeyLayout::Tenants).await);
     store.create_table().await.expect("table");
     store
 }
@@ -317,8 +318,11 @@ async fn the_guard_reads_every_reference_in_its_authors_tenant<S: TenantStore>(w
     assert!(w.guard.judge(&message("acme~bob")).await.expect("decides").is_ok());
     let refused = w.guard.judge(&message("globex~bob")).await.expect("decides").expect_err("globex's a-1");
     assert_eq!(refused.asset.map(|a| a.to_string()), Some("globex~a-1".into()));
-    // An identity of no tenant (nothing chatgate minted) is refused.
+    // An identity of no tenant (nothing chatgate minted) is refused, with a reference or without.
     assert!(w.guard.judge(&message("bob")).await.expect("decides").is_err());
+    let plain = event(&[("EventType", "onMessageAdd"), ("ClientIdentity", "bob"), ("ConversationSid", sid)]);
+    let refused = w.guard.judge(&plain).await.expect("decides").expect_err("no tenant");
+    assert!(refused.reason.contains("no tenant"), "{}", refused.reason);
 
     // Joining another tenant's asset conversation or room is refused, whatever the role allows.
     let (_, about) = w.conversation("acme", "bob", json!({"type": "asset", "asset_id": "a-1"})).await;
@@ -475,7 +479,7 @@ async fn a_revocation_in_one_tenant_removes_nobody_of_another_on_the_memory_feed
 async fn a_revocation_in_one_tenant_removes_nobody_of_another_on_the_table_stream() {
     let standin = StandIn::start(StandInConfig::new(ACCOUNT_SID, API_KEY_SID, API_KEY_SECRET, SERVICE_SID)).await;
     let dynamo = dynamo_local();
-    let store = Arc::new(test_store(&dynamo.endpoint, &unique_table_name("tenants")).await.with_tenants(true));
+    let store = Arc::new(test_store_in(&dynamo.endpoint, &unique_table_name("tenants"), KeyLayout::Tenants).await);
     store.create_table().await.expect("table");
     let follower = StreamFollower::from_now(&sdk_config(&dynamo.endpoint).await, &store).await.expect("stream");
     let clock = Arc::new(chatgate::clock::SystemClock);
@@ -503,19 +507,29 @@ async fn seed_hot_items(store: &DynamoStore, tenant: &Tenant) {
     store.add_member(&group, &tenant.user("carol").expect("user")).await.expect("member");
 }
 
-/// Every item of the table, as (pk, sk, every attribute's string value).
+/// Every item of the table, in key order, as (pk, sk, every attribute's string value, sorted).
 async fn table_items(endpoint: &str, table: &str) -> Vec<(String, String, Vec<String>)> {
     let client = aws_sdk_dynamodb::Client::new(&sdk_config(endpoint).await);
     let out = client.scan().table_name(table).send().await.expect("scan");
     let s = |v: &aws_sdk_dynamodb::types::AttributeValue| v.as_s().cloned().unwrap_or_default();
-    out.items().iter().map(|item| (s(&item["pk"]), s(&item["sk"]), item.values().map(s).collect())).collect()
+    let mut items: Vec<_> = out
+        .items()
+        .iter()
+        .map(|item| {
+            let mut values: Vec<String> = item.values().map(s).collect();
+            values.sort();
+            (s(&item["pk"]), s(&item["sk"]), values)
+        })
+        .collect();
+    items.sort();
+    items
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_an_access_check_reads_is_the_same_size_whatever_the_tenants_id() {
     let dynamo = dynamo_local();
     let table = unique_table_name("tenants");
-    let store = test_store(&dynamo.endpoint, &table).await.with_tenants(true);
+    let store = test_store_in(&dynamo.endpoint, &table, KeyLayout::Tenants).await;
     store.create_table().await.expect("table");
     let (short, long) = (tenant("acme"), tenant(LONG_TENANT));
     for t in [&short, &long] {
@@ -571,7 +585,7 @@ async fn what_an_access_check_reads_is_the_same_size_whatever_the_tenants_id() {
 async fn a_tenant_whose_handle_another_tenant_holds_is_refused_not_merged() {
     let dynamo = dynamo_local();
     let table = unique_table_name("tenants");
-    let store = test_store(&dynamo.endpoint, &table).await.with_tenants(true);
+    let store = test_store_in(&dynamo.endpoint, &table, KeyLayout::Tenants).await;
     store.create_table().await.expect("table");
     // No second tenant has acme's handle (96 bits); play one by writing its record by hand.
     let acme = tenant("acme");
@@ -599,4 +613,39 @@ async fn a_tenant_whose_handle_another_tenant_holds_is_refused_not_merged() {
     let other = tenant("initech");
     let doc = other.asset("doc-1").expect("asset");
     store.put_asset(&doc, &other.user("alice").expect("user"), AssetType::Document, "Plan", NOW).await.expect("asset");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_id_of_another_tenant_or_of_none_is_never_keyed_into_a_tenants_partitions() {
+    let dynamo = dynamo_local();
+    let table = unique_table_name("tenants");
+    let store = test_store_in(&dynamo.endpoint, &table, KeyLayout::Tenants).await;
+    store.create_table().await.expect("table");
+    let (acme, globex) = (tenant("acme"), tenant("globex"));
+    seed_hot_items(&store, &acme).await;
+    let before = table_items(&dynamo.endpoint, &table).await;
+
+    // The edges qualify every id with the caller's tenant; were one to slip through, the store
+    // refuses it rather than key `globex~bob` as acme's user `globex~bob`.
+    let doc = acme.asset("doc-1").expect("asset");
+    let record = store.asset_record(&doc).await.expect("read").expect("asset");
+    let foreign = Grant {
+        principal: Principal::User(globex.user("bob").expect("user")),
+        role: Role::Writer,
+        expires_at: None,
+        generation: String::new(),
+    };
+    assert!(store.put_grant(&record, &foreign, NOW).await.is_err());
+    assert!(store.add_member(&globex.group("ops").expect("group"), &acme.user("carol").expect("user")).await.is_err());
+    let owned_by_globex =
+        store.put_asset(&doc, &globex.user("ana").expect("user"), AssetType::Document, "x", NOW).await;
+    assert!(owned_by_globex.is_err());
+    // An id of no tenant, read or written.
+    let bare = chatgate::domain::Identity::try_from("bob").expect("identity");
+    assert!(store.check_facts(&bare, std::slice::from_ref(&doc)).await.is_err());
+    assert!(store.set_offboarded(&bare, true, NOW).await.is_err());
+    assert_eq!(table_items(&dynamo.endpoint, &table).await, before, "nothing was written");
+    // acme's own ids are as they were.
+    let facts = store.check_facts(&acme.user("bob").expect("user"), std::slice::from_ref(&doc)).await.expect("check");
+    assert_eq!(facts.assets[0].grants.len(), 2);
 }

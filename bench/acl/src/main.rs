@@ -14,7 +14,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::Client;
-use chatgate::acl::{AclReader, DynamoStore};
+use chatgate::acl::{AclReader, DynamoStore, KeyLayout};
 use chatgate::domain::{AccessDecision, AssetId, Role, Tenant, decide};
 use chatgate_tests::dynamo::{FaultProxy, dynamo_local, sdk_config, unique_table_name};
 use chatgate_tests::now;
@@ -103,7 +103,7 @@ struct Bench {
     proxy: FaultProxy,
     proxied_store: DynamoStore,
     proxied_client: Client,
-    /// The same two stores with a tenant deployment's key layout (sharing their statistics).
+    /// The same two stores with a tenant deployment's key layout.
     tenant_store: DynamoStore,
     tenant_proxied_store: DynamoStore,
 }
@@ -198,18 +198,17 @@ async fn run(settings: &Settings, tally: &mut Tally) -> Result<Vec<Row>, BenchEr
     eprintln!("DynamoDB Local at {} (ready in {:.1} s)", local.endpoint, local.startup.as_secs_f64());
     let table = unique_table_name("acl-bench");
     let direct = sdk_config(&local.endpoint).await;
-    let store = DynamoStore::new(&direct, &table);
+    let store = DynamoStore::new(&direct, &table, KeyLayout::Single);
     store.create_table().await?;
     let proxy = FaultProxy::start(&local.endpoint).await;
     let proxied = sdk_config(&proxy.endpoint).await;
-    let proxied_store = DynamoStore::new(&proxied, &table);
     let bench = Bench {
         client: Client::new(&direct),
-        tenant_proxied_store: proxied_store.clone().with_tenants(true),
-        proxied_store,
+        proxied_store: DynamoStore::new(&proxied, &table, KeyLayout::Single),
+        tenant_proxied_store: DynamoStore::new(&proxied, &table, KeyLayout::Tenants),
         proxied_client: Client::new(&proxied),
+        tenant_store: DynamoStore::new(&direct, &table, KeyLayout::Tenants),
         table,
-        tenant_store: store.clone().with_tenants(true),
         store,
         proxy,
     };
@@ -302,13 +301,13 @@ async fn measure_size(
         (Latency::default(), Latency::default(), Latency::default());
     let mut naive = Cost::default();
     let mut naive_spent = Duration::ZERO;
-    let mut stats_before = b.store.stats().snapshot();
+    let mut stats_before = b.direct(s).stats().snapshot();
     for i in 0..settings.warmup + settings.iterations {
         let measuring = i >= settings.warmup;
         if i == settings.warmup {
             naive_spent = Duration::ZERO;
             // Only the chatgate check uses the direct store from here on.
-            stats_before = b.store.stats().snapshot();
+            stats_before = b.direct(s).stats().snapshot();
         }
         let began = Instant::now();
         let got = chatgate_check(b.direct(s), s).await?;
@@ -344,7 +343,7 @@ async fn measure_size(
             }
         }
     }
-    let stats_after = b.store.stats().snapshot();
+    let stats_after = b.direct(s).stats().snapshot();
     let checks = chatgate_latency.len() as f64;
     let chatgate = Cost {
         requests: (stats_after.0 - stats_before.0) as f64 / checks,

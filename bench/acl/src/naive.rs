@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, ConsumedCapacity, ReturnConsumedCapacity};
 
-use chatgate::domain::{AssetId, Identity, Role, Tenant};
+use chatgate::domain::{AssetId, Identity, Role, TENANT_SEPARATOR, Tenant};
 
 use crate::BenchError;
 
@@ -40,7 +40,7 @@ impl Outcome {
 fn hot_pk(prefix: &str, id: &str, within: &Tenant) -> String {
     match within {
         Tenant::Single => format!("{prefix}{id}"),
-        Tenant::Of(tenant) => format!("{prefix}{}~{}", tenant.handle(), relative(id, within)),
+        Tenant::Of(tenant) => format!("{prefix}{}{TENANT_SEPARATOR}{}", tenant.handle(), relative(id, within)),
     }
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use chatgate::acl::ReconcilerStore;
 use chatgate::clock::SystemClock;
 use chatgate::config::{self, ConfigError, Settings, TwilioSecrets};
-use chatgate::reconcile::{PASS_LIMIT, ReconcileError, Reconciler, SWEEP_LIMIT, StreamBatch};
+use chatgate::reconcile::{PASS_LIMIT, ReconcileError, Reconciler, SWEEP_LIMIT};
 use chatgate::twilio::rest::{ConversationsClient, RestConfig};
 use lambda_runtime::LambdaEvent;
 use serde::{Deserialize, Serialize};
@@ -114,9 +114,6 @@ pub enum InvocationError {
     UnknownTask(String),
     #[error(transparent)]
     Scheduled(#[from] ReconcileError),
-    /// The tenants a stream batch's keys name could not be read: the whole batch is retried.
-    #[error("could not read whose the batch's records are")]
-    StreamTenants(#[from] chatgate::acl::StoreError),
 }
 
 pub async fn handle<R: ReconcilerStore>(
@@ -126,10 +123,7 @@ pub async fn handle<R: ReconcilerStore>(
     let deadline = chatgate::lambda::deadline(Some(event.context.deadline), BUDGET);
     match event.payload {
         Trigger::Stream { records } => {
-            let count = records.len();
-            let batch = StreamBatch::from_lambda_in(records, state.rule.store().as_ref()).await?;
-            let outcome = state.rule.apply_batch(batch.items, deadline).await;
-            outcome.log(count, batch.nameless);
+            let outcome = state.rule.apply_stream(records, deadline).await;
             let failures = outcome.failed.into_iter().map(|item_identifier| ItemFailure { item_identifier }).collect();
             Ok(Answer::Batch { failures })
         }

@@ -25,8 +25,8 @@ use futures_util::future::try_join_all;
 use futures_util::{StreamExt as _, TryStreamExt as _};
 
 use super::keys::{
-    self, ASSET_SK, GRANT_PREFIX, MEMBER_PREFIX, OFFBOARDED_SK, PASS_PK, PK, REGISTRY_PK, SK, SWEEP_PK, SWEEP_SK,
-    USER_GRANT_PREFIX, attr,
+    self, ASSET_SK, GRANT_PREFIX, KeyLayout, MEMBER_PREFIX, OFFBOARDED_SK, PASS_PK, PK, REGISTRY_PK, SK, SWEEP_PK,
+    SWEEP_SK, USER_GRANT_PREFIX, attr,
 };
 use super::{
     AclReader, AudienceFacts, Begun, BudgetCounter, BudgetLimits, BudgetSpent, BudgetWindow, Budgets, CatalogWriter,
@@ -75,8 +75,8 @@ pub struct DynamoStore {
     client: Client,
     table: String,
     stats: Arc<TableStats>,
-    /// A tenant deployment's layout (keys::asset_pk): the hot partitions name tenants by handle.
-    tenants: bool,
+    /// Whether the hot partitions name tenants by handle (a tenant deployment's table).
+    layout: KeyLayout,
     /// The tenants this process has claimed or read a tenant record of, by handle.
     handles: Arc<Mutex<BTreeMap<String, TenantId>>>,
 }
@@ -84,14 +84,15 @@ pub struct DynamoStore {
 impl DynamoStore {
     /// Built once at cold start. Retries are bounded well inside the function's timeout: three
     /// attempts with jittered backoff, 1.5 s per attempt, 4 s in all.
-    pub fn new(sdk: &aws_types::SdkConfig, table: impl Into<String>) -> Self {
-        Self::with_timeouts(sdk, table, Duration::from_millis(1500), Duration::from_secs(4))
+    pub fn new(sdk: &aws_types::SdkConfig, table: impl Into<String>, layout: KeyLayout) -> Self {
+        Self::with_timeouts(sdk, table, layout, Duration::from_millis(1500), Duration::from_secs(4))
     }
 
     /// The same with other time limits: for tools and tests on a loaded machine, never a function.
     pub fn with_timeouts(
         sdk: &aws_types::SdkConfig,
         table: impl Into<String>,
+        layout: KeyLayout,
         attempt: Duration,
         operation: Duration,
     ) -> Self {
@@ -110,23 +111,21 @@ impl DynamoStore {
             client: Client::from_conf(config),
             table: table.into(),
             stats: Arc::default(),
-            tenants: false,
+            layout,
             handles: Arc::default(),
         }
-    }
-
-    /// The same store in a tenant deployment (`true`: every id is `<tenant>~<id>`), whose asset
-    /// and user partitions name the tenant by its handle (docs/data-model.md).
-    pub fn with_tenants(self, tenants: bool) -> Self {
-        Self { tenants, ..self }
     }
 
     /// A function's store: `TABLE_NAME`, on [`crate::aws::from_environment`]
     /// (`AWS_ENDPOINT_URL_DYNAMODB` points it at DynamoDB Local).
     pub fn from_settings(settings: &crate::config::Settings) -> Result<Self, crate::config::ConfigError> {
-        let table = crate::config::table_name(settings)?;
-        let tenants = crate::config::tenants(settings)?;
-        Ok(Self::new(&crate::aws::from_environment(settings)?, table).with_tenants(tenants))
+        let (table, layout) = (crate::config::table_name(settings)?, Self::layout(settings)?);
+        Ok(Self::new(&crate::aws::from_environment(settings)?, table, layout))
+    }
+
+    /// The key layout of a deployment's table: a tenant deployment's when `TENANT_CLAIM` is set.
+    pub fn layout(settings: &crate::config::Settings) -> Result<KeyLayout, crate::config::ConfigError> {
+        Ok(KeyLayout::of_deployment(crate::config::tenants(settings)?))
     }
 
     /// Opens the connections during cold start (the first TLS handshake dominates a cold request
@@ -268,8 +267,8 @@ impl DynamoStore {
     }
 
     async fn asset_partition(&self, asset: &AssetId) -> Result<AccessFacts, StoreError> {
-        let items = self.query(self.asset_pk(asset), None).await?;
-        let within = self.within(asset.as_str());
+        let items = self.query(self.asset_pk(asset)?, None).await?;
+        let within = self.within(asset.as_str())?;
         let mut facts = AccessFacts::default();
         for item in &items {
             match s(item, SK) {
@@ -283,8 +282,8 @@ impl DynamoStore {
 
     /// The user's groups, and whether they are offboarded (the marker sorts among the groups).
     async fn groups_of(&self, user: &Identity) -> Result<(BTreeSet<GroupId>, bool), StoreError> {
-        let items = self.query(self.user_pk(user), Some(MEMBER_PREFIX)).await?;
-        let within = self.within(user.as_str());
+        let items = self.query(self.user_pk(user)?, Some(MEMBER_PREFIX)).await?;
+        let within = self.within(user.as_str())?;
         let mut offboarded = false;
         let mut groups = BTreeSet::new();
         for item in &items {
@@ -308,7 +307,7 @@ impl DynamoStore {
             .key_condition_expression("#pk = :pk AND #sk = :sk")
             .expression_attribute_names("#pk", PK)
             .expression_attribute_names("#sk", SK)
-            .expression_attribute_values(":pk", AttributeValue::S(self.user_pk(user)))
+            .expression_attribute_values(":pk", AttributeValue::S(self.user_pk(user)?))
             .expression_attribute_values(":sk", AttributeValue::S(OFFBOARDED_SK.to_owned()))
             .send()
             .await
@@ -317,48 +316,55 @@ impl DynamoStore {
         Ok(out.count > 0)
     }
 
-    /// The tenant whose hot partitions an id's keys are in: its own in a tenant deployment,
-    /// nobody's otherwise (and for an id of no tenant, which only the edge could have let in).
-    fn within(&self, id: &str) -> Tenant {
-        Tenant::of_stored(self.tenants, id).unwrap_or_default()
+    /// The tenant whose hot partitions an id's keys are in: its own in a tenant deployment's
+    /// table, nobody's otherwise. An id of no tenant has no key in a tenant table (the edges
+    /// qualify every id, so only a bug could bring one here): refused, never keyed as it is.
+    fn within(&self, id: &str) -> Result<Tenant, StoreError> {
+        Tenant::of_stored(self.layout == KeyLayout::Tenants, id).ok_or_else(|| internal(OutsideTenant(id.to_owned())))
     }
 
-    fn asset_pk(&self, asset: &AssetId) -> String {
-        keys::asset_pk(asset, &self.within(asset.as_str()))
+    fn asset_pk(&self, asset: &AssetId) -> Result<String, StoreError> {
+        keys::asset_pk(asset, &self.within(asset.as_str())?).ok_or_else(|| internal(OutsideTenant(asset.to_string())))
     }
 
-    fn user_pk(&self, user: &Identity) -> String {
-        keys::user_pk(user, &self.within(user.as_str()))
+    fn user_pk(&self, user: &Identity) -> Result<String, StoreError> {
+        keys::user_pk(user, &self.within(user.as_str())?).ok_or_else(|| internal(OutsideTenant(user.to_string())))
     }
 
-    /// An asset's owner as its record holds it: relative to the asset's tenant.
-    fn owner(&self, asset: &AssetId, owner: &Identity) -> String {
-        keys::relative(owner.as_str(), &self.within(asset.as_str())).to_owned()
+    /// An asset's owner as its record holds it: relative to the asset's tenant, which must be the
+    /// owner's.
+    fn owner(&self, asset: &AssetId, owner: &Identity) -> Result<String, StoreError> {
+        let within = self.within(asset.as_str())?;
+        keys::relative(owner.as_str(), &within)
+            .map(str::to_owned)
+            .ok_or_else(|| internal(OutsideTenant(owner.to_string())))
     }
 
-    /// The key of a grant in its asset's partition.
-    fn grant_key(&self, asset: &AssetId, principal: &Principal) -> Item {
-        Self::key(self.asset_pk(asset), keys::grant_sk(principal, &self.within(asset.as_str())))
+    /// The key of a grant in its asset's partition: the principal must be of the asset's tenant.
+    fn grant_key(&self, asset: &AssetId, principal: &Principal) -> Result<Item, StoreError> {
+        let sk = keys::grant_sk(principal, &self.within(asset.as_str())?);
+        Ok(Self::key(self.asset_pk(asset)?, sk.ok_or_else(|| internal(OutsideTenant(principal.to_string())))?))
     }
 
-    /// The key of a membership in its user's partition.
-    fn membership_key(&self, user: &Identity, group: &GroupId) -> Item {
-        Self::key(self.user_pk(user), keys::membership_sk(group, &self.within(user.as_str())))
+    /// The key of a membership in its user's partition: the group must be of the user's tenant.
+    fn membership_key(&self, user: &Identity, group: &GroupId) -> Result<Item, StoreError> {
+        let sk = keys::membership_sk(group, &self.within(user.as_str())?);
+        Ok(Self::key(self.user_pk(user)?, sk.ok_or_else(|| internal(OutsideTenant(group.to_string())))?))
     }
 
     /// The key of a grant's mirror in its user's partition (user grants only).
-    fn user_grant_key(&self, asset: &AssetId, principal: &Principal) -> Option<Item> {
-        let Principal::User(user) = principal else { return None };
-        Some(Self::key(self.user_pk(user), keys::user_grant_sk(asset)))
+    fn user_grant_key(&self, asset: &AssetId, principal: &Principal) -> Result<Option<Item>, StoreError> {
+        let Principal::User(user) = principal else { return Ok(None) };
+        Ok(Some(Self::key(self.user_pk(user)?, keys::user_grant_sk(asset))))
     }
 
     /// Before the first key of `id`'s tenant this process writes: the table's tenant record for
     /// its handle, written if missing (one conditional `PutItem` per tenant and process). A
     /// handle another tenant holds is refused, never shared.
     async fn claim(&self, id: &str) -> Result<(), StoreError> {
-        let Tenant::Of(tenant) = self.within(id) else { return Ok(()) };
+        let Tenant::Of(tenant) = self.within(id)? else { return Ok(()) };
         let handle = tenant.handle();
-        if self.handles.lock().map_err(|_| internal(Poisoned))?.get(&handle) == Some(&tenant) {
+        if self.known_handles().get(&handle) == Some(&tenant) {
             return Ok(());
         }
         let mut item = Self::key(keys::tenant_pk(&handle), keys::TENANT_SK.to_owned());
@@ -383,29 +389,28 @@ impl DynamoStore {
             }
             Err(err) => return Err(store_error(err)),
         }
-        self.handles.lock().map_err(|_| internal(Poisoned))?.insert(handle, tenant);
+        self.known_handles().insert(handle, tenant);
         Ok(())
     }
 
+    /// The handles this process knows; only a cache, so a panic elsewhere cannot spoil it.
+    fn known_handles(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, TenantId>> {
+        self.handles.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// The rest of a hot partition's key after its prefix, read back: the partition's tenant and
-    /// the qualified id.
+    /// the qualified id (as the stream's records are read).
     async fn hot_id(&self, rest: &str) -> Result<(Tenant, String), StoreError> {
-        match keys::split_hot_pk(rest, self.tenants) {
-            Some((None, id)) => Ok((Tenant::Single, id.to_owned())),
-            Some((Some(handle), id)) => {
-                let tenant = Tenant::Of(self.tenant_of(handle).await?.ok_or_else(|| corrupt(PK))?);
-                let id = tenant.qualify(id);
-                Ok((tenant, id))
-            }
-            None => Err(corrupt(PK)),
-        }
+        let handles = keys::split_hot_pk(rest).map(|(handle, _)| handle.to_owned()).into_iter().collect();
+        let tenants = self.stream_tenants(handles).await?;
+        super::stream::partition(&tenants, rest).ok_or_else(|| corrupt(PK))
     }
 
     /// The tenant a handle stands for: as this process knows it, else as the handle's tenant
     /// record names it (then remembered). A strongly consistent `Query`, which the reconciler's
     /// role has (it has no `GetItem`).
     async fn tenant_of(&self, handle: &str) -> Result<Option<TenantId>, StoreError> {
-        if let Some(tenant) = self.handles.lock().map_err(|_| internal(Poisoned))?.get(handle) {
+        if let Some(tenant) = self.known_handles().get(handle) {
             return Ok(Some(tenant.clone()));
         }
         let items = self.query(keys::tenant_pk(handle), Some(keys::TENANT_SK)).await?;
@@ -414,7 +419,7 @@ impl DynamoStore {
         if tenant.handle() != handle {
             return Err(corrupt(attr::ID));
         }
-        self.handles.lock().map_err(|_| internal(Poisoned))?.insert(handle.to_owned(), tenant.clone());
+        self.known_handles().insert(handle.to_owned(), tenant.clone());
         Ok(Some(tenant))
     }
 
@@ -426,11 +431,11 @@ impl DynamoStore {
     fn asset_unchanged(&self, asset: &AssetRecord) -> Result<TransactWriteItem, StoreError> {
         let check = ConditionCheck::builder()
             .table_name(&self.table)
-            .set_key(Some(Self::key(self.asset_pk(&asset.id), ASSET_SK.to_owned())))
+            .set_key(Some(Self::key(self.asset_pk(&asset.id)?, ASSET_SK.to_owned())))
             .condition_expression("#owner = :owner AND #gen = :gen")
             .expression_attribute_names("#owner", attr::OWNER)
             .expression_attribute_names("#gen", attr::GENERATION)
-            .expression_attribute_values(":owner", AttributeValue::S(self.owner(&asset.id, &asset.owner)))
+            .expression_attribute_values(":owner", AttributeValue::S(self.owner(&asset.id, &asset.owner)?))
             .expression_attribute_values(":gen", AttributeValue::S(asset.generation.clone()))
             .build()
             .map_err(internal)?;
@@ -488,7 +493,7 @@ impl DynamoStore {
     /// when there is no record), each on condition that it still carries the generation it was
     /// read with, so a grant of an asset re-created meanwhile survives. Returns how many went.
     async fn sweep_grants(&self, asset: &AssetId) -> Result<usize, StoreError> {
-        let pk = self.asset_pk(asset);
+        let pk = self.asset_pk(asset)?;
         let items = self.query(pk.clone(), None).await?;
         let current = items.iter().find(|i| s(i, SK) == Some(ASSET_SK)).and_then(|i| s(i, attr::GENERATION));
         let stale: Vec<(String, String)> = items
@@ -851,19 +856,20 @@ impl GrantWriter for DynamoStore {
             .client
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(Self::key(self.asset_pk(asset), ASSET_SK.to_owned())))
+            .set_key(Some(Self::key(self.asset_pk(asset)?, ASSET_SK.to_owned())))
             .consistent_read(true)
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
             .map_err(store_error)?;
         self.stats.record(out.consumed_capacity());
-        out.item.as_ref().map(|item| asset_record(asset, item, &self.within(asset.as_str()))).transpose()
+        let within = self.within(asset.as_str())?;
+        out.item.as_ref().map(|item| asset_record(asset, item, &within)).transpose()
     }
 
     async fn put_grant(&self, asset: &AssetRecord, grant: &Grant, _now: u64) -> Result<(), StoreError> {
         self.claim(asset.id.as_str()).await?;
-        let mut item = self.grant_key(&asset.id, &grant.principal);
+        let mut item = self.grant_key(&asset.id, &grant.principal)?;
         if item.get(SK).and_then(|sk| sk.as_s().ok()).is_some_and(|sk| !keys::is_raw_grant_sk(sk)) {
             item.insert(attr::ID.into(), AttributeValue::S(grant.principal.to_string()));
         }
@@ -881,7 +887,7 @@ impl GrantWriter for DynamoStore {
             writes.push(self.put(expiry_entry(&entry))?);
         }
         writes.push(self.put(item)?);
-        if let Some(mut mirror) = self.user_grant_key(&asset.id, &grant.principal) {
+        if let Some(mut mirror) = self.user_grant_key(&asset.id, &grant.principal)? {
             mirror.insert(attr::ASSET.into(), AttributeValue::S(asset.id.to_string()));
             writes.push(self.put(mirror)?);
         }
@@ -889,9 +895,9 @@ impl GrantWriter for DynamoStore {
     }
 
     async fn delete_grant(&self, asset: &AssetRecord, principal: &Principal) -> Result<(), StoreError> {
-        let key = self.grant_key(&asset.id, principal);
+        let key = self.grant_key(&asset.id, principal)?;
         let mut writes = vec![self.asset_unchanged(asset)?, self.delete(key)?];
-        if let Some(mirror) = self.user_grant_key(&asset.id, principal) {
+        if let Some(mirror) = self.user_grant_key(&asset.id, principal)? {
             writes.push(self.delete(mirror)?);
         }
         self.transact(writes).await
@@ -912,7 +918,7 @@ impl CatalogWriter for DynamoStore {
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(Self::key(self.asset_pk(id), ASSET_SK.to_owned())))
+            .set_key(Some(Self::key(self.asset_pk(id)?, ASSET_SK.to_owned())))
             .update_expression(
                 "SET #owner = :owner, #kind = :kind, #name = :name, #updated = :now, #gen = if_not_exists(#gen, :gen)",
             )
@@ -921,7 +927,7 @@ impl CatalogWriter for DynamoStore {
             .expression_attribute_names("#name", attr::NAME)
             .expression_attribute_names("#updated", attr::UPDATED_AT)
             .expression_attribute_names("#gen", attr::GENERATION)
-            .expression_attribute_values(":owner", AttributeValue::S(self.owner(id, owner)))
+            .expression_attribute_values(":owner", AttributeValue::S(self.owner(id, owner)?))
             .expression_attribute_values(":kind", AttributeValue::S(kind.as_str().into()))
             .expression_attribute_values(":name", AttributeValue::S(name.to_owned()))
             .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
@@ -949,7 +955,7 @@ impl CatalogWriter for DynamoStore {
             .client
             .delete_item()
             .table_name(&self.table)
-            .set_key(Some(Self::key(self.asset_pk(id), ASSET_SK.to_owned())))
+            .set_key(Some(Self::key(self.asset_pk(id)?, ASSET_SK.to_owned())))
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
@@ -960,7 +966,7 @@ impl CatalogWriter for DynamoStore {
 
     async fn add_member(&self, group: &GroupId, user: &Identity) -> Result<(), StoreError> {
         self.claim(user.as_str()).await?;
-        let mut in_user = self.membership_key(user, group);
+        let mut in_user = self.membership_key(user, group)?;
         if in_user.get(SK).and_then(|sk| sk.as_s().ok()).is_some_and(|sk| keys::id_from_member_sk(sk).is_none()) {
             in_user.insert(attr::ID.into(), AttributeValue::S(group.to_string()));
         }
@@ -973,14 +979,14 @@ impl CatalogWriter for DynamoStore {
 
     async fn remove_member(&self, group: &GroupId, user: &Identity) -> Result<(), StoreError> {
         self.transact(vec![
-            self.delete(self.membership_key(user, group))?,
+            self.delete(self.membership_key(user, group)?)?,
             self.delete(Self::key(keys::group_pk(group), keys::member_sk(user)))?,
         ])
         .await
     }
 
     async fn set_offboarded(&self, user: &Identity, offboarded: bool, now: u64) -> Result<(), StoreError> {
-        let key = Self::key(self.user_pk(user), OFFBOARDED_SK.to_owned());
+        let key = Self::key(self.user_pk(user)?, OFFBOARDED_SK.to_owned());
         if offboarded {
             self.claim(user.as_str()).await?;
             let mut item = key;
@@ -1011,7 +1017,7 @@ impl CatalogWriter for DynamoStore {
     }
 
     async fn delete_user_grants(&self, user: &Identity) -> Result<Vec<AssetId>, StoreError> {
-        let mirrors = self.query(self.user_pk(user), Some(USER_GRANT_PREFIX)).await?;
+        let mirrors = self.query(self.user_pk(user)?, Some(USER_GRANT_PREFIX)).await?;
         let principal = Principal::User(user.clone());
         let assets = mirrors
             .iter()
@@ -1020,11 +1026,10 @@ impl CatalogWriter for DynamoStore {
         // Each grant with its mirror, unconditionally: whatever generation it carries, it goes.
         futures_util::stream::iter(assets.clone())
             .map(|asset| {
-                let grant = self.grant_key(&asset, &principal);
-                let mirror = self.user_grant_key(&asset, &principal);
+                let principal = &principal;
                 async move {
-                    let mut writes = vec![self.delete(grant)?];
-                    writes.extend(mirror.map(|m| self.delete(m)).transpose()?);
+                    let mut writes = vec![self.delete(self.grant_key(&asset, principal)?)?];
+                    writes.extend(self.user_grant_key(&asset, principal)?.map(|m| self.delete(m)).transpose()?);
                     self.transact(writes).await
                 }
             })
@@ -1223,15 +1228,11 @@ const BATCH_WRITE_ATTEMPTS: u32 = 5;
 /// tenant's record is written before its first key, so before any stream record of it).
 impl StreamKeys for DynamoStore {
     async fn stream_tenants(&self, handles: BTreeSet<String>) -> Result<StreamTenants, StoreError> {
-        if !self.tenants {
+        if self.layout == KeyLayout::Single {
             return Ok(StreamTenants::Single);
         }
-        let mut known = BTreeMap::new();
-        for handle in handles {
-            if let Some(tenant) = self.tenant_of(&handle).await? {
-                known.insert(handle, tenant);
-            }
-        }
+        let tenants = try_join_all(handles.iter().map(|handle| self.tenant_of(handle))).await?;
+        let known = handles.into_iter().zip(tenants).filter_map(|(handle, tenant)| Some((handle, tenant?))).collect();
         Ok(StreamTenants::Handles(known))
     }
 }
@@ -1462,10 +1463,10 @@ fn member_id(item: &Item, within: &Tenant) -> Result<String, StoreError> {
     }
 }
 
-/// A process's map of tenant handles was poisoned by a panic.
+/// An id with no key in a partition: another tenant's, or in a tenant table of no tenant at all.
 #[derive(Debug, thiserror::Error)]
-#[error("the tenant handles were poisoned")]
-struct Poisoned;
+#[error("`{0}` is not of the tenant whose partition it would be keyed in")]
+struct OutsideTenant(String);
 
 /// Two tenants whose ids have the same handle: the second is refused.
 #[derive(Debug, thiserror::Error)]

@@ -105,13 +105,30 @@ const MAX_RAW_PART: usize = 512;
 pub const ASSET_PK_PREFIX: &str = "A#";
 pub const USER_PK_PREFIX: &str = "U#";
 
-/// An asset's partition: `A#<id>`, or in a tenant deployment `A#<handle>~<id>`.
-pub fn asset_pk(id: &AssetId, within: &Tenant) -> String {
+/// How a table's keys are laid out, fixed for its life: ids as they are, or a tenant deployment's
+/// (`TENANT_CLAIM` set), whose hot partitions name the tenant by its handle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyLayout {
+    Single,
+    Tenants,
+}
+
+impl KeyLayout {
+    /// The layout of a deployment with tenants (`true`) or without.
+    pub fn of_deployment(tenants: bool) -> Self {
+        if tenants { Self::Tenants } else { Self::Single }
+    }
+}
+
+/// An asset's partition: `A#<id>`, or in a tenant deployment `A#<handle>~<id>`; `None` for an id
+/// not of the tenant `within`.
+pub fn asset_pk(id: &AssetId, within: &Tenant) -> Option<String> {
     hot_pk(ASSET_PK_PREFIX, id.as_str(), within)
 }
 
-/// A user's partition: `U#<id>`, or in a tenant deployment `U#<handle>~<id>`.
-pub fn user_pk(user: &Identity, within: &Tenant) -> String {
+/// A user's partition: `U#<id>`, or in a tenant deployment `U#<handle>~<id>`; `None` for an id
+/// not of the tenant `within`.
+pub fn user_pk(user: &Identity, within: &Tenant) -> Option<String> {
     hot_pk(USER_PK_PREFIX, user.as_str(), within)
 }
 
@@ -120,27 +137,24 @@ pub fn tenant_pk(handle: &str) -> String {
     format!("{TENANT_PREFIX}{handle}")
 }
 
-fn hot_pk(prefix: &str, id: &str, within: &Tenant) -> String {
-    match within {
-        Tenant::Of(tenant) => format!("{prefix}{}{TENANT_SEPARATOR}{}", tenant.handle(), relative(id, within)),
+fn hot_pk(prefix: &str, id: &str, within: &Tenant) -> Option<String> {
+    Some(match within {
+        Tenant::Of(tenant) => format!("{prefix}{}{TENANT_SEPARATOR}{}", tenant.handle(), relative(id, within)?),
         Tenant::Single => format!("{prefix}{id}"),
-    }
+    })
 }
 
 /// An id of the tenant `within` without its tenant: what the hot partitions' sort keys and the
-/// asset record's owner hold.
-pub fn relative<'a>(id: &'a str, within: &Tenant) -> &'a str {
-    within.local(id).unwrap_or(id)
+/// asset record's owner hold. `None` for an id of another tenant, or of none: it has no place in
+/// this tenant's partitions.
+pub fn relative<'a>(id: &'a str, within: &Tenant) -> Option<&'a str> {
+    within.local(id)
 }
 
-/// A hot partition's key, read back: the tenant handle it names (`None` when single-tenant) and
-/// the id relative to it. `tenants` says which layout the table has.
-pub fn split_hot_pk(rest: &str, tenants: bool) -> Option<(Option<&str>, &str)> {
-    if !tenants {
-        return Some((None, rest));
-    }
-    let (handle, id) = rest.split_once(TENANT_SEPARATOR)?;
-    (handle.len() == crate::domain::TENANT_HANDLE_CHARS).then_some((Some(handle), id))
+/// The rest of a tenant table's hot partition key (after `A#` or `U#`): the tenant handle it names
+/// and the id relative to it; `None` when it names no handle.
+pub fn split_hot_pk(rest: &str) -> Option<(&str, &str)> {
+    rest.split_once(TENANT_SEPARATOR).filter(|(handle, _)| handle.len() == crate::domain::TENANT_HANDLE_CHARS)
 }
 
 /// A budget counter's partition: `B#<user>`, or a tenant's `B#~<tenant>` (in a tenant
@@ -186,12 +200,13 @@ pub fn group_pk(group: &GroupId) -> String {
 }
 
 /// In the asset's partition: the grant to `principal`, named relative to the asset's tenant
-/// `within` (hashed when too long, then the item carries the qualified principal in `id`).
-pub fn grant_sk(principal: &Principal, within: &Tenant) -> String {
-    match principal {
-        Principal::User(id) => bounded("G#user:", "G#user#", relative(id.as_str(), within)),
-        Principal::Group(id) => bounded("G#group:", "G#group#", relative(id.as_str(), within)),
-    }
+/// `within` (hashed when too long, then the item carries the qualified principal in `id`); `None`
+/// for a principal of another tenant.
+pub fn grant_sk(principal: &Principal, within: &Tenant) -> Option<String> {
+    Some(match principal {
+        Principal::User(id) => bounded("G#user:", "G#user#", relative(id.as_str(), within)?),
+        Principal::Group(id) => bounded("G#group:", "G#group#", relative(id.as_str(), within)?),
+    })
 }
 
 /// The expiry index's partition for one minute (Unix seconds / 60).
@@ -212,8 +227,8 @@ pub fn expiry_sk(asset: &AssetId, principal: &Principal) -> String {
 
 /// In the user's partition: one item per group the user belongs to, the group named relative to
 /// the user's tenant `within` (hashed when too long, then the item carries it qualified in `id`).
-pub fn membership_sk(group: &GroupId, within: &Tenant) -> String {
-    bounded("M#", "M##", relative(group.as_str(), within))
+pub fn membership_sk(group: &GroupId, within: &Tenant) -> Option<String> {
+    Some(bounded("M#", "M##", relative(group.as_str(), within)?))
 }
 
 /// In the group's partition: one item per member.
@@ -269,30 +284,30 @@ mod tests {
         let user = |s: &str| Principal::User(Identity::try_from(s).expect("identity"));
         let group = |s: &str| Principal::Group(GroupId::try_from(s).expect("group"));
         let keys = [
-            grant_sk(&user("x"), &Tenant::Single),
-            grant_sk(&group("x"), &Tenant::Single),
-            grant_sk(&user("group:x"), &Tenant::Single),
-            grant_sk(&user("#x"), &Tenant::Single),
-            grant_sk(&user("x#"), &Tenant::Single),
-            grant_sk(&group("#x"), &Tenant::Single),
-            grant_sk(&user(&"é".repeat(256)), &Tenant::Single),
-            grant_sk(&group(&"a".repeat(256)), &Tenant::Single),
+            grant_sk(&user("x"), &Tenant::Single).expect("key"),
+            grant_sk(&group("x"), &Tenant::Single).expect("key"),
+            grant_sk(&user("group:x"), &Tenant::Single).expect("key"),
+            grant_sk(&user("#x"), &Tenant::Single).expect("key"),
+            grant_sk(&user("x#"), &Tenant::Single).expect("key"),
+            grant_sk(&group("#x"), &Tenant::Single).expect("key"),
+            grant_sk(&user(&"é".repeat(256)), &Tenant::Single).expect("key"),
+            grant_sk(&group(&"a".repeat(256)), &Tenant::Single).expect("key"),
         ];
         let distinct: std::collections::BTreeSet<_> = keys.iter().collect();
         assert_eq!(distinct.len(), keys.len(), "{keys:?}");
         assert!(keys.iter().all(|k| k.len() <= 1024 && k.starts_with(GRANT_PREFIX)));
         assert_ne!(
             membership_sk(&GroupId::try_from("#a").expect("g"), &Tenant::Single),
-            membership_sk(&GroupId::try_from("a").expect("g"), &Tenant::Single)
+            membership_sk(&GroupId::try_from("a").expect("g"), &Tenant::Single),
         );
         for principal in [user("x"), group("x"), user("group:x"), group("a:b")] {
             assert_eq!(
-                principal_from_grant_sk(&grant_sk(&principal, &Tenant::Single), &Tenant::Single),
+                principal_from_grant_sk(&grant_sk(&principal, &Tenant::Single).expect("key"), &Tenant::Single),
                 Some(principal)
             );
         }
         assert_eq!(
-            principal_from_grant_sk(&grant_sk(&user("#x"), &Tenant::Single), &Tenant::Single),
+            principal_from_grant_sk(&grant_sk(&user("#x"), &Tenant::Single).expect("key"), &Tenant::Single),
             None,
             "hashed keys carry the principal"
         );
@@ -306,9 +321,9 @@ mod tests {
         let keys = [
             asset_pk(&AssetId::try_from(id).expect("a"), &Tenant::Single),
             user_pk(&Identity::try_from(id).expect("u"), &Tenant::Single),
-            group_pk(&GroupId::try_from(id).expect("g")),
+            Some(group_pk(&GroupId::try_from(id).expect("g"))),
         ];
-        assert_eq!(keys, ["A#x", "U#x", "G#x"]);
+        assert_eq!(keys, [Some("A#x".to_owned()), Some("U#x".to_owned()), Some("G#x".to_owned())]);
         assert_eq!(expiry_pk(29_600_000), "X#29600000");
     }
 
@@ -321,33 +336,40 @@ mod tests {
         let group = |t: &Tenant| t.group("ops").expect("group");
         let handle = |t: &Tenant| t.id().expect("tenant").handle();
 
-        assert_eq!(asset_pk(&asset(&acme), &acme), format!("A#{}~doc-1", handle(&acme)));
-        assert_eq!(user_pk(&user(&acme), &acme), format!("U#{}~bob", handle(&acme)));
+        let pk = |id: &AssetId, t: &Tenant| asset_pk(id, t).expect("of the tenant");
+        assert_eq!(pk(&asset(&acme), &acme), format!("A#{}~doc-1", handle(&acme)));
+        assert_eq!(user_pk(&user(&acme), &acme), Some(format!("U#{}~bob", handle(&acme))));
         // Whatever the tenant's length, the hot keys are the same size.
-        assert_eq!(asset_pk(&asset(&acme), &acme).len(), asset_pk(&asset(&long), &long).len());
-        assert_eq!(user_pk(&user(&acme), &acme).len(), user_pk(&user(&long), &long).len());
-        assert_ne!(asset_pk(&asset(&acme), &acme), asset_pk(&asset(&long), &long));
-        assert_eq!(
-            split_hot_pk(&asset_pk(&asset(&acme), &acme)[2..], true),
-            Some((Some(handle(&acme).as_str()), "doc-1"))
-        );
-        assert_eq!(split_hot_pk("doc-1", false), Some((None, "doc-1")));
-        assert_eq!(split_hot_pk("short~doc-1", true), None, "not a handle");
+        assert_eq!(pk(&asset(&acme), &acme).len(), pk(&asset(&long), &long).len());
+        assert_ne!(pk(&asset(&acme), &acme), pk(&asset(&long), &long));
+        let acme_handle = handle(&acme);
+        assert_eq!(split_hot_pk(&pk(&asset(&acme), &acme)[2..]), Some((acme_handle.as_str(), "doc-1")));
+        assert_eq!(split_hot_pk("short~doc-1"), None, "not a handle");
+        assert_eq!(split_hot_pk("doc-1"), None);
 
         // Grants and memberships name their principal or group without the tenant, and read back
         // qualified with the partition's tenant.
         for principal in [Principal::User(user(&acme)), Principal::Group(group(&acme))] {
-            let sk = grant_sk(&principal, &acme);
+            let sk = grant_sk(&principal, &acme).expect("of the tenant");
             assert!(!sk.contains("acme"), "{sk}");
             assert_eq!(principal_from_grant_sk(&sk, &acme), Some(principal));
         }
-        assert_eq!(grant_sk(&Principal::User(user(&acme)), &acme), "G#user:bob");
-        assert_eq!(membership_sk(&group(&acme), &acme), "M#ops");
-        assert_eq!(id_from_member_sk(&membership_sk(&group(&acme), &acme)), Some("ops"));
+        assert_eq!(grant_sk(&Principal::User(user(&acme)), &acme).as_deref(), Some("G#user:bob"));
+        assert_eq!(membership_sk(&group(&acme), &acme).as_deref(), Some("M#ops"));
         // An id whose relative part needs hashing is hashed (the item then carries it whole).
         let odd = Principal::User(acme.user("#x").expect("user"));
-        assert!(!is_raw_grant_sk(&grant_sk(&odd, &acme)));
-        assert_eq!(id_from_member_sk(&membership_sk(&acme.group("#g").expect("group"), &acme)), None);
+        assert!(!is_raw_grant_sk(&grant_sk(&odd, &acme).expect("of the tenant")));
+        let odd_group = membership_sk(&acme.group("#g").expect("group"), &acme).expect("of the tenant");
+        assert_eq!(id_from_member_sk(&odd_group), None);
+        // Another tenant's id, or an id of no tenant, has no key in this tenant's partitions: a
+        // grant to globex~bob in acme's asset must not become acme's `globex~bob`.
+        let globex = Tenant::Of(crate::domain::TenantId::try_from("globex").expect("t"));
+        assert_eq!(grant_sk(&Principal::User(user(&globex)), &acme), None);
+        assert_eq!(membership_sk(&group(&globex), &acme), None);
+        assert_eq!(asset_pk(&asset(&globex), &acme), None);
+        assert_eq!(user_pk(&Identity::try_from("bob").expect("u"), &acme), None);
+        assert_eq!(relative("acme~bob", &acme), Some("bob"));
+        assert_eq!(relative("acme~bob", &Tenant::Single), Some("acme~bob"));
         // The keys nobody's check reads keep the qualified id.
         assert_eq!(group_pk(&group(&acme)), "G#acme~ops");
         assert_eq!(member_sk(&user(&acme)), "M#acme~bob");

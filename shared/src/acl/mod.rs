@@ -18,6 +18,8 @@ use std::future::Future;
 
 #[cfg(feature = "dynamodb")]
 pub use dynamodb::{DynamoStore, TableStats};
+#[cfg(feature = "dynamodb")]
+pub use keys::KeyLayout;
 pub use memory::MemoryStore;
 #[cfg(feature = "dynamodb")]
 pub use stream::{StreamRecord, UnreadableRecord};
@@ -331,8 +333,8 @@ pub trait Rosters: Send + Sync {
     fn rosters(&self, conversations: &[String]) -> impl Future<Output = Result<Vec<Vec<Identity>>, StoreError>> + Send;
 }
 
-/// Whose a table stream's records are: nobody's in particular (single-tenant), or the tenants of
-/// the key handles a batch names (in a tenant deployment).
+/// The tenants a batch of the table's stream belongs to: none in particular (a single-tenant
+/// table), or, in a tenant deployment's table, the tenant each key handle of the batch stands for.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum StreamTenants {
     #[default]
@@ -340,7 +342,7 @@ pub enum StreamTenants {
     Handles(BTreeMap<String, TenantId>),
 }
 
-/// Reads whose a table stream's records are: in a tenant deployment, the tenants the key handles of
+/// Reads the tenants of a stream batch's records: in a tenant deployment, the tenants the key handles of
 /// the asset and user partitions stand for (`StreamRecord::tenant_handle`), read from the
 /// table's tenant records; a store whose keys are ids as they are has nothing to look up.
 pub trait StreamKeys: Send + Sync {

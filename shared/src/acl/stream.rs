@@ -2,7 +2,7 @@
 //! DynamoDB Streams' `GetRecords` returns them), translated with the key layout of
 //! [`super::keys`]. No DynamoDB attribute value leaves this module.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -13,11 +13,11 @@ use crate::domain::{AclChange, AssetId, GroupId, Identity, Principal, Tenant};
 
 /// The tenant of a hot partition's key (after its prefix) and the qualified id it names; `None`
 /// for a handle no tenant record names.
-fn partition(tenants: &StreamTenants, rest: &str) -> Option<(Tenant, String)> {
+pub(super) fn partition(tenants: &StreamTenants, rest: &str) -> Option<(Tenant, String)> {
     match tenants {
         StreamTenants::Single => Some((Tenant::Single, rest.to_owned())),
         StreamTenants::Handles(known) => {
-            let (Some(handle), id) = keys::split_hot_pk(rest, true)? else { return None };
+            let (handle, id) = keys::split_hot_pk(rest)?;
             let tenant = Tenant::Of(known.get(handle)?.clone());
             let id = tenant.qualify(id);
             Some((tenant, id))
@@ -84,7 +84,13 @@ impl StreamRecord {
     pub fn tenant_handle(&self) -> Option<&str> {
         let pk = string(&self.dynamodb.keys, PK)?;
         let rest = pk.strip_prefix(ASSET_PK_PREFIX).or_else(|| pk.strip_prefix(USER_PK_PREFIX))?;
-        keys::split_hot_pk(rest, true)?.0
+        keys::split_hot_pk(rest).map(|(handle, _)| handle)
+    }
+
+    /// The distinct tenant handles `records` name ([`Self::tenant_handle`]): what to ask
+    /// [`crate::acl::StreamKeys::stream_tenants`] before reading them.
+    pub fn handles<'a>(records: impl IntoIterator<Item = &'a StreamRecord>) -> BTreeSet<String> {
+        records.into_iter().filter_map(|r| r.tenant_handle().map(str::to_owned)).collect()
     }
 
     /// The change this record of a single-tenant table reports ([`Self::change_in`]).

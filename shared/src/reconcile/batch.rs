@@ -9,7 +9,7 @@ use futures_util::StreamExt as _;
 use serde_json::Value;
 
 use super::{Reconciler, Removal};
-use crate::acl::{AclReader, Rosters, StoreError, StreamKeys, StreamRecord, StreamTenants, UnreadableRecord};
+use crate::acl::{AclReader, Rosters, StreamKeys, StreamRecord, StreamTenants, UnreadableRecord};
 use crate::clock::Deadline;
 use crate::domain::Scope;
 use crate::http::ErrorChain;
@@ -26,77 +26,25 @@ pub struct BatchItem {
 }
 
 impl BatchItem {
-    /// A record, its keys read with the tenants their handles stand for.
+    /// A record, its keys read in the tenants their handles stand for.
     pub fn read(record: StreamRecord, tenants: &StreamTenants) -> Self {
         let scope = record.change_in(tenants).map(|change| change.and_then(|c| c.shrinks()));
         Self { id: record.dynamodb.sequence_number, scope }
     }
 }
 
-/// A record of a single-tenant table.
-impl From<StreamRecord> for BatchItem {
-    fn from(record: StreamRecord) -> Self {
-        Self::read(record, &StreamTenants::Single)
-    }
-}
-
-/// A stream batch as Lambda delivers it, as items: the records stay raw until each is read on its
-/// own, so one bad record fails alone.
-#[derive(Debug, Clone, Default)]
-pub struct StreamBatch {
-    pub items: Vec<BatchItem>,
-    /// Records without a sequence number: they cannot be reported, so cannot be retried alone,
-    /// and are set aside like unreadable ones (failing the invocation would block the shard for a
-    /// day of retries).
-    pub nameless: usize,
-}
-
-/// A record's sequence number, and the record or why it is not one.
-type ParsedRecord = (String, Result<StreamRecord, UnreadableRecord>);
-
-impl StreamBatch {
-    /// A batch of a single-tenant table.
-    pub fn from_lambda(records: Vec<Value>) -> Self {
-        let (records, nameless) = Self::parse(records);
-        Self::read(records, &StreamTenants::Single, nameless)
-    }
-
-    /// A batch, its keys read with the tenants `store` says their handles stand for. Failing to
-    /// learn them (the table unavailable) fails the whole batch, which is then retried.
-    pub async fn from_lambda_in(records: Vec<Value>, store: &impl StreamKeys) -> Result<Self, StoreError> {
-        let (records, nameless) = Self::parse(records);
-        let handles = records.iter().filter_map(|(_, r)| r.as_ref().ok()?.tenant_handle().map(str::to_owned)).collect();
-        let tenants = store.stream_tenants(handles).await?;
-        Ok(Self::read(records, &tenants, nameless))
-    }
-
-    /// Each record with a sequence number, read or not; and how many had none.
-    fn parse(records: Vec<Value>) -> (Vec<ParsedRecord>, usize) {
-        let count = records.len();
-        let parsed: Vec<_> = records
-            .into_iter()
-            .filter_map(|record| {
-                let id = StreamRecord::sequence_number_of(&record)?.to_owned();
-                Some((id, StreamRecord::from_lambda(record)))
-            })
-            .collect();
-        let nameless = count - parsed.len();
-        if nameless > 0 {
-            tracing::error!(nameless, "stream records without a sequence number set aside; the pass covers them");
-        }
-        (parsed, nameless)
-    }
-
-    fn read(records: Vec<ParsedRecord>, tenants: &StreamTenants, nameless: usize) -> Self {
-        let items = records
-            .into_iter()
-            .map(|(id, record)| match record {
-                Ok(record) => BatchItem::read(record, tenants),
-                Err(unreadable) => BatchItem { id, scope: Err(unreadable) },
-            })
-            .collect();
-        Self { items, nameless }
-    }
+/// A stream batch as Lambda delivers it: each record with a sequence number, read or not. The
+/// records stay raw until each is read on its own, so one bad record fails alone. Records without
+/// a sequence number cannot be reported, so cannot be retried alone, and are set aside like
+/// unreadable ones (failing the invocation would block the shard for a day of retries).
+fn parse(records: Vec<Value>) -> Vec<(String, Result<StreamRecord, UnreadableRecord>)> {
+    records
+        .into_iter()
+        .filter_map(|record| {
+            let id = StreamRecord::sequence_number_of(&record)?.to_owned();
+            Some((id, StreamRecord::from_lambda(record)))
+        })
+        .collect()
 }
 
 #[derive(Debug, Clone, Default)]
@@ -125,6 +73,39 @@ impl BatchOutcome {
             poison_records = self.set_aside.len() + nameless,
             "stream batch reconciled"
         );
+    }
+}
+
+impl<R: AclReader + Rosters + StreamKeys> Reconciler<R> {
+    /// A stream batch as Lambda delivers it: its records read in the tenants their keys name,
+    /// applied ([`Self::apply_batch`]) and logged. When their tenants cannot be read (the table
+    /// unavailable), every record fails, to be retried.
+    pub async fn apply_stream(&self, records: Vec<Value>, deadline: Deadline) -> BatchOutcome {
+        let count = records.len();
+        let parsed = parse(records);
+        let nameless = count - parsed.len();
+        if nameless > 0 {
+            tracing::error!(nameless, "stream records without a sequence number set aside; the pass covers them");
+        }
+        let handles = StreamRecord::handles(parsed.iter().filter_map(|(_, record)| record.as_ref().ok()));
+        let outcome = match self.store.stream_tenants(handles).await {
+            Ok(tenants) => {
+                let items = parsed
+                    .into_iter()
+                    .map(|(id, record)| match record {
+                        Ok(record) => BatchItem::read(record, &tenants),
+                        Err(unreadable) => BatchItem { id, scope: Err(unreadable) },
+                    })
+                    .collect();
+                self.apply_batch(items, deadline).await
+            }
+            Err(e) => {
+                tracing::error!(error = %ErrorChain(&e), "could not read the records' tenants; the batch is retried");
+                BatchOutcome { failed: parsed.into_iter().map(|(id, _)| id).collect(), ..BatchOutcome::default() }
+            }
+        };
+        outcome.log(count, nameless);
+        outcome
     }
 }
 

@@ -4,7 +4,6 @@
 //! second (what EventBridge does every minute), and the scheduled pass every
 //! `FULL_RECONCILE_SECONDS`.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -112,17 +111,17 @@ pub async fn follow_table<S: AclReader + Rosters + StreamKeys + 'static>(
     }
 }
 
-/// Whose `records` are, asked until the table answers (the records wait meanwhile, as a shard
+/// The tenants of `records`, asked until the table answers (the records wait meanwhile, as a shard
 /// does for a failed batch).
 async fn stream_tenants<S: StreamKeys>(store: &S, records: &[StreamRecord]) -> StreamTenants {
-    let handles: BTreeSet<String> = records.iter().filter_map(|r| r.tenant_handle().map(str::to_owned)).collect();
+    let handles = StreamRecord::handles(records);
     let mut attempt = 0;
     loop {
         match store.stream_tenants(handles.clone()).await {
             Ok(tenants) => return tenants,
             Err(e) => {
                 attempt += 1;
-                tracing::warn!(attempt, error = %ErrorChain(&e), "could not read whose the stream's records are; retrying");
+                tracing::warn!(attempt, error = %ErrorChain(&e), "could not read the stream records' tenants; retrying");
                 tokio::time::sleep(backoff(attempt)).await;
             }
         }

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use futures_util::{StreamExt as _, TryStreamExt as _};
 use serde::Serialize;
 
-pub use batch::{BatchItem, BatchOutcome, StreamBatch};
+pub use batch::{BatchItem, BatchOutcome};
 pub use expiry::{SWEEP_LIMIT, SweepReport};
 pub use legacy::{LegacyName, LegacyReport};
 pub use pass::{PASS_LIMIT, PassReport};
