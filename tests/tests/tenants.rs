@@ -507,10 +507,11 @@ async fn seed_hot_items(store: &DynamoStore, tenant: &Tenant) {
     store.add_member(&group, &tenant.user("carol").expect("user")).await.expect("member");
 }
 
-/// Every item of the table, in key order, as (pk, sk, every attribute's string value, sorted).
-async fn table_items(endpoint: &str, table: &str) -> Vec<(String, String, Vec<String>)> {
-    let client = aws_sdk_dynamodb::Client::new(&sdk_config(endpoint).await);
-    let out = client.scan().table_name(table).send().await.expect("scan");
+/// Every item of the store's table, in key order, as (pk, sk, every attribute's string value,
+/// sorted).
+async fn table_items(store: &DynamoStore) -> Vec<(String, String, Vec<String>)> {
+    let client = aws_sdk_dynamodb::Client::new(&sdk_config(&dynamo_local().endpoint).await);
+    let out = client.scan().table_name(store.table()).send().await.expect("scan");
     let s = |v: &aws_sdk_dynamodb::types::AttributeValue| v.as_s().cloned().unwrap_or_default();
     let mut items: Vec<_> = out
         .items()
@@ -527,16 +528,13 @@ async fn table_items(endpoint: &str, table: &str) -> Vec<(String, String, Vec<St
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_an_access_check_reads_is_the_same_size_whatever_the_tenants_id() {
-    let dynamo = dynamo_local();
-    let table = unique_table_name("tenants");
-    let store = test_store_in(&dynamo.endpoint, &table, KeyLayout::Tenants).await;
-    store.create_table().await.expect("table");
+    let store = dynamodb().await;
     let (short, long) = (tenant("acme"), tenant(LONG_TENANT));
     for t in [&short, &long] {
         seed_hot_items(&store, t).await;
     }
 
-    let items = table_items(&dynamo.endpoint, &table).await;
+    let items = table_items(&store).await;
     // What a check reads: the asset's partition, and the `M#` items of the user's (not the grant
     // mirrors `R#` beside them, which only offboarding reads).
     let hot = |t: &Tenant| -> Vec<(String, String, Vec<String>)> {
@@ -583,18 +581,15 @@ async fn what_an_access_check_reads_is_the_same_size_whatever_the_tenants_id() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tenant_whose_handle_another_tenant_holds_is_refused_not_merged() {
-    let dynamo = dynamo_local();
-    let table = unique_table_name("tenants");
-    let store = test_store_in(&dynamo.endpoint, &table, KeyLayout::Tenants).await;
-    store.create_table().await.expect("table");
+    let store = dynamodb().await;
     // No second tenant has acme's handle (96 bits); play one by writing its record by hand.
     let acme = tenant("acme");
     let handle = acme.id().expect("tenant").handle();
-    let client = aws_sdk_dynamodb::Client::new(&sdk_config(&dynamo.endpoint).await);
+    let client = aws_sdk_dynamodb::Client::new(&sdk_config(&dynamo_local().endpoint).await);
     let s = |v: &str| aws_sdk_dynamodb::types::AttributeValue::S(v.to_owned());
     client
         .put_item()
-        .table_name(&table)
+        .table_name(store.table())
         .item("pk", s(&format!("T#{handle}")))
         .item("sk", s("#TENANT"))
         .item("id", s("globex"))
@@ -607,7 +602,7 @@ async fn a_tenant_whose_handle_another_tenant_holds_is_refused_not_merged() {
     assert!(written.is_err(), "{written:?}");
     let joined = store.add_member(&acme.group("ops").expect("group"), &acme.user("bob").expect("user")).await;
     assert!(joined.is_err(), "{joined:?}");
-    let items = table_items(&dynamo.endpoint, &table).await;
+    let items = table_items(&store).await;
     assert_eq!(items.len(), 1, "nothing of acme was written: {items:?}");
     // A tenant with its own handle is unaffected.
     let other = tenant("initech");
@@ -617,13 +612,10 @@ async fn a_tenant_whose_handle_another_tenant_holds_is_refused_not_merged() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_id_of_another_tenant_or_of_none_is_never_keyed_into_a_tenants_partitions() {
-    let dynamo = dynamo_local();
-    let table = unique_table_name("tenants");
-    let store = test_store_in(&dynamo.endpoint, &table, KeyLayout::Tenants).await;
-    store.create_table().await.expect("table");
+    let store = dynamodb().await;
     let (acme, globex) = (tenant("acme"), tenant("globex"));
     seed_hot_items(&store, &acme).await;
-    let before = table_items(&dynamo.endpoint, &table).await;
+    let before = table_items(&store).await;
 
     // The edges qualify every id with the caller's tenant; were one to slip through, the store
     // refuses it rather than key `globex~bob` as acme's user `globex~bob`.
@@ -644,7 +636,7 @@ async fn an_id_of_another_tenant_or_of_none_is_never_keyed_into_a_tenants_partit
     let bare = chatgate::domain::Identity::try_from("bob").expect("identity");
     assert!(store.check_facts(&bare, std::slice::from_ref(&doc)).await.is_err());
     assert!(store.set_offboarded(&bare, true, NOW).await.is_err());
-    assert_eq!(table_items(&dynamo.endpoint, &table).await, before, "nothing was written");
+    assert_eq!(table_items(&store).await, before, "nothing was written");
     // acme's own ids are as they were.
     let facts = store.check_facts(&acme.user("bob").expect("user"), std::slice::from_ref(&doc)).await.expect("check");
     assert_eq!(facts.assets[0].grants.len(), 2);
