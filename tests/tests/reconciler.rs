@@ -189,6 +189,22 @@ async fn in_a_tenant_deployment_the_function_reads_each_record_in_its_own_tenant
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_tenant_deployment_a_participant_of_no_tenant_is_removed_not_stuck_on() {
+    // Someone an operator put in by hand, under an identity no tenant's session could mint: the
+    // table has nothing for them, so they read as no access, and leave with the revoked.
+    let mut w = World::deployed(true).await;
+    w.asset("acme~a-1", "acme~ana").await;
+    w.grant("acme~a-1", "group:acme~ops", None).await;
+    w.store.add_member(&group("acme~ops"), &user("acme~bob")).await.expect("member");
+    w.conversation("acme~a-1", &["acme~ana", "acme~bob", "mallory"]);
+    w.records().await;
+
+    w.revoke("acme~a-1", "group:acme~ops").await;
+    assert!(w.settle().await.is_empty());
+    assert_eq!(w.members("acme~a-1"), set(&["acme~ana"]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_a_tenant_deployment_a_batch_whose_tenants_cannot_be_read_is_retried_whole() {
     let mut w = World::deployed(true).await;
     w.asset("acme~a-1", "acme~ana").await;

@@ -632,10 +632,16 @@ async fn an_id_of_another_tenant_or_of_none_is_never_keyed_into_a_tenants_partit
     let owned_by_globex =
         store.put_asset(&doc, &globex.user("ana").expect("user"), AssetType::Document, "x", NOW).await;
     assert!(owned_by_globex.is_err());
-    // An id of no tenant, read or written.
+    // An id of no tenant (a Twilio participant nobody qualified) is never written, and reads as
+    // nothing, so the reconciler removes it rather than fail on it.
     let bare = chatgate::domain::Identity::try_from("bob").expect("identity");
-    assert!(store.check_facts(&bare, std::slice::from_ref(&doc)).await.is_err());
     assert!(store.set_offboarded(&bare, true, NOW).await.is_err());
+    let facts = store.check_facts(&bare, std::slice::from_ref(&doc)).await.expect("reads as nothing");
+    assert!(facts.groups.is_empty() && !facts.offboarded);
+    assert_eq!(facts.decision(&bare, NOW).role, Role::None);
+    let bare_asset = chatgate::domain::AssetId::try_from("doc-1").expect("asset");
+    let facts = store.check_facts(&acme.user("bob").expect("user"), &[bare_asset]).await.expect("check");
+    assert!(facts.assets[0].asset.is_none() && facts.assets[0].grants.is_empty());
     assert_eq!(table_items(&store).await, before, "nothing was written");
     // acme's own ids are as they were.
     let facts = store.check_facts(&acme.user("bob").expect("user"), std::slice::from_ref(&doc)).await.expect("check");

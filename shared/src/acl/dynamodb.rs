@@ -267,8 +267,8 @@ impl DynamoStore {
     }
 
     async fn asset_partition(&self, asset: &AssetId) -> Result<AccessFacts, StoreError> {
+        let Some(within) = self.partition_tenant(asset.as_str()) else { return Ok(AccessFacts::default()) };
         let items = self.query(self.asset_pk(asset)?, None).await?;
-        let within = self.within(asset.as_str())?;
         let mut facts = AccessFacts::default();
         for item in &items {
             match s(item, SK) {
@@ -282,8 +282,8 @@ impl DynamoStore {
 
     /// The user's groups, and whether they are offboarded (the marker sorts among the groups).
     async fn groups_of(&self, user: &Identity) -> Result<(BTreeSet<GroupId>, bool), StoreError> {
+        let Some(within) = self.partition_tenant(user.as_str()) else { return Ok((BTreeSet::new(), false)) };
         let items = self.query(self.user_pk(user)?, Some(MEMBER_PREFIX)).await?;
-        let within = self.within(user.as_str())?;
         let mut offboarded = false;
         let mut groups = BTreeSet::new();
         for item in &items {
@@ -298,6 +298,9 @@ impl DynamoStore {
 
     /// Whether the user is offboarded: the marker alone (one read unit).
     async fn is_offboarded(&self, user: &Identity) -> Result<bool, StoreError> {
+        if self.partition_tenant(user.as_str()).is_none() {
+            return Ok(false);
+        }
         let out = self
             .client
             .query()
@@ -317,10 +320,16 @@ impl DynamoStore {
     }
 
     /// The tenant whose hot partitions an id's keys are in: its own in a tenant deployment's
-    /// table, nobody's otherwise. An id of no tenant has no key in a tenant table (the edges
-    /// qualify every id, so only a bug could bring one here): refused, never keyed as it is.
+    /// table, nobody's otherwise; `None` for an id of no tenant in a tenant table, which has no
+    /// partition there (a Twilio participant nobody qualified, say: nothing grants it anything).
+    fn partition_tenant(&self, id: &str) -> Option<Tenant> {
+        Tenant::of_stored(self.layout == KeyLayout::Tenants, id)
+    }
+
+    /// [`Self::partition_tenant`] for a key about to be written or read by key: an id of no tenant
+    /// is refused, never keyed as it is (the edges qualify every id, so only a bug brings one).
     fn within(&self, id: &str) -> Result<Tenant, StoreError> {
-        Tenant::of_stored(self.layout == KeyLayout::Tenants, id).ok_or_else(|| internal(OutsideTenant(id.to_owned())))
+        self.partition_tenant(id).ok_or_else(|| internal(OutsideTenant(id.to_owned())))
     }
 
     fn asset_pk(&self, asset: &AssetId) -> Result<String, StoreError> {
