@@ -6,13 +6,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use chatgate::acl::DynamoStore;
 use chatgate::acl::follow::StreamFollower;
-use chatgate::acl::{DynamoStore, StreamKeys as _, StreamRecord};
 use chatgate::clock::Deadline;
 use chatgate::clock::SystemClock;
 use chatgate::config::{SecretsSource, Settings};
 use chatgate::domain::{Scope, Tenant};
-use chatgate::reconcile::{BatchItem, LegacyName, Reconciler, Removal};
+use chatgate::reconcile::{LegacyName, Reconciler, Removal};
 use chatgate::twilio::rest::ConversationsClient;
 use clap::Subcommand;
 
@@ -148,8 +148,7 @@ async fn redrive(
         )
         .into());
     }
-    let tenants = rule.store().stream_tenants(StreamRecord::handles(&records)).await?;
-    let items: Vec<BatchItem> = records.into_iter().map(|record| BatchItem::read(record, &tenants)).collect();
+    let items = rule.read_records(&records).await?;
     let count = items.len();
     let outcome = rule.apply_batch(items, deadline).await;
     println!("{count} record(s), {} scope(s) reconciled", outcome.scopes);

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use chatgate::acl::follow::StreamFollower;
 use chatgate::acl::{AclReader, CatalogWriter, DynamoStore, ExpiryIndex, GrantWriter, KeyLayout};
-use chatgate::clock::{Clock, ManualClock};
+use chatgate::clock::{Clock, Deadline, ManualClock};
 use chatgate::domain::{AssetType, ConversationNames, Grant, Principal, Role};
 use chatgate::reconcile::Reconciler;
 use chatgate_tests::acl_contract::{asset, group, record, user};
@@ -228,6 +228,10 @@ async fn in_a_tenant_deployment_a_batch_whose_tenants_cannot_be_read_is_retried_
     let answer = invoke_reconciler(&state, json!({"Records": records.clone()})).await.expect("handled, not crashed");
     let all: BTreeSet<String> = records.iter().map(sequence_number).collect();
     assert_eq!(failures(&answer).into_iter().collect::<BTreeSet<_>>(), all);
+    // Failed because their tenants could not be read: nothing was decided, nothing set aside.
+    let outcome = state.rule.apply_stream(records.clone(), Deadline::after(Duration::from_secs(30))).await;
+    assert_eq!((outcome.scopes, outcome.set_aside.len()), (0, 0));
+    assert_eq!(outcome.failed.into_iter().collect::<BTreeSet<_>>(), all);
     assert_eq!(w.members("acme~a-1"), set(&["acme~ana", "acme~bob"]));
     // The same records, once the table answers, are read in acme and applied.
     assert!(failures(&w.deliver(records).await).is_empty());

@@ -318,11 +318,12 @@ async fn the_guard_reads_every_reference_in_its_authors_tenant<S: TenantStore>(w
     assert!(w.guard.judge(&message("acme~bob")).await.expect("decides").is_ok());
     let refused = w.guard.judge(&message("globex~bob")).await.expect("decides").expect_err("globex's a-1");
     assert_eq!(refused.asset.map(|a| a.to_string()), Some("globex~a-1".into()));
-    // An identity of no tenant (nothing chatgate minted) is refused, with a reference or without.
+    // An identity of no tenant (nothing chatgate minted) cannot reference an asset. A plain message
+    // by an author of no tenant (the REST API's `system`, an SMS number) references nothing and
+    // has no offboarding to check: it stands, as it does in a single-tenant deployment.
     assert!(w.guard.judge(&message("bob")).await.expect("decides").is_err());
-    let plain = event(&[("EventType", "onMessageAdd"), ("ClientIdentity", "bob"), ("ConversationSid", sid)]);
-    let refused = w.guard.judge(&plain).await.expect("decides").expect_err("no tenant");
-    assert!(refused.reason.contains("no tenant"), "{}", refused.reason);
+    let plain = event(&[("EventType", "onMessageAdd"), ("Author", "system"), ("ConversationSid", sid)]);
+    assert!(w.guard.judge(&plain).await.expect("decides").is_ok());
 
     // Joining another tenant's asset conversation or room is refused, whatever the role allows.
     let (_, about) = w.conversation("acme", "bob", json!({"type": "asset", "asset_id": "a-1"})).await;
@@ -632,12 +633,20 @@ async fn an_id_of_another_tenant_or_of_none_is_never_keyed_into_a_tenants_partit
     let owned_by_globex =
         store.put_asset(&doc, &globex.user("ana").expect("user"), AssetType::Document, "x", NOW).await;
     assert!(owned_by_globex.is_err());
+    // A tenant no write has claimed yet is not claimed by a refused one either.
+    let initech = tenant("initech");
+    let (initech_doc, globex_ana) = (initech.asset("doc-1").expect("asset"), globex.user("ana").expect("user"));
+    assert!(store.put_asset(&initech_doc, &globex_ana, AssetType::Document, "x", NOW).await.is_err());
+    assert!(
+        store.add_member(&globex.group("ops").expect("group"), &initech.user("carol").expect("user")).await.is_err()
+    );
     // An id of no tenant (a Twilio participant nobody qualified) is never written, and reads as
     // nothing, so the reconciler removes it rather than fail on it.
     let bare = chatgate::domain::Identity::try_from("bob").expect("identity");
     assert!(store.set_offboarded(&bare, true, NOW).await.is_err());
     let facts = store.check_facts(&bare, std::slice::from_ref(&doc)).await.expect("reads as nothing");
     assert!(facts.groups.is_empty() && !facts.offboarded);
+    assert_eq!(store.offboarded(std::slice::from_ref(&bare)).await.expect("read"), [false]);
     assert_eq!(facts.decision(&bare, NOW).role, Role::None);
     let bare_asset = chatgate::domain::AssetId::try_from("doc-1").expect("asset");
     let facts = store.check_facts(&acme.user("bob").expect("user"), &[bare_asset]).await.expect("check");

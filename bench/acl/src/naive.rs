@@ -37,16 +37,17 @@ impl Outcome {
 
 /// A hot partition's key in a deployment (`within` a tenant, or single-tenant): the tenant as
 /// its handle, and the id relative to it.
-fn hot_pk(prefix: &str, id: &str, within: &Tenant) -> String {
-    match within {
+fn hot_pk(prefix: &str, id: &str, within: &Tenant) -> Result<String, BenchError> {
+    Ok(match within {
         Tenant::Single => format!("{prefix}{id}"),
-        Tenant::Of(tenant) => format!("{prefix}{}{TENANT_SEPARATOR}{}", tenant.handle(), relative(id, within)),
-    }
+        Tenant::Of(tenant) => format!("{prefix}{}{TENANT_SEPARATOR}{}", tenant.handle(), relative(id, within)?),
+    })
 }
 
-/// An id as the hot partitions' sort keys and the asset record's owner name it.
-fn relative<'a>(id: &'a str, within: &Tenant) -> &'a str {
-    within.local(id).unwrap_or(id)
+/// An id as the hot partitions' sort keys and the asset record's owner name it: without its
+/// tenant, which must be the partition's.
+fn relative<'a>(id: &'a str, within: &Tenant) -> Result<&'a str, BenchError> {
+    Ok(within.local(id).ok_or_else(|| format!("{id} is not of the scenario's tenant"))?)
 }
 
 /// Asset record, then the user's direct grant, then the user's memberships, then the grant of each
@@ -60,11 +61,11 @@ pub async fn check(
     now: u64,
 ) -> Result<Outcome, BenchError> {
     let mut outcome = Outcome { role: Role::None, requests: 0, round_trips: 0, capacity: 0.0 };
-    let asset_pk = hot_pk("A#", asset.as_str(), within);
+    let asset_pk = hot_pk("A#", asset.as_str(), within)?;
     let Some(record) = get(client, table, &asset_pk, "#ASSET", &mut outcome).await? else {
         return Ok(outcome);
     };
-    let user_id = relative(user.as_str(), within);
+    let user_id = relative(user.as_str(), within)?;
     if s(&record, "owner") == Some(user_id) {
         outcome.role = Role::Owner;
         return Ok(outcome);
@@ -92,7 +93,7 @@ pub async fn check(
             return Ok(outcome);
         }
     }
-    for group in memberships(client, table, &hot_pk("U#", user.as_str(), within), &mut outcome).await? {
+    for group in memberships(client, table, &hot_pk("U#", user.as_str(), within)?, &mut outcome).await? {
         let grant = get(client, table, &asset_pk, &format!("G#group:{group}"), &mut outcome).await?;
         if let Some(role) = grant.and_then(|i| live_role(&i)) {
             outcome.role = outcome.role.max(role);
@@ -114,7 +115,7 @@ pub async fn get_asset_record(
     let out = client
         .get_item()
         .table_name(table)
-        .key("pk", AttributeValue::S(hot_pk("A#", asset.as_str(), within)))
+        .key("pk", AttributeValue::S(hot_pk("A#", asset.as_str(), within)?))
         .key("sk", AttributeValue::S("#ASSET".into()))
         .consistent_read(true)
         .return_consumed_capacity(ReturnConsumedCapacity::Total)

@@ -46,7 +46,8 @@ const TTL_GRACE_SECONDS: u64 = 86_400;
 const EXPIRY_ENTRY_TTL_SECONDS: u64 = 7 * 86_400;
 /// Extra attempts for a transaction cancelled by a conflict.
 const TRANSACTION_RETRIES: u32 = 3;
-/// Conditional grant deletions in flight at once when an asset goes.
+/// Requests of one bulk operation in flight at once: an asset's conditional grant deletions when it
+/// goes, a user's grant deletions when offboarded, a stream batch's tenant records.
 const SWEEP_CONCURRENCY: usize = 16;
 
 /// Requests sent and capacity consumed, for the benchmark and the logs.
@@ -861,6 +862,7 @@ impl Idempotency for DynamoStore {
 
 impl GrantWriter for DynamoStore {
     async fn asset_record(&self, asset: &AssetId) -> Result<Option<AssetRecord>, StoreError> {
+        let Some(within) = self.partition_tenant(asset.as_str()) else { return Ok(None) };
         let out = self
             .client
             .get_item()
@@ -872,13 +874,12 @@ impl GrantWriter for DynamoStore {
             .await
             .map_err(store_error)?;
         self.stats.record(out.consumed_capacity());
-        let within = self.within(asset.as_str())?;
         out.item.as_ref().map(|item| asset_record(asset, item, &within)).transpose()
     }
 
     async fn put_grant(&self, asset: &AssetRecord, grant: &Grant, _now: u64) -> Result<(), StoreError> {
-        self.claim(asset.id.as_str()).await?;
         let mut item = self.grant_key(&asset.id, &grant.principal)?;
+        self.claim(asset.id.as_str()).await?;
         if item.get(SK).and_then(|sk| sk.as_s().ok()).is_some_and(|sk| !keys::is_raw_grant_sk(sk)) {
             item.insert(attr::ID.into(), AttributeValue::S(grant.principal.to_string()));
         }
@@ -922,12 +923,13 @@ impl CatalogWriter for DynamoStore {
         name: &str,
         now: u64,
     ) -> Result<Upsert, StoreError> {
+        let (pk, owner) = (self.asset_pk(id)?, self.owner(id, owner)?);
         self.claim(id.as_str()).await?;
         let out = self
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(Self::key(self.asset_pk(id)?, ASSET_SK.to_owned())))
+            .set_key(Some(Self::key(pk, ASSET_SK.to_owned())))
             .update_expression(
                 "SET #owner = :owner, #kind = :kind, #name = :name, #updated = :now, #gen = if_not_exists(#gen, :gen)",
             )
@@ -936,7 +938,7 @@ impl CatalogWriter for DynamoStore {
             .expression_attribute_names("#name", attr::NAME)
             .expression_attribute_names("#updated", attr::UPDATED_AT)
             .expression_attribute_names("#gen", attr::GENERATION)
-            .expression_attribute_values(":owner", AttributeValue::S(self.owner(id, owner)?))
+            .expression_attribute_values(":owner", AttributeValue::S(owner))
             .expression_attribute_values(":kind", AttributeValue::S(kind.as_str().into()))
             .expression_attribute_values(":name", AttributeValue::S(name.to_owned()))
             .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
@@ -974,8 +976,8 @@ impl CatalogWriter for DynamoStore {
     }
 
     async fn add_member(&self, group: &GroupId, user: &Identity) -> Result<(), StoreError> {
-        self.claim(user.as_str()).await?;
         let mut in_user = self.membership_key(user, group)?;
+        self.claim(user.as_str()).await?;
         if in_user.get(SK).and_then(|sk| sk.as_s().ok()).is_some_and(|sk| keys::id_from_member_sk(sk).is_none()) {
             in_user.insert(attr::ID.into(), AttributeValue::S(group.to_string()));
         }
@@ -1240,8 +1242,15 @@ impl StreamKeys for DynamoStore {
         if self.layout == KeyLayout::Single {
             return Ok(StreamTenants::Single);
         }
-        let tenants = try_join_all(handles.iter().map(|handle| self.tenant_of(handle))).await?;
-        let known = handles.into_iter().zip(tenants).filter_map(|(handle, tenant)| Some((handle, tenant?))).collect();
+        let known: Vec<(String, Option<TenantId>)> = futures_util::stream::iter(handles)
+            .map(|handle| async move {
+                let tenant = self.tenant_of(&handle).await?;
+                Ok::<_, StoreError>((handle, tenant))
+            })
+            .buffer_unordered(SWEEP_CONCURRENCY)
+            .try_collect()
+            .await?;
+        let known = known.into_iter().filter_map(|(handle, tenant)| Some((handle, tenant?))).collect();
         Ok(StreamTenants::Handles(known))
     }
 }

@@ -9,7 +9,7 @@ use futures_util::StreamExt as _;
 use serde_json::Value;
 
 use super::{Reconciler, Removal};
-use crate::acl::{AclReader, Rosters, StreamKeys, StreamRecord, StreamTenants, UnreadableRecord};
+use crate::acl::{AclReader, Rosters, StoreError, StreamKeys, StreamRecord, StreamTenants, UnreadableRecord};
 use crate::clock::Deadline;
 use crate::domain::Scope;
 use crate::http::ErrorChain;
@@ -27,9 +27,9 @@ pub struct BatchItem {
 
 impl BatchItem {
     /// A record, its keys read in the tenants their handles stand for.
-    pub fn read(record: StreamRecord, tenants: &StreamTenants) -> Self {
+    pub fn read(record: &StreamRecord, tenants: &StreamTenants) -> Self {
         let scope = record.change_in(tenants).map(|change| change.and_then(|c| c.shrinks()));
-        Self { id: record.dynamodb.sequence_number, scope }
+        Self { id: record.dynamodb.sequence_number.clone(), scope }
     }
 }
 
@@ -77,9 +77,17 @@ impl BatchOutcome {
 }
 
 impl<R: AclReader + Rosters + StreamKeys> Reconciler<R> {
-    /// A stream batch as Lambda delivers it: its records read in the tenants their keys name,
-    /// applied ([`Self::apply_batch`]) and logged. When their tenants cannot be read (the table
-    /// unavailable), every record fails, to be retried.
+    /// Records of the table's stream as batch items, read in the tenants their keys name (the
+    /// tenants' records read first, in a tenant deployment): what every reader of the stream
+    /// applies.
+    pub async fn read_records(&self, records: &[StreamRecord]) -> Result<Vec<BatchItem>, StoreError> {
+        let tenants = self.store.stream_tenants(StreamRecord::handles(records)).await?;
+        Ok(records.iter().map(|record| BatchItem::read(record, &tenants)).collect())
+    }
+
+    /// A stream batch as Lambda delivers it: its records read ([`Self::read_records`]), applied
+    /// ([`Self::apply_batch`]) and logged. When their tenants cannot be read (the table
+    /// unavailable), every readable record fails, to be retried; unreadable ones are set aside.
     pub async fn apply_stream(&self, records: Vec<Value>, deadline: Deadline) -> BatchOutcome {
         let count = records.len();
         let parsed = parse(records);
@@ -87,23 +95,24 @@ impl<R: AclReader + Rosters + StreamKeys> Reconciler<R> {
         if nameless > 0 {
             tracing::error!(nameless, "stream records without a sequence number set aside; the pass covers them");
         }
-        let handles = StreamRecord::handles(parsed.iter().filter_map(|(_, record)| record.as_ref().ok()));
-        let outcome = match self.store.stream_tenants(handles).await {
-            Ok(tenants) => {
-                let items = parsed
-                    .into_iter()
-                    .map(|(id, record)| match record {
-                        Ok(record) => BatchItem::read(record, &tenants),
-                        Err(unreadable) => BatchItem { id, scope: Err(unreadable) },
-                    })
-                    .collect();
-                self.apply_batch(items, deadline).await
+        let mut items = Vec::with_capacity(parsed.len());
+        let mut records = Vec::with_capacity(parsed.len());
+        for (id, record) in parsed {
+            match record {
+                Ok(record) => records.push(record),
+                Err(unreadable) => items.push(BatchItem { id, scope: Err(unreadable) }),
             }
+        }
+        let mut failed = Vec::new();
+        match self.read_records(&records).await {
+            Ok(read) => items.extend(read),
             Err(e) => {
-                tracing::error!(error = %ErrorChain(&e), "could not read the records' tenants; the batch is retried");
-                BatchOutcome { failed: parsed.into_iter().map(|(id, _)| id).collect(), ..BatchOutcome::default() }
+                tracing::error!(error = %ErrorChain(&e), "could not read the records' tenants; they are retried");
+                failed = records.into_iter().map(|r| r.dynamodb.sequence_number).collect();
             }
-        };
+        }
+        let mut outcome = self.apply_batch(items, deadline).await;
+        outcome.failed.extend(failed);
         outcome.log(count, nameless);
         outcome
     }

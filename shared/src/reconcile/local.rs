@@ -11,9 +11,7 @@ use tokio::sync::{Semaphore, mpsc};
 
 use super::{BatchItem, PASS_LIMIT, Reconciler, SWEEP_LIMIT};
 use crate::acl::follow::StreamFollower;
-use crate::acl::{
-    AclReader, ExpiryIndex, PassProgress, RegisteredConversations, Rosters, StreamKeys, StreamRecord, StreamTenants,
-};
+use crate::acl::{AclReader, ExpiryIndex, PassProgress, RegisteredConversations, Rosters, StreamKeys, StreamRecord};
 use crate::clock::Deadline;
 use crate::domain::AclChange;
 use crate::http::ErrorChain;
@@ -82,10 +80,10 @@ pub async fn follow_table<S: AclReader + Rosters + StreamKeys + 'static>(
                 continue;
             }
         };
-        let tenants = stream_tenants(rule.store().as_ref(), &records).await;
+        let read = read_records(&rule, &records).await;
         let mut items = std::mem::take(&mut retry);
         let now = tokio::time::Instant::now();
-        items.extend(records.into_iter().map(|record| (BatchItem::read(record, &tenants), now)));
+        items.extend(read.into_iter().map(|item| (item, now)));
         if items.is_empty() {
             tokio::time::sleep(StreamFollower::POLL_INTERVAL).await;
             continue;
@@ -111,14 +109,16 @@ pub async fn follow_table<S: AclReader + Rosters + StreamKeys + 'static>(
     }
 }
 
-/// The tenants of `records`, asked until the table answers (the records wait meanwhile, as a shard
-/// does for a failed batch).
-async fn stream_tenants<S: StreamKeys>(store: &S, records: &[StreamRecord]) -> StreamTenants {
-    let handles = StreamRecord::handles(records);
+/// `records` as batch items, read until the table answers (the records wait meanwhile, as a
+/// shard does for a failed batch).
+async fn read_records<S: AclReader + Rosters + StreamKeys>(
+    rule: &Reconciler<S>,
+    records: &[StreamRecord],
+) -> Vec<BatchItem> {
     let mut attempt = 0;
     loop {
-        match store.stream_tenants(handles.clone()).await {
-            Ok(tenants) => return tenants,
+        match rule.read_records(records).await {
+            Ok(items) => return items,
             Err(e) => {
                 attempt += 1;
                 tracing::warn!(attempt, error = %ErrorChain(&e), "could not read the stream records' tenants; retrying");
