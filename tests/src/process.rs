@@ -42,7 +42,9 @@ pub enum Start {
 pub enum Probe {
     /// Nothing answered yet: keep polling.
     NotUp(String),
-    /// Something answered, but not as the server should: the start failed.
+    /// Something answered, but not as the server should: another server that took the port
+    /// first (ours then exits, and the start is retried on a fresh port), or ours answering wrongly
+    /// (the start fails when the wait ends).
     Wrong(String),
 }
 
@@ -176,12 +178,12 @@ fn wait_ready(
                     _ => Ok(()),
                 };
             }
-            Err(Probe::Wrong(why)) => return Err(Start::Failed(why)),
-            Err(Probe::NotUp(e)) => last = e,
+            // Keep waiting: if another server holds the port, ours exits and is started again.
+            Err(Probe::Wrong(why) | Probe::NotUp(why)) => last = why,
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    Err(Start::Failed(format!("no answer within {within:?}; last probe: {last}")))
+    Err(Start::Failed(format!("no right answer within {within:?}; last probe: {last}")))
 }
 
 /// Sends `request` (which must say `Connection: close`, as the answer is read to the end) to `port`
@@ -200,5 +202,35 @@ pub fn http_probe(port: u16, request: &str, expected: impl Fn(&str) -> bool, wro
         Err(Probe::Wrong(format!("{wrong}: {}", response.replace("\r\n", " | "))))
     } else {
         Err(Probe::NotUp(format!("not HTTP: {response:?}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exited(status: ExitStatus, last: &str) -> Start {
+        Start::Exited(format!("{status}; last probe: {last}"))
+    }
+
+    fn foreign_answer() -> Result<(), Probe> {
+        Err(Probe::Wrong("another server's 401".into()))
+    }
+
+    #[test]
+    fn a_server_that_finds_another_on_its_port_is_started_again() {
+        // Ours loses the race for the port and exits while the other server answers the probe.
+        let mut ours = Command::new("sh").args(["-c", "sleep 0.3; exit 1"]).spawn().expect("sh");
+        let started = wait_ready(&mut ours, Duration::from_secs(10), foreign_answer, exited);
+        assert!(matches!(started, Err(Start::Exited(ref why)) if why.contains("401")), "{started:?}");
+    }
+
+    #[test]
+    fn a_server_that_keeps_answering_wrongly_fails_when_the_wait_ends() {
+        let mut ours = Command::new("sh").args(["-c", "sleep 5"]).spawn().expect("sh");
+        let started = wait_ready(&mut ours, Duration::from_millis(300), foreign_answer, exited);
+        assert!(matches!(started, Err(Start::Failed(ref why)) if why.contains("401")), "{started:?}");
+        let _ = ours.kill();
+        let _ = ours.wait();
     }
 }
